@@ -1,0 +1,74 @@
+/**
+ * The errors scriptorium throws. Every one carries a stable `code` (for scripts and tests), a message
+ * that names the operation and the object, and a `hint` that tells the user what to do next.
+ *
+ * `TypeError` is still used for programming mistakes in library calls (wrong argument types).
+ */
+
+/** Stable error codes. Scripts may match on these; never rename one. */
+export type ErrorCode =
+  | 'E_USAGE'
+  | 'E_NOT_FOUND'
+  | 'E_NOT_SQLITE'
+  | 'E_UNKNOWN_FORMAT'
+  | 'E_UNKNOWN_COMPRESSION'
+  | 'E_TRUNCATED'
+  | 'E_CORRUPT'
+  | 'E_DIGEST_MISMATCH'
+  | 'E_UNSUPPORTED_SQL'
+  | 'E_TARGET_EXISTS'
+  | 'E_TARGET_BUSY'
+  | 'E_VERSION'
+  | 'E_NOT_REPOSITORY'
+  | 'E_LOCKED'
+  | 'E_IO'
+  | 'E_INTERNAL'
+  | (string & {});
+
+export interface ErrorOptions {
+  hint?: string;
+  cause?: unknown;
+}
+
+/** Base class of every error scriptorium raises on purpose. */
+export class ScriptoriumError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  toJSON(): { code: string; message: string; hint?: string } {
+    return { code: this.code, message: this.message, ...(this.hint ? { hint: this.hint } : {}) };
+  }
+}
+
+/** The user asked for something that cannot be done as asked (bad flag, unknown format, ...). */
+export class UsageError extends ScriptoriumError {
+  constructor(message: string, options: ErrorOptions & { code?: ErrorCode } = {}) {
+    super(options.code ?? 'E_USAGE', message, options);
+  }
+}
+
+/** A file, table, snapshot or repository that was named does not exist. */
+export class NotFoundError extends ScriptoriumError {
+  constructor(message: string, options: ErrorOptions & { code?: ErrorCode } = {}) {
+    super(options.code ?? 'E_NOT_FOUND', message, options);
+  }
+}
+
+/** Data is damaged: truncated, corrupted, or its digest does not match. */
+export class IntegrityError extends ScriptoriumError {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/** True for errors that scriptorium raised on purpose (as opposed to bugs). */
+export function isScriptoriumError(err: unknown): err is ScriptoriumError {
+  return err instanceof ScriptoriumError;
+}
