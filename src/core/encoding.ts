@@ -1,0 +1,56 @@
+import { createHash, type Hash } from 'node:crypto';
+
+/**
+ * How one row is written as text. Engines produce and consume rows in these encodings natively (SQLite
+ * builds them in C), so rows cross the JavaScript side as large buffers, never one value at a time.
+ *
+ * - `ndjson`: a JSON array of typed values, one line per row (see docs/formats.md).
+ * - `json`: a JSON object keyed by column name (the original system's document rows).
+ * - `sql`: a parenthesised tuple of SQL literals in the engine's dialect.
+ */
+export type RowEncoding = 'ndjson' | 'json' | 'sql';
+
+/** What separates two rows of a batch, and follows every row when hashing. */
+export const ROW_SEPARATOR: Readonly<Record<RowEncoding, string>> = {
+  ndjson: '\n',
+  json: ',\n',
+  sql: ',\n',
+};
+
+/** A run of rows in one encoding: their encodings joined by the encoding's separator, no trailing one. */
+export interface RowBatch {
+  data: Buffer;
+  rows: number;
+}
+
+/** Per-table content digest, the same however the rows were batched. */
+export interface TableDigest {
+  rows: number;
+  /** Hex SHA-256 over every row's encoding followed by the encoding's separator, in primary-key order. */
+  sha256: string;
+}
+
+/**
+ * Accumulates a table digest from batches. A table's digest is defined over rows, not batches, so two
+ * sides that batch differently still agree.
+ */
+export class DigestBuilder {
+  readonly #hash: Hash = createHash('sha256');
+  readonly #separator: Buffer;
+  #rows = 0;
+
+  constructor(encoding: RowEncoding) {
+    this.#separator = Buffer.from(ROW_SEPARATOR[encoding]);
+  }
+
+  add(batch: RowBatch): void {
+    if (batch.rows === 0) return;
+    this.#hash.update(batch.data);
+    this.#hash.update(this.#separator);
+    this.#rows += batch.rows;
+  }
+
+  finish(): TableDigest {
+    return { rows: this.#rows, sha256: this.#hash.digest('hex') };
+  }
+}

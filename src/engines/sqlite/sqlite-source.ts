@@ -1,0 +1,127 @@
+import * as fs from 'node:fs';
+import Database from 'better-sqlite3';
+import type { RowBatch, RowEncoding } from '../../core/encoding.js';
+import { NotFoundError, ScriptoriumError } from '../../core/errors.js';
+import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
+import { batchQuery, tableOrder } from './row-sql.js';
+import { readSqliteSchema } from './sqlite-schema.js';
+import { quoteIdent } from './sql-text.js';
+
+/** Rows per batch: large enough that per-call overhead vanishes, small enough to keep memory flat. */
+export const DEFAULT_BATCH_ROWS = 2000;
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** Throws a clear error unless `file` exists and starts with the SQLite header (an empty file counts). */
+export function assertSqliteFile(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new NotFoundError(`sqlite: cannot open ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      hint: 'Check the path; the source database must exist and be readable.',
+      cause: err,
+    });
+  }
+  try {
+    const head = Buffer.alloc(16);
+    const n = fs.readSync(fd, head, 0, 16, 0);
+    if (n > 0 && (n < 16 || !head.equals(SQLITE_MAGIC))) {
+      throw new ScriptoriumError('E_NOT_SQLITE', `sqlite: ${file} is not a SQLite database`, {
+        hint: 'The file does not start with the SQLite header. Export files are imported with `scriptorium import`.',
+      });
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A consistent read view of a SQLite database. One read transaction spans the source's whole life, so
+ * every table is read at the same point in time even while other connections write.
+ */
+export class SqliteSource {
+  readonly schema: DatabaseSchema;
+  readonly #db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+    db.defaultSafeIntegers(true);
+    db.exec('BEGIN');
+    try {
+      this.schema = readSqliteSchema(db); // the first read fixes the snapshot
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Opens `file` read-only. Throws `E_NOT_FOUND` or `E_NOT_SQLITE` for a missing or foreign file. */
+  static open(file: string): SqliteSource {
+    assertSqliteFile(file);
+    let db: Database.Database;
+    try {
+      db = new Database(file, { readonly: true, fileMustExist: true });
+      db.pragma('busy_timeout = 10000');
+      return new SqliteSource(db);
+    } catch (err) {
+      if (err instanceof ScriptoriumError) throw err;
+      const msg = (err as Error).message;
+      throw new ScriptoriumError(/not a database|malformed/i.test(msg) ? 'E_NOT_SQLITE' : 'E_IO', `sqlite: ${file}: ${msg}`, {
+        hint: 'The file is damaged or not a SQLite database.',
+        cause: err,
+      });
+    }
+  }
+
+  /** The underlying connection, for engine-internal helpers (compare, digest). */
+  get db(): Database.Database {
+    return this.#db;
+  }
+
+  rowCount(table: TableSchema): number {
+    const row = this.#db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table.name)}`).get() as { n: bigint };
+    return Number(row.n);
+  }
+
+  /**
+   * The table's rows in primary-key order (rowid order without one), encoded by SQLite, in batches of
+   * up to `batchRows`. Synchronous: the caller decides when to yield to the event loop.
+   */
+  *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
+    yield* readBatches(this.#db, table, encoding, opts.batchRows ?? DEFAULT_BATCH_ROWS);
+  }
+
+  close(): void {
+    if (!this.#db.open) return;
+    if (this.#db.inTransaction) this.#db.exec('COMMIT');
+    this.#db.close();
+  }
+}
+
+/** Keyset-paged batches over any connection (a source, or a freshly loaded target for its digest). */
+export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number): Generator<RowBatch> {
+  const order = tableOrder(table);
+  let exact = encoding === 'sql';
+  const prepare = (first: boolean): Database.Statement => db.prepare(batchQuery(table, encoding, order, first, exact)).raw();
+  let first = prepare(true);
+  let next = prepare(false);
+  let key: unknown[] | undefined;
+  for (;;) {
+    let row: unknown[];
+    try {
+      row = (key ? next.get(...key, batchRows) : first.get(batchRows)) as unknown[];
+    } catch (err) {
+      if (exact || !/JSON cannot hold BLOB/i.test((err as Error).message)) throw err;
+      exact = true; // a BLOB outside a BLOB-affinity column: redo this batch with every value tagged
+      first = prepare(true);
+      next = prepare(false);
+      continue;
+    }
+    const rows = Number(row[1]);
+    if (rows === 0) return;
+    yield { data: row[0] as Buffer, rows };
+    if (rows < batchRows) return;
+    key = row.slice(3);
+  }
+}

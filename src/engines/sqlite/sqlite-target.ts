@@ -1,0 +1,109 @@
+import * as fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
+import { ScriptoriumError } from '../../core/errors.js';
+import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
+import { loadStatement, TAGGED_VALUE } from './row-sql.js';
+import { readSqliteSchema } from './sqlite-schema.js';
+import { DEFAULT_BATCH_ROWS, readBatches } from './sqlite-source.js';
+
+/**
+ * A new SQLite database being loaded. It is built for speed (no journal, no fsync until the end,
+ * foreign keys off, secondary indexes after the data) because it is always a fresh file beside the
+ * real target: a failure discards it, success renames it into place.
+ */
+export class SqliteTarget {
+  readonly file: string;
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.#db = db;
+  }
+
+  /** Creates `file`, which must not exist yet, and opens the load transaction. */
+  static create(file: string): SqliteTarget {
+    if (fs.existsSync(file)) throw new TypeError(`SqliteTarget.create: ${file} already exists`);
+    const db = new Database(file);
+    db.defaultSafeIntegers(true);
+    db.pragma('journal_mode = OFF');
+    db.pragma('synchronous = OFF');
+    db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; rows arrive table by table
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('cache_size = -32768'); // 32 MiB, whatever the size of the data
+    db.exec('BEGIN');
+    return new SqliteTarget(file, db);
+  }
+
+  get db(): Database.Database {
+    return this.#db;
+  }
+
+  /** Creates the tables (only tables: indexes, views and triggers come in `finish`). */
+  createTables(tables: TableSchema[]): void {
+    for (const table of tables) this.exec(table.sql);
+  }
+
+  /** Runs one statement that the caller has already validated (schema DDL or a literal-only INSERT). */
+  exec(sql: string): void {
+    this.#db.exec(sql);
+  }
+
+  /** Loads a batch of rows in the `ndjson` or `json` encoding, typed by SQLite's own JSON reader. */
+  load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): void {
+    const slow = batch.data.includes(TAGGED_VALUE);
+    const key = `${encoding}\0${slow ? 1 : 0}\0${table.name}`;
+    let stmt = this.#statements.get(key);
+    if (!stmt) {
+      stmt = this.#db.prepare(loadStatement(table, encoding, slow));
+      this.#statements.set(key, stmt);
+    }
+    let changes: number;
+    try {
+      changes = stmt.run(batch.data).changes;
+    } catch (err) {
+      throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
+        hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
+        cause: err,
+      });
+    }
+    if (changes !== batch.rows) {
+      throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: expected ${batch.rows} rows in a batch, SQLite read ${changes}`, {
+        hint: 'A row in the input is damaged; the target was not changed.',
+      });
+    }
+  }
+
+  /** Creates indexes, views and triggers in their original order and restores the metadata. */
+  finish(objects: SchemaObject[], meta: DatabaseMeta): void {
+    for (const object of objects) this.exec(object.sql);
+    if (meta.sequences && Object.keys(meta.sequences).length > 0) {
+      this.exec('DELETE FROM sqlite_sequence');
+      const put = this.#db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, CAST(? AS INTEGER))');
+      for (const [name, seq] of Object.entries(meta.sequences)) put.run(name, seq);
+    }
+    this.#db.pragma(`user_version = ${Math.trunc(meta.userVersion ?? 0)}`);
+    this.#db.pragma(`application_id = ${Math.trunc(meta.applicationId ?? 0)}`);
+    this.#db.exec('COMMIT');
+  }
+
+  /** The schema as loaded so far (used for SQL scripts, whose schema arrives statement by statement). */
+  schema(): DatabaseSchema {
+    return readSqliteSchema(this.#db);
+  }
+
+  /** Re-encodes the loaded table and hashes it, to compare with the digest recorded at export. */
+  digest(table: TableSchema, encoding: RowEncoding): TableDigest {
+    const digest = new DigestBuilder(encoding);
+    for (const batch of readBatches(this.#db, table, encoding, DEFAULT_BATCH_ROWS)) digest.add(batch);
+    return digest.finish();
+  }
+
+  /** Closes the connection and makes the file durable. */
+  close(): void {
+    if (!this.#db.open) return;
+    if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+    this.#db.close();
+  }
+}

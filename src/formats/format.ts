@@ -1,0 +1,54 @@
+import type { RowBatch, RowEncoding, TableDigest } from '../core/encoding.js';
+import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../core/schema.js';
+
+/** What an export file says about itself, written before the first row. */
+export interface ExportHeader {
+  schema: DatabaseSchema;
+  /** ISO time of the snapshot the export was read from. */
+  exportedAt: string;
+  /** Where the data came from (a file name; never a password). */
+  source: string;
+  rowCounts: Record<string, number>;
+  totalRows: number;
+  generator: string;
+}
+
+/**
+ * Frames a stream of encoded row batches as one export file. Writers are pure: each call returns the
+ * text to write, so the export pipeline owns all I/O, backpressure and compression.
+ */
+export interface FormatWriter {
+  readonly encoding: RowEncoding;
+  /** Rows per batch this format wants (e.g. 500 rows per SQL INSERT statement). */
+  readonly batchRows: number;
+  header(h: ExportHeader): string;
+  tableStart(table: TableSchema, rows: number, index: number): string;
+  /** Text around one batch: what goes before it (`first` = first batch of its table) and after it. */
+  batchPrefix(table: TableSchema, first: boolean): string;
+  batchSuffix(table: TableSchema): string;
+  tableEnd(table: TableSchema, digest: TableDigest): string;
+  footer(h: ExportHeader, digests: Record<string, TableDigest>): string;
+}
+
+/** What a format reader yields, in file order. */
+export type ImportItem =
+  /** The whole schema up front (ndjson, json): tables are created at once. */
+  | { kind: 'schema'; schema: DatabaseSchema }
+  /** Rows of one table in the reader's encoding. */
+  | { kind: 'rows'; table: string; encoding: 'ndjson' | 'json'; batch: RowBatch }
+  /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
+  | { kind: 'exec'; sql: string; line: number; table?: string }
+  /** Index, view or trigger (sql): created after all data. */
+  | { kind: 'object'; object: SchemaObject }
+  | { kind: 'meta'; meta: DatabaseMeta }
+  /** The digest recorded at export for a table, to compare with the loaded table. */
+  | { kind: 'digest'; table: string; encoding: RowEncoding; digest: TableDigest }
+  /** The file's own end marker: anything missing before it is truncation. */
+  | { kind: 'end'; tables?: number; rows?: number };
+
+export type FormatName = 'json' | 'ndjson' | 'sql';
+
+export const FORMAT_EXTENSIONS: Readonly<Record<FormatName, string>> = { json: 'json', ndjson: 'ndjson', sql: 'sql' };
+
+/** The generator string written into every export. */
+export const GENERATOR = 'scriptorium 0.1.0';

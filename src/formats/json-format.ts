@@ -1,0 +1,260 @@
+import type { TableDigest } from '../core/encoding.js';
+import { IntegrityError, ScriptoriumError } from '../core/errors.js';
+import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import type { ByteReader } from './byte-reader.js';
+import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
+
+/**
+ * The original system's document, streamed: `{"export_info": {...}, "tables": {"name": [{row}, ...]}}`.
+ * `export_info` keeps the original fields (timestamp, version, database_version, total_records,
+ * export_method) and adds the schema; a trailing `digests` member carries each table's digest.
+ */
+export const JSON_FORMAT_ID = 'scriptorium-json';
+export const JSON_VERSION = 1;
+
+export class JsonWriter implements FormatWriter {
+  readonly encoding = 'json' as const;
+  readonly batchRows = 2000;
+
+  header(h: ExportHeader): string {
+    const info = {
+      timestamp: h.exportedAt,
+      version: '1.0',
+      database_version: h.schema.meta.userVersion ?? 0,
+      total_records: h.totalRows,
+      export_method: 'streaming',
+      format: JSON_FORMAT_ID,
+      format_version: JSON_VERSION,
+      generator: h.generator,
+      source: h.source,
+      record_counts: h.rowCounts,
+      schema: h.schema,
+    };
+    return `{"export_info":${JSON.stringify(info)},\n"tables":{`;
+  }
+
+  tableStart(table: TableSchema, _rows: number, index: number): string {
+    return `${index === 0 ? '' : ','}\n${JSON.stringify(table.name)}:[`;
+  }
+
+  batchPrefix(_table: TableSchema, first: boolean): string {
+    return first ? '\n' : ',\n';
+  }
+
+  batchSuffix(): string {
+    return '';
+  }
+
+  tableEnd(): string {
+    return '\n]';
+  }
+
+  footer(_h: ExportHeader, digests: Record<string, TableDigest>): string {
+    return `\n},\n"digests":${JSON.stringify(digests)}}\n`;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJ = 0x7b;
+const CLOSE_OBJ = 0x7d;
+const OPEN_ARR = 0x5b;
+const CLOSE_ARR = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** Index just past the closing quote of a string whose opening quote is at `i`, or -1 if incomplete. */
+function stringEnd(buf: Buffer, i: number): number {
+  let from = i + 1;
+  for (;;) {
+    const q = buf.indexOf(QUOTE, from);
+    if (q < 0) return -1;
+    let b = q - 1;
+    while (buf[b] === BACKSLASH) b--;
+    if ((q - 1 - b) % 2 === 0) return q + 1;
+    from = q + 1;
+  }
+}
+
+/** Index just past the value starting at `i` (object, array, string or scalar), or -1 if incomplete. */
+function valueEnd(buf: Buffer, i: number): number {
+  const c = buf[i];
+  if (c === QUOTE) return stringEnd(buf, i);
+  if (c !== OPEN_OBJ && c !== OPEN_ARR) {
+    let j = i;
+    while (j < buf.length && buf[j] !== COMMA && buf[j] !== CLOSE_OBJ && buf[j] !== CLOSE_ARR && buf[j]! > 0x20) j++;
+    return j < buf.length ? j : -1;
+  }
+  let depth = 0;
+  for (let j = i; j < buf.length; j++) {
+    const b = buf[j];
+    if (b === QUOTE) {
+      const e = stringEnd(buf, j);
+      if (e < 0) return -1;
+      j = e - 1;
+    } else if (b === OPEN_OBJ || b === OPEN_ARR) depth++;
+    else if (b === CLOSE_OBJ || b === CLOSE_ARR) {
+      if (--depth === 0) return j + 1;
+    }
+  }
+  return -1;
+}
+
+/** A tokenizer over the document's structure; row values are only located, never parsed here. */
+class JsonScanner {
+  constructor(readonly reader: ByteReader) {}
+
+  /** The next non-whitespace byte (not consumed), or -1 at the end of input. */
+  async peek(): Promise<number> {
+    for (;;) {
+      const view = this.reader.view;
+      let i = 0;
+      while (i < view.length && (view[i] === 0x20 || view[i] === 0x0a || view[i] === 0x0d || view[i] === 0x09)) i++;
+      this.reader.skip(i);
+      if (i < view.length) return view[i]!;
+      if (!(await this.reader.fill())) return -1;
+    }
+  }
+
+  async expect(byte: number, what: string): Promise<void> {
+    const b = await this.peek();
+    if (b !== byte) throw b < 0 ? truncated(what) : corrupt(`expected ${what}`);
+    this.reader.skip(1);
+  }
+
+  /** The raw bytes of the next whole value. */
+  async value(what: string): Promise<Buffer> {
+    if ((await this.peek()) < 0) throw truncated(what);
+    for (;;) {
+      const view = this.reader.view;
+      const end = valueEnd(view, 0);
+      if (end >= 0) {
+        this.reader.skip(end);
+        return view.subarray(0, end);
+      }
+      if (!(await this.reader.fill())) throw truncated(what);
+    }
+  }
+
+  async key(): Promise<string> {
+    const raw = await this.value('a member name');
+    const key = JSON.parse(raw.toString('utf8')) as unknown;
+    if (typeof key !== 'string') throw corrupt('expected a member name');
+    await this.expect(COLON, '":"');
+    return key;
+  }
+
+  /** After a value inside an object or array: true if another follows (a comma), false at `close`. */
+  async more(close: number, what: string): Promise<boolean> {
+    const b = await this.peek();
+    if (b === COMMA) {
+      this.reader.skip(1);
+      return true;
+    }
+    if (b === close) {
+      this.reader.skip(1);
+      return false;
+    }
+    throw b < 0 ? truncated(what) : corrupt(`expected "," or "${String.fromCharCode(close)}" in ${what}`);
+  }
+
+  /** Up to `max` whole row objects of an array as one slice (rows and the separators between them). */
+  async rows(max: number): Promise<{ data: Buffer; rows: number; closed: boolean }> {
+    for (;;) {
+      const first = await this.peek();
+      if (first === CLOSE_ARR) {
+        this.reader.skip(1);
+        return { data: Buffer.alloc(0), rows: 0, closed: true };
+      }
+      if (first !== OPEN_OBJ) throw first < 0 ? truncated('a table') : corrupt('expected a row object');
+      const view = this.reader.view;
+      let pos = 0;
+      let end = 0;
+      let rows = 0;
+      while (rows < max) {
+        const e = valueEnd(view, pos);
+        if (e < 0) break;
+        end = e;
+        rows++;
+        pos = e;
+        while (pos < view.length && view[pos]! <= 0x20) pos++;
+        if (pos >= view.length) break;
+        if (view[pos] === CLOSE_ARR) break;
+        if (view[pos] !== COMMA) throw corrupt('expected "," between rows');
+        pos++;
+        while (pos < view.length && view[pos]! <= 0x20) pos++;
+        if (pos >= view.length || view[pos] !== OPEN_OBJ) break;
+      }
+      if (rows > 0) {
+        // Consume the rows and a following comma (the next call starts at the next row or at "]").
+        let skip = end;
+        while (skip < view.length && view[skip]! <= 0x20) skip++;
+        if (view[skip] === COMMA) skip++;
+        this.reader.skip(skip);
+        return { data: view.subarray(0, end), rows, closed: false };
+      }
+      if (!(await this.reader.fill())) throw truncated('a row');
+    }
+  }
+}
+
+/** Reads a json export written by scriptorium (the original document plus its schema). */
+export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {
+  const scan = new JsonScanner(reader);
+  await scan.expect(OPEN_OBJ, 'the document');
+  let schema: DatabaseSchema | undefined;
+  let sawTables = false;
+  if ((await scan.peek()) === CLOSE_OBJ) throw corrupt('the document is empty');
+  do {
+    const key = await scan.key();
+    if (key === 'export_info') {
+      const info = JSON.parse((await scan.value('export_info')).toString('utf8')) as Record<string, unknown>;
+      if (!info.schema) {
+        throw new ScriptoriumError('E_UNKNOWN_FORMAT', 'json: export_info has no schema', {
+          hint: 'This JSON was not written by scriptorium (or by a version without schemas); its tables cannot be rebuilt exactly.',
+        });
+      }
+      if (typeof info.format_version === 'number' && info.format_version > JSON_VERSION) {
+        throw new ScriptoriumError('E_VERSION', `json: format version ${info.format_version} is newer than this scriptorium reads`, {
+          hint: 'Upgrade scriptorium to import this file.',
+        });
+      }
+      schema = info.schema as DatabaseSchema;
+      yield { kind: 'schema', schema };
+    } else if (key === 'tables') {
+      if (!schema) throw corrupt('"tables" comes before "export_info"');
+      sawTables = true;
+      await scan.expect(OPEN_OBJ, 'the tables object');
+      if ((await scan.peek()) === CLOSE_OBJ) reader.skip(1);
+      else {
+        do {
+          const table = await scan.key();
+          await scan.expect(OPEN_ARR, `the rows of ${JSON.stringify(table)}`);
+          for (;;) {
+            const run = await scan.rows(batchRows);
+            if (run.rows > 0) yield { kind: 'rows', table, encoding: 'json', batch: { data: run.data, rows: run.rows } };
+            if (run.closed) break;
+          }
+        } while (await scan.more(CLOSE_OBJ, 'the tables object'));
+      }
+    } else if (key === 'digests') {
+      const digests = JSON.parse((await scan.value('digests')).toString('utf8')) as Record<string, TableDigest>;
+      for (const [table, digest] of Object.entries(digests)) yield { kind: 'digest', table, encoding: 'json', digest };
+    } else {
+      await scan.value(JSON.stringify(key)); // unknown members are skipped, as a JSON reader would
+    }
+  } while (await scan.more(CLOSE_OBJ, 'the document'));
+  if ((await scan.peek()) >= 0) throw corrupt('data after the end of the document');
+  if (!sawTables) throw truncated('the tables');
+  yield { kind: 'end' };
+}
+
+function corrupt(what: string): IntegrityError {
+  return new IntegrityError('E_CORRUPT', `json: ${what}`, { hint: 'The file is damaged or was edited; nothing was written to the target.' });
+}
+
+function truncated(what: string): IntegrityError {
+  return new IntegrityError('E_TRUNCATED', `json: the document ends before ${what}`, {
+    hint: 'The export is incomplete (interrupted copy or download?); nothing was written to the target.',
+  });
+}

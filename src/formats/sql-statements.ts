@@ -1,0 +1,93 @@
+import { ScriptoriumError } from '../core/errors.js';
+import type { SchemaObject } from '../core/schema.js';
+
+/** What one statement of an imported SQL script is, once judged safe. */
+export type Statement =
+  | { kind: 'begin' | 'commit' | 'ignore' }
+  | { kind: 'create-table'; name: string }
+  | { kind: 'insert'; table: string }
+  | { kind: 'object'; object: SchemaObject }
+  | { kind: 'sequence'; name: string; value: string }
+  | { kind: 'pragma'; name: 'user_version' | 'application_id'; value: number };
+
+const IDENT = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
+const INSERT = new RegExp(String.raw`^INSERT\s+INTO\s+(${IDENT})\s*(\(\s*${IDENT}(?:\s*,\s*${IDENT})*\s*\))?\s*VALUES\s*`, 'i');
+const CREATE_TABLE = new RegExp(String.raw`^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})\s*\(`, 'i');
+const CREATE_OBJECT = new RegExp(
+  String.raw`^CREATE\s+(UNIQUE\s+INDEX|INDEX|VIEW|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
+  'i',
+);
+const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})`, 'i');
+const SEQUENCE = /^INSERT\s+INTO\s+"?sqlite_sequence"?\s*(?:\(\s*name\s*,\s*seq\s*\))?\s*VALUES\s*\(\s*'((?:[^']|'')*)'\s*,\s*(-?\d+)\s*\)\s*$/i;
+
+/** The unquoted name of an identifier token. */
+export function unquoteIdent(token: string): string {
+  const c = token[0];
+  if (c === '"') return token.slice(1, -1).replaceAll('""', '"');
+  if (c === '`') return token.slice(1, -1).replaceAll('``', '`');
+  if (c === '[') return token.slice(1, -1);
+  return token;
+}
+
+/**
+ * Judges one statement. Safe means: schema DDL that runs no query, an INSERT of literal values into a
+ * table this script created, or metadata scriptorium understands. Anything else throws
+ * `E_UNSUPPORTED_SQL` naming the line.
+ */
+export function classifyStatement(sql: string, line: number, tables: ReadonlySet<string>): Statement {
+  const head = sql.length > 4096 ? sql.slice(0, 4096) : sql;
+  if (/^BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'begin' };
+  if (/^(?:COMMIT|END)(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'commit' };
+  if (/^PRAGMA\s+(?:foreign_keys|defer_foreign_keys)\s*=\s*\w+\s*$/i.test(head)) return { kind: 'ignore' };
+  const pragma = /^PRAGMA\s+(user_version|application_id)\s*=\s*(-?\d+)\s*$/i.exec(head);
+  if (pragma) return { kind: 'pragma', name: pragma[1]!.toLowerCase() as 'user_version', value: Number(pragma[2]) };
+  // sqlite3 .dump writes optimizer statistics after ANALYZE; they are rebuilt by ANALYZE, not restored.
+  if (/^ANALYZE\s+(?:sqlite_schema|sqlite_master)\s*$/i.test(head)) return { kind: 'ignore' };
+  if (/^INSERT\s+INTO\s+"?sqlite_stat[1-4]"?\s/i.test(head)) return { kind: 'ignore' };
+  if (/^DELETE\s+FROM\s+"?sqlite_sequence"?\s*$/i.test(head)) return { kind: 'ignore' };
+  const seq = SEQUENCE.exec(head);
+  if (seq) return { kind: 'sequence', name: seq[1]!.replaceAll("''", "'"), value: seq[2]! };
+
+  const insert = INSERT.exec(head);
+  if (insert) {
+    const table = unquoteIdent(insert[1]!);
+    if (!tables.has(table)) throw refuse(line, `INSERT into ${insert[1]}, a table this script did not create`);
+    if (!literalsOnly(sql.slice(insert[0].length))) {
+      throw refuse(line, `INSERT into ${insert[1]} with something other than literal values`);
+    }
+    return { kind: 'insert', table };
+  }
+  const create = CREATE_TABLE.exec(head);
+  if (create) return { kind: 'create-table', name: unquoteIdent(create[1]!) };
+  const object = CREATE_OBJECT.exec(head);
+  if (object) {
+    const word = object[1]!.toUpperCase();
+    const type = word.endsWith('INDEX') ? 'index' : word === 'VIEW' ? 'view' : 'trigger';
+    const name = unquoteIdent(object[2]!);
+    const on = type === 'view' ? undefined : ON_TABLE.exec(head.slice(object[0].length));
+    return { kind: 'object', object: { type, name, table: on ? unquoteIdent(on[1]!) : name, sql } };
+  }
+  if (/^PRAGMA\s+writable_schema/i.test(head)) {
+    throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, which cannot be imported)');
+  }
+  throw refuse(line, `unsupported statement: ${head.slice(0, 60).replace(/\s+/g, ' ')}${head.length > 60 ? '…' : ''}`);
+}
+
+/**
+ * True when a VALUES list holds nothing but literals: numbers, strings, X'' blobs, NULL, and the
+ * expressions the two writers use for awkward text (CAST(X'..' AS TEXT), replace(..., char(10)),
+ * unistr('...')). Function calls, subqueries, names and comments are all refused.
+ */
+export function literalsOnly(values: string): boolean {
+  const noStrings = values.replace(/'[^']*'/g, ' ');
+  if (noStrings.includes('--')) return false;
+  const noNumbers = noStrings.replace(/(?<![\w.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])/g, ' ');
+  const noWords = noNumbers.replace(/\b(?:NULL|X|CAST|AS|TEXT|replace|char|unistr)\b/gi, ' ');
+  return /^[\s(),+-]*$/.test(noWords);
+}
+
+function refuse(line: number, what: string): ScriptoriumError {
+  return new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: ${what}`, {
+    hint: 'import runs only the statements scriptorium and sqlite3 .dump write; nothing was written to the target.',
+  });
+}

@@ -1,0 +1,298 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
+import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
+import type { RowEncoding, TableDigest } from './core/encoding.js';
+import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
+import type { EventListener } from './core/events.js';
+import { ProgressReporter } from './core/progress.js';
+import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
+import { detectCodec, type CodecName } from './codecs/codec.js';
+import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
+import { ByteReader } from './formats/byte-reader.js';
+import type { FormatName, ImportItem } from './formats/format.js';
+import { readJson } from './formats/json-format.js';
+import { readNdjson } from './formats/ndjson-format.js';
+import { readSql } from './formats/sql-format.js';
+
+export interface ImportOptions {
+  /** The SQLite database to create (or, with `force`, replace). */
+  into: string;
+  /** Replace an existing non-empty target. */
+  force?: boolean;
+  onEvent?: EventListener;
+  /** Read from this stream instead of the file (the library form of `import -`). */
+  stream?: Readable;
+}
+
+export interface ImportResult {
+  into: string;
+  format: FormatName;
+  compression: CodecName;
+  rows: number;
+  bytes: number;
+  tables: { name: string; rows: number; sha256?: string; verified: boolean }[];
+  durationMs: number;
+}
+
+/**
+ * Imports an export file (json, ndjson or sql; plain, gzip or zstd, recognised from the content) into a
+ * new SQLite database. The database is built beside the target and moved into place only after the load
+ * has finished and every recorded digest matches the loaded rows; a failure leaves the target exactly
+ * as it was and no temporary files behind.
+ *
+ * @example
+ * await importFrom('backups/app.ndjson.zst', { into: 'restored.db' });
+ */
+export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
+  const progress = new ProgressReporter('import', options.onEvent);
+  checkTarget(options.into, options.force ?? false);
+  let input: Readable;
+  let size: number | undefined;
+  if (options.stream) input = options.stream;
+  else if (file === '-') input = process.stdin;
+  else {
+    try {
+      size = fs.statSync(file).size;
+    } catch (err) {
+      throw new NotFoundError(`import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+        hint: 'Check the path of the export file.',
+        cause: err,
+      });
+    }
+    input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  }
+  const temp = tempPathBeside(options.into, 'import');
+  let target: SqliteTarget | undefined;
+  try {
+    const { format, compression, stream } = await openInput(input);
+    progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
+    const reader = new ByteReader(stream);
+    const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
+    target = SqliteTarget.create(temp);
+    const load = await loadItems(items, target, progress, () => {
+      progress.bytesIn = reader.bytesRead;
+    });
+    progress.progress('verify', undefined, true);
+    const tables = verify(target, load);
+    progress.progress('indexes', undefined, true);
+    target.finish(load.objects, load.meta);
+    target.close();
+    progress.progress('swap', undefined, true);
+    commitFile(temp, options.into);
+    const rows = tables.reduce((a, t) => a + t.rows, 0);
+    progress.rowsDone = rows;
+    progress.bytesOut = fs.statSync(options.into).size;
+    const result: ImportResult = {
+      into: options.into,
+      format,
+      compression,
+      rows,
+      bytes: reader.bytesRead,
+      tables,
+      durationMs: Date.now() - progress.startedAt,
+    };
+    progress.completed({ into: options.into, format, compression, tables: tables.length });
+    return result;
+  } catch (err) {
+    target?.close();
+    removeQuietly(temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`);
+    input.destroy();
+    progress.failed(err);
+    throw err;
+  }
+}
+
+/** Refuses a non-empty target without `force`, and a target that another connection has open in WAL mode. */
+function checkTarget(into: string, force: boolean): void {
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(into);
+  } catch {
+    return;
+  }
+  if (stat.isDirectory()) throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} is a directory`, { hint: 'Name a database file.' });
+  if (stat.size > 0 && !force) {
+    throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} already exists and is not empty`, {
+      hint: 'Choose a new file, or pass --force to replace it (it is replaced only after the import succeeds).',
+    });
+  }
+  for (const side of ['-wal', '-journal']) {
+    const f = `${into}${side}`;
+    if (fs.existsSync(f) && fs.statSync(f).size > 0) {
+      throw new ScriptoriumError('E_TARGET_BUSY', `import: ${into} has a ${side.slice(1)} file: it is in use or was not closed cleanly`, {
+        hint: 'Stop the application using it (or open and close it once with sqlite3 to recover), then retry.',
+      });
+    }
+  }
+}
+
+/** Peeks at the first bytes to find the compression, then at the decompressed bytes to find the format. */
+async function openInput(input: Readable): Promise<{ format: FormatName; compression: CodecName; stream: AsyncIterable<Buffer> }> {
+  const raw = peekable(input);
+  const head = await raw.peek(4);
+  const codec = detectCodec(head);
+  let stream: AsyncIterable<Buffer> = raw.iterable;
+  if (codec.name !== 'none') {
+    const decompressor = await codec.decompressor();
+    const source = raw.iterable;
+    (async () => {
+      try {
+        for await (const chunk of source) if (!decompressor.write(chunk)) await new Promise((r) => decompressor.once('drain', r));
+        decompressor.end();
+      } catch (err) {
+        decompressor.destroy(err as Error);
+      }
+    })();
+    stream = decompressor as AsyncIterable<Buffer>;
+  }
+  const plain = peekable(stream);
+  const text = (await plain.peek(64)).toString('utf8').replace(/^\uFEFF/, '').trimStart();
+  let format: FormatName;
+  if (text.startsWith('{"format":"scriptorium-ndjson"')) format = 'ndjson';
+  else if (text.startsWith('{')) format = 'json';
+  else if (/^(--|\/\*|PRAGMA|BEGIN|CREATE|INSERT)/i.test(text)) format = 'sql';
+  else {
+    throw new ScriptoriumError('E_UNKNOWN_FORMAT', 'import: the input is not a json, ndjson or sql export', {
+      hint: text.length === 0 ? 'The input is empty.' : 'Give a file written by scriptorium export or sqlite3 .dump (optionally gzip- or zstd-compressed).',
+    });
+  }
+  return { format, compression: codec.name, stream: plain.iterable };
+}
+
+/** An async iterable whose first bytes can be looked at without losing them. */
+function peekable(source: AsyncIterable<Buffer>): { peek(n: number): Promise<Buffer>; iterable: AsyncIterable<Buffer> } {
+  const it = source[Symbol.asyncIterator]();
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let done = false;
+  return {
+    async peek(n) {
+      while (heldBytes < n && !done) {
+        const next = await it.next();
+        if (next.done) done = true;
+        else {
+          const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string);
+          held.push(chunk);
+          heldBytes += chunk.length;
+        }
+      }
+      return Buffer.concat(held).subarray(0, n);
+    },
+    iterable: {
+      async *[Symbol.asyncIterator]() {
+        while (held.length > 0) yield held.shift()!;
+        if (done) return;
+        for (;;) {
+          const next = await it.next();
+          if (next.done) return;
+          yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string);
+        }
+      },
+    },
+  };
+}
+
+interface LoadState {
+  schema: DatabaseSchema | undefined;
+  objects: SchemaObject[];
+  meta: DatabaseMeta;
+  digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
+  sawEnd: boolean;
+}
+
+/** Feeds a format reader's items into the target. */
+async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget, progress: ProgressReporter, tick: () => void): Promise<LoadState> {
+  const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map(), sawEnd: false };
+  const created = new Set<string>();
+  const tables = new Map<string, TableSchema>();
+  let lastYield = Date.now();
+  for await (const item of items) {
+    switch (item.kind) {
+      case 'schema':
+        state.schema = item.schema;
+        state.objects = item.schema.objects;
+        state.meta = item.schema.meta;
+        break;
+      case 'rows': {
+        let table = tables.get(item.table);
+        if (!table) {
+          table = state.schema?.tables.find((t) => t.name === item.table);
+          if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
+          tables.set(item.table, table);
+        }
+        if (!created.has(table.name)) {
+          target.createTables([table]);
+          created.add(table.name);
+        }
+        target.load(table, item.encoding, item.batch);
+        progress.rowsDone += item.batch.rows;
+        break;
+      }
+      case 'exec':
+        try {
+          target.exec(item.sql);
+        } catch (err) {
+          throw new ScriptoriumError('E_CORRUPT', `sql: line ${item.line}: ${(err as Error).message}`, {
+            hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',
+            cause: err,
+          });
+        }
+        break;
+      case 'object':
+        state.objects.push(item.object);
+        break;
+      case 'meta':
+        state.meta = { ...state.meta, ...item.meta };
+        break;
+      case 'digest':
+        state.digests.set(item.table, { encoding: item.encoding, digest: item.digest });
+        break;
+      case 'end':
+        state.sawEnd = true;
+        break;
+    }
+    tick();
+    progress.progress('rows', item.kind === 'rows' ? item.table : undefined);
+    if (Date.now() - lastYield > 50) {
+      await yieldToLoop();
+      lastYield = Date.now();
+    }
+  }
+  // Tables with no rows still exist in the file's schema.
+  for (const table of state.schema?.tables ?? []) if (!created.has(table.name)) target.createTables([table]);
+  return state;
+}
+
+/** Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first difference. */
+function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
+  const schema = target.schema();
+  const out: ImportResult['tables'] = [];
+  for (const table of schema.tables) {
+    // The file's own schema (ndjson/json) knows which tables carry their rowid.
+    const declared = load.schema?.tables.find((t) => t.name === table.name) ?? table;
+    const expected = load.digests.get(table.name);
+    if (expected) {
+      const actual = target.digest(declared, expected.encoding);
+      if (actual.rows !== expected.digest.rows || actual.sha256 !== expected.digest.sha256) {
+        throw new IntegrityError(
+          'E_DIGEST_MISMATCH',
+          `import: table ${JSON.stringify(table.name)} does not match its digest (expected ${expected.digest.rows} rows, sha256 ${expected.digest.sha256.slice(0, 12)}…; loaded ${actual.rows} rows, sha256 ${actual.sha256.slice(0, 12)}…)`,
+          { hint: 'The file was changed or damaged after export; nothing was written to the target.' },
+        );
+      }
+      out.push({ name: table.name, rows: actual.rows, sha256: actual.sha256, verified: true });
+    } else {
+      const rows = Number((target.db.prepare(`SELECT count(*) AS n FROM "${table.name.replaceAll('"', '""')}"`).get() as { n: bigint }).n);
+      out.push({ name: table.name, rows, verified: false });
+    }
+  }
+  if (load.schema && load.digests.size < load.schema.tables.length) {
+    const missing = load.schema.tables.find((t) => !load.digests.has(t.name));
+    throw new IntegrityError('E_TRUNCATED', `import: table ${JSON.stringify(missing?.name)} has no digest: the file is incomplete`, {
+      hint: 'The export was cut short; nothing was written to the target.',
+    });
+  }
+  return out;
+}

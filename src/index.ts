@@ -1,0 +1,20 @@
+/**
+ * scriptorium: backup, verification and restore for application databases.
+ *
+ * @example
+ * import { exportTo, importFrom } from 'scriptorium';
+ * const out = await exportTo('app.db', { format: 'ndjson', output: 'app.ndjson.zst', compress: 'zstd' });
+ * await importFrom(out.path, { into: 'copy.db' });
+ */
+export { exportTo, parseFormat, defaultExportPath, type ExportOptions, type ExportResult } from './export.js';
+export { importFrom, type ImportOptions, type ImportResult } from './import.js';
+export { compareDatabases } from './engines/sqlite/compare.js';
+export { SqliteSource } from './engines/sqlite/sqlite-source.js';
+export { SqliteTarget } from './engines/sqlite/sqlite-target.js';
+export { createDemoDatabase, demoRowCounts } from './demo/demo-data.js';
+export { ScriptoriumError, UsageError, NotFoundError, IntegrityError, isScriptoriumError, type ErrorCode } from './core/errors.js';
+export type { OperationEvent, OperationKind, EventListener } from './core/events.js';
+export type { DatabaseSchema, TableSchema, ColumnSchema, SchemaObject, DatabaseMeta } from './core/schema.js';
+export type { RowEncoding, TableDigest } from './core/encoding.js';
+export type { FormatName } from './formats/format.js';
+export type { CodecName } from './codecs/codec.js';
