@@ -18,7 +18,7 @@ export class Sink {
     if (this.#error) throw this.#error;
     if (chunk.length === 0) return;
     this.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-    if (!this.#stream.write(chunk)) await Promise.race([once(this.#stream, 'drain'), once(this.#stream, 'error')]);
+    if (!this.#stream.write(chunk)) await once(this.#stream, 'drain'); // rejects if the stream errors
     if (this.#error) throw this.#error;
   }
 }

@@ -109,16 +109,16 @@ function insertEnd(text: string, pos: number): number {
     i++;
   }
   if (head < 0) return -1;
-  let from = head;
-  let quote = text.indexOf("'", from);
+  // Jump string to string; both searches are cached so each byte is looked at about once.
+  let semi = text.indexOf(';', head);
+  let quote = text.indexOf("'", head);
   for (;;) {
-    const semi = text.indexOf(';', from);
     if (semi < 0) return -1;
     if (quote < 0 || semi < quote) return semi;
     const close = text.indexOf("'", quote + 1);
     if (close < 0) return -1;
-    from = close + 1;
-    quote = text.indexOf("'", from);
+    quote = text.indexOf("'", close + 1);
+    if (semi < close) semi = text.indexOf(';', close + 1);
   }
 }
 
