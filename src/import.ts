@@ -6,6 +6,7 @@ import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js
 import type { RowEncoding, TableDigest } from './core/encoding.js';
 import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
+import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
@@ -61,7 +62,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
         cause: err,
       });
     }
-    input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+    input = fs.createReadStream(file, { highWaterMark: 256 << 10 });
   }
   const temp = tempPathBeside(options.into, 'import');
   let target: SqliteTarget | undefined;
@@ -74,6 +75,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     const load = await loadItems(items, target, progress, () => {
       progress.bytesIn = reader.bytesRead;
     });
+    target.endLoad();
     progress.progress('verify', undefined, true);
     const tables = verify(target, load);
     progress.progress('indexes', undefined, true);
@@ -207,6 +209,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map(), sawEnd: false };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
+  const gate = new GarbageGate();
   let lastYield = Date.now();
   for await (const item of items) {
     switch (item.kind) {
@@ -228,6 +231,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         }
         target.load(table, item.encoding, item.batch);
         progress.rowsDone += item.batch.rows;
+        gate.add(item.batch.data.length);
         break;
       }
       case 'exec':

@@ -102,6 +102,9 @@ function valueEnd(buf: Buffer, i: number): number {
 
 /** A tokenizer over the document's structure; row values are only located, never parsed here. */
 class JsonScanner {
+  /** True after a run of rows: a comma before the next row may still be unread (it ended a buffer). */
+  #afterRow = false;
+
   constructor(readonly reader: ByteReader) {}
 
   /** The next non-whitespace byte (not consumed), or -1 at the end of input. */
@@ -161,9 +164,15 @@ class JsonScanner {
   /** Up to `max` whole row objects of an array as one slice (rows and the separators between them). */
   async rows(max: number): Promise<{ data: Buffer; rows: number; closed: boolean }> {
     for (;;) {
-      const first = await this.peek();
+      let first = await this.peek();
+      if (first === COMMA && this.#afterRow) {
+        this.reader.skip(1);
+        this.#afterRow = false;
+        first = await this.peek();
+      }
       if (first === CLOSE_ARR) {
         this.reader.skip(1);
+        this.#afterRow = false;
         return { data: Buffer.alloc(0), rows: 0, closed: true };
       }
       if (first !== OPEN_OBJ) throw first < 0 ? truncated('a table') : corrupt('expected a row object');
@@ -189,7 +198,8 @@ class JsonScanner {
         // Consume the rows and a following comma (the next call starts at the next row or at "]").
         let skip = end;
         while (skip < view.length && view[skip]! <= 0x20) skip++;
-        if (view[skip] === COMMA) skip++;
+        this.#afterRow = view[skip] !== COMMA;
+        if (!this.#afterRow) skip++;
         this.reader.skip(skip);
         return { data: view.subarray(0, end), rows, closed: false };
       }

@@ -25,7 +25,8 @@ function jsonValue(c: string): string {
 function sqlValue(c: string): string {
   return (
     `CASE typeof(${c}) ` +
-    `WHEN 'text' THEN iif(instr(${c}, char(0)), 'CAST(X''' || hex(${c}) || ''' AS TEXT)', quote(${c})) ` +
+    // NUL cannot be written in a literal, and the sqlite3 shell reads CR LF inside a literal as LF.
+    `WHEN 'text' THEN iif(instr(${c}, char(0)) OR instr(${c}, char(13, 10)), 'CAST(X''' || hex(${c}) || ''' AS TEXT)', quote(${c})) ` +
     `WHEN 'real' THEN iif(${c} = 0 AND atan2(${c}, -1) < 0, '-0.0', ` +
     `iif(${c} > ${MAX_DOUBLE}, '1e999', iif(${c} < -${MAX_DOUBLE}, '-1e999', quote(${c})))) ` +
     `ELSE quote(${c}) END`
@@ -56,7 +57,10 @@ export function rowExpression(table: TableSchema, encoding: RowEncoding, exact =
   const types = table.columns.map((c) => c.type);
   if (table.rowidAlias) types.unshift('INTEGER');
   const refs = cols.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
-  const json = (r: string, i: number): string => (exact || affinity(types[i]!, strict) === 'BLOB' ? jsonValue(r) : r);
+  // SQLite 3.45+ reads a BLOB handed to a JSON function as JSONB, so a plain BLOB does not always fail:
+  // x'00' silently becomes null. Tag BLOBs explicitly; only -0.0 needs the full form (no-affinity columns).
+  const json = (r: string, i: number): string =>
+    exact || affinity(types[i]!, strict) === 'BLOB' ? jsonValue(r) : `iif(typeof(${r}) = 'blob', json_object('$blob', hex(${r})), ${r})`;
   switch (encoding) {
     case 'ndjson':
       return `json_array(${refs.map(json).join(', ')})`;
@@ -101,6 +105,34 @@ export function batchQuery(table: TableSchema, encoding: RowEncoding, order: Tab
   // itself: SQLite fills bare columns from the row that holds max(rn).
   if (order.keys.length === 1 && !table.withoutRowid) return `SELECT ${agg}, 0, max(k0) FROM (${inner})`;
   return `SELECT ${agg}, max(rn), ${keyNames} FROM (SELECT row_number() OVER () AS rn, * FROM (${inner}))`;
+}
+
+/** The `keys` argument of the extension's json mode: column names JSON-encoded, joined by newlines. */
+export function jsonKeys(table: TableSchema): string {
+  return rowColumns(table).map((c) => JSON.stringify(c)).join('\n');
+}
+
+/**
+ * The same batch as `batchQuery`, encoded by the scriptorium extension's aggregate in one pass.
+ * Parameters: mode, keys, then the key position (unless first), then the batch size.
+ */
+export function nativeBatchQuery(table: TableSchema, order: TableOrder, first: boolean): string {
+  const cols = rowColumns(table);
+  const refs = cols.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
+  const keyCols = order.keys.map((k, i) => `${k} AS k${i}`).join(', ');
+  const keyNames = order.keys.map((_, i) => `k${i}`).join(', ');
+  const values = refs.map((r, i) => `${r} AS v${i}`).join(', ');
+  // Parameters in text order: mode, keys, then the key position (after the first batch), then the limit.
+  const where = first ? '' : `WHERE (${order.keys.join(', ')}) > (${order.keys.map(() => '?').join(', ')})`;
+  const inner = `SELECT ${keyCols}, ${values} FROM ${quoteIdent(table.name)} ${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
+  const agg = `scriptorium_batch(?, ?, ${cols.map((_, i) => `v${i}`).join(', ')}) AS data, count(*) AS n`;
+  if (order.keys.length === 1 && !table.withoutRowid) return `SELECT ${agg}, 0, max(k0) FROM (${inner})`;
+  return `SELECT ${agg}, max(rn), ${keyNames} FROM (SELECT row_number() OVER () AS rn, * FROM (${inner}))`;
+}
+
+/** Loads a batch through the extension's parser: parameters mode, spec (column count or keys), data. */
+export function nativeLoadStatement(table: TableSchema, columns: string[] = rowColumns(table)): string {
+  return `INSERT INTO ${quoteIdent(table.name)} (${columns.map(quoteIdent).join(', ')}) SELECT ${columns.map((_, i) => `c${i}`).join(', ')} FROM scriptorium_rows(?, ?, ?)`;
 }
 
 /**

@@ -3,7 +3,9 @@ import Database from 'better-sqlite3';
 import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
 import { ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
-import { loadStatement, TAGGED_VALUE } from './row-sql.js';
+import { rowColumns } from '../../core/schema.js';
+import { hasExtension, loadExtension } from './extension.js';
+import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { DEFAULT_BATCH_ROWS, readBatches } from './sqlite-source.js';
 
@@ -31,7 +33,8 @@ export class SqliteTarget {
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; rows arrive table by table
     db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('cache_size = -32768'); // 32 MiB, whatever the size of the data
+    db.pragma('cache_size = -32768'); // 32 MiB while loading (random primary keys need it), whatever the size of the data
+    loadExtension(db);
     db.exec('BEGIN');
     return new SqliteTarget(file, db);
   }
@@ -50,29 +53,50 @@ export class SqliteTarget {
     this.#db.exec(sql);
   }
 
-  /** Loads a batch of rows in the `ndjson` or `json` encoding, typed by SQLite's own JSON reader. */
-  load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): void {
-    const slow = batch.data.includes(TAGGED_VALUE);
-    const key = `${encoding}\0${slow ? 1 : 0}\0${table.name}`;
+  /** Whether rows of `table` load through the extension's C parser (required for the `sql` encoding). */
+  native(table: TableSchema, columns = rowColumns(table).length): boolean {
+    return hasExtension(this.#db, columns);
+  }
+
+  /**
+   * Loads a batch of encoded rows. `ndjson` and `json` load with or without the extension; `sql`
+   * tuples (a VALUES list) need it, and may name their columns (`sqlite3 .dump` lists none).
+   */
+  load(table: TableSchema, encoding: RowEncoding, batch: RowBatch, columns?: string[]): void {
+    const cols = columns ?? rowColumns(table);
+    const native = this.native(table, cols.length);
+    if (!native && encoding === 'sql') throw new TypeError('SqliteTarget.load: sql tuples need the scriptorium extension');
+    const slow = !native && batch.data.includes(TAGGED_VALUE);
+    const key = `${native ? 'n' : encoding}\0${slow ? 1 : 0}\0${table.name}\0${columns ? cols.join('\0') : ''}`;
     let stmt = this.#statements.get(key);
     if (!stmt) {
-      stmt = this.#db.prepare(loadStatement(table, encoding, slow));
+      stmt = this.#db.prepare(native ? nativeLoadStatement(table, cols) : loadStatement(table, encoding as 'ndjson' | 'json', slow));
       this.#statements.set(key, stmt);
     }
     let changes: number;
     try {
-      changes = stmt.run(batch.data).changes;
+      changes = native
+        ? stmt.run(encoding, encoding === 'json' ? jsonKeys(table) : cols.length, batch.data).changes
+        : stmt.run(batch.data).changes;
     } catch (err) {
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
         hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
         cause: err,
       });
     }
-    if (changes !== batch.rows) {
+    if (batch.rows >= 0 && changes !== batch.rows) {
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: expected ${batch.rows} rows in a batch, SQLite read ${changes}`, {
         hint: 'A row in the input is damaged; the target was not changed.',
       });
     }
+  }
+
+  /**
+   * Ends the load phase: the page cache shrinks so that verification and index builds (whose sorter
+   * takes memory of its own) reuse the memory the load used instead of adding to it.
+   */
+  endLoad(): void {
+    this.#db.pragma('cache_size = -8192');
   }
 
   /** Creates indexes, views and triggers in their original order and restores the metadata. */

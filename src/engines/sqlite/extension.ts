@@ -1,0 +1,46 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Database from 'better-sqlite3';
+
+/**
+ * scriptorium's SQLite extension (native/scriptorium_sqlite.c, built by `npm install`): row encoding
+ * and decoding in C. Without it every operation still works, through SQLite's built-in JSON and quote()
+ * functions, only slower. Set SCRIPTORIUM_NO_EXTENSION=1 to force that path (tests compare the two).
+ */
+
+/** The most columns a table may have for the extension path (SQLite's function argument limit). */
+export const EXTENSION_MAX_COLUMNS = 120;
+
+const loaded = new WeakSet<Database.Database>();
+let extensionPath: string | null | undefined;
+
+function findExtension(): string | null {
+  if (extensionPath !== undefined) return extensionPath;
+  extensionPath = null;
+  if (process.env.SCRIPTORIUM_NO_EXTENSION === '1') return null;
+  // dist/engines/sqlite/ or src/engines/sqlite/ → package root
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  const candidate = path.join(root, 'build', 'Release', 'scriptorium_sqlite.node');
+  if (fs.existsSync(candidate)) extensionPath = candidate;
+  return extensionPath;
+}
+
+/** Loads the extension into `db` if it was built; returns whether it is available there. */
+export function loadExtension(db: Database.Database): boolean {
+  if (loaded.has(db)) return true;
+  const file = findExtension();
+  if (!file) return false;
+  try {
+    (db.loadExtension as (file: string, entryPoint?: string) => void).call(db, file, 'sqlite3_scriptorium_init');
+  } catch {
+    return false;
+  }
+  loaded.add(db);
+  return true;
+}
+
+/** Whether `db` can encode and decode `columns` columns in C. */
+export function hasExtension(db: Database.Database, columns: number): boolean {
+  return loaded.has(db) && columns <= EXTENSION_MAX_COLUMNS;
+}
