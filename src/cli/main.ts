@@ -5,6 +5,7 @@ import { importFrom } from '../import.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { runDemo } from './demo-command.js';
+import { registerHistoryCommand } from './history-command.js';
 import { formatBytes, formatCount, printError, type OutputOptions } from './output.js';
 import { runOperation } from './run.js';
 
@@ -91,6 +92,7 @@ export function buildProgram(): Command {
     }
   });
 
+  registerHistoryCommand(program);
   return program;
 }
 

@@ -1,4 +1,5 @@
-import type { EventListener } from '../core/events.js';
+import type { EventListener, OperationEvent } from '../core/events.js';
+import { formatTargetsLine, loadConfig, Monitor, type OperationRecord, type TargetsResult } from '../monitor/index.js';
 import { printError, progressListener, type OutputOptions } from './output.js';
 
 /** Peak resident memory of this process so far, in bytes. */
@@ -6,9 +7,17 @@ export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
+/** The monitor every CLI operation reports to: targets and history from scriptorium.config.json. */
+export function cliMonitor(): Monitor {
+  return Monitor.fromConfig(loadConfig({}), {
+    onError: (err) => process.stderr.write(`scriptorium: warning: monitor: ${err instanceof Error ? err.message : String(err)}\n`),
+  });
+}
+
 /**
- * Runs one CLI operation: progress on stderr, then either `summary` (human) or the result as JSON on
- * stdout. Errors are printed with code and hint and set a non-zero exit status.
+ * Runs one CLI operation: progress on stderr, the monitor recording it (history, peak memory, targets),
+ * then either `summary` and the targets line (human) or the result as JSON on stdout. Errors are
+ * printed with code and hint and set a non-zero exit status.
  */
 export async function runOperation<T extends object>(
   opts: OutputOptions,
@@ -16,15 +25,34 @@ export async function runOperation<T extends object>(
   summary: (result: T) => string,
 ): Promise<T | undefined> {
   const progress = progressListener(opts);
+  let monitor: Monitor | undefined;
+  let opId: string | undefined;
   try {
-    const result = await fn(progress.listener);
+    monitor = cliMonitor();
+    const m = monitor;
+    const onEvent = (e: OperationEvent): void => {
+      if (e.type === 'started') opId ??= e.id;
+      m.listener(e);
+      progress.listener(e);
+    };
+    const result = await fn(onEvent);
     progress.stop();
-    if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes() }, null, 2)}\n`);
-    else if (!opts.quiet) process.stdout.write(`${summary(result)}\n`);
+    const record = opId ? monitor.record(opId) : undefined;
+    const targets = record ? monitor.check(record) : undefined;
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) }, null, 2)}\n`);
+    } else if (!opts.quiet) {
+      process.stdout.write(`${summary(result)}\n`);
+      if (targets) process.stderr.write(`${formatTargetsLine(targets)}\n`);
+    }
     return result;
   } catch (err) {
     progress.stop();
     process.exitCode = printError(err, opts.debug);
     return undefined;
+  } finally {
+    monitor?.close();
   }
 }
+
+export type { OperationRecord, TargetsResult };
