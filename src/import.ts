@@ -16,6 +16,7 @@ import type { FormatName, ImportItem } from './formats/format.js';
 import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
+import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
   /** The SQLite database to create (or, with `force`, replace). */
@@ -147,7 +148,7 @@ async function openInput(input: Readable): Promise<{ format: FormatName; compres
         decompressor.destroy(err as Error);
       }
     })();
-    stream = decompressor as AsyncIterable<Buffer>;
+    stream = codecErrors(decompressor as AsyncIterable<Buffer>, codec.name);
   }
   const plain = peekable(stream);
   const text = (await plain.peek(64)).toString('utf8').replace(/^\uFEFF/, '').trimStart();
@@ -161,6 +162,23 @@ async function openInput(input: Readable): Promise<{ format: FormatName; compres
     });
   }
   return { format, compression: codec.name, stream: plain.iterable };
+}
+
+/** A decompressor's own errors (zlib `Z_*`, zstd) as E_TRUNCATED or E_CORRUPT, not as internal errors. */
+async function* codecErrors(source: AsyncIterable<Buffer>, codec: CodecName): AsyncGenerator<Buffer> {
+  try {
+    yield* source;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (err instanceof ScriptoriumError || !(e.code?.startsWith('Z_') || (codec === 'zstd' && e.code === undefined))) throw err;
+    const cut = /unexpected end|ended in (?:the )?middle/i.test(e.message);
+    throw new IntegrityError(cut ? 'E_TRUNCATED' : 'E_CORRUPT', `${codec}: ${e.message}`, {
+      hint: cut
+        ? 'The compressed file is incomplete (interrupted copy or download?); nothing was written to the target.'
+        : 'The compressed data is damaged; nothing was written to the target.',
+      cause: err,
+    });
+  }
 }
 
 /** An async iterable whose first bytes can be looked at without losing them. */
@@ -204,14 +222,42 @@ interface LoadState {
   sawEnd: boolean;
 }
 
+/** Consecutive INSERTs into the same table and columns, merged into one VALUES list for the parser. */
+interface PendingInsert {
+  table: TableSchema;
+  columns: string[] | null;
+  parts: Buffer[];
+  bytes: number;
+  line: number;
+}
+
+const MAX_PENDING_BYTES = 512 << 10;
+const COMMA = Buffer.from(',');
+
 /** Feeds a format reader's items into the target. */
 async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget, progress: ProgressReporter, tick: () => void): Promise<LoadState> {
   const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map(), sawEnd: false };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
+  let pending: PendingInsert | undefined;
   let lastYield = Date.now();
+
+  const flush = (): void => {
+    if (!pending) return;
+    const p = pending;
+    pending = undefined;
+    const data = Buffer.concat(p.parts.flatMap((part, i) => (i === 0 ? [part] : [COMMA, part])));
+    try {
+      progress.rowsDone += target.load(p.table, 'sql', { data, rows: -1 }, p.columns ?? p.table.columns.map((c) => c.name));
+    } catch (err) {
+      throw notLiteral(p.line, p.table.name, (err as Error).message.replace(/^load [^:]*: /, ''));
+    }
+    gate.add(data.length);
+  };
+
   for await (const item of items) {
+    if (item.kind !== 'insert') flush();
     switch (item.kind) {
       case 'schema':
         state.schema = item.schema;
@@ -234,15 +280,30 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         gate.add(item.batch.data.length);
         break;
       }
-      case 'exec':
-        try {
-          target.exec(item.sql);
-        } catch (err) {
-          throw new ScriptoriumError('E_CORRUPT', `sql: line ${item.line}: ${(err as Error).message}`, {
-            hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',
-            cause: err,
-          });
+      case 'insert': {
+        let table = tables.get(item.table);
+        if (!table) {
+          table = target.table(item.table)!;
+          tables.set(item.table, table);
         }
+        const ncols = item.columns?.length ?? table.columns.length;
+        if (!target.native(table, ncols)) {
+          // Without the extension the statement runs as written, after a strict literal check.
+          const sql = item.statement.toString('utf8');
+          if (!literalsOnly(sql.slice(item.statement.toString('utf8', 0, item.valuesAt).length))) throw notLiteral(item.line, item.table);
+          execAt(target, sql, item.line);
+          break;
+        }
+        const key = item.columns?.join('\0') ?? null;
+        if (pending && (pending.table !== table || (pending.columns?.join('\0') ?? null) !== key || pending.bytes > MAX_PENDING_BYTES)) flush();
+        pending ??= { table, columns: item.columns, parts: [], bytes: 0, line: item.line };
+        const values = item.statement.subarray(item.valuesAt);
+        pending.parts.push(values);
+        pending.bytes += values.length;
+        break;
+      }
+      case 'exec':
+        execAt(target, item.sql, item.line);
         break;
       case 'object':
         state.objects.push(item.object);
@@ -258,15 +319,28 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         break;
     }
     tick();
-    progress.progress('rows', item.kind === 'rows' ? item.table : undefined);
+    progress.progress('rows', item.kind === 'rows' || item.kind === 'insert' ? item.table : undefined);
     if (Date.now() - lastYield > 50) {
       await yieldToLoop();
       lastYield = Date.now();
     }
   }
+  flush();
   // Tables with no rows still exist in the file's schema.
   for (const table of state.schema?.tables ?? []) if (!created.has(table.name)) target.createTables([table]);
   return state;
+}
+
+/** Runs a statement the reader judged safe, naming its line if SQLite refuses it. */
+function execAt(target: SqliteTarget, sql: string, line: number): void {
+  try {
+    target.exec(sql);
+  } catch (err) {
+    throw new ScriptoriumError('E_CORRUPT', `sql: line ${line}: ${(err as Error).message}`, {
+      hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',
+      cause: err,
+    });
+  }
 }
 
 /** Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first difference. */

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 import { Command, InvalidArgumentError } from 'commander';
 import { exportTo, parseFormat } from '../export.js';
 import { importFrom } from '../import.js';

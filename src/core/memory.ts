@@ -24,7 +24,7 @@ function collector(): typeof collect {
 export class GarbageGate {
   #since = 0;
 
-  constructor(readonly every = 8 << 20) {}
+  constructor(readonly every = 2 << 20) {}
 
   add(bytes: number): void {
     this.#since += bytes;

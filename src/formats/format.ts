@@ -38,6 +38,8 @@ export type ImportItem =
   | { kind: 'rows'; table: string; encoding: 'ndjson' | 'json'; batch: RowBatch }
   /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
   | { kind: 'exec'; sql: string; line: number; table?: string }
+  /** An INSERT (sql) whose VALUES list, from byte `valuesAt` of `statement`, the importer parses or checks. */
+  | { kind: 'insert'; table: string; columns: string[] | null; statement: Buffer; valuesAt: number; line: number }
   /** Index, view or trigger (sql): created after all data. */
   | { kind: 'object'; object: SchemaObject }
   | { kind: 'meta'; meta: DatabaseMeta }

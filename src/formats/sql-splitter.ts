@@ -1,108 +1,131 @@
 /**
- * Splits SQL text into statements the way SQLite's tokenizer would: semicolons inside strings, quoted
- * identifiers and comments do not end a statement, and a CREATE TRIGGER ends only at `END;`. Text is
- * pushed in pieces as it streams in; `drain` yields what is complete.
+ * Splits SQL into statements the way SQLite's tokenizer would: semicolons inside strings, quoted
+ * identifiers and comments do not end a statement, and a CREATE TRIGGER ends only at `END;`. It works
+ * on bytes (every character that matters is ASCII), so row data is never decoded into JavaScript
+ * strings; bytes are pushed as they stream in and `drain` yields what is complete.
  */
 export interface SqlPiece {
-  /** The statement without its semicolon (undefined for a comment). */
-  text: string;
+  /** The statement's bytes without its semicolon (empty for a comment). */
+  data: Buffer;
   /** A `--` comment line standing between statements. */
   comment?: string;
   /** 1-based line where it starts. */
   line: number;
 }
 
-const INSERT_HEAD = /INSERT\s+INTO\s/iy;
-const TRIGGER_HEAD = /CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\s/iy;
+const NL = 0x0a;
+const SEMI = 0x3b;
+const QUOTE = 0x27;
+const DQUOTE = 0x22;
+const BACKTICK = 0x60;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const DASH = 0x2d;
+const SLASH = 0x2f;
+const STAR = 0x2a;
 
 export class SqlSplitter {
-  #text = '';
+  #buf: Buffer = Buffer.alloc(0);
   #pos = 0;
   #line = 1;
 
-  push(text: string): void {
-    this.#text = this.#pos < this.#text.length ? this.#text.slice(this.#pos) + text : text;
+  push(chunk: Buffer): void {
+    this.#buf = this.#pos < this.#buf.length ? Buffer.concat([this.#buf.subarray(this.#pos), chunk]) : chunk;
     this.#pos = 0;
   }
 
   *drain(): Generator<SqlPiece> {
-    const text = this.#text;
+    const buf = this.#buf;
     for (;;) {
-      let pos = this.#skipSpace(text, this.#pos);
+      const pos = this.#skipSpace(buf, this.#pos);
       this.#pos = pos;
-      if (pos >= text.length) return;
-      if (text.startsWith('--', pos)) {
-        const nl = text.indexOf('\n', pos);
+      if (pos >= buf.length) return;
+      if (buf[pos] === DASH && buf[pos + 1] === DASH) {
+        const nl = buf.indexOf(NL, pos);
         if (nl < 0) return;
-        const comment = text.slice(pos, nl);
+        const comment = buf.toString('utf8', pos, nl);
         this.#pos = nl + 1;
-        yield { text: '', comment, line: this.#line++ };
+        yield { data: buf.subarray(pos, pos), comment, line: this.#line++ };
         continue;
       }
-      if (text.startsWith('/*', pos)) {
-        const close = text.indexOf('*/', pos + 2);
+      if (buf[pos] === SLASH && buf[pos + 1] === STAR) {
+        const close = buf.indexOf('*/', pos + 2);
         if (close < 0) return;
-        this.#line += countNewlines(text, pos, close);
+        this.#line += countNewlines(buf, pos, close);
         this.#pos = close + 2;
         continue;
       }
-      INSERT_HEAD.lastIndex = pos;
-      TRIGGER_HEAD.lastIndex = pos;
-      const end = INSERT_HEAD.test(text) ? insertEnd(text, pos) : generalEnd(text, pos, TRIGGER_HEAD.test(text));
+      const head = buf.toString('latin1', pos, Math.min(buf.length, pos + 40));
+      const end = /^INSERT\s+INTO\s/i.test(head)
+        ? insertEnd(buf, pos)
+        : generalEnd(buf, pos, /^CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\s/i.test(head));
       if (end < 0) return;
       const line = this.#line;
-      this.#line += countNewlines(text, pos, end);
+      this.#line += countNewlines(buf, pos, end);
       this.#pos = end + 1;
-      yield { text: text.slice(pos, end), line };
-      pos = end + 1;
+      yield { data: buf.subarray(pos, end), line };
     }
   }
 
   /** What is left when the input ends: an unterminated statement, if any. */
   finish(): { line: number } | null {
-    const pos = this.#skipSpace(this.#text, this.#pos);
-    if (pos >= this.#text.length) return null;
-    if (this.#text.startsWith('--', pos) && this.#text.indexOf('\n', pos) < 0) return null; // last comment line
+    const buf = this.#buf;
+    const pos = this.#skipSpace(buf, this.#pos);
+    if (pos >= buf.length) return null;
+    if (buf[pos] === DASH && buf[pos + 1] === DASH && buf.indexOf(NL, pos) < 0) return null; // a last comment line
     return { line: this.#line };
   }
 
-  #skipSpace(text: string, pos: number): number {
-    while (pos < text.length) {
-      const c = text.charCodeAt(pos);
-      if (c === 10) this.#line++;
-      else if (c !== 32 && c !== 9 && c !== 13 && c !== 0xfeff) break;
+  #skipSpace(buf: Buffer, pos: number): number {
+    while (pos < buf.length) {
+      const c = buf[pos]!;
+      if (c === NL) this.#line++;
+      else if (c !== 0x20 && c !== 0x09 && c !== 0x0d) {
+        if (c === 0xef && buf[pos + 1] === 0xbb && buf[pos + 2] === 0xbf) {
+          pos += 3; // a byte-order mark
+          continue;
+        }
+        break;
+      }
       pos++;
     }
     return pos;
   }
 }
 
-function countNewlines(text: string, from: number, to: number): number {
+function countNewlines(buf: Buffer, from: number, to: number): number {
   let n = 0;
-  for (let i = text.indexOf('\n', from); i >= 0 && i < to; i = text.indexOf('\n', i + 1)) n++;
+  for (let i = buf.indexOf(NL, from); i >= 0 && i < to; i = buf.indexOf(NL, i + 1)) n++;
   return n;
 }
 
+/** Index of the byte that closes a quoted run opened at `i`, or -1 when it is not in the buffer yet. */
+function closeQuote(buf: Buffer, i: number): number {
+  const c = buf[i];
+  return buf.indexOf(c === LBRACKET ? RBRACKET : c!, i + 1);
+}
+
+function isQuote(c: number | undefined): boolean {
+  return c === QUOTE || c === DQUOTE || c === BACKTICK || c === LBRACKET;
+}
+
 /**
- * End of an INSERT: its identifiers come before VALUES and are skipped by the general scanner; after
- * that only strings can hide a semicolon (the validator refuses comments and quoted names there).
+ * End of an INSERT: identifiers before VALUES are skipped with the general rules; after VALUES only
+ * strings can hide a semicolon (the value parser refuses comments and quoted names there).
  */
-function insertEnd(text: string, pos: number): number {
-  const values = /\bVALUES\b/iy;
-  // Find VALUES outside quotes with the general scanner's rules, then jump string to string.
+function insertEnd(buf: Buffer, pos: number): number {
   let i = pos;
   let head = -1;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === "'" || c === '"' || c === '`' || c === '[') {
-      const close = text.indexOf(c === '[' ? ']' : c, i + 1);
+  while (i < buf.length) {
+    const c = buf[i]!;
+    if (isQuote(c)) {
+      const close = closeQuote(buf, i);
       if (close < 0) return -1;
       i = close + 1;
       continue;
     }
-    if (c === ';') return i;
-    values.lastIndex = i;
-    if ((c === 'V' || c === 'v') && values.test(text)) {
+    if (c === SEMI) return i;
+    if ((c === 0x56 || c === 0x76) && /^VALUES\b/i.test(buf.toString('latin1', i, i + 7)) && !/[\w$]/.test(String.fromCharCode(buf[i - 1] ?? 32))) {
       head = i + 6;
       break;
     }
@@ -110,37 +133,37 @@ function insertEnd(text: string, pos: number): number {
   }
   if (head < 0) return -1;
   // Jump string to string; both searches are cached so each byte is looked at about once.
-  let semi = text.indexOf(';', head);
-  let quote = text.indexOf("'", head);
+  let semi = buf.indexOf(SEMI, head);
+  let quote = buf.indexOf(QUOTE, head);
   for (;;) {
     if (semi < 0) return -1;
     if (quote < 0 || semi < quote) return semi;
-    const close = text.indexOf("'", quote + 1);
+    const close = buf.indexOf(QUOTE, quote + 1);
     if (close < 0) return -1;
-    quote = text.indexOf("'", close + 1);
-    if (semi < close) semi = text.indexOf(';', close + 1);
+    quote = buf.indexOf(QUOTE, close + 1);
+    if (semi < close) semi = buf.indexOf(SEMI, close + 1);
   }
 }
 
 /** End of any other statement: a full scan of strings, quoted names, comments and trigger bodies. */
-function generalEnd(text: string, pos: number, trigger: boolean): number {
+function generalEnd(buf: Buffer, pos: number, trigger: boolean): number {
   let i = pos;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === "'" || c === '"' || c === '`' || c === '[') {
-      const close = text.indexOf(c === '[' ? ']' : c, i + 1);
+  while (i < buf.length) {
+    const c = buf[i]!;
+    if (isQuote(c)) {
+      const close = closeQuote(buf, i);
       if (close < 0) return -1;
       i = close + 1;
-    } else if (c === '-' && text[i + 1] === '-') {
-      const nl = text.indexOf('\n', i);
+    } else if (c === DASH && buf[i + 1] === DASH) {
+      const nl = buf.indexOf(NL, i);
       if (nl < 0) return -1;
       i = nl + 1;
-    } else if (c === '/' && text[i + 1] === '*') {
-      const close = text.indexOf('*/', i + 2);
+    } else if (c === SLASH && buf[i + 1] === STAR) {
+      const close = buf.indexOf('*/', i + 2);
       if (close < 0) return -1;
       i = close + 2;
-    } else if (c === ';') {
-      if (!trigger || /(?:^|[^\w$])END\s*$/i.test(text.slice(Math.max(pos, i - 12), i))) return i;
+    } else if (c === SEMI) {
+      if (!trigger || /(?:^|[^\w$])END\s*$/i.test(buf.toString('latin1', Math.max(pos, i - 12), i))) return i;
       i++;
     } else i++;
   }

@@ -5,7 +5,8 @@ import type { SchemaObject } from '../core/schema.js';
 export type Statement =
   | { kind: 'begin' | 'commit' | 'ignore' }
   | { kind: 'create-table'; name: string }
-  | { kind: 'insert'; table: string }
+  /** An INSERT: `head` is its text up to the VALUES list, `columns` its column list (null when it names none). */
+  | { kind: 'insert'; table: string; columns: string[] | null; head: string }
   | { kind: 'object'; object: SchemaObject }
   | { kind: 'sequence'; name: string; value: string }
   | { kind: 'pragma'; name: 'user_version' | 'application_id'; value: number };
@@ -52,10 +53,9 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
   if (insert) {
     const table = unquoteIdent(insert[1]!);
     if (!tables.has(table)) throw refuse(line, `INSERT into ${insert[1]}, a table this script did not create`);
-    if (!literalsOnly(sql.slice(insert[0].length))) {
-      throw refuse(line, `INSERT into ${insert[1]} with something other than literal values`);
-    }
-    return { kind: 'insert', table };
+    // The VALUES list is judged later: by the extension's parser, or by literalsOnly() before exec.
+    const columns = insert[2] ? [...insert[2].slice(1, -1).matchAll(new RegExp(IDENT, 'g'))].map((m) => unquoteIdent(m[0])) : null;
+    return { kind: 'insert', table, columns, head: insert[0] };
   }
   const create = CREATE_TABLE.exec(head);
   if (create) return { kind: 'create-table', name: unquoteIdent(create[1]!) };
@@ -84,6 +84,11 @@ export function literalsOnly(values: string): boolean {
   const noNumbers = noStrings.replace(/(?<![\w.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![\w.])/g, ' ');
   const noWords = noNumbers.replace(/\b(?:NULL|X|CAST|AS|TEXT|replace|char|unistr)\b/gi, ' ');
   return /^[\s(),+-]*$/.test(noWords);
+}
+
+/** The error for an INSERT whose VALUES hold something other than literals. */
+export function notLiteral(line: number, table: string, detail?: string): ScriptoriumError {
+  return refuse(line, `INSERT into ${JSON.stringify(table)} with something other than literal values${detail ? ` (${detail})` : ''}`);
 }
 
 function refuse(line: number, what: string): ScriptoriumError {

@@ -33,7 +33,7 @@ export class SqliteTarget {
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; rows arrive table by table
     db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('cache_size = -32768'); // 32 MiB while loading (random primary keys need it), whatever the size of the data
+    db.pragma('cache_size = -24576'); // 24 MiB while loading (random primary keys need it), whatever the size of the data
     loadExtension(db);
     db.exec('BEGIN');
     return new SqliteTarget(file, db);
@@ -62,7 +62,7 @@ export class SqliteTarget {
    * Loads a batch of encoded rows. `ndjson` and `json` load with or without the extension; `sql`
    * tuples (a VALUES list) need it, and may name their columns (`sqlite3 .dump` lists none).
    */
-  load(table: TableSchema, encoding: RowEncoding, batch: RowBatch, columns?: string[]): void {
+  load(table: TableSchema, encoding: RowEncoding, batch: RowBatch, columns?: string[]): number {
     const cols = columns ?? rowColumns(table);
     const native = this.native(table, cols.length);
     if (!native && encoding === 'sql') throw new TypeError('SqliteTarget.load: sql tuples need the scriptorium extension');
@@ -89,6 +89,7 @@ export class SqliteTarget {
         hint: 'A row in the input is damaged; the target was not changed.',
       });
     }
+    return changes;
   }
 
   /**
@@ -110,6 +111,11 @@ export class SqliteTarget {
     this.#db.pragma(`user_version = ${Math.trunc(meta.userVersion ?? 0)}`);
     this.#db.pragma(`application_id = ${Math.trunc(meta.applicationId ?? 0)}`);
     this.#db.exec('COMMIT');
+  }
+
+  /** One table's schema as created in the target (for SQL scripts, which create tables as they go). */
+  table(name: string): TableSchema | undefined {
+    return readSqliteSchema(this.#db).tables.find((t) => t.name === name);
   }
 
   /** The schema as loaded so far (used for SQL scripts, whose schema arrives statement by statement). */
