@@ -27,7 +27,7 @@ export class SqlWriter implements FormatWriter {
       `-- SQLite ${h.schema.engineVersion}; ${h.schema.tables.length} tables, ${h.totalRows} rows. Load with: sqlite3 new.db < this-file.sql`,
       'PRAGMA foreign_keys=OFF;',
       'BEGIN TRANSACTION;',
-      ...h.schema.tables.map((t) => `${t.sql};`),
+      ...h.schema.tables.map((t) => terminate(t.sql)),
     ];
     return `${lines.join('\n')}\n`;
   }
@@ -55,13 +55,46 @@ export class SqlWriter implements FormatWriter {
       lines.push('DELETE FROM sqlite_sequence;');
       for (const [name, value] of seq) lines.push(`INSERT INTO sqlite_sequence(name,seq) VALUES(${quoteText(name)},${BigInt(value)});`);
     }
-    for (const o of this.#objects) lines.push(`${o.sql};`);
+    for (const o of this.#objects) lines.push(terminate(o.sql));
     lines.push(`PRAGMA user_version=${h.schema.meta.userVersion ?? 0};`);
     lines.push(`PRAGMA application_id=${h.schema.meta.applicationId ?? 0};`);
     lines.push('COMMIT;');
     lines.push(`-- scriptorium:end ${JSON.stringify({ tables: h.schema.tables.length, rows: h.totalRows })}`);
     return `${lines.join('\n')}\n`;
   }
+}
+
+/**
+ * `sql;` — unless the stored statement ends inside a comment (SQLite keeps a trailing `-- note` of a view
+ * or index), where a bare `;` would be commented out: then the comment is closed first, as `.dump` does.
+ */
+export function terminate(sql: string): string {
+  let i = 0;
+  let inComment: 'line' | 'block' | undefined;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    inComment = undefined;
+    if (c === "'" || c === '"' || c === '`' || c === '[') {
+      const close = sql.indexOf(c === '[' ? ']' : c, i + 1);
+      if (close < 0) break;
+      i = close + 1; // a doubled quote is two adjacent quoted runs: same result
+    } else if (c === '-' && sql[i + 1] === '-') {
+      const nl = sql.indexOf('\n', i);
+      if (nl < 0) {
+        inComment = 'line';
+        break;
+      }
+      i = nl + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const close = sql.indexOf('*/', i + 2);
+      if (close < 0) {
+        inComment = 'block';
+        break;
+      }
+      i = close + 2;
+    } else i++;
+  }
+  return inComment === 'line' ? `${sql}\n;` : inComment === 'block' ? `${sql}*/;` : `${sql};`;
 }
 
 /**
@@ -80,10 +113,9 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   for (;;) {
     const more = await reader.fill();
     const view = reader.view;
-    const n = more ? completeUtf8(view) : view.length;
-    if (n > 0) {
-      splitter.push(view.toString('utf8', 0, n));
-      reader.skip(n);
+    if (view.length > 0) {
+      splitter.push(view);
+      reader.skip(view.length);
     }
     for (const piece of splitter.drain()) {
       if (piece.comment !== undefined) {
@@ -95,7 +127,10 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
         continue;
       }
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
-      const st = classifyStatement(piece.text, piece.line, tables);
+      // INSERTs are judged on their head; their VALUES stay bytes until the importer parses them.
+      const isInsert = /^INSERT\s/i.test(piece.data.toString('latin1', 0, 8));
+      const text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, 4096)) : piece.data.toString('utf8');
+      const st = classifyStatement(text, piece.line, tables);
       switch (st.kind) {
         case 'begin':
           began = true;
@@ -107,10 +142,10 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
         case 'create-table':
           tables.add(st.name);
-          yield { kind: 'exec', sql: piece.text, line: piece.line, table: st.name };
+          yield { kind: 'exec', sql: text, line: piece.line, table: st.name };
           break;
         case 'insert':
-          yield { kind: 'exec', sql: piece.text, line: piece.line, table: st.table };
+          yield { kind: 'insert', table: st.table, columns: st.columns, statement: piece.data, valuesAt: Buffer.byteLength(st.head), line: piece.line };
           break;
         case 'object':
           yield { kind: 'object', object: st.object };
@@ -140,20 +175,6 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   yield { kind: 'meta', meta };
   yield { kind: 'end' };
   void sawEnd;
-}
-
-/** Length of the prefix of `buf` that ends on a UTF-8 character boundary. */
-function completeUtf8(buf: Buffer): number {
-  let i = buf.length;
-  let back = 0;
-  while (i > 0 && back < 4 && (buf[i - 1]! & 0xc0) === 0x80) {
-    i--;
-    back++;
-  }
-  if (i === 0) return buf.length;
-  const lead = buf[i - 1]!;
-  const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return need === back + 1 || need === 1 ? buf.length : i - 1;
 }
 
 function unsupported(line: number, what: string): ScriptoriumError {
