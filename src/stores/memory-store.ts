@@ -1,0 +1,75 @@
+/** A Store in process memory, for tests and for trying the library without a disk. */
+import { NotFoundError } from '../core/errors.js';
+import { checkKey, checkPrefix, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+
+/**
+ * A {@link Store} held in a `Map`. Puts are atomic (the map is updated in one step) but not durable.
+ * Data is copied on put and get, so callers may reuse their buffers.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore();
+ * await store.put('a/b', Buffer.from('hi'));
+ * (await store.get('a/b')).toString(); // 'hi'
+ * ```
+ */
+export class MemoryStore implements Store {
+  readonly location: string;
+  readonly capabilities: StoreCapabilities = { atomicPut: true, durablePut: false, maxConcurrency: 16 };
+  readonly #objects = new Map<string, Buffer>();
+  #closed = false;
+
+  constructor(name = 'memory') {
+    this.location = `memory:${name}`;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    this.#check(key);
+    this.#objects.set(key, Buffer.from(data));
+  }
+
+  async get(key: string): Promise<Buffer> {
+    this.#check(key);
+    const data = this.#objects.get(key);
+    if (data === undefined) throw new NotFoundError(`memory: get ${key}: not found in ${this.location}`);
+    return Buffer.from(data);
+  }
+
+  async has(key: string): Promise<boolean> {
+    this.#check(key);
+    return this.#objects.has(key);
+  }
+
+  async stat(key: string): Promise<StoreEntry> {
+    this.#check(key);
+    const data = this.#objects.get(key);
+    if (data === undefined) throw new NotFoundError(`memory: stat ${key}: not found in ${this.location}`);
+    return { key, size: data.length };
+  }
+
+  async *list(prefix: string): AsyncIterable<StoreEntry> {
+    checkPrefix(prefix);
+    this.#open();
+    for (const [key, data] of [...this.#objects]) {
+      if (key.startsWith(prefix)) yield { key, size: data.length };
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#check(key);
+    this.#objects.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  #check(key: string): void {
+    checkKey(key);
+    this.#open();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new TypeError(`${this.location}: store is closed`);
+  }
+}

@@ -1,0 +1,59 @@
+/** The explicit registry of store backends, chosen by the scheme of a repository location. */
+import { UsageError } from '../core/errors.js';
+import { FsStore } from './fs-store.js';
+import { MemoryStore } from './memory-store.js';
+import type { Store } from './store.js';
+
+/** Opens a store for a location of its scheme (`file:///x`, `memory:name`, or a plain path). */
+export type StoreFactory = (location: string) => Store | Promise<Store>;
+
+/** Store factories by URL scheme (without the colon); `file` also serves plain paths. */
+export type StoreRegistry = ReadonlyMap<string, StoreFactory>;
+
+/**
+ * The built-in backends: `file` (a local directory; plain paths too) and `memory` (one fresh store per
+ * call). `s3` is reserved: it fails with a clear `UsageError` until the S3 backend lands.
+ */
+export function defaultStores(): StoreRegistry {
+  return new Map<string, StoreFactory>([
+    ['file', (location) => new FsStore(location.startsWith('file://') ? new URL(location).pathname : location)],
+    ['memory', (location) => new MemoryStore(location.slice('memory:'.length) || 'memory')],
+    [
+      's3',
+      (location) => {
+        throw new UsageError(`s3: ${redact(location)}: S3 repositories are not supported yet`, {
+          hint: 'use a local directory (or a mounted network share) for --repo',
+        });
+      },
+    ],
+  ]);
+}
+
+/**
+ * Opens the store for `location`: a URL whose scheme names a registered backend, or a local path.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore('/mnt/nas/backups');
+ * ```
+ */
+export async function openStore(location: string, registry: StoreRegistry = defaultStores()): Promise<Store> {
+  if (typeof location !== 'string' || location.trim() === '') {
+    throw new UsageError('no repository given', { hint: 'pass --repo <dir> or set SCRIPTORIUM_REPO' });
+  }
+  const match = /^([a-z][a-z0-9+.-]*):/i.exec(location);
+  // A one-letter scheme is a Windows drive letter, not a URL.
+  const scheme = match && match[1].length > 1 ? match[1].toLowerCase() : 'file';
+  const factory = registry.get(scheme);
+  if (factory === undefined) {
+    throw new UsageError(`unknown repository location scheme "${scheme}:" in ${redact(location)}`, {
+      hint: `supported: ${[...registry.keys()].map((s) => s + ':').join(', ')} or a local path`,
+    });
+  }
+  return factory(location);
+}
+
+/** Removes credentials from a URL before it goes into a message. */
+export function redact(location: string): string {
+  return location.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+}

@@ -1,0 +1,104 @@
+/** The conformance suite every Store passes: `describeStore('fs', async () => new FsStore(dir))`. */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NotFoundError } from '../../src/core/errors.js';
+import type { Store } from '../../src/stores/store.js';
+
+/** A fresh, empty store per test, and how to dispose of it. */
+export type StoreFactory = () => Promise<{ store: Store; cleanup?: () => Promise<void> }>;
+
+async function keys(store: Store, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of store.list(prefix)) out.push(entry.key);
+  return out.sort();
+}
+
+export function describeStore(name: string, factory: StoreFactory): void {
+  describe(`Store conformance: ${name}`, () => {
+    let store: Store;
+    let cleanup: (() => Promise<void>) | undefined;
+    beforeEach(async () => {
+      ({ store, cleanup } = await factory());
+    });
+    afterEach(async () => {
+      await store.close();
+      await cleanup?.();
+    });
+
+    it('round-trips bytes exactly, including empty and binary objects', async () => {
+      const binary = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 37) % 256));
+      await store.put('packs/ab/abcdef', binary);
+      await store.put('empty', Buffer.alloc(0));
+      expect((await store.get('packs/ab/abcdef')).equals(binary)).toBe(true);
+      expect((await store.get('empty')).length).toBe(0);
+    });
+
+    it('replaces an object on a second put', async () => {
+      await store.put('config', Buffer.from('one'));
+      await store.put('config', Buffer.from('two, longer'));
+      expect((await store.get('config')).toString()).toBe('two, longer');
+    });
+
+    it('throws NotFoundError for a missing key on get and stat', async () => {
+      await expect(store.get('snapshots/nope')).rejects.toBeInstanceOf(NotFoundError);
+      await expect(store.get('snapshots/nope')).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+      await expect(store.stat('nope')).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('reports existence and size', async () => {
+      expect(await store.has('a/b')).toBe(false);
+      await store.put('a/b', Buffer.from('12345'));
+      expect(await store.has('a/b')).toBe(true);
+      expect(await store.stat('a/b')).toEqual({ key: 'a/b', size: 5 });
+    });
+
+    it('lists by prefix, including partial segments and nested keys', async () => {
+      for (const key of ['snapshots/s1', 'snapshots/s2', 'packs/ab/ab1', 'packs/ab/ab2', 'packs/cd/cd1', 'config']) {
+        await store.put(key, Buffer.from(key));
+      }
+      expect(await keys(store, 'snapshots/')).toEqual(['snapshots/s1', 'snapshots/s2']);
+      expect(await keys(store, 'packs/')).toEqual(['packs/ab/ab1', 'packs/ab/ab2', 'packs/cd/cd1']);
+      expect(await keys(store, 'packs/a')).toEqual(['packs/ab/ab1', 'packs/ab/ab2']);
+      expect(await keys(store, 'packs/ab/ab2')).toEqual(['packs/ab/ab2']);
+      expect(await keys(store, 'nothing/')).toEqual([]);
+      expect((await keys(store, '')).length).toBe(6);
+      for await (const entry of store.list('snapshots/s1')) expect(entry.size).toBe('snapshots/s1'.length);
+    });
+
+    it('deletes, and a delete of a missing key is harmless', async () => {
+      await store.put('locks/l1', Buffer.from('x'));
+      await store.delete('locks/l1');
+      await store.delete('locks/l1');
+      expect(await store.has('locks/l1')).toBe(false);
+      expect(await keys(store, 'locks/')).toEqual([]);
+    });
+
+    it('rejects invalid keys with a TypeError', async () => {
+      for (const bad of ['', '/abs', 'a//b', '../up', 'a/../b', '.hidden', 'a/.tmp-x', 'sp ace', 'a/']) {
+        await expect(store.put(bad, Buffer.from('x'))).rejects.toBeInstanceOf(TypeError);
+        await expect(store.get(bad)).rejects.toBeInstanceOf(TypeError);
+      }
+    });
+
+    it('copes with concurrent puts of distinct keys', async () => {
+      const all = Array.from({ length: 40 }, (_, i) => `data/${String(i % 4)}/k${i}`);
+      await Promise.all(all.map((key) => store.put(key, Buffer.from(key))));
+      expect(await keys(store, 'data/')).toEqual([...all].sort());
+      for (const key of all) expect((await store.get(key)).toString()).toBe(key);
+    });
+
+    it('does not alias the caller\'s buffers', async () => {
+      const data = Buffer.from('abc');
+      await store.put('k', data);
+      data.write('xyz');
+      const got = await store.get('k');
+      got.write('qqq');
+      expect((await store.get('k')).toString()).toBe('abc');
+    });
+
+    it('declares its capabilities as data', () => {
+      expect(typeof store.capabilities.atomicPut).toBe('boolean');
+      expect(store.capabilities.maxConcurrency).toBeGreaterThan(0);
+      expect(typeof store.location).toBe('string');
+    });
+  });
+}
