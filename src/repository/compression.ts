@@ -1,0 +1,74 @@
+/** Whole-buffer compression for repository objects: zstd (zstd-napi), gzip (node:zlib) or none. */
+import { promisify } from 'node:util';
+import { gunzip, gzip } from 'node:zlib';
+import { IntegrityError, UsageError } from '../core/errors.js';
+
+/** The compression codecs a repository may use. */
+export type CompressionCodec = 'zstd' | 'gzip' | 'none';
+
+/** The codec byte written in front of every compressed repository object. */
+export const CODEC_IDS: Readonly<Record<CompressionCodec, number>> = { none: 0, gzip: 1, zstd: 2 };
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
+
+type Zstd = typeof import('zstd-napi');
+let zstd: Zstd | undefined;
+async function loadZstd(): Promise<Zstd> {
+  if (zstd) return zstd;
+  try {
+    zstd = await import('zstd-napi');
+    return zstd;
+  } catch (err) {
+    throw new UsageError('zstd compression needs the zstd-napi package, which failed to load', {
+      code: 'E_UNKNOWN_COMPRESSION',
+      hint: 'Reinstall scriptorium (npm rebuild zstd-napi), or init the repository with --compression gzip.',
+      cause: err,
+    });
+  }
+}
+
+/** Throws a `UsageError` unless `codec` and `level` are supported. */
+export function checkCompression(codec: string, level?: number): asserts codec is CompressionCodec {
+  if (!(codec in CODEC_IDS)) {
+    throw new UsageError(`unknown compression ${JSON.stringify(codec)}`, {
+      code: 'E_UNKNOWN_COMPRESSION',
+      hint: 'Use one of: zstd, gzip, none.',
+    });
+  }
+  if (level !== undefined) {
+    const [lo, hi] = codec === 'zstd' ? [-7, 22] : codec === 'gzip' ? [1, 9] : [0, 0];
+    if (!Number.isInteger(level) || level < lo || level > hi) {
+      throw new UsageError(`compression level ${level} is out of range for ${codec} (${lo}..${hi})`);
+    }
+  }
+}
+
+/** Compresses `data` whole. */
+export async function compress(data: Buffer, codec: CompressionCodec, level?: number): Promise<Buffer> {
+  switch (codec) {
+    case 'none':
+      return data;
+    case 'gzip':
+      return gzipAsync(data, { level: level ?? 6 });
+    case 'zstd':
+      return (await loadZstd()).compress(data, { compressionLevel: level ?? 3 });
+  }
+}
+
+/** Decompresses an object written with the codec whose id is `codecId`; throws E_CORRUPT on damage. */
+export async function decompress(data: Buffer, codecId: number, what: string): Promise<Buffer> {
+  try {
+    switch (codecId) {
+      case CODEC_IDS.none:
+        return data;
+      case CODEC_IDS.gzip:
+        return await gunzipAsync(data);
+      case CODEC_IDS.zstd:
+        return (await loadZstd()).decompress(data);
+    }
+  } catch (err) {
+    throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+  }
+  throw new IntegrityError('E_CORRUPT', `${what}: unknown codec id ${codecId}`);
+}

@@ -1,0 +1,99 @@
+/** The repository's `config` object: format version, identity, chunking and compression settings. */
+import { randomBytes } from 'node:crypto';
+import { UsageError } from '../core/errors.js';
+import { checkCompression, type CompressionCodec } from './compression.js';
+import { newerVersion, notRepository } from './errors.js';
+
+/** The repository format this code writes, and the newest it reads. */
+export const FORMAT_VERSION = 1;
+export const FORMAT_NAME = 'scriptorium-repository';
+
+/** How rows are cut into chunks (see docs/repository-format.md, "Chunking"). */
+export interface ChunkerSettings {
+  algorithm: 'row-key-v1';
+  /** Average chunk size in bytes of row encodings. */
+  targetBytes: number;
+  /** No chunk ends before it holds this many bytes (unless the table ends). */
+  minBytes: number;
+  /** A chunk never grows past this many bytes unless one row alone is larger. */
+  maxBytes: number;
+}
+
+export interface RepositoryConfig {
+  format: typeof FORMAT_NAME;
+  version: number;
+  /** 32 hex digits, random, fixed at init. */
+  id: string;
+  createdAt: string;
+  chunker: ChunkerSettings;
+  /** A pack is sealed once its chunks add up to this many (uncompressed) bytes. */
+  packBytes: number;
+  compression: { codec: CompressionCodec; level?: number };
+}
+
+/** Options of `init`; everything has a default. */
+export interface RepositorySettings {
+  compression?: CompressionCodec;
+  /** zstd -7..22 (default 3), gzip 1..9 (default 6). */
+  compressionLevel?: number;
+  /** Average chunk size in bytes (default 512). */
+  chunkBytes?: number;
+  /** Smallest chunk in bytes (default: half the average). */
+  minChunkBytes?: number;
+  /** Largest chunk of several rows (default 65536). */
+  maxChunkBytes?: number;
+  /** Pack size in uncompressed bytes (default 2 MiB). */
+  packBytes?: number;
+}
+
+export const DEFAULT_SETTINGS = {
+  compression: 'zstd',
+  chunkBytes: 512,
+  maxChunkBytes: 64 * 1024,
+  packBytes: 2 * 1024 * 1024,
+} as const;
+
+/** A new config from `settings`; throws `UsageError` for values out of range. */
+export function createConfig(settings: RepositorySettings = {}): RepositoryConfig {
+  const codec = settings.compression ?? DEFAULT_SETTINGS.compression;
+  checkCompression(codec, settings.compressionLevel);
+  const targetBytes = positive('chunk size', settings.chunkBytes ?? DEFAULT_SETTINGS.chunkBytes, 64, 1 << 24);
+  const minBytes = positive('min chunk size', settings.minChunkBytes ?? Math.floor(targetBytes / 2), 0, targetBytes - 1);
+  const maxBytes = positive('max chunk size', settings.maxChunkBytes ?? Math.max(DEFAULT_SETTINGS.maxChunkBytes, targetBytes * 4), targetBytes, 1 << 28);
+  const packBytes = positive('pack size', settings.packBytes ?? DEFAULT_SETTINGS.packBytes, 1024, 1 << 30);
+  return {
+    format: FORMAT_NAME,
+    version: FORMAT_VERSION,
+    id: randomBytes(16).toString('hex'),
+    createdAt: new Date().toISOString(),
+    chunker: { algorithm: 'row-key-v1', targetBytes, minBytes, maxBytes },
+    packBytes,
+    compression: settings.compressionLevel === undefined ? { codec } : { codec, level: settings.compressionLevel },
+  };
+}
+
+function positive(what: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError(`${what} must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+/** Parses and checks a stored config; throws E_NOT_REPOSITORY or E_VERSION. */
+export function parseConfig(data: Buffer, location: string): RepositoryConfig {
+  let config: RepositoryConfig;
+  try {
+    config = JSON.parse(data.toString('utf8')) as RepositoryConfig;
+  } catch (err) {
+    throw notRepository(location, err);
+  }
+  if (config === null || typeof config !== 'object' || config.format !== FORMAT_NAME || !Number.isInteger(config.version)) {
+    throw notRepository(location);
+  }
+  if (config.version > FORMAT_VERSION) throw newerVersion(location, config.version, FORMAT_VERSION);
+  if (config.chunker?.algorithm !== 'row-key-v1') {
+    throw newerVersion(location, config.version, FORMAT_VERSION);
+  }
+  checkCompression(config.compression.codec, config.compression.level);
+  return config;
+}

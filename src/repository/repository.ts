@@ -1,0 +1,214 @@
+/**
+ * A repository: a store holding `config`, `packs/`, `index/`, `snapshots/` and `locks/` (see
+ * docs/repository-format.md). This class opens or creates one and reads its objects; the operations
+ * (backup, restore, verify, forget, prune, diff) live in their own files and take a Repository.
+ */
+import { NotFoundError, UsageError } from '../core/errors.js';
+import { openStore, type StoreRegistry } from '../stores/registry.js';
+import type { Store } from '../stores/store.js';
+import { ChunkIndex, decodeIndex } from './chunk-index.js';
+import { createConfig, parseConfig, type RepositoryConfig, type RepositorySettings } from './config.js';
+import { ambiguousSnapshot, notRepository, unknownSnapshot } from './errors.js';
+import { acquireLock, type LockKind, type RepositoryLock } from './locks.js';
+import { decodeManifest, snapshotKey, type Snapshot } from './manifest.js';
+import { Pack, packKey } from './pack.js';
+
+/** Where a repository is: a location string (path or URL) or an already opened Store. */
+export type RepositoryLocation = string | Store;
+
+/** Options shared by every repository operation. */
+export interface OpenOptions {
+  /** Store backends by URL scheme (default: `defaultStores()`). */
+  stores?: StoreRegistry;
+}
+
+/** An open repository. Close it (which closes its store) when done. */
+export class Repository {
+  readonly store: Store;
+  readonly config: RepositoryConfig;
+
+  private constructor(store: Store, config: RepositoryConfig) {
+    this.store = store;
+    this.config = config;
+  }
+
+  /** Where the repository lives, for messages. */
+  get location(): string {
+    return this.store.location;
+  }
+
+  /**
+   * Creates a repository at `location` (an empty or missing directory, or a store). Throws
+   * E_TARGET_EXISTS when one is already there.
+   *
+   * @example
+   * ```ts
+   * const repo = await Repository.init('/mnt/nas/backups', { compression: 'zstd', compressionLevel: 3 });
+   * await repo.close();
+   * ```
+   */
+  static async init(location: RepositoryLocation, settings: RepositorySettings = {}, options: OpenOptions = {}): Promise<Repository> {
+    const config = createConfig(settings);
+    const store = await toStore(location, options);
+    try {
+      if (await store.has('config')) {
+        throw new UsageError(`repository: ${store.location} already holds a repository`, {
+          code: 'E_TARGET_EXISTS',
+          hint: 'Use it as it is, or choose another --repo.',
+        });
+      }
+      for await (const entry of store.list('')) {
+        throw new UsageError(`repository: ${store.location} is not empty (it holds ${entry.key})`, {
+          code: 'E_TARGET_EXISTS',
+          hint: 'Initialise a repository in a new or empty directory.',
+        });
+      }
+      await store.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+      return new Repository(store, config);
+    } catch (err) {
+      if (typeof location === 'string') await store.close();
+      throw err;
+    }
+  }
+
+  /** Opens the repository at `location`; throws E_NOT_REPOSITORY or E_VERSION. */
+  static async open(location: RepositoryLocation, options: OpenOptions = {}): Promise<Repository> {
+    const store = await toStore(location, options);
+    try {
+      let data: Buffer;
+      try {
+        data = await store.get('config');
+      } catch (err) {
+        if (err instanceof NotFoundError) throw notRepository(store.location, err);
+        throw err;
+      }
+      return new Repository(store, parseConfig(data, store.location));
+    } catch (err) {
+      if (typeof location === 'string') await store.close();
+      throw err;
+    }
+  }
+
+  /** Takes a repository lock (see locks.ts for the rule). */
+  lock(kind: LockKind, operation: string, waitMs = 0): Promise<RepositoryLock> {
+    return acquireLock(this.store, kind, operation, waitMs);
+  }
+
+  /** Ids of all snapshots, unordered. */
+  async snapshotIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const { key } of this.store.list('snapshots/')) ids.push(key.slice('snapshots/'.length));
+    return ids;
+  }
+
+  /** Reads snapshot `id` (full id). Throws NotFoundError, or IntegrityError when damaged. */
+  async snapshot(id: string): Promise<Snapshot> {
+    let file: Buffer;
+    try {
+      file = await this.store.get(snapshotKey(id));
+    } catch (err) {
+      if (err instanceof NotFoundError) throw unknownSnapshot(id, this.location);
+      throw err;
+    }
+    return decodeManifest(id, file);
+  }
+
+  /** All snapshots, oldest first. Throws on the first damaged manifest. */
+  async snapshots(): Promise<Snapshot[]> {
+    const all = await Promise.all((await this.snapshotIds()).map((id) => this.snapshot(id)));
+    return all.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  /** Resolves `latest`, a full id or a unique id prefix to a snapshot. */
+  async resolve(ref: string): Promise<Snapshot> {
+    if (typeof ref !== 'string' || ref === '') throw new UsageError('no snapshot id given', { hint: 'Give a snapshot id or `latest`.' });
+    const ids = await this.snapshotIds();
+    if (ref === 'latest') {
+      if (ids.length === 0) throw new NotFoundError(`repository: ${this.location} has no snapshots yet`, { hint: 'Take one with `scriptorium backup`.' });
+      const all = await this.snapshots();
+      return all[all.length - 1];
+    }
+    if (!/^[0-9a-f]{4,64}$/.test(ref)) throw unknownSnapshot(ref, this.location);
+    const matches = ids.filter((id) => id.startsWith(ref));
+    if (matches.length === 0) throw unknownSnapshot(ref, this.location);
+    if (matches.length > 1) throw ambiguousSnapshot(ref, matches);
+    return this.snapshot(matches[0]);
+  }
+
+  /**
+   * Loads every index file into one ChunkIndex. Damaged index files are skipped unless `strict`.
+   * With `existingOnly`, packs that are not in the store are left out, so that a backup never refers
+   * to a chunk whose pack was lost (it stores the chunk again instead).
+   */
+  async loadIndex(strict = false, existingOnly = false): Promise<ChunkIndex> {
+    const index = new ChunkIndex();
+    let present: Set<string> | undefined;
+    if (existingOnly) {
+      present = new Set();
+      for await (const { key } of this.store.list('packs/')) present.add(key.slice(key.lastIndexOf('/') + 1));
+    }
+    for await (const { key } of this.store.list('index/')) {
+      try {
+        const packs = await decodeIndex(key.slice('index/'.length), await this.store.get(key));
+        index.addIndexed(present ? packs.filter((p) => present.has(p.hash)) : packs);
+      } catch (err) {
+        // A damaged index only costs deduplication; prune rebuilds it. Verify reports it.
+        if (strict || !(err instanceof Error && 'code' in err)) throw err;
+      }
+    }
+    return index;
+  }
+
+  /** Reads and checks pack `hash`. Throws NotFoundError when it is missing, IntegrityError when damaged. */
+  async pack(hash: string): Promise<Pack> {
+    return Pack.open(hash, await this.store.get(packKey(hash)));
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+async function toStore(location: RepositoryLocation, options: OpenOptions): Promise<Store> {
+  return typeof location === 'string' ? openStore(location, options.stores) : location;
+}
+
+/** Opens `location`, runs `fn`, and closes the repository again if this call opened it. */
+export async function withRepository<T>(
+  location: RepositoryLocation | Repository,
+  options: OpenOptions,
+  fn: (repo: Repository) => Promise<T>,
+): Promise<T> {
+  if (location instanceof Repository) return fn(location);
+  const repo = await Repository.open(location, options);
+  try {
+    return await fn(repo);
+  } finally {
+    if (typeof location === 'string') await repo.close();
+  }
+}
+
+/** A small LRU of opened packs, for reading snapshots whose chunks come from a few packs at a time. */
+export class PackCache {
+  readonly #repo: Repository;
+  readonly #capacity: number;
+  readonly #packs = new Map<string, Promise<Pack>>();
+
+  constructor(repo: Repository, capacity = 3) {
+    this.#repo = repo;
+    this.#capacity = capacity;
+  }
+
+  get(hash: string): Promise<Pack> {
+    let pack = this.#packs.get(hash);
+    if (pack) {
+      this.#packs.delete(hash);
+    } else {
+      pack = this.#repo.pack(hash);
+      pack.catch(() => this.#packs.delete(hash));
+      if (this.#packs.size >= this.#capacity) this.#packs.delete(this.#packs.keys().next().value as string);
+    }
+    this.#packs.set(hash, pack);
+    return pack;
+  }
+}

@@ -1,0 +1,52 @@
+/** The engine side of the repository: the small part of a Source and Target it uses, and their opening. */
+import type { RowBatch, RowEncoding, TableDigest } from '../core/encoding.js';
+import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import { UsageError } from '../core/errors.js';
+
+/** What backup needs from a database: a consistent schema and rows in key order (SqliteSource fits). */
+export interface RowSource {
+  readonly schema: DatabaseSchema;
+  rowCount(table: TableSchema): number;
+  batches(table: TableSchema, encoding: RowEncoding, opts?: { batchRows?: number }): Iterable<RowBatch>;
+  close(): void;
+}
+
+/** Opens the SQLite database at `file` as a RowSource (the driver is loaded only when needed). */
+export async function openSqliteSource(file: string): Promise<RowSource> {
+  const { SqliteSource } = await import('../engines/sqlite/sqlite-source.js');
+  return SqliteSource.open(file);
+}
+
+/**
+ * Picks the tables named in `names` (all when undefined), in schema order. Throws a UsageError naming
+ * the tables that do not exist.
+ */
+export function selectTables(schema: DatabaseSchema, names: string[] | undefined, where: string): TableSchema[] {
+  if (names === undefined || names.length === 0) return schema.tables;
+  const known = new Set(schema.tables.map((t) => t.name));
+  const missing = names.filter((n) => !known.has(n));
+  if (missing.length > 0) {
+    throw new UsageError(`${where} has no table${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')}`, {
+      code: 'E_NOT_FOUND',
+      hint: `Tables there: ${[...known].map((n) => JSON.stringify(n)).join(', ') || '(none)'}.`,
+    });
+  }
+  const wanted = new Set(names);
+  return schema.tables.filter((t) => wanted.has(t.name));
+}
+
+/** A table's digest as recomputed from a loaded target. */
+export type { TableDigest };
+
+/** The schema restricted to `names`, with their indexes and triggers (views are kept only when all tables are). */
+export function subsetSchema(schema: DatabaseSchema, names: string[]): DatabaseSchema {
+  const keep = new Set(names);
+  const full = schema.tables.every((t) => keep.has(t.name));
+  const sequences = Object.fromEntries(Object.entries(schema.meta.sequences ?? {}).filter(([name]) => keep.has(name)));
+  return {
+    ...schema,
+    tables: schema.tables.filter((t) => keep.has(t.name)),
+    objects: schema.objects.filter((o) => full || (o.type !== 'view' && keep.has(o.table))),
+    meta: { ...schema.meta, sequences },
+  };
+}

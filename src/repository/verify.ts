@@ -1,0 +1,181 @@
+/**
+ * `verify`: checks a repository. Always: the config, every manifest (hash, format), every index file,
+ * and that every chunk a snapshot references exists. With `readData`: reads and decompresses every
+ * referenced pack, checks each chunk against the hash the index gives it, and recomputes every table's
+ * digest. With `drill`: restores the latest snapshot into a temporary database and compares it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ScriptoriumError } from '../core/errors.js';
+import type { EventListener } from '../core/events.js';
+import { ChunkIndex, decodeIndex } from './chunk-index.js';
+import { RepositoryIntegrityError, type Problem } from './errors.js';
+import type { Snapshot } from './manifest.js';
+import type { Pack } from './pack.js';
+import { OperationReporter } from './progress.js';
+import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
+import { restore } from './restore.js';
+import { readTable } from './snapshot-reader.js';
+
+export interface VerifyOptions extends OpenOptions {
+  /** Read every referenced chunk and recompute every table digest. */
+  readData?: boolean;
+  /** Restore the latest snapshot into a temporary database and compare it with its manifest. */
+  drill?: boolean;
+  onEvent?: EventListener;
+  lockWaitMs?: number;
+}
+
+export interface VerifyReport {
+  snapshots: number;
+  packs: number;
+  /** Chunk references checked (and, with readData, chunks read). */
+  chunks: number;
+  tablesRead: number;
+  drilled?: string;
+  problems: Problem[];
+}
+
+/**
+ * Verifies the repository. Resolves with a report when no problem is found; otherwise throws a
+ * RepositoryIntegrityError whose `problems` lists every one, each naming snapshot, table and chunk.
+ *
+ * @example
+ * ```ts
+ * const report = await verify('/mnt/nas/backups', { readData: true });
+ * ```
+ */
+export async function verify(repository: RepositoryLocation | Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const reporter = new OperationReporter('verify', options.onEvent);
+  return reporter.run(() =>
+    withRepository(repository, options, async (repo) => {
+      const lock = await repo.lock('shared', 'verify', options.lockWaitMs ?? 60_000);
+      try {
+        const report = await runChecks(repo, options, reporter);
+        if (report.problems.length > 0) throw new RepositoryIntegrityError(report.problems, 'verify');
+        reporter.completed({ snapshots: report.snapshots, packs: report.packs, chunks: report.chunks, readData: !!options.readData });
+        return report;
+      } finally {
+        await lock.release();
+      }
+    }),
+  );
+}
+
+async function runChecks(repo: Repository, options: VerifyOptions, reporter: OperationReporter): Promise<VerifyReport> {
+  const problems: Problem[] = [];
+  const snapshots: Snapshot[] = [];
+  for (const id of await repo.snapshotIds()) {
+    try {
+      snapshots.push(await repo.snapshot(id));
+    } catch (err) {
+      problems.push(asProblem(err, { snapshot: id }));
+    }
+  }
+  reporter.started({ target: repo.location, totalRows: snapshots.reduce((a, s) => a + s.stats.rows, 0), tables: snapshots.length });
+  const index = new ChunkIndex();
+  for await (const { key } of repo.store.list('index/')) {
+    try {
+      index.addIndexed(await decodeIndex(key.slice('index/'.length), await repo.store.get(key)));
+    } catch (err) {
+      problems.push(asProblem(err, {}));
+    }
+  }
+  const existing = new Set<string>();
+  for await (const { key } of repo.store.list('packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
+  const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems };
+  const referenced = new Set<string>();
+  for (const snap of snapshots) {
+    for (const table of snap.tables) {
+      for (const [p, first, count] of table.chunks) {
+        const pack = snap.packs[p];
+        referenced.add(pack);
+        report.chunks += count;
+        if (!existing.has(pack)) {
+          problems.push({ code: 'E_CORRUPT', snapshot: snap.id, table: table.name, chunk: chunkId(index, pack, first), pack, message: `pack ${pack.slice(0, 16)} is missing` });
+        }
+      }
+    }
+  }
+  report.packs = referenced.size;
+  reporter.progress('verify', undefined, true);
+  if (options.readData) await readData(repo, snapshots, index, report, reporter);
+  if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems);
+  return report;
+}
+
+/** Streams every distinct table of every snapshot, checking packs, chunk hashes and digests. */
+async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkIndex, report: VerifyReport, reporter: OperationReporter): Promise<void> {
+  const checked = new Set<string>();
+  const cache = new CheckingCache(repo, (pack) => {
+    if (checked.has(pack.hash)) return;
+    checked.add(pack.hash);
+    const ordinal = index.packOrdinal(pack.hash);
+    for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
+      const expected = index.chunkAt(ordinal, e);
+      if (expected && pack.chunkHash(e) !== expected) {
+        report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
+      }
+    }
+  });
+  const seen = new Set<string>();
+  for (const snap of snapshots) {
+    for (const table of snap.tables) {
+      const key = `${table.sha256}:${JSON.stringify(table.chunks.map(([p, f, c]) => [snap.packs[p], f, c]))}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      try {
+        for await (const batch of readTable(repo, cache, snap, table, 'verify')) {
+          reporter.rowsDone += batch.rows;
+          reporter.bytesIn += batch.data.length + 1;
+          reporter.progress('verify', table.name);
+        }
+        report.tablesRead++;
+      } catch (err) {
+        if (err instanceof RepositoryIntegrityError) report.problems.push(...err.problems);
+        else report.problems.push(asProblem(err, { snapshot: snap.id, table: table.name }));
+      }
+    }
+  }
+}
+
+/** A PackCache that runs `onOpen` on each pack it opens. */
+class CheckingCache extends PackCache {
+  readonly #onOpen: (pack: Pack) => void;
+
+  constructor(repo: Repository, onOpen: (pack: Pack) => void) {
+    super(repo);
+    this.#onOpen = onOpen;
+  }
+
+  override async get(hash: string): Promise<Pack> {
+    const pack = await super.get(hash);
+    this.#onOpen(pack);
+    return pack;
+  }
+}
+
+async function drill(repo: Repository, problems: Problem[]): Promise<string | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), 'scriptorium-drill-'));
+  try {
+    const result = await restore('latest', repo, { into: join(dir, 'drill.db') });
+    return result.snapshot;
+  } catch (err) {
+    if (err instanceof RepositoryIntegrityError) problems.push(...err.problems);
+    else problems.push(asProblem(err, {}));
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function chunkId(index: ChunkIndex, pack: string, entry: number): string {
+  const ordinal = index.packOrdinal(pack);
+  return (ordinal >= 0 ? index.chunkAt(ordinal, entry) : undefined) ?? `${pack.slice(0, 16)}#${entry}`;
+}
+
+function asProblem(err: unknown, where: Omit<Problem, 'code' | 'message'>): Problem {
+  if (err instanceof ScriptoriumError) return { ...where, code: err.code, message: err.message };
+  throw err;
+}
