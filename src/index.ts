@@ -18,3 +18,21 @@ export type { DatabaseSchema, TableSchema, ColumnSchema, SchemaObject, DatabaseM
 export type { RowEncoding, TableDigest } from './core/encoding.js';
 export type { FormatName } from './formats/format.js';
 export type { CodecName } from './codecs/codec.js';
+export * from './repository/index.js';
+export * from './stores/index.js';
+export {
+  Monitor,
+  MonitoredOperation,
+  HistoryStore,
+  meetsTargets,
+  targetsFor,
+  loadConfig,
+  renderReport,
+  redact,
+  DEFAULT_TARGETS,
+  type MonitorOptions,
+  type OperationRecord,
+  type TargetsResult,
+  type Targets,
+  type MonitorConfig,
+} from './monitor/index.js';

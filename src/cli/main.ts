@@ -6,6 +6,7 @@ import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { runDemo } from './demo-command.js';
 import { registerHistoryCommand } from './history-command.js';
+import { registerRepositoryCommands } from './repository-commands.js';
 import { formatBytes, formatCount, printError, type OutputOptions } from './output.js';
 import { runOperation } from './run.js';
 
@@ -92,6 +93,7 @@ export function buildProgram(): Command {
     }
   });
 
+  registerRepositoryCommands(program);
   registerHistoryCommand(program);
   return program;
 }

@@ -1,0 +1,156 @@
+/** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { UsageError } from '../core/errors.js';
+import { backup, diff, forget, init, prune, restore, snapshots, verify, type CompressionCodec, type SnapshotSummary } from '../repository/index.js';
+import { formatBytes, formatCount, type OutputOptions } from './output.js';
+import { runOperation } from './run.js';
+
+type RepoOptions = OutputOptions & { repo?: string; lockWait?: number };
+
+const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const count = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+
+/** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
+function repoCommand(program: Command, name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .addOption(new Option('-r, --repo <repo>', 'repository: a directory (s3:// later)').env('SCRIPTORIUM_REPO'))
+    .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', count)
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('--json', 'print a machine-readable summary')
+    .option('--debug', 'print stack traces with errors');
+}
+
+function repoOf(o: RepoOptions): string {
+  if (!o.repo) throw new UsageError('no repository given', { hint: 'Pass --repo <dir> or set SCRIPTORIUM_REPO.' });
+  return o.repo;
+}
+
+/** Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). */
+async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
+  await runOperation(o, fn, summary);
+}
+
+const lockWait = (o: RepoOptions) => (o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 });
+const short = (id: string) => id.slice(0, 8);
+
+/**
+ * Registers the repository commands on `program`.
+ *
+ * @example
+ * ```ts
+ * const program = new Command('scriptorium');
+ * registerRepositoryCommands(program);
+ * await program.parseAsync(['node', 'scriptorium', 'snapshots', '--repo', '/backups']);
+ * ```
+ */
+export function registerRepositoryCommands(program: Command): void {
+  repoCommand(program, 'init', 'create a backup repository')
+    .argument('[repo]', 'where (default: --repo / $SCRIPTORIUM_REPO)')
+    .option('--compression <codec>', 'zstd | gzip | none', 'zstd')
+    .option('--level <n>', 'compression level (zstd -7..22, gzip 1..9)', Number)
+    .option('--chunk-size <bytes>', 'average chunk size', count)
+    .option('--pack-size <bytes>', 'pack size (uncompressed)', count)
+    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number }) =>
+      act(o, (onEvent) => init(repo ?? repoOf(o), {
+        compression: o.compression as CompressionCodec, onEvent,
+        ...(o.level === undefined ? {} : { compressionLevel: o.level }),
+        ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
+        ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
+      }), (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec})`),
+    );
+
+  repoCommand(program, 'backup', 'take a snapshot of a SQLite database into the repository')
+    .argument('<db>', 'SQLite database file')
+    .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
+    .option('--tables <a,b>', 'only these tables', list)
+    .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[] }) =>
+      act(o, (onEvent) => backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
+        `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
+        `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +
+        `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
+    );
+
+  repoCommand(program, 'snapshots', 'list the snapshots in the repository').action((o: RepoOptions) =>
+    act(o, async () => ({ snapshots: await snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
+  );
+
+  repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
+    .argument('<snapshot>', 'snapshot id, unique prefix, or latest')
+    .requiredOption('--into <db>', 'database file to create')
+    .option('--tables <a,b>', 'only these tables', list)
+    .option('--force', 'replace an existing database (only after the restore is verified)')
+    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
+      act(o, (onEvent) => restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
+        `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
+    );
+
+  repoCommand(program, 'verify', 'check the repository (structure; --read-data: every chunk and digest; --drill: a test restore)')
+    .option('--read-data', 'read every chunk, check its hash and every table digest')
+    .option('--drill', 'restore the latest snapshot into a temporary database and compare')
+    .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
+      act(o, (onEvent) => verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...lockWait(o) }), (r) =>
+        `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
+        `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}`),
+    );
+
+  repoCommand(program, 'forget', 'remove snapshots by id or by retention policy (restic semantics)')
+    .argument('[ids...]', 'snapshot ids to forget (instead of a policy)')
+    .option('--keep-last <n>', 'keep the n newest snapshots', count)
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count)
+    .option('--keep-daily <n>', 'likewise for days', count)
+    .option('--keep-weekly <n>', 'likewise for ISO weeks', count)
+    .option('--keep-monthly <n>', 'likewise for months', count)
+    .option('--keep-yearly <n>', 'likewise for years', count)
+    .option('--keep-tag <tag>', 'keep snapshots with this tag (repeatable)', list)
+    .option('--dry-run', 'only show what would be removed')
+    .option('--prune', 'prune unreferenced data afterwards')
+    .action((ids: string[], o: RepoOptions & Record<string, unknown>) =>
+      act(o, (onEvent) => forget(repoOf(o), {
+        ids, onEvent, ...lockWait(o), dryRun: !!o.dryRun, prune: !!o.prune,
+        keepLast: o.keepLast as number | undefined, keepHourly: o.keepHourly as number | undefined, keepDaily: o.keepDaily as number | undefined,
+        keepWeekly: o.keepWeekly as number | undefined, keepMonthly: o.keepMonthly as number | undefined, keepYearly: o.keepYearly as number | undefined,
+        keepTags: o.keepTag as string[] | undefined,
+      }), (r) => [
+        ...r.kept.map((k) => `keep   ${short(k.id)}  ${k.time}  (${k.reasons.join(', ')})`),
+        ...r.removed.map((k) => `${o.dryRun ? 'would remove' : 'remove'} ${short(k.id)}  ${k.time ?? ''}`),
+        `${r.removed.length} snapshot(s) ${o.dryRun ? 'would be ' : ''}removed, ${r.kept.length} kept` +
+          (r.pruned ? `; pruned ${r.pruned.packsDeleted} packs (${formatBytes(r.pruned.bytesDeleted)})` : ''),
+      ].join('\n')),
+    );
+
+  repoCommand(program, 'prune', 'delete data no snapshot references (needs the exclusive lock)')
+    .option('--dry-run', 'only show what would be deleted')
+    .action((o: RepoOptions & { dryRun?: boolean }) =>
+      act(o, (onEvent) => prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
+        `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
+        `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}`),
+    );
+
+  repoCommand(program, 'diff', 'show per table what changed between two snapshots')
+    .argument('<a>', 'older snapshot')
+    .argument('<b>', 'newer snapshot (or latest)')
+    .action((a: string, b: string, o: RepoOptions) =>
+      act(o, (onEvent) => diff(a, b, repoOf(o), { onEvent, ...lockWait(o) }), (d) => [
+        `snapshot ${short(d.a)} → ${short(d.b)}`,
+        ...d.tables.map((t) => `${t.status.padEnd(9)} ${t.name}: ${formatCount(t.rowsBefore)} → ${formatCount(t.rowsAfter)} rows; ` +
+          `+${formatCount(t.rowsAdded)} −${formatCount(t.rowsRemoved)} ~${formatCount(t.rowsChanged)} rows; ` +
+          `chunks +${t.chunksAdded} −${t.chunksRemoved} (${t.chunksShared} shared)${t.schemaChanged ? '; schema changed' : ''}`),
+      ].join('\n')),
+    );
+}
+
+function renderSnapshots(list: SnapshotSummary[]): string {
+  if (list.length === 0) return 'no snapshots';
+  const head = ['id', 'time', 'host', 'tags', 'tables', 'rows', 'size', 'added'];
+  const rows = list.map((s) => [short(s.id), s.time.replace('T', ' ').slice(0, 19), s.host, s.tags.join(','), String(s.tables),
+    formatCount(s.rows), formatBytes(s.bytes), formatBytes(s.storedBytes)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), `${list.length} snapshot(s)`].join('\n');
+}
