@@ -85,7 +85,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   let dest = '-';
   try {
     const schema = selectTables(src.schema, options.tables, options.excludeTables);
-    const rowCounts: Record<string, number> = {};
+    const rowCounts: Record<string, number> = Object.create(null); // keyed by table name, and "__proto__" is one
     for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
     if (!options.stream) {
@@ -120,7 +120,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       totalRows,
       generator: GENERATOR,
     };
-    const digests: Record<string, TableDigest> = {};
+    const digests: Record<string, TableDigest> = Object.create(null);
     await sink.write(writer.header(header));
     let lastYield = Date.now();
     for (const [index, table] of schema.tables.entries()) {

@@ -16,7 +16,7 @@ import type { FormatName, ImportItem } from './formats/format.js';
 import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
-import { literalsOnly, notLiteral } from './formats/sql-statements.js';
+import { classifyStatement, literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
   /** The SQLite database to create (or, with `force`, replace). */
@@ -272,6 +272,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           tables.set(item.table, table);
         }
         if (!created.has(table.name)) {
+          checkSchemaSql(table.sql, 'create-table', table.name);
           target.createTables([table]);
           created.add(table.name);
         }
@@ -327,8 +328,32 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   }
   flush();
   // Tables with no rows still exist in the file's schema.
-  for (const table of state.schema?.tables ?? []) if (!created.has(table.name)) target.createTables([table]);
+  for (const table of state.schema?.tables ?? []) {
+    if (created.has(table.name)) continue;
+    checkSchemaSql(table.sql, 'create-table', table.name);
+    target.createTables([table]);
+  }
+  for (const object of state.objects) checkSchemaSql(object.sql, 'object', object.name);
   return state;
+}
+
+/**
+ * json and ndjson files carry their schema as SQL text: it runs only if it is the one CREATE statement
+ * it claims to be (SqliteTarget.exec runs a single statement), never anything else.
+ */
+function checkSchemaSql(sql: string, kind: 'create-table' | 'object', name: string): void {
+  let ok = false;
+  try {
+    const st = classifyStatement(sql, 0, new Set());
+    ok = st.kind === 'create-table' ? kind === st.kind && st.name === name : st.kind === 'object' && kind === 'object' && st.object.name === name;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: the schema of ${JSON.stringify(name)} is not a plain CREATE statement: ${sql.slice(0, 60).replace(/\s+/g, ' ')}`, {
+      hint: 'import runs only the CREATE statements scriptorium writes; the file was edited or is not a scriptorium export. Nothing was written to the target.',
+    });
+  }
 }
 
 /** Runs a statement the reader judged safe, naming its line if SQLite refuses it. */

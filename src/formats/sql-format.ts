@@ -121,7 +121,14 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
       if (piece.comment !== undefined) {
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
-          const d = JSON.parse(m[2]!) as { table: string; rows: number; sha256: string };
+          let d: { table: string; rows: number; sha256: string };
+          try {
+            d = JSON.parse(m[2]!) as typeof d;
+          } catch {
+            throw new IntegrityError('E_CORRUPT', `sql: line ${piece.line}: a damaged scriptorium:digest comment`, {
+              hint: 'The file is damaged or was edited; nothing was written to the target.',
+            });
+          }
           yield { kind: 'digest', table: d.table, encoding: 'sql', digest: { rows: d.rows, sha256: d.sha256 } };
         } else if (m?.[1] === 'end') sawEnd = true;
         continue;
@@ -151,7 +158,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           yield { kind: 'object', object: st.object };
           break;
         case 'sequence':
-          (meta.sequences ??= {})[st.name] = st.value;
+          (meta.sequences ??= Object.create(null) as Record<string, string>)[st.name] = st.value; // a table may be "__proto__"
           break;
         case 'pragma':
           if (st.name === 'user_version') meta.userVersion = st.value;

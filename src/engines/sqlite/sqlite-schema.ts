@@ -114,8 +114,10 @@ export function selectTables(schema: DatabaseSchema, include?: string[], exclude
     (!include || include.length === 0 || include.includes(name)) && !(exclude ?? []).includes(name);
   const tables = schema.tables.filter((t) => keep(t.name));
   const names = new Set(tables.map((t) => t.name));
-  // Indexes and triggers follow their table; views are kept only when every table is.
-  const objects = schema.objects.filter((o) => (o.type === 'view' ? names.size === known.size : names.has(o.table)));
+  // Indexes and triggers follow their table; views (and INSTEAD OF triggers on them) are kept only
+  // when every table is.
+  const views = new Set(schema.objects.filter((o) => o.type === 'view').map((o) => o.name));
+  const objects = schema.objects.filter((o) => (o.type === 'view' || views.has(o.table) ? names.size === known.size : names.has(o.table)));
   const sequences = schema.meta.sequences
     ? Object.fromEntries(Object.entries(schema.meta.sequences).filter(([t]) => names.has(t)))
     : undefined;

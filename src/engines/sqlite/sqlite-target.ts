@@ -50,7 +50,16 @@ export class SqliteTarget {
 
   /** Runs one statement that the caller has already validated (schema DDL or a literal-only INSERT). */
   exec(sql: string): void {
-    this.#db.exec(sql);
+    let statement: Database.Statement;
+    try {
+      statement = this.#db.prepare(sql); // exactly one statement: better-sqlite3 refuses a second one after it
+    } catch (err) {
+      if (!/more than one statement/i.test((err as Error).message)) throw err;
+      throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: more than one statement where one was expected: ${sql.slice(0, 60).replace(/\s+/g, ' ')}`, {
+        hint: 'import runs one CREATE or INSERT statement at a time; the file was edited or is not an export. Nothing was written to the target.',
+      });
+    }
+    statement.run();
   }
 
   /** Whether rows of `table` load through the extension's C parser (required for the `sql` encoding). */
