@@ -44,7 +44,7 @@ export function buildProgram(): Command {
       .option('--exclude-tables <c,d>', 'all tables but these', list),
   ).action(async (db: string, o: OutputOptions & { format: string; output?: string; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
     await runOperation(
-      { ...o, quiet: o.quiet || o.output === '-' ? o.quiet : o.quiet },
+      o,
       (onEvent) =>
         exportTo(db, {
           format: parseFormat(o.format),
@@ -57,6 +57,7 @@ export function buildProgram(): Command {
         }),
       (r) =>
         `${r.path === '-' ? '' : `${r.path}\n`}exported ${formatCount(r.rows)} rows from ${r.tables.length} tables as ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}: ${formatBytes(r.bytes)} in ${(r.durationMs / 1000).toFixed(2)} s (${formatCount(r.rows / Math.max(r.durationMs / 1000, 1e-3))} rows/s)`,
+      o.output === '-' ? process.stderr : process.stdout,
     );
   });
 

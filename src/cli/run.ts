@@ -23,6 +23,8 @@ export async function runOperation<T extends object>(
   opts: OutputOptions,
   fn: (onEvent: EventListener) => Promise<T>,
   summary: (result: T) => string,
+  /** Where summaries go: stderr when stdout carries the data itself (`export -o -`). */
+  out: NodeJS.WritableStream = process.stdout,
 ): Promise<T | undefined> {
   const progress = progressListener(opts);
   let monitor: Monitor | undefined;
@@ -40,9 +42,9 @@ export async function runOperation<T extends object>(
     const record = opId ? monitor.record(opId) : undefined;
     const targets = record ? monitor.check(record) : undefined;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) }, null, 2)}\n`);
+      out.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) }, null, 2)}\n`);
     } else if (!opts.quiet) {
-      process.stdout.write(`${summary(result)}\n`);
+      out.write(`${summary(result)}\n`);
       if (targets) process.stderr.write(`${formatTargetsLine(targets)}\n`);
     }
     return result;

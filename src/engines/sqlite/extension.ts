@@ -9,8 +9,8 @@ import type Database from 'better-sqlite3';
  * functions, only slower. Set SCRIPTORIUM_NO_EXTENSION=1 to force that path (tests compare the two).
  */
 
-/** The most columns a table may have for the extension path (SQLite's function argument limit). */
-export const EXTENSION_MAX_COLUMNS = 120;
+/** The most columns a table may have for the extension path: SQLite 3.53 allows 1000 function arguments, two are ours. */
+export const EXTENSION_MAX_COLUMNS = 998;
 
 const loaded = new WeakSet<Database.Database>();
 let extensionPath: string | null | undefined;
