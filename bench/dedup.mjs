@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { createDemoDatabase, demoRowCounts } from '../dist/demo/demo-data.js';
+import { createDemoDatabase, demoRowCounts, prng } from '../dist/demo/demo-data.js';
 import { Repository } from '../dist/repository/repository.js';
 import { backup } from '../dist/repository/backup.js';
 
@@ -36,18 +36,6 @@ const perRecord = Object.values(demoRowCounts(300000)).reduce((a, b) => a + b, 0
 const records = Math.round(totalRows / perRecord);
 const dir = args.dir ?? mkdtempSync(join(tmpdir(), 'scriptorium-dedup-'));
 const log = (...m) => { if (!args.json) console.log(...m); };
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The column each table's update touches, and a new value for it. */
 const UPDATES = {

@@ -70,7 +70,7 @@ const NOTES = [
 const LOCATIONS = ['ศาลาใหญ่', 'กุฏิ 3', 'Hall B', 'เรือนรับรอง', 'Tent area'];
 
 /** A small deterministic PRNG (mulberry32), so the same N always gives the same database. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
