@@ -4,6 +4,8 @@
 **
 **   scriptorium_batch(mode, keys, v1, ..., vn)      aggregate: the rows of a batch, encoded and joined
 **   SELECT c0, ..., cN FROM scriptorium_rows(mode, spec, data)   table-valued: the rows of a batch
+**   SELECT data, rows, chunks, ids FROM scriptorium_chunks(sql, …)  table-valued: a table's rows as
+**                                                   ndjson, cut into backup chunks (scriptorium_scan.inc)
 **
 ** mode is 'ndjson' (JSON arrays), 'json' (JSON objects keyed by column name) or 'sql' (SQL tuples).
 ** For 'json', keys are the column names, each JSON-encoded, joined by '\n'. For scriptorium_rows,
@@ -96,8 +98,18 @@ static void put_json_string(Buf *b, const unsigned char *s, int n) {
   buf_ch(b, '"');
 }
 
+/* The sqlite3 shell reads CR LF inside a string literal as LF: such text is spelled as bytes too. */
+static int has_crlf(const unsigned char *s, int n) {
+  const unsigned char *p = s, *end = s + n;
+  while (p < end && (p = memchr(p, '\r', (size_t)(end - p))) != 0) {
+    if (p + 1 < end && p[1] == '\n') return 1;
+    p++;
+  }
+  return 0;
+}
+
 static void put_sql_string(Buf *b, const unsigned char *s, int n) {
-  if (n > 0 && memchr(s, 0, (size_t)n)) { /* a NUL cannot stand in SQL text: spell the bytes */
+  if (n > 0 && (memchr(s, 0, (size_t)n) || has_crlf(s, n))) { /* NUL cannot stand in SQL text: spell the bytes */
     buf_str(b, "CAST(X'"); put_hex(b, s, n); buf_str(b, "' AS TEXT)");
     return;
   }
@@ -201,6 +213,7 @@ static void batch_final(sqlite3_context *ctx) {
 }
 
 #include "scriptorium_rows.inc"
+#include "scriptorium_scan.inc"
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -217,5 +230,7 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
 #endif
   int rc = sqlite3_create_function(db, "scriptorium_batch", -1, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, batch_step, batch_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_chunks", &scan_module, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_sha256", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, 0, sha256_func, 0, 0);
   return rc;
 }

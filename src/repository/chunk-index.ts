@@ -86,16 +86,16 @@ export class ChunkIndex {
     else this.#insert(i);
   }
 
-  /** The position of `hash` in the index, or -1. Read it with {@link packOf} and {@link entryOf}. */
-  find(hash: Buffer): number {
+  /** The position of the 32 bytes of `hash` at `offset` in the index, or -1. Read it with {@link packOf} and {@link entryOf}. */
+  find(hash: Buffer, offset = 0): number {
     const mask = this.#slots.length - 1;
-    const head = hash.readUInt32LE(0);
+    const head = hash.readUInt32LE(offset);
     for (let s = head & mask; ; s = (s + 1) & mask) {
       const i = this.#slots[s];
       if (i < 0) return -1;
       const seg = this.#hashes[i >> SEGMENT_BITS];
       const at = (i & LOW) * 32;
-      if (seg.readUInt32LE(at) === head && seg.compare(hash, 0, 32, at, at + 32) === 0) return i;
+      if (seg.readUInt32LE(at) === head && seg.compare(hash, offset, offset + 32, at, at + 32) === 0) return i;
     }
   }
 

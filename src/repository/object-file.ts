@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { CODEC_IDS, compress, decompress, type CompressionCodec } from './compression.js';
+import { CODEC_IDS, compressWithPrefix, decompress, type CompressionCodec } from './compression.js';
 
 export const MAGIC = {
   pack: Buffer.from('SCRPACK1', 'latin1'),
@@ -26,9 +26,9 @@ export async function sealObject(
   body: Buffer,
   codec: CompressionCodec,
   level?: number,
+  threads = 1,
 ): Promise<{ file: Buffer; hash: string }> {
-  const compressed = await compress(body, codec, level);
-  const file = Buffer.concat([MAGIC[kind], Buffer.of(CODEC_IDS[codec]), compressed]);
+  const file = await compressWithPrefix(Buffer.concat([MAGIC[kind], Buffer.of(CODEC_IDS[codec])]), body, codec, level, threads);
   return { file, hash: sha256(file) };
 }
 

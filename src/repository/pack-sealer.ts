@@ -9,6 +9,9 @@ import { Worker } from 'node:worker_threads';
 import type { CompressionCodec } from './compression.js';
 import { sealObject } from './object-file.js';
 
+/** zstd threads per pack on the worker: the pack's halves compress on both cores when the reader waits. */
+const SEAL_THREADS = 2;
+
 /** A sealed pack, and the body's memory when it can be reused. */
 export interface Sealed {
   file: Buffer;
@@ -63,7 +66,7 @@ export class PackSealer {
       this.#pending.set(id, { resolve, reject });
       // The body is a buffer of its own (PackBuilder.take): hand its memory over instead of copying it.
       const own = body.byteOffset === 0 && body.buffer.byteLength >= body.length && !(body.buffer instanceof SharedArrayBuffer);
-      this.#worker!.postMessage({ id, body, codec: this.#codec, level: this.#level }, own && body.length > 4096 ? [body.buffer as ArrayBuffer] : []);
+      this.#worker!.postMessage({ id, body, codec: this.#codec, level: this.#level, threads: SEAL_THREADS }, own && body.length > 4096 ? [body.buffer as ArrayBuffer] : []);
     });
   }
 

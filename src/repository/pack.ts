@@ -30,6 +30,8 @@ export class PackBuilder {
   readonly #initial: number;
   #body: Buffer;
   #length = 0;
+  /** Bytes of entries recorded but not appended yet. */
+  #pending = 0;
   #sizes: number[] = [];
   #rows: number[] = [];
   #ids: Buffer = Buffer.alloc(32 * 256);
@@ -50,18 +52,35 @@ export class PackBuilder {
 
   /** Adds a chunk whose SHA-256 is `hash` (32 bytes); returns its entry number in this pack. */
   add(chunk: Chunk, hash: Buffer): number {
+    const entry = this.addEntry(chunk.data.length, chunk.rows, hash);
+    this.append(chunk.data, 0, chunk.data.length);
+    return entry;
+  }
+
+  /**
+   * Records the next entry (`length` bytes, `rows` rows, SHA-256 at `id[idAt…+32]`) without its bytes,
+   * which the caller appends with {@link append}, several entries' at once when they lie back to back.
+   */
+  addEntry(length: number, rows: number, id: Buffer, idAt = 0): number {
     const entry = this.#sizes.length;
     if ((entry + 1) * 32 > this.#ids.length) this.#ids = grow(this.#ids, this.#ids.length * 2, this.#ids.length);
-    hash.copy(this.#ids, entry * 32, 0, 32);
-    this.#reserve(chunk.data.length);
-    this.#length += chunk.data.copy(this.#body, this.#length);
-    this.#sizes.push(chunk.data.length);
-    this.#rows.push(chunk.rows);
+    id.copy(this.#ids, entry * 32, idAt, idAt + 32);
+    this.#sizes.push(length);
+    this.#rows.push(rows);
+    this.#pending += length;
     return entry;
+  }
+
+  /** Appends the bytes data[start, end) of entries recorded with {@link addEntry}. */
+  append(data: Buffer, start: number, end: number): void {
+    this.#reserve(end - start);
+    this.#length += data.copy(this.#body, this.#length, start, end);
+    this.#pending -= end - start;
   }
 
   /** Appends the entry table and returns the pack body (a buffer of its own); the builder starts afresh. */
   take(): PackBody {
+    if (this.#pending !== 0) throw new Error(`PackBuilder.take: ${this.#pending} bytes of entries were not appended`);
     const count = this.#sizes.length;
     this.#reserve(8 * count + 4);
     let at = this.#length;
@@ -82,7 +101,7 @@ export class PackBuilder {
 
   /** Gives back the memory of a body from {@link take} once it is no longer needed, for reuse. */
   recycle(body: Buffer): void {
-    if (this.#spare.length < 2 && body.byteOffset === 0 && body.buffer.byteLength >= this.#initial) {
+    if (this.#spare.length < 1 && body.byteOffset === 0 && body.buffer.byteLength >= this.#initial) {
       this.#spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
     }
   }

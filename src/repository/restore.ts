@@ -6,6 +6,7 @@ import { ScriptoriumError, UsageError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
 import type { Snapshot } from './manifest.js';
+import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { readTable } from './snapshot-reader.js';
@@ -98,11 +99,12 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
       }
     }
     reporter.progress('indexes', undefined, true);
+    target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it
     target.finish(schema.objects, schema.meta);
     reporter.progress('verify', undefined, true);
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;
-      const digest = target.digest(table, 'ndjson');
+      const digest = (await nativeDigest(target.db, table)) ?? target.digest(table, 'ndjson');
       if (digest.sha256 !== entry.sha256 || digest.rows !== entry.rows) {
         throw new RepositoryIntegrityError([{
           code: 'E_DIGEST_MISMATCH', snapshot: snapshot.id, table: entry.name,

@@ -8,10 +8,11 @@ interface SealRequest {
   body: Uint8Array;
   codec: CompressionCodec;
   level?: number;
+  threads?: number;
 }
 
 parentPort?.on('message', (request: SealRequest) => {
-  sealObject('pack', Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength), request.codec, request.level).then(
+  sealObject('pack', Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength), request.codec, request.level, request.threads).then(
     ({ file, hash }) => {
       const own = file.byteOffset === 0 && file.length > 4096 && file.buffer.byteLength === file.length;
       // Send the body's memory back too, so that the main thread can reuse it for the next pack.

@@ -1,0 +1,90 @@
+/**
+ * The fast path of backup: the scriptorium SQLite extension reads a table, encodes its rows as ndjson
+ * and cuts them into chunks by the `row-key-v1` rule in C (`scriptorium_chunks`, native/
+ * scriptorium_scan.inc), and hashes the chunks when the CPU has SHA instructions. JavaScript only
+ * slices the batches it returns. The chunks are byte for byte those of {@link RowChunker} over the
+ * engine's `ndjson` batches (test/repository/native-chunks.test.ts holds the two side by side).
+ */
+import type Database from 'better-sqlite3';
+import type { TableSchema } from '../core/schema.js';
+import type { ChunkerSettings } from './config.js';
+import type { RowSource } from './source.js';
+
+/** A run of whole chunks of one table, in row order. */
+export interface ChunkBatch {
+  /** The chunks' bytes back to back: every row's ndjson encoding followed by `\n`. */
+  data: Buffer;
+  rows: number;
+  /** Per chunk: u32 length, u32 rows (little-endian). */
+  chunks: Buffer;
+  /** Per chunk: its SHA-256 (32 bytes), or empty when the caller must hash the chunks itself. */
+  ids: Buffer;
+}
+
+/** Bytes of rows per batch: big enough that per-batch costs vanish, small enough to keep memory flat. */
+export const CHUNK_BATCH_BYTES = 64 << 10;
+
+const QUERY = 'SELECT data, rows, chunks, ids FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?)';
+
+/**
+ * The chunks of `table` read by the extension, or undefined when `source` is not a SQLite source with
+ * the extension loaded (or the table is too wide for it): the caller then chunks the engine's batches.
+ */
+export async function nativeChunks(
+  source: RowSource,
+  table: TableSchema,
+  settings: ChunkerSettings,
+  keyValues: number,
+  batchBytes = CHUNK_BATCH_BYTES,
+  ids = true,
+): Promise<Iterable<ChunkBatch> | undefined> {
+  const db = (source as { db?: unknown }).db as Database.Database | undefined;
+  if (!db || typeof db !== 'object' || typeof db.prepare !== 'function' || !db.open) return undefined;
+  const [{ hasExtension }, { tableOrder }, { quoteIdent }, { rowColumns }] = await Promise.all([
+    import('../engines/sqlite/extension.js'),
+    import('../engines/sqlite/row-sql.js'),
+    import('../engines/sqlite/sql-text.js'),
+    import('../core/schema.js'),
+  ]);
+  const columns = rowColumns(table);
+  if (!hasExtension(db, columns.length)) return undefined;
+  let statement: Database.Statement;
+  try {
+    statement = db.prepare(QUERY).raw();
+  } catch {
+    return undefined; // an extension built before scriptorium_chunks existed
+  }
+  // The same values, in the same order, as the engine's batch query (row-sql.ts nativeBatchQuery).
+  const refs = columns.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
+  const sql = `SELECT ${refs.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${tableOrder(table).keys.join(', ')}`;
+  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0];
+  return {
+    *[Symbol.iterator](): Generator<ChunkBatch> {
+      for (const row of statement.iterate(...args) as IterableIterator<[Buffer, bigint | number, Buffer, Buffer]>) {
+        yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3] };
+      }
+    },
+  };
+}
+
+/**
+ * The table digest (SHA-256 of every row's ndjson encoding followed by `\n`, and the row count) read
+ * through the extension's scanner, or undefined when it is not available for this table.
+ */
+export async function nativeDigest(db: Database.Database, table: TableSchema): Promise<{ rows: number; sha256: string } | undefined> {
+  // Fixed-size cuts (min = max): no per-row hashing, no chunk ids; only the bytes matter here.
+  const fixed = { algorithm: 'row-key-v1' as const, targetBytes: 1 << 16, minBytes: 1 << 16, maxBytes: 1 << 16 };
+  const scan = await nativeChunks({ db } as unknown as RowSource, table, fixed, 0, CHUNK_BATCH_BYTES, false);
+  if (!scan) return undefined;
+  const { createHash } = await import('node:crypto');
+  const { GarbageGate } = await import('../core/memory.js');
+  const digest = createHash('sha256');
+  const gate = new GarbageGate();
+  let rows = 0;
+  for (const batch of scan) {
+    digest.update(batch.data);
+    rows += batch.rows;
+    gate.add(batch.data.length);
+  }
+  return { rows, sha256: digest.digest('hex') };
+}
