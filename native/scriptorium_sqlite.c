@@ -18,9 +18,6 @@ SQLITE_EXTENSION_INIT1
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #define MAX_COLS 1000
 enum { M_NDJSON = 0, M_JSON = 1, M_SQL = 2 };
@@ -221,13 +218,6 @@ __declspec(dllexport)
 int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   (void)pzErrMsg;
-#ifdef __GLIBC__
-  /* Batches are a few hundred KiB each. A fixed mmap threshold makes every such buffer its own
-  ** mapping, returned to the system when freed; glibc's sliding threshold would otherwise move them
-  ** into the heap, where fragmentation keeps the peak resident size growing with the data. */
-  static int tuned = 0;
-  if (!tuned) { mallopt(M_MMAP_THRESHOLD, 128 * 1024); tuned = 1; }
-#endif
   int rc = sqlite3_create_function(db, "scriptorium_batch", -1, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, batch_step, batch_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_chunks", &scan_module, 0);

@@ -5,6 +5,7 @@ import { importFrom } from '../import.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { runDemo } from './demo-command.js';
+import { registerBenchCommand } from './bench-command.js';
 import { registerHistoryCommand } from './history-command.js';
 import { registerRepositoryCommands } from './repository-commands.js';
 import { formatBytes, formatCount, printError, type OutputOptions } from './output.js';
@@ -96,6 +97,7 @@ export function buildProgram(): Command {
 
   registerRepositoryCommands(program);
   registerHistoryCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

@@ -33,7 +33,7 @@ export class SqliteTarget {
     db.pragma('synchronous = OFF');
     db.pragma('foreign_keys = OFF'); // better-sqlite3 turns them on; rows arrive table by table
     db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('cache_size = -24576'); // 24 MiB while loading (random primary keys need it), whatever the size of the data
+    db.pragma('cache_size = -16384'); // 16 MiB while loading (random primary keys need it), whatever the size of the data
     loadExtension(db);
     db.exec('BEGIN');
     return new SqliteTarget(file, db);
