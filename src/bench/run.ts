@@ -1,0 +1,175 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { createDemoDatabase } from '../demo/demo-data.js';
+import { benchCases, type BenchCase } from './cases.js';
+import { renderChart } from './chart.js';
+import { renderMarkdown } from './markdown.js';
+import { hasGnuTime, removeDatabase, runTimed } from './process.js';
+import { addRatios, checkTargets, summarizeCase, trends, type BenchReport, type SizeResult } from './stats.js';
+
+/** Default sizes (registrations): the original benchmark's 1K–50K, and 520K ≈ 1,005,000 rows. */
+export const DEFAULT_SIZES = [1000, 5000, 10000, 25000, 50000, 520000];
+/** Sizes of the `--quick` smoke run. */
+export const QUICK_SIZES = [1000, 5000];
+
+/** Options of {@link runBenchmark}. */
+export interface BenchOptions {
+  /** Registrations per database (rows ≈ 1.93 × N). */
+  sizes: number[];
+  /** Runs per command; the report uses the median. */
+  repeat: number;
+  quick: boolean;
+  /** Directory for `<date>.md`, `.json` and `.svg`. */
+  out: string;
+  /** Cache of demo databases and scratch space (default: `<os.tmpdir()>/scriptorium-bench`). */
+  workDir?: string;
+  /** How to reproduce this run, recorded in the report. */
+  command?: string;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** What {@link runBenchmark} produced. */
+export interface BenchOutcome {
+  report: BenchReport;
+  markdown: string;
+  files: { md: string; json: string; svg: string };
+}
+
+function toolVersion(cmd: string): string {
+  const r = spawnSync(cmd, ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(`${cmd} is needed by the benchmark but could not be run (${r.error?.message ?? r.stderr})`);
+  const m = /v?(\d+\.\d+(\.\d+)?)/.exec(r.stdout);
+  return m ? m[1]! : r.stdout.trim().split(/\s+/)[0] ?? '?';
+}
+
+/** Hash of the demo generator, so cached databases are rebuilt when it changes. */
+function demoHash(): string {
+  const src = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'demo', 'demo-data.js');
+  return createHash('sha256').update(fs.readFileSync(src)).digest('hex').slice(0, 10);
+}
+
+/** Returns the cached demo database for `records` registrations, building it first if needed. */
+export function cachedDemoDatabase(workDir: string, records: number, log: (s: string) => void): string {
+  fs.mkdirSync(workDir, { recursive: true });
+  const file = path.join(workDir, `demo-${records}-${demoHash()}.db`);
+  if (fs.existsSync(file)) return file;
+  const tmp = `${file}.building-${process.pid}`;
+  removeDatabase(tmp);
+  const t0 = performance.now();
+  const rows = createDemoDatabase(tmp, { records });
+  removeDatabase(`${tmp}-wal`);
+  fs.renameSync(tmp, file);
+  log(`  built ${file}: ${rows.toLocaleString('en-US')} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return file;
+}
+
+function userTables(db: string): { tables: string[]; rows: number } {
+  const h = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    const tables = (
+      h.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid").all() as { name: string }[]
+    ).map((r) => r.name);
+    let rows = 0;
+    for (const t of tables) rows += (h.prepare(`SELECT count(*) AS n FROM "${t.replace(/"/g, '""')}"`).get() as { n: number }).n;
+    return { tables, rows };
+  } finally {
+    h.close();
+  }
+}
+
+/** Runs every case `repeat` times (rounds interleave the cases) and summarizes one size. */
+async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void): Promise<SizeResult> {
+  const db = cachedDemoDatabase(workDir, records, log);
+  const { tables, rows } = userTables(db);
+  const dir = path.join(workDir, `run-${records}-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    const cases: BenchCase[] = benchCases(db, tables, dir);
+    const runs = new Map(cases.map((c) => [c.id, { ms: [] as number[], rss: [] as (number | null)[], reported: [] as number[] }]));
+    for (let round = 0; round < o.repeat; round++) {
+      for (const c of cases) {
+        c.prepare();
+        const r = await runTimed(c.spec);
+        const acc = runs.get(c.id)!;
+        acc.ms.push(r.wallMs);
+        acc.rss.push(r.peakRssBytes);
+        if (c.side === 'ours') {
+          try {
+            const ms = Number((JSON.parse(r.stdout) as { durationMs?: unknown }).durationMs);
+            if (Number.isFinite(ms)) acc.reported.push(ms);
+          } catch {
+            /* no JSON summary: keep wall time only */
+          }
+        }
+      }
+      log(`  N=${records}: round ${round + 1}/${o.repeat} done`);
+    }
+    const results = cases.map((c) => {
+      const acc = runs.get(c.id)!;
+      return summarizeCase(c, rows, fs.statSync(c.bytesFile).size, acc.ms, acc.rss, acc.reported);
+    });
+    addRatios(results);
+    return { records, rows, dbBytes: fs.statSync(db).size, cases: results };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs the benchmark: for each size, builds (or reuses) the demo database, measures scriptorium's
+ * exports and imports and the sqlite3 peers as separate processes, then writes `<date>.md`, `.json`
+ * and `.svg` into `o.out`.
+ */
+export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
+  const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const workDir = o.workDir ?? path.join(os.tmpdir(), 'scriptorium-bench');
+  const started = new Date();
+  const loadAtStart = os.loadavg()[0]!;
+  const sizes = [...new Set(o.sizes)].sort((a, b) => a - b);
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.trim() ?? '?',
+    memoryBytes: os.totalmem(),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.versions.node,
+    sqlite3: toolVersion('sqlite3'),
+    zstd: toolVersion('zstd'),
+  };
+  if (!hasGnuTime()) log('warning: /usr/bin/time (GNU time) not found; peak RSS will not be measured (apt-get install time)');
+  const results: SizeResult[] = [];
+  for (const records of sizes) {
+    log(`size N=${records.toLocaleString('en-US')} registrations`);
+    results.push(await benchSize(records, o, workDir, log));
+  }
+  const finished = new Date();
+  const report: BenchReport = {
+    date: started.toISOString().slice(0, 10),
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    totalSeconds: (finished.getTime() - started.getTime()) / 1000,
+    repeat: o.repeat,
+    quick: o.quick,
+    machine,
+    loadAverage: [loadAtStart, os.loadavg()[0]!],
+    rssMeasured: hasGnuTime(),
+    command: o.command ?? 'npm run bench',
+    sizes: results,
+    trends: trends(results),
+    targets: checkTargets(results),
+  };
+  const markdown = renderMarkdown(report);
+  fs.mkdirSync(o.out, { recursive: true });
+  const base = path.join(o.out, report.date);
+  const files = { md: `${base}.md`, json: `${base}.json`, svg: `${base}.svg` };
+  fs.writeFileSync(files.md, markdown);
+  fs.writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(files.svg, renderChart(report));
+  return { report, markdown, files };
+}

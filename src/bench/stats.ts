@@ -1,0 +1,178 @@
+import type { Side } from './cases.js';
+
+/** Median of a non-empty list (mean of the two middle values for even lengths); NaN when empty. */
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The medians of one case at one size. */
+export interface CaseResult {
+  id: string;
+  label: string;
+  side: Side;
+  peer?: string;
+  /** Rows of the database (moved by every case). */
+  rows: number;
+  /** Bytes written (exports) or read (imports), from the last run. */
+  bytes: number;
+  /** Wall time of every run, in ms. */
+  runsMs: number[];
+  /** Median wall time in seconds. */
+  seconds: number;
+  rowsPerSec: number;
+  mbPerSec: number;
+  /** Wall microseconds per row (scaling). */
+  usPerRow: number;
+  /** Median peak RSS over the runs, or null when it could not be measured. */
+  peakRssBytes: number | null;
+  /** For our cases: the scriptorium-reported in-process duration (median, ms), when it printed one. */
+  reportedMs?: number;
+  /** For our cases: peer median time / our median time (above 1 means faster than the peer). */
+  ratio?: number;
+}
+
+/** All cases at one size. */
+export interface SizeResult {
+  /** Registrations (the original benchmark's "records"). */
+  records: number;
+  /** Total rows in the database. */
+  rows: number;
+  dbBytes: number;
+  cases: CaseResult[];
+}
+
+/** Per-case summary across sizes. */
+export interface CaseTrend {
+  id: string;
+  label: string;
+  side: Side;
+  /** Wall µs per row at each size, in size order. */
+  usPerRow: number[];
+  /** Exponent k in time ∝ rows^k between the two largest sizes (1 = linear). */
+  scalingExponent: number | null;
+  /** Peak RSS in bytes at each size. */
+  peakRssBytes: (number | null)[];
+  /** Peak RSS at the largest size / at the smallest (1 = flat). */
+  memoryGrowth: number | null;
+}
+
+/** A performance target from the issue, checked at the largest size. */
+export interface TargetCheck {
+  name: string;
+  required: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The whole benchmark report, as written to `<date>.json`. */
+export interface BenchReport {
+  date: string;
+  startedAt: string;
+  finishedAt: string;
+  totalSeconds: number;
+  repeat: number;
+  quick: boolean;
+  machine: { cpus: number; cpuModel: string; memoryBytes: number; platform: string; node: string; sqlite3: string; zstd: string };
+  /** 1-minute load average at the start and at the end (other work on the machine skews the figures). */
+  loadAverage: [number, number];
+  rssMeasured: boolean;
+  command: string;
+  sizes: SizeResult[];
+  trends: CaseTrend[];
+  targets: TargetCheck[];
+}
+
+/** Builds the {@link CaseResult} of one case from its runs. */
+export function summarizeCase(
+  c: { id: string; label: string; side: Side; peer?: string },
+  rows: number,
+  bytes: number,
+  runsMs: number[],
+  rss: (number | null)[],
+  reportedMs: number[],
+): CaseResult {
+  const seconds = median(runsMs) / 1000;
+  const known = rss.filter((r): r is number => r !== null);
+  return {
+    id: c.id,
+    label: c.label,
+    side: c.side,
+    ...(c.peer ? { peer: c.peer } : {}),
+    rows,
+    bytes,
+    runsMs: runsMs.map((v) => Math.round(v * 10) / 10),
+    seconds,
+    rowsPerSec: rows / seconds,
+    mbPerSec: bytes / 1e6 / seconds,
+    usPerRow: (seconds * 1e6) / rows,
+    peakRssBytes: known.length ? median(known) : null,
+    ...(reportedMs.length ? { reportedMs: median(reportedMs) } : {}),
+  };
+}
+
+/** Fills in each of our cases' ratio to its peer. */
+export function addRatios(cases: CaseResult[]): void {
+  for (const c of cases) {
+    const peer = c.peer ? cases.find((p) => p.id === c.peer) : undefined;
+    if (peer) c.ratio = peer.seconds / c.seconds;
+  }
+}
+
+/** Scaling and memory trends per case across sizes (sizes in ascending order). */
+export function trends(sizes: SizeResult[]): CaseTrend[] {
+  const first = sizes[0];
+  if (!first) return [];
+  return first.cases.map((c0) => {
+    const per = sizes.map((s) => s.cases.find((c) => c.id === c0.id)!);
+    const a = per[per.length - 2];
+    const b = per[per.length - 1]!;
+    const rss = per.map((c) => c.peakRssBytes);
+    const lo = rss[0];
+    const hi = rss[rss.length - 1];
+    return {
+      id: c0.id,
+      label: c0.label,
+      side: c0.side,
+      usPerRow: per.map((c) => c.usPerRow),
+      scalingExponent: a && b.rows !== a.rows ? Math.log(b.seconds / a.seconds) / Math.log(b.rows / a.rows) : null,
+      peakRssBytes: rss,
+      memoryGrowth: lo && hi ? hi / lo : null,
+    };
+  });
+}
+
+const MB = 1e6;
+
+/**
+ * Checks the issue's performance targets: the ratios on the largest size (they apply from 1,000,000
+ * rows), peak RSS under 100 MB (10^6 bytes) for every scriptorium command at every size.
+ */
+export function checkTargets(sizes: SizeResult[]): TargetCheck[] {
+  const largest = sizes[sizes.length - 1];
+  if (!largest) return [];
+  const out: TargetCheck[] = [];
+  const ratio = (id: string, min: number, what: string): void => {
+    const c = largest.cases.find((x) => x.id === id);
+    if (c?.ratio === undefined) return;
+    out.push({ name: `${c.label} vs ${what}`, required: `≥ ${min}×`, measured: `${c.ratio.toFixed(2)}×`, met: c.ratio >= min });
+  };
+  ratio('export-ndjson', 2, 'sqlite3 -json');
+  ratio('export-sql', 2, 'sqlite3 .dump');
+  for (const f of ['ndjson', 'json', 'sql']) ratio(`import-${f}`, 1.5, 'sqlite3 new.db < dump.sql');
+  let worst: { label: string; records: number; rss: number } | undefined;
+  for (const s of sizes)
+    for (const c of s.cases)
+      if (c.side === 'ours' && c.peakRssBytes !== null && (!worst || c.peakRssBytes > worst.rss))
+        worst = { label: c.label, records: s.records, rss: c.peakRssBytes };
+  if (worst)
+    out.push({
+      name: `peak RSS of every scriptorium command, any size (max: ${worst.label}, N=${worst.records})`,
+      required: '< 100 MB',
+      measured: `${(worst.rss / MB).toFixed(1)} MB`,
+      met: worst.rss < 100 * MB,
+    });
+  return out;
+}

@@ -1,0 +1,66 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_SIZES, QUICK_SIZES, runBenchmark } from '../bench/run.js';
+import { printError } from './output.js';
+
+const sizesArg = (v: string): number[] => {
+  const out = v.split(',').map((s) => {
+    const t = s.trim().toLowerCase();
+    const n = t.endsWith('k') ? Number(t.slice(0, -1)) * 1000 : t.endsWith('m') ? Number(t.slice(0, -1)) * 1e6 : Number(t);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`not a positive whole number of registrations: ${s}`);
+    return n;
+  });
+  if (!out.length) throw new InvalidArgumentError('expected a comma-separated list of sizes');
+  return out;
+};
+
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+};
+
+interface BenchCliOptions {
+  sizes?: number[];
+  repeat?: number;
+  quick?: boolean;
+  out: string;
+  workDir?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * Registers `scriptorium bench`: measures export/import in every format against the sqlite3 shell on
+ * demo databases of increasing size, and writes `bench/results/<date>.md`, `.json` and `.svg`.
+ */
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('benchmark export and import in every format against sqlite3 (-json, .dump, restore, .dump | zstd)')
+    .option('--sizes <n,n,…>', `registrations per database, rows ≈ 1.93 × N (default ${DEFAULT_SIZES.join(',')}; quick ${QUICK_SIZES.join(',')})`, sizesArg)
+    .option('--repeat <n>', 'runs per command; the median is reported (default 3; quick 1)', positive)
+    .option('--quick', 'smoke run on tiny databases (well under a minute)')
+    .option('--out <dir>', 'directory for the reports', 'bench/results')
+    .option('--work-dir <dir>', 'cache of demo databases and scratch files (default: <tmpdir>/scriptorium-bench)')
+    .option('--json', 'print the JSON report instead of the Markdown')
+    .option('-q, --quiet', 'print nothing but errors (reports are still written)')
+    .action(async (o: BenchCliOptions) => {
+      try {
+        const quick = o.quick ?? false;
+        const args = process.argv.slice(process.argv.indexOf('bench') + 1);
+        const { report, markdown, files } = await runBenchmark({
+          sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES),
+          repeat: o.repeat ?? (quick ? 1 : 3),
+          quick,
+          out: o.out,
+          ...(o.workDir ? { workDir: o.workDir } : {}),
+          command: args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench',
+          log: o.quiet || o.json ? () => {} : (s) => process.stderr.write(`${s}\n`),
+        });
+        if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}, ${files.svg}\n`);
+      } catch (err) {
+        process.exitCode = printError(err);
+      }
+    });
+}
