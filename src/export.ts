@@ -10,6 +10,7 @@ import type { EventListener } from './core/events.js';
 import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
+import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
 import { SqliteSource } from './engines/sqlite/sqlite-source.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
@@ -100,12 +101,12 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     else {
       fs.mkdirSync(path.dirname(path.resolve(dest)), { recursive: true });
       temp = tempPathBeside(dest);
-      out = fs.createWriteStream(temp, { highWaterMark: 1 << 20 });
+      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : fs.createWriteStream(temp, { highWaterMark: 1 << 20 });
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
     let done: Promise<void> | undefined;
-    if (codec.name !== 'none') {
+    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) {
       const compressor = await codec.compressor(options.level);
       done = pipeline(compressor, out, { end: ownsStream });
       input = compressor;

@@ -1,0 +1,72 @@
+import * as fs from 'node:fs';
+import { Writable } from 'node:stream';
+
+type Binding = typeof import('zstd-napi/binding.js');
+
+/**
+ * A zstd-compressed file written through one compression context and one reused output buffer. The
+ * library's CompressStream allocates a fresh output buffer for every block it emits; at 1M rows those
+ * spent buffers held ~70 MB of native memory at the peak. Here nothing is allocated per block, and each
+ * block goes to the file with a synchronous write (into the page cache), in order.
+ */
+export class ZstdFileWriter extends Writable {
+  readonly #fd: number;
+  readonly #cctx: Binding['CCtx']['prototype'];
+  readonly #binding: Binding;
+  readonly #out: Buffer;
+
+  private constructor(fd: number, binding: Binding, level: number) {
+    super({ highWaterMark: 1 << 20 });
+    this.#fd = fd;
+    this.#binding = binding;
+    this.#cctx = new binding.CCtx();
+    this.#cctx.setParameter(binding.CParameter.compressionLevel, level);
+    this.#out = Buffer.allocUnsafe(binding.cStreamOutSize());
+  }
+
+  /** Creates `file` (truncating it) and returns a writer that compresses into it. */
+  static async create(file: string, level = 3): Promise<ZstdFileWriter> {
+    const mod = (await import('zstd-napi/binding.js')) as Binding & { default?: Binding };
+    const binding = mod.default ?? mod;
+    return new ZstdFileWriter(fs.openSync(file, 'w'), binding, level);
+  }
+
+  #compress(chunk: Buffer, end: boolean): void {
+    const directive = end ? this.#binding.EndDirective.end : this.#binding.EndDirective.continue;
+    let input = chunk;
+    for (;;) {
+      const [remaining, produced, consumed] = this.#cctx.compressStream2(this.#out, input, directive);
+      if (produced > 0) fs.writeSync(this.#fd, this.#out, 0, produced);
+      input = input.subarray(consumed);
+      if (input.length === 0 && (!end || remaining === 0)) return;
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    try {
+      this.#compress(chunk, false);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    try {
+      this.#compress(Buffer.alloc(0), true);
+      fs.closeSync(this.#fd);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    try {
+      fs.closeSync(this.#fd);
+    } catch {
+      // already closed by _final
+    }
+    done(err);
+  }
+}
