@@ -1,0 +1,64 @@
+/**
+ * Load and stress, with bounded sizes: concurrent exports of one database, and memory that stays flat
+ * when the database grows tenfold. Each export is its own CLI process, as an operator would run it.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDemoDatabase } from '../src/demo/demo-data.js';
+import { CLI, removeDir, tempDir } from './export-import/helpers.js';
+
+interface Summary {
+  rows: number;
+  tables: { name: string; rows: number; sha256: string }[];
+  peakRssBytes: number;
+}
+
+/** Runs `scriptorium export … --json` in its own process (with the CLI's own V8 flags). */
+function exportProcess(db: string, out: string, cwd: string): Promise<Summary> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, 'export', db, '--format', 'ndjson', '-o', out, '--json'], { cwd });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout) as Summary) : reject(new Error(`exit ${code}: ${stderr}`))));
+  });
+}
+
+/** The file without its header line (which carries the export time). */
+const body = (file: string): Buffer => {
+  const buf = fs.readFileSync(file);
+  return buf.subarray(buf.indexOf(0x0a) + 1);
+};
+
+let dir: string;
+beforeAll(() => {
+  dir = tempDir('stress');
+});
+afterAll(() => removeDir(dir));
+
+describe('load and stress', () => {
+  it('three exports of the same database at once all succeed and write identical data', async () => {
+    const db = path.join(dir, 'three.db');
+    createDemoDatabase(db, { records: 20_000 });
+    const outs = [1, 2, 3].map((i) => path.join(dir, `three-${i}.ndjson`));
+    const results = await Promise.all(outs.map((out) => exportProcess(db, out, dir)));
+    for (const r of results) expect(r.rows).toBe(results[0]!.rows);
+    for (const r of results.slice(1)) expect(r.tables).toEqual(results[0]!.tables);
+    expect(body(outs[1]!).equals(body(outs[0]!))).toBe(true);
+    expect(body(outs[2]!).equals(body(outs[0]!))).toBe(true);
+  });
+
+  it('peak memory of an export of a 10x larger database stays within 20% of the smaller one', async () => {
+    const small = path.join(dir, 'small.db');
+    const large = path.join(dir, 'large.db');
+    createDemoDatabase(small, { records: 5_000 });
+    createDemoDatabase(large, { records: 50_000 });
+    const s = await exportProcess(small, path.join(dir, 'small.ndjson'), dir);
+    const l = await exportProcess(large, path.join(dir, 'large.ndjson'), dir);
+    expect(l.rows).toBeGreaterThanOrEqual(9.5 * s.rows);
+    expect(l.peakRssBytes / s.peakRssBytes).toBeLessThan(1.2);
+  });
+});
