@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cliNodeFlags } from '../cli/node-flags.js';
 import { removeDatabase, type CommandSpec } from './process.js';
 
 /** Who runs a case: scriptorium itself or the reference tool it is compared against. */
@@ -46,7 +47,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     peer,
     bytesFile,
     prepare,
-    spec: { cmd: node, args: [CLI_PATH, ...args, '--json'] },
+    spec: { cmd: node, args: [...cliNodeFlags(), CLI_PATH, ...args, '--json'] },
   });
   const exportCase = (id: string, label: string, peer: string, file: string, extra: string[]): BenchCase =>
     ours(id, label, peer, file, rm(file), ['export', db, ...extra, '-o', file]);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDemoDatabase } from '../demo/demo-data.js';
 import { compareDatabases } from '../engines/sqlite/compare.js';
+import { cliNodeFlags } from './node-flags.js';
 import { formatBytes, formatCount, type OutputOptions } from './output.js';
 
 interface Step {
@@ -20,7 +21,7 @@ const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 /** Runs the CLI in a child process (so its peak memory is its own) and returns its JSON summary. */
 function cli(args: string[]): Promise<Record<string, unknown> & { peakRssBytes: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliNodeFlags(), CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
