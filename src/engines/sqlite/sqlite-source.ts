@@ -120,7 +120,17 @@ export function* readBatches(db: Database.Database, table: TableSchema, encoding
 function* readSqlBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number): Generator<RowBatch> {
   const order = tableOrder(table);
   let exact = encoding === 'sql';
-  const prepare = (first: boolean): Database.Statement => db.prepare(batchQuery(table, encoding, order, first, exact)).raw();
+  const prepare = (first: boolean): Database.Statement => {
+    try {
+      return db.prepare(batchQuery(table, encoding, order, first, exact)).raw();
+    } catch (err) {
+      if (!/too large|too many/i.test((err as Error).message)) throw err;
+      throw new ScriptoriumError('E_UNSUPPORTED', `sqlite: table ${quoteIdent(table.name)} has too many columns (${table.columns.length}) to export as ${encoding}`, {
+        hint: `SQLite could not build the query that encodes its rows (${(err as Error).message}); rows of more than 998 columns are not supported yet. Leave the table out with --exclude-tables.`,
+        cause: err,
+      });
+    }
+  };
   let first = prepare(true);
   let next = prepare(false);
   let key: unknown[] | undefined;
