@@ -219,7 +219,6 @@ interface LoadState {
   objects: SchemaObject[];
   meta: DatabaseMeta;
   digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
-  sawEnd: boolean;
 }
 
 /** Consecutive INSERTs into the same table and columns, merged into one VALUES list for the parser. */
@@ -236,7 +235,7 @@ const COMMA = Buffer.from(',');
 
 /** Feeds a format reader's items into the target. */
 async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget, progress: ProgressReporter, tick: () => void): Promise<LoadState> {
-  const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map(), sawEnd: false };
+  const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map() };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
@@ -316,8 +315,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         state.digests.set(item.table, { encoding: item.encoding, digest: item.digest });
         break;
       case 'end':
-        state.sawEnd = true;
-        break;
+        break; // readers throw E_TRUNCATED themselves when the end is missing
     }
     tick();
     progress.progress('rows', item.kind === 'rows' || item.kind === 'insert' ? item.table : undefined);

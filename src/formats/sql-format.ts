@@ -107,7 +107,6 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   const splitter = new SqlSplitter();
   let began = false;
   let committed = false;
-  let sawEnd = false;
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
   const tables = new Set<string>();
   for (;;) {
@@ -130,7 +129,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
             });
           }
           yield { kind: 'digest', table: d.table, encoding: 'sql', digest: { rows: d.rows, sha256: d.sha256 } };
-        } else if (m?.[1] === 'end') sawEnd = true;
+        } // the end comment only restates COMMIT, which is what marks a complete script
         continue;
       }
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
@@ -181,7 +180,6 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   }
   yield { kind: 'meta', meta };
   yield { kind: 'end' };
-  void sawEnd;
 }
 
 function unsupported(line: number, what: string): ScriptoriumError {
