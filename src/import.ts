@@ -10,6 +10,7 @@ import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
+import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader } from './formats/byte-reader.js';
 import type { FormatName, ImportItem } from './formats/format.js';
@@ -385,7 +386,7 @@ function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
       }
       out.push({ name: table.name, rows: actual.rows, sha256: actual.sha256, verified: true });
     } else {
-      const rows = Number((target.db.prepare(`SELECT count(*) AS n FROM "${table.name.replaceAll('"', '""')}"`).get() as { n: bigint }).n);
+      const rows = Number((target.db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table.name)}`).get() as { n: bigint }).n);
       out.push({ name: table.name, rows, verified: false });
     }
   }

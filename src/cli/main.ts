@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { exportTo, parseFormat } from '../export.js';
 import { importFrom } from '../import.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
@@ -9,14 +9,9 @@ import { registerBenchCommand } from './bench-command.js';
 import { registerHistoryCommand } from './history-command.js';
 import { registerRepositoryCommands } from './repository-commands.js';
 import { formatBytes, formatCount, printError, type OutputOptions } from './output.js';
+import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
 
-const list = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
-const int = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
-  return n;
-};
 
 /** Adds --quiet, --json and --debug to a command. */
 function withOutput(cmd: Command): Command {
@@ -40,7 +35,7 @@ export function buildProgram(): Command {
       .requiredOption('-f, --format <format>', 'json | ndjson | sql')
       .option('-o, --output <file>', 'output file, - for stdout (default: ./backups/<db>-<time>.<ext>)')
       .option('-c, --compress <codec>', 'gzip | zstd')
-      .option('--level <n>', 'compression level', int)
+      .option('--level <n>', 'compression level', wholeNumber)
       .option('--tables <a,b>', 'only these tables', list)
       .option('--exclude-tables <c,d>', 'all tables but these', list),
   ).action(async (db: string, o: OutputOptions & { format: string; output?: string; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
@@ -84,7 +79,7 @@ export function buildProgram(): Command {
     program
       .command('demo')
       .description('build the guest-house demo database, export it in every format, import each back and check it is identical')
-      .option('--records <n>', 'registrations (other tables follow the original proportions)', int, 100_000)
+      .option('--records <n>', 'registrations (other tables follow the original proportions)', wholeNumber, 100_000)
       .option('--dir <dir>', 'working directory', 'demo'),
   ).action(async (o: OutputOptions & { records: number; dir: string }) => {
     try {

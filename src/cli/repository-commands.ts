@@ -1,18 +1,13 @@
 /** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import { backup, diff, forget, init, prune, restore, snapshots, verify, type CompressionCodec, type SnapshotSummary } from '../repository/index.js';
 import { formatBytes, formatCount, type OutputOptions } from './output.js';
+import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
 
 type RepoOptions = OutputOptions & { repo?: string; lockWait?: number };
 
-const list = (v: string, prev: string[] = []): string[] => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-const count = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
-  return n;
-};
 
 /** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
 function repoCommand(program: Command, name: string, description: string): Command {
@@ -20,7 +15,7 @@ function repoCommand(program: Command, name: string, description: string): Comma
     .command(name)
     .description(description)
     .addOption(new Option('-r, --repo <repo>', 'repository: a directory (s3:// later)').env('SCRIPTORIUM_REPO'))
-    .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', count)
+    .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', wholeNumber)
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a machine-readable summary')
     .option('--debug', 'print stack traces with errors');
@@ -54,8 +49,8 @@ export function registerRepositoryCommands(program: Command): void {
     .argument('[repo]', 'where (default: --repo / $SCRIPTORIUM_REPO)')
     .option('--compression <codec>', 'zstd | gzip | none', 'zstd')
     .option('--level <n>', 'compression level (zstd -7..22, gzip 1..9)', Number)
-    .option('--chunk-size <bytes>', 'average chunk size', count)
-    .option('--pack-size <bytes>', 'pack size (uncompressed)', count)
+    .option('--chunk-size <bytes>', 'average chunk size', wholeNumber)
+    .option('--pack-size <bytes>', 'pack size (uncompressed)', wholeNumber)
     .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number }) =>
       act(o, (onEvent) => init(repo ?? repoOf(o), {
         compression: o.compression as CompressionCodec, onEvent,
@@ -101,12 +96,12 @@ export function registerRepositoryCommands(program: Command): void {
 
   repoCommand(program, 'forget', 'remove snapshots by id or by retention policy (restic semantics)')
     .argument('[ids...]', 'snapshot ids to forget (instead of a policy)')
-    .option('--keep-last <n>', 'keep the n newest snapshots', count)
-    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', count)
-    .option('--keep-daily <n>', 'likewise for days', count)
-    .option('--keep-weekly <n>', 'likewise for ISO weeks', count)
-    .option('--keep-monthly <n>', 'likewise for months', count)
-    .option('--keep-yearly <n>', 'likewise for years', count)
+    .option('--keep-last <n>', 'keep the n newest snapshots', wholeNumber)
+    .option('--keep-hourly <n>', 'keep the newest snapshot of each of the last n hours that have one', wholeNumber)
+    .option('--keep-daily <n>', 'likewise for days', wholeNumber)
+    .option('--keep-weekly <n>', 'likewise for ISO weeks', wholeNumber)
+    .option('--keep-monthly <n>', 'likewise for months', wholeNumber)
+    .option('--keep-yearly <n>', 'likewise for years', wholeNumber)
     .option('--keep-tag <tag>', 'keep snapshots with this tag (repeatable)', list)
     .option('--dry-run', 'only show what would be removed')
     .option('--prune', 'prune unreferenced data afterwards')

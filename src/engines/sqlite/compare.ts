@@ -1,5 +1,4 @@
-import { DigestBuilder } from '../../core/encoding.js';
-import { SqliteSource } from './sqlite-source.js';
+import { SqliteSource, tableDigest } from './sqlite-source.js';
 
 /**
  * Compares two SQLite databases value for value: the schema (every CREATE statement), the metadata
@@ -24,9 +23,7 @@ export function compareDatabases(a: string, b: string): string[] {
       const other = right.schema.tables.find((t) => t.name === table.name);
       if (!other) continue;
       const digest = (s: SqliteSource): string => {
-        const d = new DigestBuilder('ndjson');
-        for (const batch of s.batches(table, 'ndjson')) d.add(batch);
-        const r = d.finish();
+        const r = tableDigest(s.db, table, 'ndjson');
         return `${r.rows} rows, sha256 ${r.sha256}`;
       };
       const l = digest(left);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import type { RowBatch, RowEncoding } from '../../core/encoding.js';
+import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
 import { NotFoundError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
 import { GarbageGate } from '../../core/memory.js';
@@ -102,6 +102,13 @@ export class SqliteSource {
     if (this.#db.inTransaction) this.#db.exec('COMMIT');
     this.#db.close();
   }
+}
+
+/** A table's digest over any connection: every batch of its rows in `encoding`, hashed in order. */
+export function tableDigest(db: Database.Database, table: TableSchema, encoding: RowEncoding): TableDigest {
+  const digest = new DigestBuilder(encoding);
+  for (const batch of readBatches(db, table, encoding, DEFAULT_BATCH_ROWS)) digest.add(batch);
+  return digest.finish();
 }
 
 /** Keyset-paged batches over any connection (a source, or a freshly loaded target for its digest). */

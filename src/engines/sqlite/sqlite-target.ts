@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
-import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
+import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js';
 import { ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { readSqliteSchema } from './sqlite-schema.js';
-import { DEFAULT_BATCH_ROWS, readBatches } from './sqlite-source.js';
+import { tableDigest } from './sqlite-source.js';
 
 /**
  * A new SQLite database being loaded. It is built for speed (no journal, no fsync until the end,
@@ -134,9 +134,7 @@ export class SqliteTarget {
 
   /** Re-encodes the loaded table and hashes it, to compare with the digest recorded at export. */
   digest(table: TableSchema, encoding: RowEncoding): TableDigest {
-    const digest = new DigestBuilder(encoding);
-    for (const batch of readBatches(this.#db, table, encoding, DEFAULT_BATCH_ROWS)) digest.add(batch);
-    return digest.finish();
+    return tableDigest(this.#db, table, encoding);
   }
 
   /** Closes the connection and makes the file durable. */
@@ -146,3 +144,4 @@ export class SqliteTarget {
     this.#db.close();
   }
 }
+
