@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
+import { BackgroundFlusher } from '../core/file-writer.js';
 
 type Binding = typeof import('zstd-napi/binding.js');
 
@@ -7,17 +8,20 @@ type Binding = typeof import('zstd-napi/binding.js');
  * A zstd-compressed file written through one compression context and one reused output buffer. The
  * library's CompressStream allocates a fresh output buffer for every block it emits; at 1M rows those
  * spent buffers held ~70 MB of native memory at the peak. Here nothing is allocated per block, and each
- * block goes to the file with a synchronous write (into the page cache), in order.
+ * block goes to the file with a synchronous write (into the page cache), in order. Like
+ * DurableFileWriter, it flushes in the background as the file grows and is durable once finished.
  */
 export class ZstdFileWriter extends Writable {
   readonly #fd: number;
   readonly #cctx: Binding['CCtx']['prototype'];
   readonly #binding: Binding;
   readonly #out: Buffer;
+  readonly #flusher: BackgroundFlusher;
 
   private constructor(fd: number, binding: Binding, level: number) {
     super({ highWaterMark: 1 << 20 });
     this.#fd = fd;
+    this.#flusher = new BackgroundFlusher(fd);
     this.#binding = binding;
     this.#cctx = new binding.CCtx();
     this.#cctx.setParameter(binding.CParameter.compressionLevel, level);
@@ -36,7 +40,10 @@ export class ZstdFileWriter extends Writable {
     let input = chunk;
     for (;;) {
       const [remaining, produced, consumed] = this.#cctx.compressStream2(this.#out, input, directive);
-      if (produced > 0) fs.writeSync(this.#fd, this.#out, 0, produced);
+      if (produced > 0) {
+        writeFully(this.#fd, this.#out.subarray(0, produced));
+        this.#flusher.wrote(produced);
+      }
       input = input.subarray(consumed);
       if (input.length === 0 && (!end || remaining === 0)) return;
     }
@@ -54,19 +61,23 @@ export class ZstdFileWriter extends Writable {
   override _final(done: (err?: Error | null) => void): void {
     try {
       this.#compress(Buffer.alloc(0), true);
-      fs.closeSync(this.#fd);
-      done();
     } catch (err) {
-      done(err as Error);
+      return done(err as Error);
     }
+    this.#flusher.finish().then(
+      () => fs.close(this.#fd, (err) => done(err)),
+      (err: Error) => done(err),
+    );
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    try {
-      fs.closeSync(this.#fd);
-    } catch {
-      // already closed by _final
-    }
-    done(err);
+    if (this.writableFinished) return done(err);
+    void this.#flusher.settle().then(() => fs.close(this.#fd, () => done(err)));
   }
+}
+
+/** writeSync until every byte is written (it may write fewer than asked). */
+function writeFully(fd: number, data: Buffer): void {
+  let at = 0;
+  while (at < data.length) at += fs.writeSync(fd, data, at, data.length - at);
 }

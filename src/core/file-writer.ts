@@ -1,0 +1,110 @@
+import * as fs from 'node:fs';
+import { Writable } from 'node:stream';
+
+/** Bytes written between background flushes. */
+export const FLUSH_EVERY = 16 << 20;
+
+/**
+ * Keeps a file's unflushed tail short while it is written: after every `every` bytes it starts an
+ * fdatasync on libuv's thread pool (one at a time) and does not wait for it. The disk then writes the
+ * file while the caller produces the rest, and the final fsync that makes the file durable only has the
+ * last few MiB left to wait for. Flush errors are kept and thrown by {@link finish}.
+ */
+export class BackgroundFlusher {
+  readonly #fd: number;
+  readonly #every: number;
+  #since = 0;
+  #inFlight: Promise<void> | undefined;
+  #error: Error | undefined;
+
+  constructor(fd: number, every = FLUSH_EVERY) {
+    this.#fd = fd;
+    this.#every = every;
+  }
+
+  /** Counts `bytes` just written; may start a flush. */
+  wrote(bytes: number): void {
+    this.#since += bytes;
+    if (this.#since < this.#every || this.#inFlight) return;
+    this.#since = 0;
+    this.#inFlight = new Promise<void>((resolve) => {
+      fs.fdatasync(this.#fd, (err) => {
+        if (err) this.#error ??= err;
+        this.#inFlight = undefined;
+        resolve();
+      });
+    });
+  }
+
+  /** Waits for a flush in progress, then makes the whole file durable. */
+  async finish(): Promise<void> {
+    await this.#inFlight;
+    if (this.#error) throw this.#error;
+    await new Promise<void>((resolve, reject) => fs.fsync(this.#fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Waits for a flush in progress without raising its error (before closing on a failure path). */
+  async settle(): Promise<void> {
+    await this.#inFlight;
+  }
+}
+
+/**
+ * A file written through libuv's thread pool (writes overlap the caller's work), flushed in the
+ * background as it grows and fsynced before it finishes: when `finish` (the stream's end callback) has
+ * run, every byte is durable. It writes `file` from the start, creating or truncating it.
+ */
+export class DurableFileWriter extends Writable {
+  readonly #fd: number;
+  readonly #flusher: BackgroundFlusher;
+
+  constructor(file: string, highWaterMark = 1 << 20) {
+    super({ highWaterMark });
+    this.#fd = fs.openSync(file, 'w');
+    this.#flusher = new BackgroundFlusher(this.#fd);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk);
+    this.#writeAll(buffers, done);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.#writeAll([chunk], done);
+  }
+
+  #writeAll(buffers: Buffer[], done: (err?: Error | null) => void): void {
+    fs.writev(this.#fd, buffers, (err, written) => {
+      if (err) return done(err);
+      this.#flusher.wrote(written);
+      const total = buffers.reduce((n, b) => n + b.length, 0);
+      if (written === total) return done();
+      // A short write: continue after the bytes that went out.
+      let skip = written;
+      const rest: Buffer[] = [];
+      for (const b of buffers) {
+        if (skip >= b.length) skip -= b.length;
+        else {
+          rest.push(skip ? b.subarray(skip) : b);
+          skip = 0;
+        }
+      }
+      this.#writeAll(rest, done);
+    });
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.#flusher.finish().then(
+      () => fs.close(this.#fd, (err) => done(err)),
+      (err: Error) => done(err),
+    );
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    if (!this.writableFinished) {
+      void this.#flusher.settle().then(() => fs.close(this.#fd, () => done(err)));
+      return;
+    }
+    done(err);
+  }
+}
