@@ -2,8 +2,10 @@
 ** scriptorium's SQLite extension: encodes and decodes rows in C, inside SQLite, so that values never
 ** cross into JavaScript one at a time and keep their exact storage class.
 **
-**   scriptorium_batch(mode, keys, v1, ..., vn)      aggregate: the rows of a batch, encoded and joined
 **   SELECT c0, ..., cN FROM scriptorium_rows(mode, spec, data)   table-valued: the rows of a batch
+**   SELECT data, rows FROM scriptorium_encode(sql, mode, keys, maxrows, maxbytes)  table-valued: the rows
+**                                                   of a query, encoded in batches (scriptorium_encode.inc)
+**   scriptorium_every(key, n)                       aggregate: every n-th key (splits a table in runs)
 **   SELECT data, rows, chunks, ids FROM scriptorium_chunks(sql, …)  table-valued: a table's rows as
 **                                                   ndjson, cut into backup chunks (scriptorium_scan.inc)
 **
@@ -69,30 +71,49 @@ static void put_int(Buf *b, sqlite3_int64 v) {
   buf_put(b, tmp + i, 24 - i);
 }
 
-static void put_json_string(Buf *b, const unsigned char *s, int n) {
-  buf_ch(b, '"');
-  int start = 0;
-  for (int i = 0; i < n; i++) {
-    unsigned char c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    buf_put(b, s + start, i - start);
-    start = i + 1;
-    switch (c) {
-      case '"': buf_str(b, "\\\""); break;
-      case '\\': buf_str(b, "\\\\"); break;
-      case '\n': buf_str(b, "\\n"); break;
-      case '\r': buf_str(b, "\\r"); break;
-      case '\t': buf_str(b, "\\t"); break;
-      case '\b': buf_str(b, "\\b"); break;
-      case '\f': buf_str(b, "\\f"); break;
-      default: {
-        char u[7] = {'\\', 'u', '0', '0', HEX_LO[c >> 4], HEX_LO[c & 15], 0};
-        buf_str(b, u);
+/* Bytes that a JSON string must escape: control characters, '"' and '\\'. */
+static int json_escaped(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+/* Whether any of the 8 bytes in x is a control character, '"' or '\\' (exact as a yes/no answer). */
+static int json_any_escaped(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t q = x ^ (ones * '"'), s = x ^ (ones * '\\');
+  return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs ? 1 : 0;
+}
+
+/* A JSON string: copied eight bytes at a time where nothing needs escaping. */
+static void put_json_text(Buf *b, const unsigned char *s, int n) {
+  if (!buf_reserve(b, 6 * (sqlite3_int64)n + 2)) return;
+  char *o = b->p + b->n;
+  *o++ = '"';
+  int i = 0;
+  while (i < n) {
+    while (i + 8 <= n) {
+      uint64_t x;
+      memcpy(&x, s + i, 8);
+      if (json_any_escaped(x)) break;
+      memcpy(o, s + i, 8);
+      o += 8; i += 8;
+    }
+    int stop = i + 8 < n ? i + 8 : n;
+    for (; i < stop; i++) {
+      unsigned char c = s[i];
+      if (!json_escaped(c)) { *o++ = (char)c; continue; }
+      *o++ = '\\';
+      switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = HEX_LO[c >> 4]; *o++ = HEX_LO[c & 15];
       }
     }
   }
-  buf_put(b, s + start, n - start);
-  buf_ch(b, '"');
+  *o++ = '"';
+  b->n = o - b->p;
 }
 
 /* The sqlite3 shell reads CR LF inside a string literal as LF: such text is spelled as bytes too. */
@@ -122,6 +143,14 @@ static void put_sql_string(Buf *b, const unsigned char *s, int n) {
   buf_ch(b, '\'');
 }
 
+/* A TEXT value's UTF-8 bytes. sqlite3_value_text() copies a value read from a page to add a NUL
+** terminator; a UTF-8 value's bytes are the same without it. */
+static const unsigned char *text_bytes(sqlite3_value *v, int *n) {
+  const unsigned char *s = sqlite3_value_encoding(v) == SQLITE_UTF8 ? sqlite3_value_blob(v) : sqlite3_value_text(v);
+  *n = sqlite3_value_bytes(v);
+  return s ? s : (const unsigned char *)"";
+}
+
 static void put_value(Buf *b, sqlite3_value *v, int mode) {
   int json = mode != M_SQL;
   switch (sqlite3_value_type(v)) {
@@ -129,9 +158,9 @@ static void put_value(Buf *b, sqlite3_value *v, int mode) {
     case SQLITE_INTEGER: put_int(b, sqlite3_value_int64(v)); break;
     case SQLITE_FLOAT: put_real(b, sqlite3_value_double(v), json); break;
     case SQLITE_TEXT: {
-      const unsigned char *s = sqlite3_value_text(v);
-      int n = sqlite3_value_bytes(v);
-      if (json) put_json_string(b, s, n); else put_sql_string(b, s, n);
+      int n;
+      const unsigned char *s = text_bytes(v, &n);
+      if (json) put_json_text(b, s, n); else put_sql_string(b, s, n);
       break;
     }
     default: {
@@ -152,65 +181,80 @@ static int parse_mode(sqlite3_value *v) {
   return -1;
 }
 
-/* ---------------------------------------------------------------- scriptorium_batch() */
-typedef struct Batch { Buf out; int mode; sqlite3_int64 rows; int nkeys; const char **keys; int *keylen; char *keytext; } Batch;
+/* ---------------------------------------------------------------- rows */
+/* The column names of 'json' mode, each JSON-encoded: given joined by '\n', split once. */
+typedef struct Keys { int n; const char **k; int *len; char *text; } Keys;
 
-/* Splits the '\n'-joined JSON-encoded names once per batch. */
-static int batch_keys(Batch *a, sqlite3_value *v) {
+static void keys_free(Keys *k) {
+  sqlite3_free(k->text); sqlite3_free(k->k); sqlite3_free(k->len);
+  memset(k, 0, sizeof(*k));
+}
+
+static int keys_parse(Keys *k, sqlite3_value *v) {
   const char *t = (const char *)sqlite3_value_text(v);
   int n = sqlite3_value_bytes(v);
   if (!t) return 0;
-  a->keytext = sqlite3_malloc(n + 1);
-  if (!a->keytext) return 0;
-  memcpy(a->keytext, t, (size_t)n); a->keytext[n] = 0;
+  k->text = sqlite3_malloc(n + 1);
+  if (!k->text) return 0;
+  memcpy(k->text, t, (size_t)n); k->text[n] = 0;
   int count = 1;
-  for (int i = 0; i < n; i++) if (a->keytext[i] == '\n') count++;
-  a->keys = sqlite3_malloc(count * (int)sizeof(char *));
-  a->keylen = sqlite3_malloc(count * (int)sizeof(int));
-  if (!a->keys || !a->keylen) return 0;
-  char *p = a->keytext;
-  for (int k = 0; k < count; k++) {
+  for (int i = 0; i < n; i++) if (k->text[i] == '\n') count++;
+  k->k = sqlite3_malloc(count * (int)sizeof(char *));
+  k->len = sqlite3_malloc(count * (int)sizeof(int));
+  if (!k->k || !k->len) return 0;
+  char *p = k->text;
+  for (int i = 0; i < count; i++) {
     char *nl = strchr(p, '\n');
-    a->keys[k] = p;
-    a->keylen[k] = nl ? (int)(nl - p) : (int)strlen(p);
+    k->k[i] = p;
+    k->len[i] = nl ? (int)(nl - p) : (int)strlen(p);
     if (nl) p = nl + 1;
   }
-  a->nkeys = count;
+  k->n = count;
   return 1;
 }
 
-static void batch_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  Batch *a = sqlite3_aggregate_context(ctx, sizeof(Batch));
-  if (!a) { sqlite3_result_error_nomem(ctx); return; }
-  if (a->rows == 0) {
-    a->mode = parse_mode(argv[0]);
-    if (a->mode < 0) { sqlite3_result_error(ctx, "scriptorium_batch: mode must be ndjson, json or sql", -1); return; }
-    if (a->mode == M_JSON && !batch_keys(a, argv[1])) { sqlite3_result_error(ctx, "scriptorium_batch: json needs keys", -1); return; }
-  } else {
-    buf_str(&a->out, a->mode == M_NDJSON ? "\n" : ",\n");
-  }
-  int n = argc - 2;
-  if (a->mode == M_JSON && n != a->nkeys) { sqlite3_result_error(ctx, "scriptorium_batch: key count differs from value count", -1); return; }
-  buf_ch(&a->out, a->mode == M_NDJSON ? '[' : a->mode == M_JSON ? '{' : '(');
+/* What separates two rows of a batch (ROW_SEPARATOR in src/core/encoding.ts). */
+static const char *row_separator(int mode) { return mode == M_NDJSON ? "\n" : ",\n"; }
+
+/* One row: a JSON array (ndjson), a JSON object (json) or a SQL tuple (sql). */
+static void put_row(Buf *b, int mode, const Keys *keys, sqlite3_value **v, int n) {
+  buf_ch(b, mode == M_NDJSON ? '[' : mode == M_JSON ? '{' : '(');
   for (int i = 0; i < n; i++) {
-    if (i) buf_ch(&a->out, ',');
-    if (a->mode == M_JSON) { buf_put(&a->out, a->keys[i], a->keylen[i]); buf_ch(&a->out, ':'); }
-    put_value(&a->out, argv[i + 2], a->mode);
+    if (i) buf_ch(b, ',');
+    if (mode == M_JSON) { buf_put(b, keys->k[i], keys->len[i]); buf_ch(b, ':'); }
+    put_value(b, v[i], mode);
   }
-  buf_ch(&a->out, a->mode == M_NDJSON ? ']' : a->mode == M_JSON ? '}' : ')');
-  a->rows++;
+  buf_ch(b, mode == M_NDJSON ? ']' : mode == M_JSON ? '}' : ')');
 }
 
-static void batch_final(sqlite3_context *ctx) {
-  Batch *a = sqlite3_aggregate_context(ctx, 0);
-  if (!a || a->rows == 0) { sqlite3_result_null(ctx); if (a) sqlite3_free(a->out.p); return; }
-  sqlite3_free(a->keytext); sqlite3_free(a->keys); sqlite3_free(a->keylen);
-  if (a->out.oom) { sqlite3_free(a->out.p); sqlite3_result_error_nomem(ctx); return; }
-  sqlite3_result_blob64(ctx, a->out.p, (sqlite3_uint64)a->out.n, sqlite3_free);
+/* ---------------------------------------------------------------- scriptorium_every() */
+/* scriptorium_every(key, n): the key of every n-th row (the 1st, the (n+1)-th, ...) as 8-byte
+** little-endian integers in one blob. Over a rowid in order, it splits a table into runs of n rows. */
+typedef struct Every { Buf out; sqlite3_int64 seen, n; } Every;
+
+static void every_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  Every *e = sqlite3_aggregate_context(ctx, sizeof(Every));
+  if (!e) { sqlite3_result_error_nomem(ctx); return; }
+  if (e->seen == 0) e->n = sqlite3_value_int64(argv[1]);
+  if (e->n < 1) { sqlite3_result_error(ctx, "scriptorium_every: n must be positive", -1); return; }
+  if (e->seen++ % e->n != 0) return;
+  sqlite3_uint64 v = (sqlite3_uint64)sqlite3_value_int64(argv[0]);
+  unsigned char le[8];
+  for (int i = 0; i < 8; i++) le[i] = (unsigned char)(v >> (8 * i));
+  buf_put(&e->out, le, 8);
+}
+
+static void every_final(sqlite3_context *ctx) {
+  Every *e = sqlite3_aggregate_context(ctx, 0);
+  if (!e || e->out.n == 0) { if (e) sqlite3_free(e->out.p); sqlite3_result_zeroblob(ctx, 0); return; }
+  if (e->out.oom) { sqlite3_free(e->out.p); sqlite3_result_error_nomem(ctx); return; }
+  sqlite3_result_blob64(ctx, e->out.p, (sqlite3_uint64)e->out.n, sqlite3_free);
 }
 
 #include "scriptorium_rows.inc"
 #include "scriptorium_scan.inc"
+#include "scriptorium_encode.inc"
 
 #ifdef _WIN32
 __declspec(dllexport)
@@ -218,9 +262,10 @@ __declspec(dllexport)
 int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   (void)pzErrMsg;
-  int rc = sqlite3_create_function(db, "scriptorium_batch", -1, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, batch_step, batch_final);
+  int rc = sqlite3_create_function(db, "scriptorium_every", 2, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, every_step, every_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_chunks", &scan_module, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_encode", &encode_module, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_sha256", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, 0, sha256_func, 0, 0);
   return rc;
 }

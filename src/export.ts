@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
 import { DigestBuilder, type TableDigest } from './core/encoding.js';
+import { DurableFileWriter } from './core/file-writer.js';
 import { UsageError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { ProgressReporter } from './core/progress.js';
@@ -44,6 +45,8 @@ export interface ExportResult {
   bytes: number;
   tables: { name: string; rows: number; sha256: string }[];
   durationMs: number;
+  /** Connections that read the rows: 2 when large tables were split between two threads. */
+  readers: number;
 }
 
 export const FORMAT_WRITERS: Readonly<Record<FormatName, () => FormatWriter>> = {
@@ -81,7 +84,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const compress = options.compress ?? 'none';
   const codec = codecByName(compress);
   const progress = new ProgressReporter('export', options.onEvent);
-  const src = SqliteSource.open(source);
+  const src = SqliteSource.open(source, { parallel: true });
   let temp: string | undefined;
   let dest = '-';
   try {
@@ -101,7 +104,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     else {
       fs.mkdirSync(path.dirname(path.resolve(dest)), { recursive: true });
       temp = tempPathBeside(dest);
-      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : fs.createWriteStream(temp, { highWaterMark: 1 << 20 });
+      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
@@ -164,6 +167,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       bytes,
       tables: schema.tables.map((t) => ({ name: t.name, ...digests[t.name]! })),
       durationMs: Date.now() - progress.startedAt,
+      readers: src.readers,
     };
     progress.completed({ path: dest, format, compression: codec.name, tables: result.tables.length });
     return result;

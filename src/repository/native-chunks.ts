@@ -40,10 +40,9 @@ export async function nativeChunks(
 ): Promise<Iterable<ChunkBatch> | undefined> {
   const db = (source as { db?: unknown }).db as Database.Database | undefined;
   if (!db || typeof db !== 'object' || typeof db.prepare !== 'function' || !db.open) return undefined;
-  const [{ hasExtension }, { tableOrder }, { quoteIdent }, { rowColumns }] = await Promise.all([
+  const [{ hasExtension }, { rowsQuery }, { rowColumns }] = await Promise.all([
     import('../engines/sqlite/extension.js'),
     import('../engines/sqlite/row-sql.js'),
-    import('../engines/sqlite/sql-text.js'),
     import('../core/schema.js'),
   ]);
   const columns = rowColumns(table);
@@ -54,9 +53,7 @@ export async function nativeChunks(
   } catch {
     return undefined; // an extension built before scriptorium_chunks existed
   }
-  // The same values, in the same order, as the engine's batch query (row-sql.ts nativeBatchQuery).
-  const refs = columns.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
-  const sql = `SELECT ${refs.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${tableOrder(table).keys.join(', ')}`;
+  const sql = rowsQuery(table); // the same values, in the same order, as an export
   const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0];
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {

@@ -112,22 +112,10 @@ export function jsonKeys(table: TableSchema): string {
   return rowColumns(table).map((c) => JSON.stringify(c)).join('\n');
 }
 
-/**
- * The same batch as `batchQuery`, encoded by the scriptorium extension's aggregate in one pass.
- * Parameters: mode, keys, then the key position (unless first), then the batch size.
- */
-export function nativeBatchQuery(table: TableSchema, order: TableOrder, first: boolean): string {
-  const cols = rowColumns(table);
-  const refs = cols.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
-  const keyCols = order.keys.map((k, i) => `${k} AS k${i}`).join(', ');
-  const keyNames = order.keys.map((_, i) => `k${i}`).join(', ');
-  const values = refs.map((r, i) => `${r} AS v${i}`).join(', ');
-  // Parameters in text order: mode, keys, then the key position (after the first batch), then the limit.
-  const where = first ? '' : `WHERE (${order.keys.join(', ')}) > (${order.keys.map(() => '?').join(', ')})`;
-  const inner = `SELECT ${keyCols}, ${values} FROM ${quoteIdent(table.name)} ${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
-  const agg = `scriptorium_batch(?, ?, ${cols.map((_, i) => `v${i}`).join(', ')}) AS data, count(*) AS n`;
-  if (order.keys.length === 1 && !table.withoutRowid) return `SELECT ${agg}, 0, max(k0) FROM (${inner})`;
-  return `SELECT ${agg}, max(rn), ${keyNames} FROM (SELECT row_number() OVER () AS rn, * FROM (${inner}))`;
+/** Every row's values (the rowid first where it is kept), in the table's key order; `where` narrows them. */
+export function rowsQuery(table: TableSchema, where = ''): string {
+  const refs = rowColumns(table).map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
+  return `SELECT ${refs.join(', ')} FROM ${quoteIdent(table.name)}${where ? ` WHERE ${where}` : ''} ORDER BY ${tableOrder(table).keys.join(', ')}`;
 }
 
 /** Loads a batch through the extension's parser: parameters mode, spec (column count or keys), data. */

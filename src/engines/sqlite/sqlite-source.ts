@@ -6,7 +6,8 @@ import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
 import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
-import { batchQuery, jsonKeys, nativeBatchQuery, tableOrder } from './row-sql.js';
+import { batchQuery, jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
+import { ReadHelper } from './parallel-reader.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
 
@@ -46,9 +47,11 @@ export function assertSqliteFile(file: string): void {
 export class SqliteSource {
   readonly schema: DatabaseSchema;
   readonly #db: Database.Database;
+  readonly #helper: ReadHelper | undefined;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, helper: ReadHelper | undefined) {
     this.#db = db;
+    this.#helper = helper;
     db.defaultSafeIntegers(true);
     db.exec('BEGIN');
     try {
@@ -59,17 +62,29 @@ export class SqliteSource {
     }
   }
 
-  /** Opens `file` read-only. Throws `E_NOT_FOUND` or `E_NOT_SQLITE` for a missing or foreign file. */
-  static open(file: string): SqliteSource {
+  /**
+   * Opens `file` read-only. Throws `E_NOT_FOUND` or `E_NOT_SQLITE` for a missing or foreign file.
+   * With `parallel`, large tables are read by a second connection on a worker thread too (see
+   * parallel-reader.ts), when the machine and the database allow it.
+   */
+  static open(file: string, options: { parallel?: boolean } = {}): SqliteSource {
     assertSqliteFile(file);
+    let helper = options.parallel ? ReadHelper.spawn(file) : undefined;
+    if (helper && !helper.holdWriters(file, (f) => new Database(f, { fileMustExist: true }))) {
+      helper.close();
+      helper = undefined;
+    }
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 10000');
       db.pragma('cache_size = -4096'); // 4 MiB: rows are read once, in order
       loadExtension(db);
-      return new SqliteSource(db);
+      const source = new SqliteSource(db, helper);
+      helper?.begin();
+      return source;
     } catch (err) {
+      helper?.close();
       if (err instanceof ScriptoriumError) throw err;
       const msg = (err as Error).message;
       throw new ScriptoriumError(/not a database|malformed/i.test(msg) ? 'E_NOT_SQLITE' : 'E_IO', `sqlite: ${file}: ${msg}`, {
@@ -77,6 +92,11 @@ export class SqliteSource {
         cause: err,
       });
     }
+  }
+
+  /** Connections that have read rows: 2 once a table was split between the main thread and a worker. */
+  get readers(): number {
+    return this.#helper?.used ? 2 : 1;
   }
 
   /** The underlying connection, for engine-internal helpers (compare, digest). */
@@ -94,10 +114,13 @@ export class SqliteSource {
    * up to `batchRows`. Synchronous: the caller decides when to yield to the event loop.
    */
   *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
-    yield* readBatches(this.#db, table, encoding, opts.batchRows ?? DEFAULT_BATCH_ROWS);
+    const batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
+    const parallel = this.#helper?.batches(this.#db, table, encoding, batchRows, NATIVE_BATCH_BYTES);
+    yield* readBatches(this.#db, table, encoding, batchRows, parallel);
   }
 
   close(): void {
+    this.#helper?.close();
     if (!this.#db.open) return;
     if (this.#db.inTransaction) this.#db.exec('COMMIT');
     this.#db.close();
@@ -111,12 +134,14 @@ export function tableDigest(db: Database.Database, table: TableSchema, encoding:
   return digest.finish();
 }
 
-/** Keyset-paged batches over any connection (a source, or a freshly loaded target for its digest). */
-export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number): Generator<RowBatch> {
+/**
+ * A table's batches over any connection (a source, or a freshly loaded target for its digest), or from
+ * `from` when given (the parallel reader's).
+ */
+export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, from?: Iterable<RowBatch>): Generator<RowBatch> {
   const gate = new GarbageGate();
-  const batches = hasExtension(db, rowColumns(table).length)
-    ? readNativeBatches(db, table, encoding, batchRows)
-    : readSqlBatches(db, table, encoding, batchRows);
+  const batches =
+    from ?? (hasExtension(db, rowColumns(table).length) ? readNativeBatches(db, table, encoding, batchRows) : readSqlBatches(db, table, encoding, batchRows));
   for (const batch of batches) {
     yield batch;
     gate.add(batch.data.length); // the consumer is done with the previous batch: keep memory flat
@@ -160,18 +185,17 @@ function* readSqlBatches(db: Database.Database, table: TableSchema, encoding: Ro
   }
 }
 
-/** The extension's path: one aggregate call encodes a whole batch in C. */
+/** Bytes after which the extension ends a batch early (rows are seldom this large; it bounds memory). */
+export const NATIVE_BATCH_BYTES = 1 << 20;
+
+/**
+ * The extension's path: one statement walks the table in key order, and the extension encodes its rows
+ * in C, a batch per result row.
+ */
 function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number): Generator<RowBatch> {
-  const order = tableOrder(table);
-  const first = db.prepare(nativeBatchQuery(table, order, true)).raw();
-  const next = db.prepare(nativeBatchQuery(table, order, false)).raw();
   const keys = encoding === 'json' ? jsonKeys(table) : null;
-  let row = first.get(encoding, keys, batchRows) as unknown[];
-  for (;;) {
-    const rows = Number(row[1]);
-    if (rows === 0) return;
-    yield { data: row[0] as Buffer, rows };
-    if (rows < batchRows) return;
-    row = next.get(encoding, keys, ...row.slice(3), batchRows) as unknown[];
+  const scan = db.prepare('SELECT data, rows FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
+  for (const row of scan.iterate(rowsQuery(table), encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint]>) {
+    yield { data: row[0], rows: Number(row[1]) };
   }
 }
