@@ -231,6 +231,12 @@ export class HistoryStore {
       fd = openSync(this.path, 'a+');
       const buf = readFrom(fd, 0);
       const end = buf.lastIndexOf(10) + 1;
+      const lines = measureLines(buf.subarray(0, end), MAX_LINE_BYTES).lines;
+      if (!always && lines <= this.maxEntries) {
+        // Not over the limit even if every line is a record: no need to parse them.
+        this.#planNextCheck(buf.subarray(0, end), buf.length);
+        return { kept: lines, archived: 0, discardedLines: 0 };
+      }
       const parsed = parseLines(buf.toString('utf8', 0, end));
       const over = parsed.entries.length > this.maxEntries;
       if (!always && !over) {
