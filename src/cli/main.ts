@@ -1,10 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import { Command } from 'commander';
-import { exportTo, parseFormat } from '../export.js';
-import { importFrom } from '../import.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
-import { runDemo } from './demo-command.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerHistoryCommand } from './history-command.js';
 import { registerRepositoryCommands } from './repository-commands.js';
@@ -39,6 +36,7 @@ export function buildProgram(): Command {
       .option('--tables <a,b>', 'only these tables', list)
       .option('--exclude-tables <c,d>', 'all tables but these', list),
   ).action(async (db: string, o: OutputOptions & { format: string; output?: string; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
+    const { exportTo, parseFormat } = await import('../export.js');
     await runOperation(
       o,
       (onEvent) =>
@@ -65,6 +63,7 @@ export function buildProgram(): Command {
       .requiredOption('--into <db>', 'SQLite database to create')
       .option('--force', 'replace an existing non-empty database (only after the import succeeds)'),
   ).action(async (file: string, o: OutputOptions & { into: string; force?: boolean }) => {
+    const { importFrom } = await import('../import.js');
     await runOperation(
       o,
       (onEvent) => importFrom(file, { into: o.into, force: o.force ?? false, onEvent }),
@@ -83,6 +82,7 @@ export function buildProgram(): Command {
       .option('--dir <dir>', 'working directory', 'demo'),
   ).action(async (o: OutputOptions & { records: number; dir: string }) => {
     try {
+      const { runDemo } = await import('./demo-command.js');
       const ok = await runDemo(o);
       if (!ok) process.exitCode = 1;
     } catch (err) {

@@ -1,4 +1,4 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import type { OperationEvent } from '../core/events.js';
 import { isScriptoriumError } from '../core/errors.js';
 
@@ -36,6 +36,8 @@ export function progressListener(opts: OutputOptions, stream: NodeJS.WriteStream
 } {
   if (opts.quiet || opts.json) return { listener: () => {}, stop: () => {} };
   if (stream.isTTY) {
+    // Loaded only for a terminal: piped and quiet runs start faster without it.
+    const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
     const bar = new cliProgress.SingleBar(
       { stream, format: ' {bar} {percentage}% | {value}/{total} rows | {rate} rows/s | {table} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: true },
       cliProgress.Presets.shades_classic,

@@ -1,7 +1,7 @@
 /** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff. */
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
-import { backup, diff, forget, init, prune, restore, snapshots, verify, type CompressionCodec, type SnapshotSummary } from '../repository/index.js';
+import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
 import { formatBytes, formatCount, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
@@ -31,6 +31,9 @@ async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof run
   await runOperation(o, fn, summary);
 }
 
+/** The repository code, loaded only by the command that runs (it is not needed to start up). */
+const repository = () => import('../repository/index.js');
+
 const lockWait = (o: RepoOptions) => (o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 });
 const short = (id: string) => id.slice(0, 8);
 
@@ -52,7 +55,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--chunk-size <bytes>', 'average chunk size', wholeNumber)
     .option('--pack-size <bytes>', 'pack size (uncompressed)', wholeNumber)
     .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number }) =>
-      act(o, (onEvent) => init(repo ?? repoOf(o), {
+      act(o, async (onEvent) => (await repository()).init(repo ?? repoOf(o), {
         compression: o.compression as CompressionCodec, onEvent,
         ...(o.level === undefined ? {} : { compressionLevel: o.level }),
         ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
@@ -65,14 +68,14 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
     .option('--tables <a,b>', 'only these tables', list)
     .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[] }) =>
-      act(o, (onEvent) => backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
+      act(o, async (onEvent) => (await repository()).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
         `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
         `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +
         `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
     );
 
   repoCommand(program, 'snapshots', 'list the snapshots in the repository').action((o: RepoOptions) =>
-    act(o, async () => ({ snapshots: await snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
+    act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
   );
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
@@ -81,7 +84,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tables <a,b>', 'only these tables', list)
     .option('--force', 'replace an existing database (only after the restore is verified)')
     .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
-      act(o, (onEvent) => restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await repository()).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );
 
@@ -89,7 +92,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--read-data', 'read every chunk, check its hash and every table digest')
     .option('--drill', 'restore the latest snapshot into a temporary database and compare')
     .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
-      act(o, (onEvent) => verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...lockWait(o) }), (r) =>
         `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
         `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}`),
     );
@@ -106,7 +109,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--dry-run', 'only show what would be removed')
     .option('--prune', 'prune unreferenced data afterwards')
     .action((ids: string[], o: RepoOptions & Record<string, unknown>) =>
-      act(o, (onEvent) => forget(repoOf(o), {
+      act(o, async (onEvent) => (await repository()).forget(repoOf(o), {
         ids, onEvent, ...lockWait(o), dryRun: !!o.dryRun, prune: !!o.prune,
         keepLast: o.keepLast as number | undefined, keepHourly: o.keepHourly as number | undefined, keepDaily: o.keepDaily as number | undefined,
         keepWeekly: o.keepWeekly as number | undefined, keepMonthly: o.keepMonthly as number | undefined, keepYearly: o.keepYearly as number | undefined,
@@ -122,7 +125,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'prune', 'delete data no snapshot references (needs the exclusive lock)')
     .option('--dry-run', 'only show what would be deleted')
     .action((o: RepoOptions & { dryRun?: boolean }) =>
-      act(o, (onEvent) => prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
         `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
         `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}`),
     );
@@ -131,7 +134,7 @@ export function registerRepositoryCommands(program: Command): void {
     .argument('<a>', 'older snapshot')
     .argument('<b>', 'newer snapshot (or latest)')
     .action((a: string, b: string, o: RepoOptions) =>
-      act(o, (onEvent) => diff(a, b, repoOf(o), { onEvent, ...lockWait(o) }), (d) => [
+      act(o, async (onEvent) => (await repository()).diff(a, b, repoOf(o), { onEvent, ...lockWait(o) }), (d) => [
         `snapshot ${short(d.a)} → ${short(d.b)}`,
         ...d.tables.map((t) => `${t.status.padEnd(9)} ${t.name}: ${formatCount(t.rowsBefore)} → ${formatCount(t.rowsAfter)} rows; ` +
           `+${formatCount(t.rowsAdded)} −${formatCount(t.rowsRemoved)} ~${formatCount(t.rowsChanged)} rows; ` +
