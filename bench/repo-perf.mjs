@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 /**
- * One repository operation on its own, for timing and peak RSS with `/usr/bin/time -v`:
+ * One repository operation on its own, through the library rather than the CLI, for timing and peak RSS
+ * with `/usr/bin/time -v` (profiling). The reported figures come from `npm run bench`, which runs the CLI's
+ * `backup` and `restore` against their peers in the same run (src/bench/cases.ts).
+ *
  *   node bench/repo-perf.mjs backup <db> <repo>     (initialises <repo> when it does not exist)
  *   node bench/repo-perf.mjs restore <repo> <into>
  */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN_TABLE_HEADER } from '../src/bench/markdown.js';
+import { DEDUP_TABLE_HEADER, MAIN_TABLE_HEADER } from '../src/bench/markdown.js';
 import { median } from '../src/bench/stats.js';
 import type { BenchReport } from '../src/bench/stats.js';
 
@@ -14,8 +14,15 @@ const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const CASES = [
   'export-ndjson', 'export-json', 'export-sql', 'export-ndjson-zstd', 'import-ndjson', 'import-json', 'import-sql',
-  'sqlite3-json', 'sqlite3-dump', 'sqlite3-restore', 'sqlite3-dump-zstd',
+  'backup', 'restore',
+  'sqlite3-json', 'sqlite3-dump', 'sqlite3-restore', 'sqlite3-dump-zstd', 'zstd-restore',
 ];
+/** Each of our cases and the peer it is compared with. */
+const PEERS: Record<string, string> = {
+  'export-ndjson': 'sqlite3-json', 'export-json': 'sqlite3-json', 'export-sql': 'sqlite3-dump', 'export-ndjson-zstd': 'sqlite3-dump-zstd',
+  'import-ndjson': 'sqlite3-restore', 'import-json': 'sqlite3-restore', 'import-sql': 'sqlite3-restore',
+  backup: 'sqlite3-dump-zstd', restore: 'zstd-restore',
+};
 
 /** Minimal XML well-formedness check: every element closes, in order, and the root is <svg>. */
 function checkXml(text: string): void {
@@ -52,7 +59,8 @@ describe('scriptorium bench --quick', () => {
     const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md'))!), 'utf8');
     expect(md).toMatch(/^# scriptorium benchmark — \d{4}-\d{2}-\d{2}/);
     expect(md).toContain(MAIN_TABLE_HEADER);
-    for (const h of ['## Targets', '## Scaling', '## Memory', '## All measurements']) expect(md).toContain(h);
+    for (const h of ['## Targets', '## Backup repository: deduplication', '## Scaling', '## Memory', '## All measurements']) expect(md).toContain(h);
+    expect(md).toContain(DEDUP_TABLE_HEADER);
     // Every table row has as many cells as its header (a stray `|` would break this).
     for (const block of md.split('\n\n').filter((b) => b.startsWith('| '))) {
       const counts = block.split('\n').filter(Boolean).map((l) => l.replace(/\\\|/g, '').split('|').length);
@@ -72,12 +80,36 @@ describe('scriptorium bench --quick', () => {
         expect(c.runsMs).toHaveLength(report.repeat);
         for (const k of ['seconds', 'rowsPerSec', 'mbPerSec', 'usPerRow', 'bytes'] as const) expect(c[k]).toBeGreaterThan(0);
         expect(c.peakRssBytes === null || c.peakRssBytes > 0).toBe(true);
-        if (c.side === 'ours') expect(c.ratio).toBeGreaterThan(0);
+        if (c.side === 'ours') {
+          expect(c.peer).toBe(PEERS[c.id]);
+          expect(c.ratio).toBeGreaterThan(0);
+        }
       }
     }
     expect(report.trends.map((t) => t.id)).toEqual(CASES);
     for (const t of report.trends) expect(t.usPerRow).toHaveLength(2);
     expect(report.targets.length).toBeGreaterThan(0);
+    for (const name of ['backup vs', 'restore vs', 'peak RSS of backup', 'peak RSS of restore', 'stored after: 1% new rows appended'])
+      expect(report.targets.some((t) => t.issue === 4 && t.name.startsWith(name))).toBe(true);
+  });
+
+  it('measures deduplication at the largest size only', () => {
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
+    const d = report.dedup!;
+    expect(d.records).toBe(5000);
+    expect(d.rows).toBe(report.sizes[report.sizes.length - 1]!.rows);
+    expect(d.scenarios.map((s) => s.id)).toEqual(['first', 'update-uniform', 'update-clustered', 'append', 'unchanged']);
+    const [first, ...rest] = d.scenarios;
+    expect(first!.storedBytes).toBe(d.firstBytes);
+    expect(first!.newChunks).toBe(first!.chunks);
+    for (const s of rest) {
+      expect(s.storedBytes).toBeGreaterThan(0);
+      expect(s.storedBytes).toBeLessThan(d.firstBytes);
+      expect(s.share).toBeCloseTo(s.storedBytes / d.firstBytes, 10);
+      if (s.id === 'unchanged') expect(s.rowsChanged).toBe(0);
+      else expect(s.rowsChanged / d.rows).toBeCloseTo(0.01, 2); // 1% of the rows (at least one per table)
+    }
+    expect(rest.find((s) => s.id === 'unchanged')!.newChunks).toBe(0);
   });
 
   it('writes an SVG chart that is well-formed XML with a line per case', () => {

@@ -1,4 +1,4 @@
-import type { BenchReport, CaseResult } from './stats.js';
+import type { BenchReport, CaseResult, DedupReport } from './stats.js';
 
 /** Column header of the main table (the test and the README look for it). */
 export const MAIN_TABLE_HEADER =
@@ -37,6 +37,25 @@ export function mainTable(cases: CaseResult[]): string {
   return table(head, rows, ['l', 'r', 'r', 'r', 'r', 'l', 'r', 'r', 'r', 'r']);
 }
 
+/** Column header of the deduplication table. */
+export const DEDUP_TABLE_HEADER = '| change since the first snapshot | rows changed | new chunks | stored bytes | share of the first snapshot | target | met |';
+
+/** The deduplication table: bytes each scenario's snapshot added to the repository. */
+export function dedupTable(d: DedupReport): string {
+  const pct = (v: number): string => `${(v * 100).toFixed(2)}%`;
+  const rows = d.scenarios.map((s) => [
+    s.label,
+    count(s.rowsChanged),
+    `${count(s.newChunks)} of ${count(s.chunks)}`,
+    count(s.storedBytes),
+    s.id === 'first' ? '100%' : pct(s.share),
+    s.target === null ? '' : `≤ ${(s.target * 100).toFixed(0)}%`,
+    s.target === null ? '' : s.met ? 'yes' : '**no**',
+  ]);
+  const head = DEDUP_TABLE_HEADER.slice(2, -2).split(' | ');
+  return table(head, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'l']);
+}
+
 /** Renders the whole report as Markdown. */
 export function renderMarkdown(r: BenchReport): string {
   const largest = r.sizes[r.sizes.length - 1];
@@ -50,7 +69,8 @@ export function renderMarkdown(r: BenchReport): string {
       `load average ${r.loadAverage.map((v) => v.toFixed(2)).join(' → ')} (start → end).`,
     `Each command ran as its own process; figures are medians of ${r.repeat} run${r.repeat === 1 ? '' : 's'} (wall time of the whole process, ` +
       `including start-up; peak RSS ${r.rssMeasured ? 'from `/usr/bin/time -f %M`' : 'not measured: GNU time missing'}). ` +
-      `Rows/s counts every row of the database; MB/s = file bytes (10^6) written by an export or read by an import. ` +
+      `Rows/s counts every row of the database; MB/s = file bytes (10^6) written by an export or read by an import ` +
+      `(backup: the repository it wrote, from a fresh \`init\` each run, which is not timed; restore: the repository it read). ` +
       `"speed vs peer" = peer time / scriptorium time (above 1 means faster). Total run time ${(r.totalSeconds / 60).toFixed(1)} min.`,
     '',
   );
@@ -59,8 +79,23 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(mainTable(largest.cases), '');
   }
   if (r.targets.length) {
-    out.push('## Targets (issue 2, Performance)', '');
-    out.push(table(['target', 'required', 'measured', 'met'], r.targets.map((t) => [t.name, t.required, t.measured, t.met ? 'yes' : '**no**']), ['l', 'r', 'r', 'l']), '');
+    out.push('## Targets (issue 2: export/import; issue 4: backup repository)', '');
+    out.push(
+      table(['issue', 'target', 'required', 'measured', 'met'], r.targets.map((t) => [String(t.issue), t.name, t.required, t.measured, t.met ? 'yes' : '**no**']), ['r', 'l', 'r', 'r', 'l']),
+      '',
+    );
+  }
+  if (r.dedup) {
+    const d = r.dedup;
+    out.push(`## Backup repository: deduplication (${count(d.rows)} rows, N = ${count(d.records)})`, '');
+    out.push(
+      `Bytes each backup added to one repository (packs, index file and manifest, measured on disk), against the first snapshot ` +
+        `(${count(d.firstBytes)} bytes for a ${mb(d.dbBytes)} MB database). Every change starts again from the same database: ` +
+        `1% of each table's rows updated at random, or in 10 runs per table, 1% new rows appended, or nothing changed. ` +
+        `Repository settings: ${Object.keys(d.settings).length ? JSON.stringify(d.settings) : 'defaults'}; ran in-process in ${d.seconds.toFixed(1)} s.`,
+      '',
+    );
+    out.push(dedupTable(d), '');
   }
   const sizeHead = r.sizes.map((s) => `${count(s.rows)} rows`);
   out.push('## Scaling: wall µs per row by size', '');

@@ -8,14 +8,12 @@ import Database from 'better-sqlite3';
 import { createDemoDatabase } from '../demo/demo-data.js';
 import { benchCases, type BenchCase } from './cases.js';
 import { renderChart } from './chart.js';
+import { dirBytes, runDedup } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed } from './process.js';
-import { addRatios, checkTargets, summarizeCase, trends, type BenchReport, type SizeResult } from './stats.js';
+import { addRatios, checkTargets, dedupTargets, summarizeCase, trends, type BenchReport, type DedupReport, type SizeResult } from './stats.js';
 
-/** Default sizes (registrations): the original benchmark's 1K–50K, and 520K ≈ 1,005,000 rows. */
-export const DEFAULT_SIZES = [1000, 5000, 10000, 25000, 50000, 520000];
-/** Sizes of the `--quick` smoke run. */
-export const QUICK_SIZES = [1000, 5000];
+export { DEFAULT_SIZES, QUICK_SIZES } from './sizes.js';
 
 /** Options of {@link runBenchmark}. */
 export interface BenchOptions {
@@ -32,6 +30,8 @@ export interface BenchOptions {
   command?: string;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
+  /** Run the deduplication scenarios at the largest size (default true). */
+  dedup?: boolean;
 }
 
 /** What {@link runBenchmark} produced. */
@@ -83,6 +83,23 @@ function userTables(db: string): { tables: string[]; rows: number } {
   }
 }
 
+/** Bytes of a file, or of every file under a directory. */
+function pathBytes(p: string): number {
+  const st = fs.statSync(p);
+  return st.isDirectory() ? dirBytes(p) : st.size;
+}
+
+/** The in-process duration a scriptorium command printed with `--json` (`durationMs` or `stats.durationMs`). */
+function reportedDuration(stdout: string): number | undefined {
+  try {
+    const j = JSON.parse(stdout) as { durationMs?: unknown; stats?: { durationMs?: unknown } };
+    const ms = Number(j.durationMs ?? j.stats?.durationMs);
+    return Number.isFinite(ms) ? ms : undefined;
+  } catch {
+    return undefined; // no JSON summary: keep wall time only
+  }
+}
+
 /** Runs every case `repeat` times (rounds interleave the cases) and summarizes one size. */
 async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void): Promise<SizeResult> {
   const db = cachedDemoDatabase(workDir, records, log);
@@ -95,25 +112,21 @@ async function benchSize(records: number, o: BenchOptions, workDir: string, log:
     const runs = new Map(cases.map((c) => [c.id, { ms: [] as number[], rss: [] as (number | null)[], reported: [] as number[] }]));
     for (let round = 0; round < o.repeat; round++) {
       for (const c of cases) {
-        c.prepare();
+        await c.prepare();
         const r = await runTimed(c.spec);
         const acc = runs.get(c.id)!;
         acc.ms.push(r.wallMs);
         acc.rss.push(r.peakRssBytes);
         if (c.side === 'ours') {
-          try {
-            const ms = Number((JSON.parse(r.stdout) as { durationMs?: unknown }).durationMs);
-            if (Number.isFinite(ms)) acc.reported.push(ms);
-          } catch {
-            /* no JSON summary: keep wall time only */
-          }
+          const ms = reportedDuration(r.stdout);
+          if (ms !== undefined) acc.reported.push(ms);
         }
       }
       log(`  N=${records}: round ${round + 1}/${o.repeat} done`);
     }
     const results = cases.map((c) => {
       const acc = runs.get(c.id)!;
-      return summarizeCase(c, rows, fs.statSync(c.bytesFile).size, acc.ms, acc.rss, acc.reported);
+      return summarizeCase(c, rows, pathBytes(c.bytesFile), acc.ms, acc.rss, acc.reported);
     });
     addRatios(results);
     return { records, rows, dbBytes: fs.statSync(db).size, cases: results };
@@ -122,10 +135,20 @@ async function benchSize(records: number, o: BenchOptions, workDir: string, log:
   }
 }
 
+/** The deduplication scenarios on the demo database of `records` registrations (in-process, bytes on disk). */
+async function benchDedup(records: number, workDir: string, log: (s: string) => void): Promise<DedupReport> {
+  const db = cachedDemoDatabase(workDir, records, log);
+  log(`deduplication scenarios at N=${records.toLocaleString('en-US')}`);
+  const t0 = performance.now();
+  const r = await runDedup({ base: db, dir: path.join(workDir, `dedup-${records}-${process.pid}`), log });
+  return { records, ...r, seconds: (performance.now() - t0) / 1000 };
+}
+
 /**
  * Runs the benchmark: for each size, builds (or reuses) the demo database, measures scriptorium's
- * exports and imports and the sqlite3 peers as separate processes, then writes `<date>.md`, `.json`
- * and `.svg` into `o.out`.
+ * exports, imports, backup and restore and the sqlite3 peers as separate processes; then, at the
+ * largest size, the repository's deduplication scenarios; and writes `<date>.md`, `.json` and `.svg`
+ * into `o.out`.
  */
 export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
@@ -148,6 +171,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     log(`size N=${records.toLocaleString('en-US')} registrations`);
     results.push(await benchSize(records, o, workDir, log));
   }
+  const largest = sizes[sizes.length - 1];
+  const dedup = o.dedup !== false && largest !== undefined ? await benchDedup(largest, workDir, log) : undefined;
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -162,7 +187,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     command: o.command ?? 'npm run bench',
     sizes: results,
     trends: trends(results),
-    targets: checkTargets(results),
+    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : [])],
+    ...(dedup ? { dedup } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_SIZES, QUICK_SIZES, runBenchmark } from '../bench/run.js';
+import { DEFAULT_SIZES, QUICK_SIZES } from '../bench/sizes.js';
 import { printError } from './output.js';
 
 const sizesArg = (v: string): number[] => {
@@ -27,31 +27,37 @@ interface BenchCliOptions {
   workDir?: string;
   json?: boolean;
   quiet?: boolean;
+  dedup: boolean;
 }
 
 /**
- * Registers `scriptorium bench`: measures export/import in every format against the sqlite3 shell on
- * demo databases of increasing size, and writes `bench/results/<date>.md`, `.json` and `.svg`.
+ * Registers `scriptorium bench`: measures export/import in every format and the backup repository's
+ * backup and restore against the sqlite3 shell (and zstd) on demo databases of increasing size, the
+ * repository's deduplication at the largest size, and writes `bench/results/<date>.md`, `.json` and `.svg`.
  */
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
-    .description('benchmark export and import in every format against sqlite3 (-json, .dump, restore, .dump | zstd)')
+    .description('benchmark export, import, backup and restore against sqlite3 (-json, .dump, restore, .dump | zstd, zstd -dc | sqlite3), and deduplication')
     .option('--sizes <n,n,…>', `registrations per database, rows ≈ 1.93 × N (default ${DEFAULT_SIZES.join(',')}; quick ${QUICK_SIZES.join(',')})`, sizesArg)
     .option('--repeat <n>', 'runs per command; the median is reported (default 3; quick 1)', positive)
     .option('--quick', 'smoke run on tiny databases (well under a minute)')
     .option('--out <dir>', 'directory for the reports', 'bench/results')
     .option('--work-dir <dir>', 'cache of demo databases and scratch files (default: <tmpdir>/scriptorium-bench)')
+    .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
       try {
         const quick = o.quick ?? false;
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
+        // Loaded here, not at start-up: the benchmark pulls in the demo and repository code.
+        const { runBenchmark } = await import('../bench/run.js');
         const { report, markdown, files } = await runBenchmark({
           sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES),
           repeat: o.repeat ?? (quick ? 1 : 3),
           quick,
+          dedup: o.dedup,
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
           command: args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench',

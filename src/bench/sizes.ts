@@ -1,0 +1,9 @@
+/**
+ * The benchmark's default sizes, apart from the benchmark itself so that the CLI can show them in
+ * `bench --help` without loading the benchmark (and the repository code it uses) at every start-up.
+ */
+
+/** Default sizes (registrations): the original benchmark's 1K–50K, and 520K ≈ 1,005,000 rows. */
+export const DEFAULT_SIZES = [1000, 5000, 10000, 25000, 50000, 520000];
+/** Sizes of the `--quick` smoke run. */
+export const QUICK_SIZES = [1000, 5000];
