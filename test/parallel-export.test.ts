@@ -11,6 +11,9 @@ import { compareDatabases } from '../src/engines/sqlite/compare.js';
 import { importFrom } from '../src/import.js';
 import { CLI, cli, cliAsync, FORMATS, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
 
+/** Two readers even for these small test databases (by default only from 16 MiB). */
+const TWO = { ...process.env, SCRIPTORIUM_READERS: '2' };
+
 let dir: string;
 beforeAll(() => {
   expect(fs.existsSync(CLI), 'run `npm run build` first').toBe(true);
@@ -57,7 +60,7 @@ describe('two readers', () => {
     for (const format of FORMATS) {
       const two = path.join(dir, `two.${format}`);
       const one = path.join(dir, `one.${format}`);
-      const r2 = cli(['export', db, '--format', format, '-o', two, '--json']);
+      const r2 = cli(['export', db, '--format', format, '-o', two, '--json'], { env: TWO });
       expect(r2.code, r2.stderr).toBe(0);
       expect((JSON.parse(r2.stdout) as { readers: number }).readers, `${format}: the large tables were split`).toBe(2);
       const r1 = cli(['export', db, '--format', format, '-o', one, '--json'], { env: { ...process.env, SCRIPTORIUM_READERS: '1' } });
@@ -119,7 +122,7 @@ describe.each(['wal', 'delete'] as const)('one snapshot while a process commits 
       });
       for (const format of FORMATS) {
         const out = path.join(dir, `ledger-${journal}.${format}`);
-        const r = await cliAsync(['export', db, '--format', format, '-o', out, '--json']);
+        const r = await cliAsync(['export', db, '--format', format, '-o', out, '--json'], { env: TWO });
         expect(r.code, r.stderr).toBe(0);
         const result = JSON.parse(r.stdout) as { readers: number; tables: { rows: number }[] };
         expect(result.readers, format).toBe(2);

@@ -118,9 +118,9 @@ export function cli(args: string[], opts: { cwd?: string; input?: Buffer | strin
 }
 
 /** Runs the built CLI without blocking the event loop. */
-export function cliAsync(args: string[], opts: { cwd?: string } = {}): Promise<CliResult> {
+export function cliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? defaultCwd(), env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? defaultCwd(), env: opts.env ?? { ...process.env, NO_COLOR: '1' } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
@@ -7,7 +7,7 @@ import type { RowBatch, RowEncoding } from '../../core/encoding.js';
 import { ScriptoriumError } from '../../core/errors.js';
 import { rowColumns, type TableSchema } from '../../core/schema.js';
 import { hasExtension } from './extension.js';
-import { AHEAD, S, STATE_SLOTS, type ReaderJob, type SegmentResult } from './parallel-protocol.js';
+import { AHEAD, claim, S, STATE_SLOTS, type ReaderJob, type SegmentResult } from './parallel-protocol.js';
 import { jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
 import { quoteIdent } from './sql-text.js';
 
@@ -25,22 +25,38 @@ import { quoteIdent } from './sql-text.js';
  *
  * How a table is split: one pass over its rowids finds the key of every `batchRows`-th row; the main
  * thread encodes the first batch itself, which tells the bytes per row, then cuts the rest into
- * segments of about {@link SEGMENT_BYTES} at those keys. The worker takes two segments of every three
- * (the main thread also hashes and writes everything), at most {@link AHEAD} ahead.
+ * segments of about {@link SEGMENT_BYTES} at those keys. Each thread claims the next segment when it is
+ * free: the worker runs up to {@link AHEAD} segments ahead, and the main thread, which also hashes and
+ * writes everything, encodes a segment itself when the worker has not claimed it yet, or when it would
+ * otherwise wait for the worker (then it keeps that one segment until its turn). The split follows
+ * whichever thread the machine gives more time.
  */
 
 /** Encoded bytes per segment handed to the worker. */
-export const SEGMENT_BYTES = 1 << 20;
+export const SEGMENT_BYTES = 1 << 19;
 /** Tables with fewer batches than this are read by the main thread alone. */
 export const MIN_PARALLEL_BATCHES = 24;
-/** One segment of every this many is the main thread's. */
-const MAIN_EVERY = 3;
+/** Databases smaller than this are read by the main thread alone (a worker costs ~0.1 s of CPU to start). */
+export const MIN_PARALLEL_FILE_BYTES = 16 << 20;
 /** Longest wait for one segment before the worker is presumed lost. */
 const SEGMENT_TIMEOUT_MS = 10 * 60_000;
 /** Longest wait for the worker's read transaction. */
 const BEGIN_TIMEOUT_MS = 5_000;
 
 const ENCODE = 'SELECT data, rows FROM scriptorium_encode(?, ?, ?, ?, ?)';
+
+/** The database's size with its WAL: a cheap measure of how much there is to read. */
+function fileBytes(file: string): number {
+  let bytes = 0;
+  for (const f of [file, `${file}-wal`]) {
+    try {
+      bytes += statSync(f).size;
+    } catch {
+      // no WAL
+    }
+  }
+  return bytes;
+}
 
 export class ReadHelper {
   readonly #worker: Worker;
@@ -58,12 +74,15 @@ export class ReadHelper {
   }
 
   /**
-   * Starts a worker for `file`, or returns undefined when there is no second core, the compiled worker is
-   * missing (running from TypeScript sources) or `SCRIPTORIUM_READERS=1` asks for one reader.
+   * Starts a worker for `file`, or returns undefined when there is no second core, the database is small,
+   * the compiled worker is missing (running from TypeScript sources) or `SCRIPTORIUM_READERS=1` asks for
+   * one reader (`SCRIPTORIUM_READERS=2` asks for two whatever the size).
    */
   static spawn(file: string): ReadHelper | undefined {
-    if (process.env.SCRIPTORIUM_READERS === '1' || process.env.SCRIPTORIUM_NO_EXTENSION === '1') return undefined;
+    const readers = process.env.SCRIPTORIUM_READERS;
+    if (readers === '1' || process.env.SCRIPTORIUM_NO_EXTENSION === '1') return undefined;
     if ((os.availableParallelism?.() ?? os.cpus().length) < 2) return undefined;
+    if (readers !== '2' && fileBytes(file) < MIN_PARALLEL_FILE_BYTES) return undefined;
     const url = new URL('./read-worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
     try {
@@ -168,13 +187,27 @@ export class ReadHelper {
     const perSegment = Math.max(1, Math.floor(SEGMENT_BYTES / Math.max(1, (bytes / Math.max(rows, 1)) * batchRows)));
     const segments: string[] = [];
     for (let from = 1; from < count; from += perSegment) segments.push(range(from, Math.min(from + perSegment, count)));
-    const mine = (i: number): boolean => i % MAIN_EVERY === 0;
-    this.#send({ type: 'segments', encoding, keys, batchRows, batchBytes, segments: segments.filter((_, i) => !mine(i)) });
+    const first = Atomics.load(this.#state, S.NEXT);
+    this.#send({ type: 'segments', encoding, keys, batchRows, batchBytes, first, segments });
+    const end = first + segments.length;
+    let early: { index: number; batches: RowBatch[] } | undefined;
     let finished = false;
     try {
-      for (let i = 0; i < segments.length; i++) {
-        if (mine(i)) yield* encode(segments[i]!);
-        else yield* this.#take(table);
+      for (let index = first; index < end; index++) {
+        if (early?.index === index) {
+          yield* early.batches;
+          early = undefined;
+        } else if (claim(this.#state, index)) {
+          yield* encode(segments[index - first]!);
+        } else {
+          // The worker's. Rather than wait for it, encode the next unclaimed segment (keeping one).
+          while (!early && !this.#hasNext()) {
+            const next = Atomics.load(this.#state, S.NEXT);
+            if (next >= end) break;
+            if (claim(this.#state, next)) early = { index: next, batches: [...encode(segments[next - first]!)] };
+          }
+          yield* this.#take(table, index);
+        }
       }
       finished = true;
     } finally {
@@ -187,8 +220,13 @@ export class ReadHelper {
     }
   }
 
-  /** The worker's next segment, waiting for it if needed. */
-  #take(table: TableSchema): RowBatch[] {
+  /** Whether the worker's next segment is ready. */
+  #hasNext(): boolean {
+    return Atomics.load(this.#state, S.PRODUCED) > this.#taken;
+  }
+
+  /** The worker's next segment, which is segment `index`, waiting for it if needed. */
+  #take(table: TableSchema, index: number): RowBatch[] {
     const need = this.#taken + 1;
     const deadline = Date.now() + SEGMENT_TIMEOUT_MS;
     let received: { message: SegmentResult } | undefined;
@@ -206,6 +244,7 @@ export class ReadHelper {
     Atomics.store(this.#state, S.CONSUMED, need);
     Atomics.notify(this.#state, S.CONSUMED);
     const result = received.message;
+    if (result.index !== index) throw new Error(`parallel reader: got segment ${result.index}, expected ${index}`);
     if ('error' in result) {
       throw new ScriptoriumError('E_IO', `sqlite: reading ${quoteIdent(table.name)}: ${result.error}`, {
         hint: 'The database could not be read; check it with `sqlite3 <db> "PRAGMA integrity_check"`.',

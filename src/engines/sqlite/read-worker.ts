@@ -7,7 +7,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { loadExtension } from './extension.js';
-import { AHEAD, S, type ReaderJob, type SegmentResult } from './parallel-protocol.js';
+import { AHEAD, claim, S, type ReaderJob, type SegmentResult } from './parallel-protocol.js';
 
 const { file, state: shared, port } = workerData as { file: string; state: SharedArrayBuffer; port: MessagePort };
 const state = new Int32Array(shared);
@@ -24,7 +24,7 @@ function begin(): void {
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 250');
-    db.pragma('cache_size = -2048');
+    db.pragma('cache_size = -512');
     if (!loadExtension(db)) throw new Error('the scriptorium extension is not available');
     db.exec('BEGIN');
     db.prepare('SELECT count(*) FROM sqlite_schema').get(); // the first read fixes the snapshot
@@ -36,28 +36,35 @@ function begin(): void {
   }
 }
 
-/** Encodes the job's segments in order, staying at most AHEAD segments ahead of the main thread. */
+/**
+ * Encodes whichever of the job's segments the main thread has not claimed, in order, staying at most
+ * AHEAD segments ahead of it.
+ */
 function run(job: Extract<ReaderJob, { type: 'segments' }>): void {
   const scan = db!.prepare('SELECT data, rows FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
-  for (const sql of job.segments) {
+  const end = job.first + job.segments.length;
+  for (;;) {
     for (;;) {
       if (Atomics.load(state, S.ABORT)) return;
       const consumed = Atomics.load(state, S.CONSUMED);
       if (Atomics.load(state, S.PRODUCED) - consumed < AHEAD) break;
       Atomics.wait(state, S.CONSUMED, consumed, 1000);
     }
+    let index = Atomics.load(state, S.NEXT);
+    while (index < end && !claim(state, index)) index = Atomics.load(state, S.NEXT);
+    if (index >= end) return;
     let result: SegmentResult;
     const transfer: ArrayBuffer[] = [];
     try {
       const batches: { data: Uint8Array; rows: number }[] = [];
-      for (const [data, rows] of scan.iterate(sql, job.encoding, job.keys, job.batchRows, job.batchBytes) as IterableIterator<[Buffer, number]>) {
+      for (const [data, rows] of scan.iterate(job.segments[index - job.first], job.encoding, job.keys, job.batchRows, job.batchBytes) as IterableIterator<[Buffer, number]>) {
         batches.push({ data, rows: Number(rows) });
         // Buffers from SQLite own their memory: hand it over instead of copying it.
         if (data.byteOffset === 0 && data.buffer.byteLength === data.length) transfer.push(data.buffer as ArrayBuffer);
       }
-      result = { batches };
+      result = { index, batches };
     } catch (err) {
-      result = { error: err instanceof Error ? err.message : String(err) };
+      result = { index, error: err instanceof Error ? err.message : String(err) };
     }
     port.postMessage(result, transfer);
     signal(S.PRODUCED);

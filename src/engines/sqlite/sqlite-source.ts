@@ -78,7 +78,7 @@ export class SqliteSource {
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 10000');
-      db.pragma('cache_size = -4096'); // 4 MiB: rows are read once, in order
+      db.pragma('cache_size = -1024'); // 1 MiB: rows are read once, in order
       loadExtension(db);
       const source = new SqliteSource(db, helper);
       helper?.begin();
