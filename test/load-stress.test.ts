@@ -16,9 +16,9 @@ interface Summary {
 }
 
 /** Runs `scriptorium export … --json` in its own process (with the CLI's own V8 flags). */
-function exportProcess(db: string, out: string, cwd: string): Promise<Summary> {
+function exportProcess(db: string, out: string, cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<Summary> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, 'export', db, '--format', 'ndjson', '-o', out, '--json'], { cwd });
+    const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, 'export', db, '--format', 'ndjson', '-o', out, '--json'], { cwd, env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -56,9 +56,14 @@ describe('load and stress', () => {
     const large = path.join(dir, 'large.db');
     createDemoDatabase(small, { records: 5_000 });
     createDemoDatabase(large, { records: 50_000 });
-    const s = await exportProcess(small, path.join(dir, 'small.ndjson'), dir);
-    const l = await exportProcess(large, path.join(dir, 'large.ndjson'), dir);
-    expect(l.rows).toBeGreaterThanOrEqual(9.5 * s.rows);
-    expect(l.peakRssBytes / s.peakRssBytes).toBeLessThan(1.2);
+    // Both with one reader, then both with two (by default the larger one would get the second reader
+    // and its fixed cost, a worker thread, and that is not growth with the data).
+    for (const readers of ['1', '2']) {
+      const env = { ...process.env, SCRIPTORIUM_READERS: readers };
+      const s = await exportProcess(small, path.join(dir, 'small.ndjson'), dir, env);
+      const l = await exportProcess(large, path.join(dir, 'large.ndjson'), dir, env);
+      expect(l.rows).toBeGreaterThanOrEqual(9.5 * s.rows);
+      expect(l.peakRssBytes / s.peakRssBytes, `${readers} reader(s)`).toBeLessThan(1.2);
+    }
   });
 });
