@@ -36,6 +36,13 @@ import { quoteIdent } from './sql-text.js';
 export const SEGMENT_BYTES = 1 << 19;
 /** Tables with fewer batches than this are read by the main thread alone. */
 export const MIN_PARALLEL_BATCHES = 24;
+/**
+ * Fewer CPUs than this, and the main thread reads alone unless asked (SCRIPTORIUM_READERS=2). Measured
+ * on a 2-vCPU machine whose second vCPU adds only ~60% (two busy processes took 1.6x as long as one):
+ * the worker's start-up (~0.1 s of CPU, ~10 MB) and the hand-over cost more than the second reader
+ * saved, so a 1M-row export was slower with it (ndjson 1.2 s vs 0.95 s, sql 1.4 s vs 1.1 s).
+ */
+export const MIN_PARALLEL_CPUS = 4;
 /** Databases smaller than this are read by the main thread alone (a worker costs ~0.1 s of CPU to start). */
 export const MIN_PARALLEL_FILE_BYTES = 16 << 20;
 /** Longest wait for one segment before the worker is presumed lost. */
@@ -74,15 +81,17 @@ export class ReadHelper {
   }
 
   /**
-   * Starts a worker for `file`, or returns undefined when there is no second core, the database is small,
-   * the compiled worker is missing (running from TypeScript sources) or `SCRIPTORIUM_READERS=1` asks for
-   * one reader (`SCRIPTORIUM_READERS=2` asks for two whatever the size).
+   * Starts a worker for `file`, or returns undefined when there are fewer than {@link MIN_PARALLEL_CPUS}
+   * CPUs, the database is small, the compiled worker is missing (running from TypeScript sources) or
+   * `SCRIPTORIUM_READERS=1` asks for one reader (`SCRIPTORIUM_READERS=2` asks for two on any machine
+   * with a second CPU, whatever the size).
    */
   static spawn(file: string): ReadHelper | undefined {
     const readers = process.env.SCRIPTORIUM_READERS;
     if (readers === '1' || process.env.SCRIPTORIUM_NO_EXTENSION === '1') return undefined;
-    if ((os.availableParallelism?.() ?? os.cpus().length) < 2) return undefined;
-    if (readers !== '2' && fileBytes(file) < MIN_PARALLEL_FILE_BYTES) return undefined;
+    const cpus = os.availableParallelism?.() ?? os.cpus().length;
+    if (cpus < 2) return undefined;
+    if (readers !== '2' && (cpus < MIN_PARALLEL_CPUS || fileBytes(file) < MIN_PARALLEL_FILE_BYTES)) return undefined;
     const url = new URL('./read-worker.js', import.meta.url);
     if (url.protocol !== 'file:' || !existsSync(fileURLToPath(url))) return undefined;
     try {
