@@ -12,7 +12,8 @@ import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
-import { ByteReader } from './formats/byte-reader.js';
+import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
+import { fileSource, gzipSource, zstdSource } from './formats/input.js';
 import type { FormatName, ImportItem } from './formats/format.js';
 import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
@@ -51,27 +52,25 @@ export interface ImportResult {
 export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
   const progress = new ProgressReporter('import', options.onEvent);
   checkTarget(options.into, options.force ?? false);
-  let input: Readable;
-  let size: number | undefined;
-  if (options.stream) input = options.stream;
-  else if (file === '-') input = process.stdin;
+  let stream: Readable | undefined;
+  let handle: fs.promises.FileHandle | undefined;
+  if (options.stream) stream = options.stream;
+  else if (file === '-') stream = process.stdin;
   else {
     try {
-      size = fs.statSync(file).size;
+      handle = await fs.promises.open(file, 'r');
     } catch (err) {
       throw new NotFoundError(`import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
         hint: 'Check the path of the export file.',
         cause: err,
       });
     }
-    input = fs.createReadStream(file, { highWaterMark: 256 << 10 });
   }
   const temp = tempPathBeside(options.into, 'import');
   let target: SqliteTarget | undefined;
   try {
-    const { format, compression, stream } = await openInput(input);
+    const { format, compression, reader } = await openInput(handle ? fileSource(handle) : iterableSource(stream!));
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
-    const reader = new ByteReader(stream);
     const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
     target = SqliteTarget.create(temp);
     const load = await loadItems(items, target, progress, () => {
@@ -102,9 +101,11 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
   } catch (err) {
     target?.close();
     removeQuietly(temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`);
-    input.destroy();
+    stream?.destroy();
     progress.failed(err);
     throw err;
+  } finally {
+    await handle?.close().catch(() => undefined);
   }
 }
 
@@ -132,27 +133,18 @@ function checkTarget(into: string, force: boolean): void {
   }
 }
 
-/** Peeks at the first bytes to find the compression, then at the decompressed bytes to find the format. */
-async function openInput(input: Readable): Promise<{ format: FormatName; compression: CodecName; stream: AsyncIterable<Buffer> }> {
-  const raw = peekable(input);
-  const head = await raw.peek(4);
+/**
+ * Looks at the first bytes to find the compression, then at the first decompressed bytes to find the
+ * format; returns a reader positioned at the start of the content.
+ */
+async function openInput(raw: ByteSource): Promise<{ format: FormatName; compression: CodecName; reader: ByteReader }> {
+  const head = await readHead(raw, 4);
   const codec = detectCodec(head);
-  let stream: AsyncIterable<Buffer> = raw.iterable;
-  if (codec.name !== 'none') {
-    const decompressor = await codec.decompressor();
-    const source = raw.iterable;
-    (async () => {
-      try {
-        for await (const chunk of source) if (!decompressor.write(chunk)) await new Promise((r) => decompressor.once('drain', r));
-        decompressor.end();
-      } catch (err) {
-        decompressor.destroy(err as Error);
-      }
-    })();
-    stream = codecErrors(decompressor as AsyncIterable<Buffer>, codec.name);
-  }
-  const plain = peekable(stream);
-  const text = (await plain.peek(64)).toString('utf8').replace(/^\uFEFF/, '').trimStart();
+  const rest = prefixedSource(head, raw);
+  const content = codec.name === 'zstd' ? await zstdSource(rest) : codec.name === 'gzip' ? await gzipSource(rest) : rest;
+  const reader = new ByteReader(content);
+  while (reader.view.length < 64 && (await reader.fill()));
+  const text = reader.view.subarray(0, 64).toString('utf8').replace(/^\uFEFF/, '').trimStart();
   let format: FormatName;
   if (text.startsWith('{"format":"scriptorium-ndjson"')) format = 'ndjson';
   else if (text.startsWith('{')) format = 'json';
@@ -162,57 +154,7 @@ async function openInput(input: Readable): Promise<{ format: FormatName; compres
       hint: text.length === 0 ? 'The input is empty.' : 'Give a file written by scriptorium export or sqlite3 .dump (optionally gzip- or zstd-compressed).',
     });
   }
-  return { format, compression: codec.name, stream: plain.iterable };
-}
-
-/** A decompressor's own errors (zlib `Z_*`, zstd) as E_TRUNCATED or E_CORRUPT, not as internal errors. */
-async function* codecErrors(source: AsyncIterable<Buffer>, codec: CodecName): AsyncGenerator<Buffer> {
-  try {
-    yield* source;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (err instanceof ScriptoriumError || !(e.code?.startsWith('Z_') || (codec === 'zstd' && e.code === undefined))) throw err;
-    const cut = /unexpected end|ended in (?:the )?middle/i.test(e.message);
-    throw new IntegrityError(cut ? 'E_TRUNCATED' : 'E_CORRUPT', `${codec}: ${e.message}`, {
-      hint: cut
-        ? 'The compressed file is incomplete (interrupted copy or download?); nothing was written to the target.'
-        : 'The compressed data is damaged; nothing was written to the target.',
-      cause: err,
-    });
-  }
-}
-
-/** An async iterable whose first bytes can be looked at without losing them. */
-function peekable(source: AsyncIterable<Buffer>): { peek(n: number): Promise<Buffer>; iterable: AsyncIterable<Buffer> } {
-  const it = source[Symbol.asyncIterator]();
-  const held: Buffer[] = [];
-  let heldBytes = 0;
-  let done = false;
-  return {
-    async peek(n) {
-      while (heldBytes < n && !done) {
-        const next = await it.next();
-        if (next.done) done = true;
-        else {
-          const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string);
-          held.push(chunk);
-          heldBytes += chunk.length;
-        }
-      }
-      return Buffer.concat(held).subarray(0, n);
-    },
-    iterable: {
-      async *[Symbol.asyncIterator]() {
-        while (held.length > 0) yield held.shift()!;
-        if (done) return;
-        for (;;) {
-          const next = await it.next();
-          if (next.done) return;
-          yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string);
-        }
-      },
-    },
-  };
+  return { format, compression: codec.name, reader };
 }
 
 interface LoadState {
@@ -222,17 +164,21 @@ interface LoadState {
   digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
 }
 
-/** Consecutive INSERTs into the same table and columns, merged into one VALUES list for the parser. */
+/**
+ * Consecutive INSERTs into the same table and columns, merged into one VALUES list for the parser. The
+ * lists are copied as they come (the reader's buffer is reused) into one buffer that is reused too.
+ */
 interface PendingInsert {
   table: TableSchema;
   columns: string[] | null;
-  parts: Buffer[];
+  key: string | null;
+  statements: number;
   bytes: number;
   line: number;
 }
 
 const MAX_PENDING_BYTES = 512 << 10;
-const COMMA = Buffer.from(',');
+const COMMA = 0x2c;
 
 /** Feeds a format reader's items into the target. */
 async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget, progress: ProgressReporter, tick: () => void): Promise<LoadState> {
@@ -241,13 +187,15 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
+  let values = Buffer.alloc(0);
   let lastYield = Date.now();
 
   const flush = (): void => {
     if (!pending) return;
     const p = pending;
     pending = undefined;
-    const data = Buffer.concat(p.parts.flatMap((part, i) => (i === 0 ? [part] : [COMMA, part])));
+    const data = values.subarray(0, p.bytes);
+    if (values.length > 4 * MAX_PENDING_BYTES) values = Buffer.alloc(0); // one huge statement: do not keep its memory
     try {
       progress.rowsDone += target.load(p.table, 'sql', { data, rows: -1 }, p.columns ?? p.table.columns.map((c) => c.name));
     } catch (err) {
@@ -276,8 +224,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           target.createTables([table]);
           created.add(table.name);
         }
-        target.load(table, item.encoding, item.batch);
-        progress.rowsDone += item.batch.rows;
+        progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
         gate.add(item.batch.data.length);
         break;
       }
@@ -296,11 +243,17 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           break;
         }
         const key = item.columns?.join('\0') ?? null;
-        if (pending && (pending.table !== table || (pending.columns?.join('\0') ?? null) !== key || pending.bytes > MAX_PENDING_BYTES)) flush();
-        pending ??= { table, columns: item.columns, parts: [], bytes: 0, line: item.line };
-        const values = item.statement.subarray(item.valuesAt);
-        pending.parts.push(values);
-        pending.bytes += values.length;
+        if (pending && (pending.table !== table || pending.key !== key || pending.bytes > MAX_PENDING_BYTES)) flush();
+        pending ??= { table, columns: item.columns, key, statements: 0, bytes: 0, line: item.line };
+        const length = item.statement.length - item.valuesAt;
+        const need = pending.bytes + 1 + length;
+        if (need > values.length) {
+          const grown = Buffer.allocUnsafe(Math.max(need, 2 * values.length, MAX_PENDING_BYTES + (64 << 10)));
+          values.copy(grown, 0, 0, pending.bytes);
+          values = grown;
+        }
+        if (pending.statements++ > 0) values[pending.bytes++] = COMMA;
+        pending.bytes += item.statement.copy(values, pending.bytes, item.valuesAt);
         break;
       }
       case 'exec':

@@ -20,17 +20,44 @@ function collector(): typeof collect {
   return collect;
 }
 
-/** Counts bytes handled and runs a minor GC after every `every` bytes. */
+/**
+ * Counts bytes handled and runs a minor GC after every `every` bytes and, when `fullEvery` is given, a
+ * full one (see {@link collectAll}) after every `fullEvery` bytes: buffers that outlive a few minor
+ * collections (a pack held while its rows load) end up in the old generation, and V8 lets its heap grow
+ * for a long time before it collects and shrinks it on its own. Full collections cost a few
+ * milliseconds, and can cost optimized code, so only callers that measured a gain use them.
+ */
 export class GarbageGate {
   #since = 0;
+  #sinceFull = 0;
 
-  constructor(readonly every = 2 << 20) {}
+  constructor(
+    readonly every = 2 << 20,
+    readonly fullEvery = Number.POSITIVE_INFINITY,
+  ) {}
 
   add(bytes: number): void {
     this.#since += bytes;
     if (this.#since < this.every) return;
+    this.#sinceFull += this.#since;
     this.#since = 0;
     const gc = collector();
-    if (gc) gc({ type: 'minor', execution: 'sync' });
+    if (!gc) return;
+    if (this.#sinceFull >= this.fullEvery) {
+      this.#sinceFull = 0;
+      gc();
+    } else gc({ type: 'minor', execution: 'sync' });
   }
+}
+
+/**
+ * Runs a full collection now, for the end of a phase that held large buffers for a long time (they are
+ * in the old generation, which minor collections do not touch), before a phase that needs memory of its
+ * own. A few milliseconds: once per phase, or per many megabytes, not per batch.
+ */
+export function collectAll(): void {
+  const gc = collector();
+  // Without options this is a forced full collection that also shrinks the heap and frees the dead
+  // buffers' memory before it returns ({ type: 'major' } does neither: measured, it keeps RSS as is).
+  if (gc) gc();
 }

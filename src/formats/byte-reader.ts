@@ -3,46 +3,79 @@ import { IntegrityError } from '../core/errors.js';
 
 const NEWLINE = 0x0a;
 
+/** Where a ByteReader's bytes come from: `read` copies up to `length` bytes into `into` at `offset`. */
+export interface ByteSource {
+  /** Bytes written (at least 1), or 0 at the end of the input. */
+  read(into: Buffer, offset: number, length: number): Promise<number>;
+}
+
+/** Bytes the reader's buffer starts with (and shrinks back to after a very long line). */
+const INITIAL_BYTES = 512 << 10;
+
 /**
- * A pull reader over a stream of byte chunks, for format readers. It hands out slices of its buffer
- * (no copies for data that arrived in one chunk) and counts lines and bytes for errors and progress.
+ * A pull reader over a source of bytes, for format readers. It reads into one buffer of its own, which
+ * it reuses (unread bytes move to its front on every fill), so streaming a file leaves no garbage behind.
+ * It hands out views of that buffer, valid until the next fill, and counts lines and bytes for errors
+ * and progress.
  */
 export class ByteReader {
-  #buf: Buffer = Buffer.alloc(0);
+  #buf: Buffer;
   #pos = 0;
+  #end = 0;
   #eof = false;
-  readonly #source: AsyncIterator<Buffer>;
+  readonly #source: ByteSource;
+  readonly #initial: number;
   /** Lines consumed so far (1-based number of the last line returned). */
   line = 0;
-  /** Bytes consumed from the source so far. */
+  /** Bytes read from the source so far. */
   bytesRead = 0;
 
-  constructor(source: AsyncIterable<Buffer>) {
-    this.#source = source[Symbol.asyncIterator]();
+  constructor(source: ByteSource | AsyncIterable<Buffer>, initialBytes = INITIAL_BYTES) {
+    // A Node readable has a read() method of its own: anything iterable is read as chunks.
+    this.#source = Symbol.asyncIterator in source ? iterableSource(source) : source;
+    this.#initial = initialBytes;
+    this.#buf = Buffer.allocUnsafe(initialBytes);
   }
 
-  /** Reads one more chunk into the buffer; false at end of input. */
+  /**
+   * Reads more bytes after the unread ones; false at the end of input. Views handed out before are
+   * invalid afterwards (the buffer is reused).
+   */
   async fill(): Promise<boolean> {
     if (this.#eof) return false;
-    const next = await this.#source.next();
-    if (next.done) {
+    const unread = this.#end - this.#pos;
+    if (this.#buf.length > 4 * this.#initial && unread < this.#initial / 2) {
+      // A long line made the buffer grow: give the memory back once it has been read.
+      const small = Buffer.allocUnsafe(this.#initial);
+      this.#buf.copy(small, 0, this.#pos, this.#end);
+      this.#buf = small;
+    } else if (unread > this.#buf.length / 2) {
+      // Most of the buffer is one incomplete line or value: make room for the rest of it.
+      const big = Buffer.allocUnsafe(this.#buf.length * 2);
+      this.#buf.copy(big, 0, this.#pos, this.#end);
+      this.#buf = big;
+    } else if (this.#pos > 0) {
+      this.#buf.copyWithin(0, this.#pos, this.#end);
+    }
+    this.#pos = 0;
+    this.#end = unread;
+    const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
+    if (n === 0) {
       this.#eof = true;
       return false;
     }
-    const chunk = next.value;
-    this.bytesRead += chunk.length;
-    this.#buf = this.#pos < this.#buf.length ? Buffer.concat([this.#buf.subarray(this.#pos), chunk]) : chunk;
-    this.#pos = 0;
+    this.#end += n;
+    this.bytesRead += n;
     return true;
   }
 
   /** The unread bytes (valid until the next fill). */
   get view(): Buffer {
-    return this.#buf.subarray(this.#pos);
+    return this.#buf.subarray(this.#pos, this.#end);
   }
 
   get eof(): boolean {
-    return this.#eof && this.#pos >= this.#buf.length;
+    return this.#eof && this.#pos >= this.#end;
   }
 
   /** Marks `n` bytes of `view` as consumed. */
@@ -50,18 +83,18 @@ export class ByteReader {
     this.#pos += n;
   }
 
-  /** The next line without its newline, or null at the end. A last line without newline is truncation. */
+  /** The next line without its newline (valid until the next fill), or null at the end. A last line without newline is truncation. */
   async readLine(): Promise<Buffer | null> {
     for (;;) {
       const nl = this.#buf.indexOf(NEWLINE, this.#pos);
-      if (nl >= 0) {
+      if (nl >= 0 && nl < this.#end) {
         const line = this.#buf.subarray(this.#pos, nl);
         this.#pos = nl + 1;
         this.line++;
         return line;
       }
       if (!(await this.fill())) {
-        if (this.#pos < this.#buf.length) {
+        if (this.#pos < this.#end) {
           throw new IntegrityError('E_TRUNCATED', `the input ends in the middle of line ${this.line + 1}`, {
             hint: 'The file is incomplete; nothing was written to the target.',
           });
@@ -73,22 +106,25 @@ export class ByteReader {
 
   /**
    * Up to `max` consecutive whole lines that start with `first`, as one slice (lines joined by their
-   * newlines, the last newline consumed but not included); null when the next line does not start with
-   * `first`.
+   * newlines, the last newline consumed but not included; valid until the next fill); null when the
+   * next line does not start with `first`.
    */
   async readLines(first: number, max: number): Promise<RowBatch | null> {
-    while (this.#buf.indexOf(NEWLINE, this.#pos) < 0) {
+    for (;;) {
+      const nl = this.#buf.indexOf(NEWLINE, this.#pos);
+      if (nl >= 0 && nl < this.#end) break;
       if (!(await this.fill())) return null; // readLine reports the truncation
     }
     const buf = this.#buf;
     const start = this.#pos;
     if (buf[start] !== first) return null;
+    const limit = this.#end;
     let pos = start;
     let rows = 0;
     let end = start;
-    while (rows < max && pos < buf.length && buf[pos] === first) {
+    while (rows < max && pos < limit && buf[pos] === first) {
       const nl = buf.indexOf(NEWLINE, pos);
-      if (nl < 0) break;
+      if (nl < 0 || nl >= limit) break;
       end = nl;
       pos = nl + 1;
       rows++;
@@ -97,6 +133,53 @@ export class ByteReader {
     this.line += rows;
     return { data: buf.subarray(start, end), rows };
   }
+}
+
+/** A source over an async iterable of chunks (a Node readable, a decompressor), copying them out. */
+export function iterableSource(source: AsyncIterable<Buffer | string>): ByteSource {
+  const it = source[Symbol.asyncIterator]();
+  let chunk: Buffer = Buffer.alloc(0);
+  let at = 0;
+  return {
+    async read(into, offset, length) {
+      while (at >= chunk.length) {
+        const next = await it.next();
+        if (next.done) return 0;
+        chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        at = 0;
+      }
+      const n = chunk.copy(into, offset, at, Math.min(chunk.length, at + length));
+      at += n;
+      return n;
+    },
+  };
+}
+
+/** A source that replays `head` (bytes already read from `rest`) before the rest. */
+export function prefixedSource(head: Buffer, rest: ByteSource): ByteSource {
+  let at = 0;
+  return {
+    async read(into, offset, length) {
+      if (at < head.length) {
+        const n = head.copy(into, offset, at, Math.min(head.length, at + length));
+        at += n;
+        return n;
+      }
+      return rest.read(into, offset, length);
+    },
+  };
+}
+
+/** Reads up to `n` bytes from the start of `source` (fewer only at its end). */
+export async function readHead(source: ByteSource, n: number): Promise<Buffer> {
+  const head = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    const k = await source.read(head, got, n - got);
+    if (k === 0) break;
+    got += k;
+  }
+  return head.subarray(0, got);
 }
 
 /** Adapts a Node readable (or any async iterable of chunks) to Buffers. */

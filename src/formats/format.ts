@@ -34,11 +34,17 @@ export interface FormatWriter {
 export type ImportItem =
   /** The whole schema up front (ndjson, json): tables are created at once. */
   | { kind: 'schema'; schema: DatabaseSchema }
-  /** Rows of one table in the reader's encoding. */
+  /**
+   * Rows of one table in the reader's encoding (a view of the reader's buffer: load it before the next
+   * item); `batch.rows` is -1 when the reader did not count them (the loader's parser does).
+   */
   | { kind: 'rows'; table: string; encoding: 'ndjson' | 'json'; batch: RowBatch }
   /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
   | { kind: 'exec'; sql: string; line: number; table?: string }
-  /** An INSERT (sql) whose VALUES list, from byte `valuesAt` of `statement`, the importer parses or checks. */
+  /**
+   * An INSERT (sql) whose VALUES list, from byte `valuesAt` of `statement`, the importer parses or checks
+   * (`statement` is a view of the reader's buffer: copy what is kept past the next item).
+   */
   | { kind: 'insert'; table: string; columns: string[] | null; statement: Buffer; valuesAt: number; line: number }
   /** Index, view or trigger (sql): created after all data. */
   | { kind: 'object'; object: SchemaObject }

@@ -100,6 +100,42 @@ function valueEnd(buf: Buffer, i: number): number {
   return -1;
 }
 
+const NEWLINE = 0x0a;
+
+function isSpace(b: number | undefined): boolean {
+  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+}
+
+/**
+ * The fast path for rows laid out as scriptorium writes them, one per line: finds, with a search for
+ * newlines only, the last place in `view` (which starts at a row's `{`) where a line ends in `},` and
+ * the next one starts with `{`, or where a line ends in `}` and the next one starts with `]` (the end of
+ * the table). A raw newline is never inside a JSON string, and in a row (an object of scalars and
+ * `{"$blob":…}` objects) a comma is followed by a member name, never by `{`: so such a place is always
+ * between two rows. Returns the end of the rows (`end`, exclusive), where reading goes on (`next`: the
+ * next row, or after `]`), and whether the table ended; null when `view` holds no such place (a row
+ * longer than the view, or rows not one per line), and the caller scans value by value instead. The
+ * slice may hold several rows per line: the loader parses it strictly (one comma between rows).
+ */
+function lineRun(view: Buffer): { end: number; next: number; closed: boolean } | null {
+  let end = -1;
+  let next = -1;
+  for (let nl = view.indexOf(NEWLINE); nl >= 0; nl = view.indexOf(NEWLINE, nl + 1)) {
+    let p = nl - 1;
+    while (p > 0 && isSpace(view[p])) p--;
+    let q = nl + 1;
+    while (q < view.length && isSpace(view[q])) q++;
+    if (q >= view.length) break; // the next line is not in the view yet
+    if (view[p] === COMMA && view[p - 1] === CLOSE_OBJ && view[q] === OPEN_OBJ) {
+      end = p;
+      next = q;
+    } else if (view[p] === CLOSE_OBJ && view[q] === CLOSE_ARR) {
+      return { end: p + 1, next: q + 1, closed: true };
+    }
+  }
+  return end > 0 ? { end, next, closed: false } : null;
+}
+
 /** A tokenizer over the document's structure; row values are only located, never parsed here. */
 class JsonScanner {
   /** True after a run of rows: a comma before the next row may still be unread (it ended a buffer). */
@@ -161,7 +197,10 @@ class JsonScanner {
     throw b < 0 ? truncated(what) : corrupt(`expected "," or "${String.fromCharCode(close)}" in ${what}`);
   }
 
-  /** Up to `max` whole row objects of an array as one slice (rows and the separators between them). */
+  /**
+   * Up to `max` whole row objects of an array as one slice (rows and the separators between them);
+   * `rows` is -1 when the slice came from the line fast path (the loader counts them as it parses).
+   */
   async rows(max: number): Promise<{ data: Buffer; rows: number; closed: boolean }> {
     for (;;) {
       let first = await this.peek();
@@ -177,6 +216,12 @@ class JsonScanner {
       }
       if (first !== OPEN_OBJ) throw first < 0 ? truncated('a table') : corrupt('expected a row object');
       const view = this.reader.view;
+      const fast = lineRun(view);
+      if (fast) {
+        this.#afterRow = false;
+        this.reader.skip(fast.next);
+        return { data: view.subarray(0, fast.end), rows: -1, closed: fast.closed };
+      }
       let pos = 0;
       let end = 0;
       let rows = 0;
@@ -242,7 +287,7 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
           await scan.expect(OPEN_ARR, `the rows of ${JSON.stringify(table)}`);
           for (;;) {
             const run = await scan.rows(batchRows);
-            if (run.rows > 0) yield { kind: 'rows', table, encoding: 'json', batch: { data: run.data, rows: run.rows } };
+            if (run.rows !== 0) yield { kind: 'rows', table, encoding: 'json', batch: { data: run.data, rows: run.rows } };
             if (run.closed) break;
           }
         } while (await scan.more(CLOSE_OBJ, 'the tables object'));

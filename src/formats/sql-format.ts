@@ -109,14 +109,11 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   let committed = false;
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
   const tables = new Set<string>();
+  // The splitter works on the reader's buffer: pieces are views of it, used before the next fill.
+  let more = true;
   for (;;) {
-    const more = await reader.fill();
     const view = reader.view;
-    if (view.length > 0) {
-      splitter.push(view);
-      reader.skip(view.length);
-    }
-    for (const piece of splitter.drain()) {
+    for (const piece of splitter.drain(view)) {
       if (piece.comment !== undefined) {
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
@@ -151,6 +148,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           yield { kind: 'exec', sql: text, line: piece.line, table: st.name };
           break;
         case 'insert':
+          // `statement` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
           yield { kind: 'insert', table: st.table, columns: st.columns, statement: piece.data, valuesAt: Buffer.byteLength(st.head), line: piece.line };
           break;
         case 'object':
@@ -165,9 +163,11 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
       }
     }
+    reader.skip(splitter.consumed);
     if (!more) break;
+    more = await reader.fill();
   }
-  const rest = splitter.finish();
+  const rest = splitter.finish(reader.view);
   if (rest) {
     throw new IntegrityError('E_TRUNCATED', `sql: the script ends inside a statement that starts at line ${rest.line}`, {
       hint: 'The file is incomplete (interrupted copy or download?); nothing was written to the target.',

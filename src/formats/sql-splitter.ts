@@ -25,17 +25,23 @@ const SLASH = 0x2f;
 const STAR = 0x2a;
 
 export class SqlSplitter {
-  #buf: Buffer = Buffer.alloc(0);
   #pos = 0;
   #line = 1;
 
-  push(chunk: Buffer): void {
-    this.#buf = this.#pos < this.#buf.length ? Buffer.concat([this.#buf.subarray(this.#pos), chunk]) : chunk;
-    this.#pos = 0;
+  /**
+   * Bytes of the buffer last given to {@link drain} that it has consumed: the caller keeps the rest and
+   * passes it again, followed by more input, to the next call.
+   */
+  get consumed(): number {
+    return this.#pos;
   }
 
-  *drain(): Generator<SqlPiece> {
-    const buf = this.#buf;
+  /**
+   * The complete statements and comments at the start of `buf` (pieces are views of it). Stops at the
+   * first incomplete one, which the next call gets again with more bytes after it.
+   */
+  *drain(buf: Buffer): Generator<SqlPiece> {
+    this.#pos = 0;
     for (;;) {
       const pos = this.#skipSpace(buf, this.#pos);
       this.#pos = pos;
@@ -67,10 +73,9 @@ export class SqlSplitter {
     }
   }
 
-  /** What is left when the input ends: an unterminated statement, if any. */
-  finish(): { line: number } | null {
-    const buf = this.#buf;
-    const pos = this.#skipSpace(buf, this.#pos);
+  /** What is left (`buf`, the unconsumed bytes) when the input ends: an unterminated statement, if any. */
+  finish(buf: Buffer): { line: number } | null {
+    const pos = this.#skipSpace(buf, 0);
     if (pos >= buf.length) return null;
     if (buf[pos] === DASH && buf[pos + 1] === DASH && buf.indexOf(NL, pos) < 0) return null; // a last comment line
     return { line: this.#line };
