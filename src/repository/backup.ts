@@ -4,13 +4,13 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { EventListener } from '../core/events.js';
-import { GarbageGate } from '../core/memory.js';
+import { collectAll, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
-import { encodeIndex, indexKey, type ChunkIndex, type IndexedPack } from './chunk-index.js';
+import { decodeIndex, encodeIndexInto, indexKey, type ChunkIndex } from './chunk-index.js';
+import { BufferPool } from './compression.js';
 import { identityValues, RowChunker, type Chunk } from './chunker.js';
 import { appendRange, encodeManifest, snapshotKey, type ChunkRange, type Snapshot, type TableEntry } from './manifest.js';
-import { PackBuilder, packKey } from './pack.js';
-import { PackSealer } from './pack-sealer.js';
+import { PackWriter, packKey } from './pack.js';
 import { nativeChunks, type ChunkBatch } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
@@ -58,7 +58,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           source: sourceName, target: repo.location, format: 'repository',
           totalRows: rowCounts.reduce((a, b) => a + b, 0), tables: tables.length,
         });
-        const writer = new SnapshotWriter(repo, await repo.loadIndex(false, true), reporter);
+        const writer = await SnapshotWriter.create(repo, await repo.loadIndex(false, true), reporter);
         try {
           const entries: TableEntry[] = [];
           for (const table of tables) entries.push(await writer.table(db, table, options.batchRows));
@@ -78,7 +78,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
 }
 
 const NEWLINE = Buffer.from('\n');
-/** Packs being compressed or written while the next one fills. */
+/** Packs being stored while the next one fills. */
 const IN_FLIGHT = 2;
 /** Packs per index file written during a backup. */
 const INDEX_PACKS = 8;
@@ -93,10 +93,22 @@ class SnapshotWriter {
   readonly #repo: Repository;
   readonly #index: ChunkIndex;
   readonly #reporter: OperationReporter;
-  readonly #builder: PackBuilder;
-  readonly #written: IndexedPack[] = [];
-  readonly #inFlight: Array<Promise<{ ordinal: number; hash: string; chunkIds: Buffer; size: number }>> = [];
-  readonly #sealer: PackSealer;
+  readonly #packs: PackWriter;
+  /** Ordinals of durable packs not yet listed in an index file. */
+  readonly #written: number[] = [];
+  readonly #inFlight: Array<Promise<{ ordinal: number; hash: string; size: number }>> = [];
+  /** The buffer index files are built in (reused). */
+  #indexBuffer: Buffer = Buffer.alloc(0);
+  /**
+   * The whole ids of this backup's chunks, which the index keeps only 8 bytes of: those of the current
+   * pack (`#ids`), of sealed packs until their index file is written, and after that the index file.
+   */
+  #ids: Buffer;
+  #idCount = 0;
+  readonly #pendingIds = new Map<number, { ids: Buffer; buffer: Buffer }>();
+  readonly #indexedIn = new Map<number, string>();
+  readonly #idBuffers = new BufferPool(4);
+  #lastIndexFile: { hash: string; packs: Map<string, Buffer> } | undefined;
   #packOrdinal = -1;
   #chunks = 0;
   #newChunks = 0;
@@ -104,12 +116,24 @@ class SnapshotWriter {
   #storedBytes = 0;
   #bytes = 0;
 
-  constructor(repo: Repository, index: ChunkIndex, reporter: OperationReporter) {
+  private constructor(repo: Repository, index: ChunkIndex, reporter: OperationReporter, packs: PackWriter) {
     this.#repo = repo;
     this.#index = index;
     this.#reporter = reporter;
-    this.#builder = new PackBuilder(repo.config.packBytes + (256 << 10));
-    this.#sealer = new PackSealer(repo.config.compression.codec, repo.config.compression.level);
+    this.#packs = packs;
+    index.compact(); // this backup's chunks: 8 bytes each in the index, the whole ids here (see #confirm)
+    this.#ids = this.#idBuffers.take(this.#idBytesHint());
+  }
+
+  /** Bytes of ids a pack usually needs (a pack holds about packBytes / targetBytes chunks). */
+  #idBytesHint(): number {
+    const { packBytes, chunker } = this.#repo.config;
+    return 32 * Math.ceil((1.5 * packBytes) / Math.max(1, chunker.targetBytes));
+  }
+
+  static async create(repo: Repository, index: ChunkIndex, reporter: OperationReporter): Promise<SnapshotWriter> {
+    const { codec, level } = repo.config.compression;
+    return new SnapshotWriter(repo, index, reporter, await PackWriter.create(codec, level, repo.config.packBytes));
   }
 
   async table(db: RowSource, table: TableSchema, batchRows?: number): Promise<TableEntry> {
@@ -118,26 +142,26 @@ class SnapshotWriter {
     let rows = 0;
     let bytes = 0;
     let chunkCount = 0;
-    const take = (chunk: Chunk): void => {
+    const take = async (chunk: Chunk): Promise<void> => {
       rows += chunk.rows;
       bytes += chunk.data.length;
       chunkCount++;
-      const [pack, entry] = this.#store(chunk);
+      const [pack, entry] = await this.#store(chunk);
       appendRange(ranges, pack, entry);
     };
     let batches = 0;
     const keyValues = identityValues(table);
+    const gate = new GarbageGate();
     const scan = await nativeChunks(db, table, this.#repo.config.chunker, keyValues);
     if (scan) {
       // The extension read, encoded, cut and (usually) hashed the rows: only slicing is left here.
-      const gate = new GarbageGate();
       for (const batch of scan) {
         digest.update(batch.data);
-        this.#storeBatch(batch, ranges);
+        await this.#storeBatch(batch, ranges);
         rows += batch.rows;
         bytes += batch.data.length;
         chunkCount += batch.chunks.length / 8;
-        if (this.#builder.bytes >= this.#repo.config.packBytes) await this.#flush();
+        if (this.#packs.bytes >= this.#repo.config.packBytes) await this.#flush();
         this.#reporter.rowsDone += batch.rows;
         this.#reporter.bytesIn += batch.data.length;
         this.#reporter.progress('rows', table.name);
@@ -153,24 +177,25 @@ class SnapshotWriter {
       // The digest covers the same bytes as the chunks: every row followed by '\n'.
       digest.update(batch.data);
       digest.update(NEWLINE);
-      for (const chunk of chunker.push(batch)) take(chunk);
-      if (this.#builder.bytes >= this.#repo.config.packBytes) await this.#flush();
+      for (const chunk of chunker.push(batch)) await take(chunk);
+      if (this.#packs.bytes >= this.#repo.config.packBytes) await this.#flush();
       this.#reporter.rowsDone += batch.rows;
       this.#reporter.bytesIn += batch.data.length + 1;
       this.#reporter.progress('rows', table.name);
+      gate.add(batch.data.length);
       if (++batches % 16 === 0) await yieldToLoop();
     }
     const last = chunker.finish();
-    if (last) take(last);
+    if (last) await take(last);
     this.#bytes += bytes;
     return { name: table.name, rows, bytes, sha256: digest.digest('hex'), chunkCount, chunks: ranges };
   }
 
   /**
    * Stores the chunks of a native batch like {@link #store}, without an object per chunk: new chunks
-   * that lie back to back in the batch are copied into the pack in one go.
+   * that lie back to back in the batch are appended to the pack in one go.
    */
-  #storeBatch(batch: ChunkBatch, ranges: ChunkRange[]): void {
+  async #storeBatch(batch: ChunkBatch, ranges: ChunkRange[]): Promise<void> {
     const { data, chunks } = batch;
     const hashed = batch.ids.length > 0;
     const count = chunks.length / 8;
@@ -181,55 +206,100 @@ class SnapshotWriter {
       const id = hashed ? batch.ids : Buffer.from(sha256Hex(data.subarray(at, at + length)), 'hex');
       const idAt = hashed ? 32 * i : 0;
       this.#chunks++;
-      const found = this.#index.find(id, idAt);
+      let found = this.#index.find(id, idAt);
+      if (found >= 0 && this.#index.isCandidate(found) && !(await this.#confirm(found, id, idAt))) found = -1;
       if (found >= 0) {
         appendRange(ranges, this.#index.packOf(found), this.#index.entryOf(found));
       } else {
-        if (this.#builder.entries === 0) this.#packOrdinal = this.#index.addPack('');
-        const entry = this.#builder.addEntry(length, chunks.readUInt32LE(8 * i + 4), id, idAt);
-        this.#index.add(id, this.#packOrdinal, idAt);
+        if (this.#packs.entries === 0) this.#packOrdinal = this.#index.addPack('');
+        const entry = this.#packs.addEntry(length, chunks.readUInt32LE(8 * i + 4));
+        this.#addId(id, idAt);
         this.#newChunks++;
         this.#newChunkBytes += length;
         appendRange(ranges, this.#packOrdinal, entry);
         if (runEnd !== at) {
-          if (runEnd > runStart) this.#builder.append(data, runStart, runEnd);
+          if (runEnd > runStart) this.#packs.append(data, runStart, runEnd);
           runStart = at;
         }
         runEnd = at + length;
       }
       at += length;
     }
-    if (runEnd > runStart) this.#builder.append(data, runStart, runEnd);
+    if (runEnd > runStart) this.#packs.append(data, runStart, runEnd);
   }
 
   /** Returns (pack ordinal, entry) of the chunk, adding it to the current pack when the repository lacks it. */
-  #store(chunk: Chunk): [number, number] {
+  async #store(chunk: Chunk): Promise<[number, number]> {
     this.#chunks++;
     const hash = Buffer.from(sha256Hex(chunk.data), 'hex');
-    const found = this.#index.find(hash);
+    let found = this.#index.find(hash);
+    if (found >= 0 && this.#index.isCandidate(found) && !(await this.#confirm(found, hash, 0))) found = -1;
     if (found >= 0) return [this.#index.packOf(found), this.#index.entryOf(found)];
-    if (this.#builder.entries === 0) this.#packOrdinal = this.#index.addPack('');
-    const entry = this.#builder.add(chunk, hash);
+    if (this.#packs.entries === 0) this.#packOrdinal = this.#index.addPack('');
+    const entry = this.#packs.addEntry(chunk.data.length, chunk.rows);
+    this.#packs.append(chunk.data, 0, chunk.data.length);
     const ordinal = this.#packOrdinal;
-    this.#index.add(hash, ordinal);
+    this.#addId(hash, 0);
     this.#newChunks++;
     this.#newChunkBytes += chunk.data.length;
     return [ordinal, entry];
   }
 
   /**
-   * Hands the current pack to the sealer and, once sealed, to the store. Up to IN_FLIGHT packs are
-   * in flight while the caller goes on reading; their ordinals are named in order as they complete.
+   * Whether the index entry `found`, a candidate (an entry of this backup, matched on 8 bytes), is the
+   * chunk whose id is the 32 bytes of `id` at `idAt`. When it is not (two ids sharing 64 bits), the
+   * chunk counts as new and is stored again.
+   */
+  async #confirm(found: number, id: Buffer, idAt: number): Promise<boolean> {
+    const ids = await this.#idsOf(this.#index.packOf(found));
+    const at = 32 * this.#index.entryOf(found);
+    return ids !== undefined && at + 32 <= ids.length && ids.compare(id, idAt, idAt + 32, at, at + 32) === 0;
+  }
+
+  /** Records the id of the entry just added to the current pack, in the index and here. */
+  #addId(id: Buffer, idAt: number): void {
+    this.#index.add(id, this.#packOrdinal, idAt);
+    if (32 * (this.#idCount + 1) > this.#ids.length) {
+      const grown = Buffer.allocUnsafe(2 * this.#ids.length);
+      this.#ids.copy(grown, 0, 0, 32 * this.#idCount);
+      this.#ids = grown;
+    }
+    id.copy(this.#ids, 32 * this.#idCount++, idAt, idAt + 32);
+  }
+
+  /** The ids of pack ordinal `pack`'s entries, if it is a pack of this backup. */
+  async #idsOf(pack: number): Promise<Buffer | undefined> {
+    if (pack === this.#packOrdinal && this.#packs.entries > 0) return this.#ids.subarray(0, 32 * this.#idCount);
+    const pending = this.#pendingIds.get(pack);
+    if (pending) return pending.ids;
+    const file = this.#indexedIn.get(pack);
+    if (file === undefined) return undefined;
+    if (this.#lastIndexFile?.hash !== file) {
+      const packs = await decodeIndex(file, await this.#repo.store.get(indexKey(file)));
+      this.#lastIndexFile = { hash: file, packs: new Map(packs.map((p) => [p.hash, p.chunkIds])) };
+    }
+    return this.#lastIndexFile.packs.get(this.#index.packs[pack]);
+  }
+
+  /**
+   * Seals the current pack and hands it to the store. Up to IN_FLIGHT packs are being stored while the
+   * caller goes on reading; their ordinals are named in order as they complete.
    */
   async #flush(): Promise<void> {
-    if (this.#builder.entries === 0) return;
+    if (this.#packs.entries === 0) return;
     const ordinal = this.#packOrdinal;
-    const { body, chunkIds } = this.#builder.take();
-    const stored = this.#sealer.seal(body).then(async ({ file, hash, body: memory }) => {
-      if (memory) this.#builder.recycle(memory);
-      await this.#repo.store.put(packKey(hash), file);
-      return { ordinal, hash, chunkIds, size: file.length };
-    });
+    const sealed = await this.#packs.seal();
+    this.#pendingIds.set(ordinal, { ids: this.#ids.subarray(0, 32 * this.#idCount), buffer: this.#ids });
+    this.#ids = this.#idBuffers.take(this.#idBytesHint());
+    this.#idCount = 0;
+    const stored = (async () => {
+      try {
+        await this.#repo.store.put(packKey(sealed.hash), sealed.file);
+      } finally {
+        sealed.release(); // the store has written (or given up on) the file: its buffer can be reused
+      }
+      return { ordinal, hash: sealed.hash, size: sealed.file.length };
+    })();
     stored.catch(() => undefined); // awaited in #drain; keep an early failure from going unhandled
     this.#inFlight.push(stored);
     if (this.#inFlight.length > IN_FLIGHT) await this.#drain(IN_FLIGHT - 1);
@@ -238,9 +308,9 @@ class SnapshotWriter {
   /** Waits for the oldest packs in flight, leaving at most `keep` of them. */
   async #drain(keep: number): Promise<void> {
     while (this.#inFlight.length > keep) {
-      const { ordinal, hash, chunkIds, size } = await this.#inFlight.shift()!;
+      const { ordinal, hash, size } = await this.#inFlight.shift()!;
       this.#index.namePack(ordinal, hash);
-      this.#written.push({ hash, chunkIds });
+      this.#written.push(ordinal);
       this.#storedBytes += size;
       this.#reporter.bytesOut += size;
       if (this.#written.length >= INDEX_PACKS) await this.#writeIndex();
@@ -253,16 +323,24 @@ class SnapshotWriter {
    */
   async #writeIndex(): Promise<void> {
     if (this.#written.length === 0) return;
-    const index = await encodeIndex(this.#written.splice(0));
-    await this.#repo.store.put(indexKey(index.hash), index.file);
-    this.#storedBytes += index.file.length;
-    this.#reporter.bytesOut += index.file.length;
+    const ordinals = this.#written.splice(0);
+    const packs = ordinals.map((o) => ({ hash: this.#index.packs[o], chunkIds: this.#pendingIds.get(o)!.ids }));
+    const { file, hash, buffer } = encodeIndexInto(packs, this.#indexBuffer);
+    this.#indexBuffer = buffer;
+    await this.#repo.store.put(indexKey(hash), file);
+    for (const o of ordinals) {
+      this.#indexedIn.set(o, hash);
+      this.#idBuffers.give(this.#pendingIds.get(o)!.buffer);
+      this.#pendingIds.delete(o);
+    }
+    collectAll(); // every few packs: V8 would let its heap grow for the whole backup (measured: 4 MiB)
+    this.#storedBytes += file.length;
+    this.#reporter.bytesOut += file.length;
   }
 
-  /** Stops the sealer; waits for packs still in flight (their failures were reported already). */
+  /** Waits for packs still in flight (their failures were reported already). */
   async close(): Promise<void> {
     await Promise.allSettled(this.#inFlight);
-    await this.#sealer.close();
   }
 
   async finish(tables: TableEntry[], meta: Pick<Snapshot, 'time' | 'host' | 'tags' | 'source' | 'schema'>): Promise<Snapshot> {

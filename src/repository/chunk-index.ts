@@ -1,10 +1,11 @@
 /**
  * The chunk index: which pack holds each stored chunk, looked up by the chunk's SHA-256. Kept on disk
  * as `index/<sha256>` files (one per backup, consolidated by prune), each a list of packs with the
- * hashes of their entries; kept in memory in flat typed arrays (about 40 bytes a chunk).
+ * hashes of their entries; kept in memory in flat buffers (about 39 bytes a chunk).
  */
 import { IntegrityError } from '../core/errors.js';
-import { openObject, sealObject } from './object-file.js';
+import { CODEC_IDS } from './compression.js';
+import { MAGIC, openObject, sha256 } from './object-file.js';
 
 /** The store key of the index file named `hash`. */
 export function indexKey(hash: string): string {
@@ -21,11 +22,20 @@ export interface IndexedPack {
 const SEGMENT_BITS = 14;
 const SEGMENT = 1 << SEGMENT_BITS; // entries per segment: storage grows without copying
 const LOW = SEGMENT - 1;
+/** Bytes of a hash kept for an entry added after {@link ChunkIndex.compact} (a key, not an id). */
+const KEY_BYTES = 8;
 
 /**
- * An in-memory map from chunk hash to (pack, entry): about 36 bytes a chunk plus an open-addressing
- * table of 4-8 bytes a chunk. A pack's entries are added consecutively, so an entry number is its
- * position minus the pack's first position.
+ * An in-memory map from chunk hash to (pack, entry): 32 bytes a chunk for the hash, plus an
+ * open-addressing table of 5 bytes a slot, at most three quarters full (each slot holds an entry's
+ * position and 8 more bits of its hash, so that a probe seldom has to read the hash itself). A pack's
+ * entries are added consecutively, so the pack of a position is found by binary search over the packs'
+ * first positions, and its entry number is the position minus that pack's first position.
+ *
+ * After {@link compact}, entries added keep only the first 8 bytes of their hash: a backup adds every
+ * new chunk so that a chunk repeated later in the same backup is found, and keeps the whole ids itself
+ * only until its index file is written (see backup.ts). A lookup that lands on such an entry is a
+ * candidate, which the caller confirms against the whole id.
  */
 export class ChunkIndex {
   /** Pack hashes by ordinal (`''` while a pack is still being written). */
@@ -33,13 +43,26 @@ export class ChunkIndex {
   readonly #packOrdinal = new Map<string, number>();
   readonly #packStart: number[] = [];
   readonly #hashes: Buffer[] = [];
-  readonly #pack: Uint32Array[] = [];
+  /** First 8 bytes of the hashes of entries from #base on. */
+  readonly #keys: Buffer[] = [];
+  #base = Number.MAX_SAFE_INTEGER;
   #slots = new Int32Array(1 << 12).fill(-1);
+  #tags = new Uint8Array(1 << 12);
   #count = 0;
 
   /** Number of chunk entries. */
   get size(): number {
     return this.#count;
+  }
+
+  /** From now on, entries keep only 8 bytes of their hash in memory (see the class comment). */
+  compact(): void {
+    if (this.#base === Number.MAX_SAFE_INTEGER) this.#base = this.#count;
+  }
+
+  /** Whether the entry at position `i` keeps only a key: {@link find} found a candidate to confirm. */
+  isCandidate(i: number): boolean {
+    return i >= this.#base;
   }
 
   /** The ordinal of pack `hash`, or -1 when the index does not know it. */
@@ -62,10 +85,15 @@ export class ChunkIndex {
     this.#packOrdinal.set(hash, ordinal);
   }
 
+  /** Number of entries of pack ordinal `pack`. */
+  packEntries(pack: number): number {
+    return (pack + 1 < this.#packStart.length ? this.#packStart[pack + 1] : this.#count) - this.#packStart[pack];
+  }
+
   /** Makes room for `more` entries at once (saves rehashing while loading index files). */
   reserve(more: number): void {
     let size = this.#slots.length;
-    while ((this.#count + more) * 2 > size) size *= 2;
+    while ((this.#count + more) * 4 > size * 3) size *= 2;
     if (size !== this.#slots.length) this.#rehash(size);
   }
 
@@ -74,43 +102,71 @@ export class ChunkIndex {
    * of `hash` at `offset`.
    */
   add(hash: Buffer, pack: number, offset = 0): void {
+    if (pack !== this.#packStart.length - 1) throw new TypeError(`ChunkIndex.add: pack ${pack} is not the last registered pack`);
     const i = this.#count;
-    if ((i & LOW) === 0) {
-      this.#hashes.push(Buffer.allocUnsafe(32 * SEGMENT));
-      this.#pack.push(new Uint32Array(SEGMENT));
+    if (i < this.#base) {
+      if ((i & LOW) === 0) this.#hashes.push(Buffer.allocUnsafe(32 * SEGMENT));
+      hash.copy(this.#hashes[i >> SEGMENT_BITS], (i & LOW) * 32, offset, offset + 32);
+    } else {
+      const k = i - this.#base;
+      if ((k & LOW) === 0) this.#keys.push(Buffer.allocUnsafe(KEY_BYTES * SEGMENT));
+      hash.copy(this.#keys[k >> SEGMENT_BITS], (k & LOW) * KEY_BYTES, offset, offset + KEY_BYTES);
     }
-    hash.copy(this.#hashes[i >> SEGMENT_BITS], (i & LOW) * 32, offset, offset + 32);
-    this.#pack[i >> SEGMENT_BITS][i & LOW] = pack;
     this.#count++;
-    if (this.#count * 2 > this.#slots.length) this.#rehash(this.#slots.length * 2);
+    if (this.#count * 4 > this.#slots.length * 3) this.#rehash(this.#slots.length * 2);
     else this.#insert(i);
   }
 
-  /** The position of the 32 bytes of `hash` at `offset` in the index, or -1. Read it with {@link packOf} and {@link entryOf}. */
+  /**
+   * The position of the 32 bytes of `hash` at `offset` in the index, or -1. Read it with {@link packOf}
+   * and {@link entryOf}; after {@link compact}, check {@link isCandidate}.
+   */
   find(hash: Buffer, offset = 0): number {
-    const mask = this.#slots.length - 1;
+    const slots = this.#slots;
+    const tags = this.#tags;
+    const mask = slots.length - 1;
     const head = hash.readUInt32LE(offset);
+    const tag = hash[offset + 4]!;
     for (let s = head & mask; ; s = (s + 1) & mask) {
-      const i = this.#slots[s];
+      const i = slots[s]!;
       if (i < 0) return -1;
-      const seg = this.#hashes[i >> SEGMENT_BITS];
-      const at = (i & LOW) * 32;
-      if (seg.readUInt32LE(at) === head && seg.compare(hash, offset, offset + 32, at, at + 32) === 0) return i;
+      if (tags[s] !== tag) continue;
+      if (i < this.#base) {
+        const seg = this.#hashes[i >> SEGMENT_BITS];
+        const at = (i & LOW) * 32;
+        if (seg.readUInt32LE(at) === head && seg.compare(hash, offset, offset + 32, at, at + 32) === 0) return i;
+      } else {
+        const k = i - this.#base;
+        const seg = this.#keys[k >> SEGMENT_BITS];
+        const at = (k & LOW) * KEY_BYTES;
+        if (seg.readUInt32LE(at) === head && seg.compare(hash, offset, offset + KEY_BYTES, at, at + KEY_BYTES) === 0) return i;
+      }
     }
   }
 
+  /** The pack ordinal of position `i`. */
   packOf(i: number): number {
-    return this.#pack[i >> SEGMENT_BITS][i & LOW];
+    const starts = this.#packStart;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    // Packs without entries share their start with the next one: the last of them holds `i`.
+    return lo;
   }
 
   entryOf(i: number): number {
     return i - this.#packStart[this.packOf(i)];
   }
 
-  /** Hex hash of entry `entry` of pack ordinal `pack`, when the index has it. */
+  /** Hex hash of entry `entry` of pack ordinal `pack`, when the index has it (whole). */
   chunkAt(pack: number, entry: number): string | undefined {
-    const i = (this.#packStart[pack] ?? -1) + entry;
-    if (entry < 0 || i < 0 || i >= this.#count || this.packOf(i) !== pack) return undefined;
+    if (pack < 0 || pack >= this.#packStart.length || entry < 0 || entry >= this.packEntries(pack)) return undefined;
+    const i = this.#packStart[pack] + entry;
+    if (i >= this.#base) return undefined;
     return this.#hashes[i >> SEGMENT_BITS].toString('hex', (i & LOW) * 32, (i & LOW) * 32 + 32);
   }
 
@@ -124,38 +180,63 @@ export class ChunkIndex {
     }
   }
 
+  /** The stored bytes of entry `i`: its whole hash, or its key after {@link compact}. */
+  #stored(i: number): [Buffer, number, number] {
+    if (i < this.#base) return [this.#hashes[i >> SEGMENT_BITS], (i & LOW) * 32, 32];
+    const k = i - this.#base;
+    return [this.#keys[k >> SEGMENT_BITS], (k & LOW) * KEY_BYTES, KEY_BYTES];
+  }
+
   #insert(i: number): void {
-    const mask = this.#slots.length - 1;
-    const seg = this.#hashes[i >> SEGMENT_BITS];
-    const at = (i & LOW) * 32;
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    const [seg, at, length] = this.#stored(i);
     const head = seg.readUInt32LE(at);
+    const tag = seg[at + 4]!;
     let s = head & mask;
-    while (this.#slots[s] >= 0) {
-      const j = this.#slots[s];
-      const other = this.#hashes[j >> SEGMENT_BITS];
-      const jat = (j & LOW) * 32;
-      if (other.readUInt32LE(jat) === head && other.compare(seg, at, at + 32, jat, jat + 32) === 0) return; // keep the first copy
+    while (slots[s]! >= 0) {
+      const j = slots[s]!;
+      // Keep the first copy of a hash (index files may list a chunk twice); a key only equals a key.
+      if (this.#tags[s] === tag && (j < this.#base) === (i < this.#base)) {
+        const [other, jat] = this.#stored(j);
+        if (other.readUInt32LE(jat) === head && other.compare(seg, at, at + length, jat, jat + length) === 0) return;
+      }
       s = (s + 1) & mask;
     }
-    this.#slots[s] = i;
+    slots[s] = i;
+    this.#tags[s] = tag;
   }
 
   #rehash(size: number): void {
     this.#slots = new Int32Array(size).fill(-1);
+    this.#tags = new Uint8Array(size);
     for (let i = 0; i < this.#count; i++) this.#insert(i);
   }
 }
 
 /** Encodes packs as an index file; returns its content and name. */
 export async function encodeIndex(packs: IndexedPack[]): Promise<{ file: Buffer; hash: string }> {
-  const parts: Buffer[] = [];
+  const { file, hash } = encodeIndexInto(packs, Buffer.alloc(0));
+  return { file, hash };
+}
+
+/**
+ * Writes the index file (codec none) of `packs` into `into` (replaced by a larger buffer when too
+ * small) and returns the file, a view of the buffer used, with its name.
+ */
+export function encodeIndexInto(packs: IndexedPack[], into: Buffer): { file: Buffer; hash: string; buffer: Buffer } {
+  let size = MAGIC.index.length + 1;
+  for (const pack of packs) size += 36 + pack.chunkIds.length;
+  const buffer = into.length >= size ? into : Buffer.allocUnsafe(size);
+  let at = MAGIC.index.copy(buffer, 0);
+  buffer[at++] = CODEC_IDS.none;
   for (const pack of packs) {
-    const head = Buffer.alloc(36);
-    head.write(pack.hash, 0, 'hex');
-    head.writeUInt32LE(pack.chunkIds.length / 32, 32);
-    parts.push(head, pack.chunkIds);
+    at += buffer.write(pack.hash, at, 32, 'hex');
+    at = buffer.writeUInt32LE(pack.chunkIds.length / 32, at);
+    at += pack.chunkIds.copy(buffer, at);
   }
-  return sealObject('index', Buffer.concat(parts), 'none');
+  const file = buffer.subarray(0, at);
+  return { file, hash: sha256(file), buffer };
 }
 
 /** Decodes an index file checked against its name; throws E_CORRUPT on damage. */

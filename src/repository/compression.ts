@@ -56,8 +56,18 @@ export async function compress(data: Buffer, codec: CompressionCodec, level?: nu
   }
 }
 
-type ZstdBinding = typeof import('zstd-napi/binding.js');
+export type ZstdBinding = typeof import('zstd-napi/binding.js');
 let binding: ZstdBinding | undefined;
+
+/** zstd-napi's low-level bindings (contexts, streaming), with the friendly error when it is missing. */
+export async function zstdBinding(): Promise<ZstdBinding> {
+  await loadZstd();
+  if (!binding) {
+    const mod = (await import('zstd-napi/binding.js')) as ZstdBinding & { default?: ZstdBinding };
+    binding = mod.default ?? mod;
+  }
+  return binding;
+}
 /** One zstd context per thread, kept with its settings, and the scratch buffer it compresses into. */
 let context: { cctx: InstanceType<ZstdBinding['CCtx']>; level: number; threads: number } | undefined;
 let scratch: Buffer | undefined;
@@ -73,8 +83,7 @@ const ZSTD_JOB_BYTES = 512 << 10;
  */
 export async function compressWithPrefix(prefix: Buffer, data: Buffer, codec: CompressionCodec, level?: number, threads = 1): Promise<Buffer> {
   if (codec !== 'zstd') return Buffer.concat([prefix, await compress(data, codec, level)]);
-  await loadZstd(); // the friendly error when zstd-napi is missing
-  binding ??= (await import('zstd-napi/binding.js')).default as unknown as ZstdBinding;
+  const binding = await zstdBinding();
   const lvl = level ?? 3;
   const workers = threads > 1 && data.length >= 2 * ZSTD_JOB_BYTES ? threads : 0;
   if (!context || context.level !== lvl || context.threads !== workers) {
@@ -94,6 +103,74 @@ export async function compressWithPrefix(prefix: Buffer, data: Buffer, codec: Co
   scratch.copy(out, prefix.length, 0, length);
   return out;
 }
+
+/**
+ * Buffers handed out and taken back, so that objects read one after the other (packs, during a restore)
+ * reuse the same memory instead of leaving a large garbage buffer behind each.
+ */
+export class BufferPool {
+  readonly #free: Buffer[] = [];
+
+  constructor(readonly keep = 4) {}
+
+  /** A buffer of at least `size` bytes (contents undefined). */
+  take(size: number): Buffer {
+    for (let i = this.#free.length - 1; i >= 0; i--) {
+      if (this.#free[i].length >= size) return this.#free.splice(i, 1)[0];
+    }
+    return Buffer.allocUnsafe(size);
+  }
+
+  /** Drops every buffer kept. */
+  clear(): void {
+    this.#free.length = 0;
+  }
+
+  /** Gives back a buffer from {@link take} (or any buffer of its own); the smallest go first when full. */
+  give(buffer: Buffer): void {
+    this.#free.push(buffer);
+    if (this.#free.length > this.keep) {
+      this.#free.sort((a, b) => b.length - a.length);
+      this.#free.length = this.keep;
+    }
+  }
+}
+
+/**
+ * Like {@link decompress}, but a zstd body is decompressed into a buffer taken from `pool` (of the
+ * frame's content size, else of `sizeHint` bytes, twice that when too small): returns the body, and the
+ * buffer to give back to the pool once the body is no longer used (none for other codecs).
+ */
+export async function decompressPooled(data: Buffer, codecId: number, what: string, pool: BufferPool, sizeHint = 0): Promise<{ body: Buffer; buffer?: Buffer }> {
+  if (codecId !== CODEC_IDS.zstd) return { body: await decompress(data, codecId, what) };
+  const b = await zstdBinding();
+  let size = Math.max(sizeHint, 64 << 10);
+  try {
+    const known = b.getFrameContentSize(data);
+    if (typeof known === 'number') size = Math.max(known, 1);
+  } catch (err) {
+    throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+  }
+  // One call decodes straight into the buffer (no window buffer of its own, no copy); a frame without
+  // its size that does not fit is retried in a buffer twice as large.
+  for (;;) {
+    const buffer = pool.take(size);
+    try {
+      const length = (pooledDctx ??= new b.DCtx()).decompress(buffer, data);
+      return { body: buffer.subarray(0, length), buffer };
+    } catch (err) {
+      pool.give(buffer);
+      pooledDctx = undefined; // a context that failed midway starts afresh
+      if (/destination buffer is too small/i.test((err as Error).message) && size < 1 << 30) {
+        size *= 2;
+        continue;
+      }
+      throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+let pooledDctx: InstanceType<ZstdBinding['DCtx']> | undefined;
 
 /** Decompresses an object written with the codec whose id is `codecId`; throws E_CORRUPT on damage. */
 export async function decompress(data: Buffer, codecId: number, what: string): Promise<Buffer> {

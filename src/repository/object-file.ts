@@ -37,6 +37,12 @@ export async function sealObject(
  * (E_CORRUPT) when the content does not match its name, the magic is wrong, or it does not decompress.
  */
 export async function openObject(kind: ObjectKind, file: Buffer, hash: string, what: string): Promise<Buffer> {
+  checkObject(kind, file, hash, what);
+  return decompress(file.subarray(9), file[8], what);
+}
+
+/** The checks of {@link openObject} without the decompression: name, then magic. */
+export function checkObject(kind: ObjectKind, file: Buffer, hash: string, what: string): void {
   const actual = sha256(file);
   if (actual !== hash) {
     throw new IntegrityError('E_CORRUPT', `${what}: content does not match its name (damaged or truncated: ${file.length} bytes, SHA-256 ${actual.slice(0, 16)}…)`);
@@ -44,5 +50,4 @@ export async function openObject(kind: ObjectKind, file: Buffer, hash: string, w
   if (file.length < 9 || !file.subarray(0, 8).equals(MAGIC[kind])) {
     throw new IntegrityError('E_CORRUPT', `${what}: not a ${kind} object of format version 1`);
   }
-  return decompress(file.subarray(9), file[8], what);
 }

@@ -12,6 +12,8 @@ import { ambiguousSnapshot, notRepository, unknownSnapshot } from './errors.js';
 import { acquireLock, type LockKind, type RepositoryLock } from './locks.js';
 import { decodeManifest, snapshotKey, type Snapshot } from './manifest.js';
 import { Pack, packKey } from './pack.js';
+import { BufferPool } from './compression.js';
+import { collectAll, GarbageGate } from '../core/memory.js';
 
 /** Where a repository is: a location string (path or URL) or an already opened Store. */
 export type RepositoryLocation = string | Store;
@@ -125,8 +127,14 @@ export class Repository {
     const ids = await this.snapshotIds();
     if (ref === 'latest') {
       if (ids.length === 0) throw new NotFoundError(`repository: ${this.location} has no snapshots yet`, { hint: 'Take one with `scriptorium backup`.' });
-      const all = await this.snapshots();
-      return all[all.length - 1];
+      // The newest by the order of snapshots(), reading one manifest at a time: a repository of many
+      // snapshots of a large database never holds more than two of them in memory.
+      let latest: Snapshot | undefined;
+      for (const id of ids) {
+        const snap = await this.snapshot(id);
+        if (!latest || snap.time.localeCompare(latest.time) > 0 || (snap.time === latest.time && snap.id.localeCompare(latest.id) > 0)) latest = snap;
+      }
+      return latest!;
     }
     if (!/^[0-9a-f]{4,64}$/.test(ref)) throw unknownSnapshot(ref, this.location);
     const matches = ids.filter((id) => id.startsWith(ref));
@@ -188,15 +196,28 @@ export async function withRepository<T>(
   }
 }
 
-/** A small LRU of opened packs, for reading snapshots whose chunks come from a few packs at a time. */
+/**
+ * A small LRU of opened packs, for reading snapshots whose chunks come from a few packs at a time.
+ * With `recycle`, pack bodies live in pooled memory that an evicted pack gives back for the next one
+ * (no large garbage buffer per pack): a caller must then be done with every view of a pack before it
+ * asks for a pack that is not in the cache (which may evict it), and must call {@link close} at the end.
+ */
 export class PackCache {
   readonly #repo: Repository;
   readonly #capacity: number;
   readonly #packs = new Map<string, Promise<Pack>>();
+  readonly #pool: BufferPool | undefined;
+  readonly #gate: GarbageGate | undefined;
 
-  constructor(repo: Repository, capacity = 3) {
+  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean } = {}) {
     this.#repo = repo;
     this.#capacity = capacity;
+    if (options.recycle) {
+      this.#pool = new BufferPool(capacity + 1);
+      // Each compressed file read is garbage once opened: collect it at once, and the heap fully every
+      // few megabytes of files (about 16 packs; measured: 4 MiB less at the peak of a restore, same time).
+      this.#gate = new GarbageGate(1, 8 << 20);
+    }
   }
 
   get(hash: string): Promise<Pack> {
@@ -204,11 +225,46 @@ export class PackCache {
     if (pack) {
       this.#packs.delete(hash);
     } else {
-      pack = this.#repo.pack(hash);
+      if (this.#packs.size >= this.#capacity) {
+        const oldest = this.#packs.keys().next().value as string;
+        this.#evict(oldest);
+      }
+      pack = this.#open(hash);
       pack.catch(() => this.#packs.delete(hash));
-      if (this.#packs.size >= this.#capacity) this.#packs.delete(this.#packs.keys().next().value as string);
     }
     this.#packs.set(hash, pack);
     return pack;
+  }
+
+  /**
+   * Empties the cache; with `recycle`, also lets go of the pooled memory and collects it at once, so
+   * that what follows (index builds after a restore) does not add to it.
+   */
+  async close(): Promise<void> {
+    await this.#evictAll();
+    if (!this.#pool) return;
+    this.#pool.clear();
+    collectAll();
+  }
+
+  async #evictAll(): Promise<void> {
+    const open = [...this.#packs.values()];
+    for (const hash of [...this.#packs.keys()]) this.#evict(hash);
+    for (const pack of open) await pack.then(() => undefined, () => undefined); // released once opened
+  }
+
+  async #open(hash: string): Promise<Pack> {
+    if (!this.#pool) return this.#repo.pack(hash);
+    const file = await this.#repo.store.get(packKey(hash));
+    // A pack is sealed once its chunks reach packBytes: the body is seldom much more than that.
+    const pack = await Pack.open(hash, file, this.#pool, this.#repo.config.packBytes + (128 << 10));
+    this.#gate!.add(file.length);
+    return pack;
+  }
+
+  #evict(hash: string): void {
+    const pack = this.#packs.get(hash);
+    this.#packs.delete(hash);
+    pack?.then((p) => p.release(), () => undefined);
   }
 }

@@ -5,7 +5,9 @@ import { commitFile, removeQuietly, tempPathBeside } from '../core/atomic-file.j
 import { ScriptoriumError, UsageError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
-import type { Snapshot } from './manifest.js';
+import type { Snapshot, TableEntry } from './manifest.js';
+import type { DatabaseSchema } from '../core/schema.js';
+import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
@@ -61,6 +63,28 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
   );
 }
 
+/**
+ * Loads the rows of `entries` into `target`. Pack memory is pooled and given back at the end (in a
+ * function of its own, so that no variable of the loop keeps the last pack alive afterwards).
+ */
+async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
+  const cache = new PackCache(repo, 3, { recycle: true }); // each batch is loaded before the next is read
+  try {
+    for (const entry of entries) {
+      const table = schema.tables.find((t) => t.name === entry.name)!;
+      // Packs are checked as they are read; the digest is recomputed from the loaded table below.
+      for await (const batch of readTable(repo, cache, snapshot, entry, 'restore', false)) {
+        target.load(table, 'ndjson', batch);
+        reporter.rowsDone += batch.rows;
+        reporter.bytesIn += batch.data.length + 1;
+        reporter.progress('rows', entry.name);
+      }
+    }
+  } finally {
+    await cache.close();
+  }
+}
+
 function checkTarget(into: string, force: boolean): void {
   if (!existsSync(into)) return;
   if (!force) {
@@ -87,17 +111,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
   const target = SqliteTarget.create(temp);
   try {
     target.createTables(schema.tables);
-    const cache = new PackCache(repo);
-    for (const entry of entries) {
-      const table = schema.tables.find((t) => t.name === entry.name)!;
-      // Packs are checked as they are read; the digest is recomputed from the loaded table below.
-      for await (const batch of readTable(repo, cache, snapshot, entry, 'restore', false)) {
-        target.load(table, 'ndjson', batch);
-        reporter.rowsDone += batch.rows;
-        reporter.bytesIn += batch.data.length + 1;
-        reporter.progress('rows', entry.name);
-      }
-    }
+    await loadTables(repo, snapshot, schema, entries, target, reporter);
     reporter.progress('indexes', undefined, true);
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it
     target.finish(schema.objects, schema.meta);

@@ -44,20 +44,42 @@ export async function* readTable(
   checkDigest = true,
 ): AsyncGenerator<RowBatch> {
   const digest = checkDigest ? createHash('sha256') : undefined;
+  // A batch is views of one pack (`parts`), or, once it spans packs, a copy in `carry`: the cache may
+  // recycle a pack's memory when another pack is opened, so no view outlives the switch to a new pack.
   let parts: Buffer[] = [];
+  let partsPack: string | undefined;
+  let carry = Buffer.alloc(0);
+  let carried = 0;
   let bytes = 0;
   let rows = 0;
   let total = 0;
+  const toCarry = (): void => {
+    if (carried + bytes > carry.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * carry.length, carried + bytes, 64 << 10));
+      carry.copy(grown, 0, 0, carried);
+      carry = grown;
+    }
+    for (const part of parts) carried += part.copy(carry, carried);
+    parts = [];
+    bytes = 0;
+  };
   const batch = (): RowBatch => {
-    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
+    let data: Buffer;
+    if (carried === 0 && parts.length === 1) data = parts[0];
+    else {
+      toCarry();
+      data = carry.subarray(0, carried);
+    }
     const out = { data: data.subarray(0, data.length - 1), rows };
     parts = [];
     bytes = 0;
+    carried = 0;
     rows = 0;
     return out;
   };
   for (const [p, first, count] of table.chunks) {
     const packHash = snapshot.packs[p];
+    if (parts.length > 0 && packHash !== partsPack) toCarry();
     let pack: Pack;
     try {
       pack = await cache.get(packHash);
@@ -69,10 +91,11 @@ export async function* readTable(
       const message = err.code === 'E_NOT_FOUND' ? `pack ${packHash.slice(0, 16)} is missing` : err.message;
       throw new RepositoryIntegrityError([{ code: 'E_CORRUPT', message, snapshot: snapshot.id, table: table.name, chunk, pack: packHash }], operation);
     }
+    partsPack = packHash;
     // Consecutive entries lie back to back in the pack: hand them on as views, in batch-sized spans.
     for (let e = first, end = first + count; e < end; ) {
       let stop = e;
-      while (stop < end && rows < BATCH_ROWS && bytes < BATCH_BYTES) {
+      while (stop < end && rows < BATCH_ROWS && carried + bytes < BATCH_BYTES) {
         rows += pack.rows(stop);
         bytes += pack.size(stop);
         stop++;
@@ -81,7 +104,7 @@ export async function* readTable(
       digest?.update(data);
       parts.push(data);
       e = stop;
-      if (rows >= BATCH_ROWS || bytes >= BATCH_BYTES) {
+      if (rows >= BATCH_ROWS || carried + bytes >= BATCH_BYTES) {
         total += rows;
         yield batch();
       }

@@ -138,6 +138,7 @@ async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkInd
       }
     }
   }
+  await cache.close();
 }
 
 /** A PackCache that runs `onOpen` on each pack it opens. */
@@ -145,7 +146,7 @@ class CheckingCache extends PackCache {
   readonly #onOpen: (pack: Pack) => void;
 
   constructor(repo: Repository, onOpen: (pack: Pack) => void) {
-    super(repo);
+    super(repo, 3, { recycle: true }); // readTable is done with a batch before it reads the next
     this.#onOpen = onOpen;
   }
 
