@@ -114,12 +114,14 @@ describe('Monitor', () => {
     await sleep(200); // no progress event: only the timer can see the buffer
     expect(big.length).toBe(256 * MIB);
     big = undefined;
-    for (let i = 0; i < 100 && process.memoryUsage().rss > rssWithBuffer - 128 * MIB; i++) {
+    // V8 frees dead buffers' memory in the background: wait until most of it is back (not just half,
+    // or the end sample can land within 128 MiB of the peak on a busy machine).
+    for (let i = 0; i < 200 && process.memoryUsage().rss > rssWithBuffer - 192 * MIB; i++) {
       gc();
       await sleep(10);
     }
     const record = op.complete({ rows: 1 });
-    expect(record.endRssBytes).toBeLessThan(rssWithBuffer - 128 * MIB);
+    expect(record.endRssBytes).toBeLessThan(rssWithBuffer - 192 * MIB);
     expect(record.peakRssBytes).toBeGreaterThan(record.endRssBytes + 128 * MIB);
     expect(record.peakHeapUsedBytes).toBeGreaterThan(0);
     expect(record.samples).toBeGreaterThan(3);
@@ -135,7 +137,7 @@ describe('Monitor', () => {
     expect(big.length).toBe(256 * MIB);
     big = undefined;
     const peakSeen = process.memoryUsage().rss;
-    for (let i = 0; i < 100 && process.memoryUsage().rss > peakSeen - 128 * MIB; i++) {
+    for (let i = 0; i < 200 && process.memoryUsage().rss > peakSeen - 192 * MIB; i++) {
       gc();
       await sleep(10);
     }
