@@ -81,6 +81,30 @@ static int json_any_escaped(uint64_t x) {
   return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((s - ones) & ~s)) & highs ? 1 : 0;
 }
 
+/* Whether any of the 8 bytes in x is NUL, '\'' or '\r' (exact as a yes/no answer). */
+static int sql_any_special(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t q = x ^ (ones * '\''), r = x ^ (ones * '\r');
+  return (((x - ones) & ~x) | ((q - ones) & ~q) | ((r - ones) & ~r)) & highs ? 1 : 0;
+}
+
+/*
+** Copies s[i, n) to *o eight bytes at a time up to the first word holding a byte that a JSON string
+** (sql = 0) or a SQL literal (sql = 1) must treat specially; returns where it stopped.
+*/
+static inline int copy_plain(char **o, const unsigned char *s, int i, int n, int sql) {
+  char *out = *o;
+  while (i + 8 <= n) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    if (sql ? sql_any_special(x) : json_any_escaped(x)) break;
+    memcpy(out, s + i, 8);
+    out += 8; i += 8;
+  }
+  *o = out;
+  return i;
+}
+
 /* A JSON string: copied eight bytes at a time where nothing needs escaping. */
 static void put_json_text(Buf *b, const unsigned char *s, int n) {
   if (!buf_reserve(b, 6 * (sqlite3_int64)n + 2)) return;
@@ -88,13 +112,7 @@ static void put_json_text(Buf *b, const unsigned char *s, int n) {
   *o++ = '"';
   int i = 0;
   while (i < n) {
-    while (i + 8 <= n) {
-      uint64_t x;
-      memcpy(&x, s + i, 8);
-      if (json_any_escaped(x)) break;
-      memcpy(o, s + i, 8);
-      o += 8; i += 8;
-    }
+    i = copy_plain(&o, s, i, n, 0);
     int stop = i + 8 < n ? i + 8 : n;
     for (; i < stop; i++) {
       unsigned char c = s[i];
@@ -116,13 +134,6 @@ static void put_json_text(Buf *b, const unsigned char *s, int n) {
   b->n = o - b->p;
 }
 
-/* Whether any of the 8 bytes in x is NUL, '\'' or '\r' (exact as a yes/no answer). */
-static int sql_any_special(uint64_t x) {
-  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-  uint64_t q = x ^ (ones * '\''), r = x ^ (ones * '\r');
-  return (((x - ones) & ~x) | ((q - ones) & ~q) | ((r - ones) & ~r)) & highs ? 1 : 0;
-}
-
 /*
 ** A SQL string literal, quotes doubled, copied eight bytes at a time where there is nothing to double.
 ** Text with NUL (which cannot stand in SQL text) or CR LF (which the sqlite3 shell reads as LF) is
@@ -135,13 +146,7 @@ static void put_sql_string(Buf *b, const unsigned char *s, int n) {
   *o++ = '\'';
   int i = 0;
   while (i < n) {
-    while (i + 8 <= n) {
-      uint64_t x;
-      memcpy(&x, s + i, 8);
-      if (sql_any_special(x)) break;
-      memcpy(o, s + i, 8);
-      o += 8; i += 8;
-    }
+    i = copy_plain(&o, s, i, n, 1);
     int stop = i + 8 < n ? i + 8 : n;
     for (; i < stop; i++) {
       unsigned char c = s[i];
