@@ -12,7 +12,7 @@ import type { OperationEvent } from '../src/core/events.js';
 import { compareDatabases } from '../src/engines/sqlite/compare.js';
 import { exportTo } from '../src/export.js';
 import { importFrom } from '../src/import.js';
-import { cli, cliAsync, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
+import { cli, cliAsync, ledgerDb, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
 import { trickyDb } from './export-import/tricky.js';
 
 let dir: string;
@@ -36,23 +36,6 @@ function ndjsonTables(text: string): Record<string, unknown[][]> {
     }
   }
   return out;
-}
-
-/** Two tables that every writer transaction grows together: a consistent snapshot has equal counts. */
-function ledgerDb(file: string, rows: number): string {
-  makeDb(file, (db) => {
-    db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE debit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT); CREATE TABLE credit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT)');
-    const d = db.prepare('INSERT INTO debit(amount, note) VALUES (?, ?)');
-    const c = db.prepare('INSERT INTO credit(amount, note) VALUES (?, ?)');
-    db.transaction(() => {
-      for (let i = 0; i < rows; i++) {
-        d.run(BigInt(i), 'x'.repeat(50));
-        c.run(BigInt(i), 'y'.repeat(50));
-      }
-    })();
-  });
-  return file;
 }
 
 const counts = (file: string): [bigint, bigint] =>

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareDatabases } from '../src/engines/sqlite/compare.js';
 import { importFrom } from '../src/import.js';
-import { CLI, cli, cliAsync, FORMATS, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
+import { CLI, cli, cliAsync, FORMATS, ledgerDb, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
 
 /** Two readers even for these small test databases (by default only from 16 MiB). */
 const TWO = { ...process.env, SCRIPTORIUM_READERS: '2' };
@@ -73,22 +73,6 @@ describe('two readers', () => {
     }
   });
 });
-
-/** Two tables that every writer transaction grows together: a consistent snapshot has equal counts. */
-function ledgerDb(file: string, rows: number, journal: 'wal' | 'delete'): string {
-  return makeDb(file, (db) => {
-    db.pragma(`journal_mode = ${journal}`);
-    db.exec('CREATE TABLE debit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT); CREATE TABLE credit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT)');
-    const d = db.prepare('INSERT INTO debit(amount, note) VALUES (?, ?)');
-    const c = db.prepare('INSERT INTO credit(amount, note) VALUES (?, ?)');
-    db.transaction(() => {
-      for (let i = 0; i < rows; i++) {
-        d.run(BigInt(i), 'x'.repeat(40));
-        c.run(BigInt(i), 'y'.repeat(40));
-      }
-    })();
-  });
-}
 
 describe.each(['wal', 'delete'] as const)('one snapshot while a process commits (%s journal)', (journal) => {
   it('both tables come from one point in time, with both readers at work', async () => {

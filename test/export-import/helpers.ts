@@ -146,3 +146,22 @@ export function sqlite3Shell(args: string[], input?: string | Buffer): Buffer {
 export function typed(db: Database.Database, sql: string, ...params: unknown[]): { t: string; v: unknown }[] {
   return db.prepare(sql).all(...params) as { t: string; v: unknown }[];
 }
+
+/**
+ * Two tables, debit and credit, that every writer transaction in the consistency tests grows together:
+ * a consistent snapshot has equal counts.
+ */
+export function ledgerDb(file: string, rows: number, journal: 'wal' | 'delete' = 'wal'): string {
+  return makeDb(file, (db) => {
+    db.pragma(`journal_mode = ${journal}`);
+    db.exec('CREATE TABLE debit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT); CREATE TABLE credit(id INTEGER PRIMARY KEY, amount INTEGER, note TEXT)');
+    const d = db.prepare('INSERT INTO debit(amount, note) VALUES (?, ?)');
+    const c = db.prepare('INSERT INTO credit(amount, note) VALUES (?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < rows; i++) {
+        d.run(BigInt(i), 'x'.repeat(50));
+        c.run(BigInt(i), 'y'.repeat(50));
+      }
+    })();
+  });
+}
