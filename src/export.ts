@@ -154,7 +154,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     await finishOutput(input, out, done, ownsStream);
     let bytes = sink.bytes;
     if (temp) {
-      commitFile(temp, dest);
+      commitFile(temp, dest, { synced: true }); // both file writers fsync before they finish
       temp = undefined;
       bytes = fs.statSync(dest).size;
     }

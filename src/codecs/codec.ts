@@ -15,7 +15,6 @@ export interface Codec {
   /** The first bytes of every stream this codec writes. */
   readonly magic: Buffer;
   compressor(level?: number): Promise<Duplex>;
-  decompressor(): Promise<Duplex>;
 }
 
 const gzip: Codec = {
@@ -23,7 +22,6 @@ const gzip: Codec = {
   extension: '.gz',
   magic: Buffer.from([0x1f, 0x8b]),
   compressor: async (level) => zlib.createGzip({ level: level ?? 6, chunkSize: 256 * 1024 }),
-  decompressor: async () => zlib.createGunzip({ chunkSize: 256 * 1024 }),
 };
 
 const zstd: Codec = {
@@ -34,10 +32,6 @@ const zstd: Codec = {
     const { CompressStream } = await loadZstd();
     return new CompressStream({ compressionLevel: level ?? 3 });
   },
-  async decompressor() {
-    const { DecompressStream } = await loadZstd();
-    return new DecompressStream();
-  },
 };
 
 const none: Codec = {
@@ -45,7 +39,6 @@ const none: Codec = {
   extension: '',
   magic: Buffer.alloc(0),
   compressor: () => Promise.reject(new TypeError('codec none has no compressor')),
-  decompressor: () => Promise.reject(new TypeError('codec none has no decompressor')),
 };
 
 /** The codecs scriptorium knows, by name. */
@@ -85,4 +78,16 @@ async function loadZstd(): Promise<typeof import('zstd-napi')> {
       cause: err,
     });
   }
+}
+
+export type ZstdBinding = typeof import('zstd-napi/binding.js');
+let binding: ZstdBinding | undefined;
+
+/** zstd-napi's low-level bindings (contexts with reused buffers), loaded once, with the same error as above. */
+export async function zstdBinding(): Promise<ZstdBinding> {
+  if (binding) return binding;
+  await loadZstd();
+  const mod = (await import('zstd-napi/binding.js')) as ZstdBinding & { default?: ZstdBinding };
+  binding = mod.default ?? mod;
+  return binding;
 }

@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
 import { BackgroundFlusher } from '../core/file-writer.js';
-
-type Binding = typeof import('zstd-napi/binding.js');
+import { zstdBinding, type ZstdBinding as Binding } from './codec.js';
 
 /**
  * A zstd-compressed file written through one compression context and one reused output buffer. The
@@ -30,9 +29,7 @@ export class ZstdFileWriter extends Writable {
 
   /** Creates `file` (truncating it) and returns a writer that compresses into it. */
   static async create(file: string, level = 3): Promise<ZstdFileWriter> {
-    const mod = (await import('zstd-napi/binding.js')) as Binding & { default?: Binding };
-    const binding = mod.default ?? mod;
-    return new ZstdFileWriter(fs.openSync(file, 'w'), binding, level);
+    return new ZstdFileWriter(fs.openSync(file, 'w'), await zstdBinding(), level);
   }
 
   #compress(chunk: Buffer, end: boolean): void {

@@ -37,9 +37,12 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Make `temp` durable and rename it over `dest`, then make the rename durable. */
-export function commitFile(temp: string, dest: string): void {
-  fsyncFile(temp);
+/**
+ * Make `temp` durable and rename it over `dest`, then make the rename durable. `synced`: the writer has
+ * already fsynced `temp` (DurableFileWriter, ZstdFileWriter), so it is not synced again.
+ */
+export function commitFile(temp: string, dest: string, options: { synced?: boolean } = {}): void {
+  if (!options.synced) fsyncFile(temp);
   fs.renameSync(temp, dest);
   fsyncDir(path.dirname(path.resolve(dest)));
 }

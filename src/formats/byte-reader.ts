@@ -181,8 +181,3 @@ export async function readHead(source: ByteSource, n: number): Promise<Buffer> {
   }
   return head.subarray(0, got);
 }
-
-/** Adapts a Node readable (or any async iterable of chunks) to Buffers. */
-export async function* asBuffers(source: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
-  for await (const chunk of source) yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-}

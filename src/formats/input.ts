@@ -5,7 +5,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { IntegrityError, ScriptoriumError } from '../core/errors.js';
-import type { CodecName } from '../codecs/codec.js';
+import { zstdBinding, type CodecName } from '../codecs/codec.js';
 import { iterableSource, type ByteSource } from './byte-reader.js';
 
 /** A source reading a file from its current position. */
@@ -17,8 +17,6 @@ export function fileSource(handle: FileHandle): ByteSource {
     },
   };
 }
-
-type ZstdBinding = typeof import('zstd-napi/binding.js');
 
 /** Compressed bytes read from the source at a time. */
 const ZSTD_INPUT_BYTES = 256 << 10;
@@ -59,17 +57,7 @@ function readAhead(source: ByteSource, size: number): { next(): Promise<Buffer |
  * is E_TRUNCATED; data zstd cannot decode is E_CORRUPT.
  */
 export async function zstdSource(raw: ByteSource): Promise<ByteSource> {
-  let binding: ZstdBinding;
-  try {
-    const mod = (await import('zstd-napi/binding.js')) as ZstdBinding & { default?: ZstdBinding };
-    binding = mod.default ?? mod;
-  } catch (err) {
-    throw new ScriptoriumError('E_DEPENDENCY', 'zstd: the zstd-napi package could not be loaded', {
-      hint: 'Reinstall with `npm install` (zstd-napi builds from source), or use --compress gzip.',
-      cause: err,
-    });
-  }
-  const dctx = new binding.DCtx();
+  const dctx = new (await zstdBinding()).DCtx();
   const chunks = readAhead(raw, ZSTD_INPUT_BYTES);
   let input: Buffer = Buffer.alloc(0);
   let inPos = 0;

@@ -2,6 +2,8 @@
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import { IntegrityError, UsageError } from '../core/errors.js';
+import { zstdBinding as codecZstdBinding, type ZstdBinding } from '../codecs/codec.js';
+export type { ZstdBinding };
 
 /** The compression codecs a repository may use. */
 export type CompressionCodec = 'zstd' | 'gzip' | 'none';
@@ -56,17 +58,10 @@ export async function compress(data: Buffer, codec: CompressionCodec, level?: nu
   }
 }
 
-export type ZstdBinding = typeof import('zstd-napi/binding.js');
-let binding: ZstdBinding | undefined;
-
-/** zstd-napi's low-level bindings (contexts, streaming), with the friendly error when it is missing. */
+/** zstd-napi's low-level bindings (contexts, streaming), with the repository's error when it is missing. */
 export async function zstdBinding(): Promise<ZstdBinding> {
   await loadZstd();
-  if (!binding) {
-    const mod = (await import('zstd-napi/binding.js')) as ZstdBinding & { default?: ZstdBinding };
-    binding = mod.default ?? mod;
-  }
-  return binding;
+  return codecZstdBinding();
 }
 /** One zstd context per thread, kept with its settings, and the scratch buffer it compresses into. */
 let context: { cctx: InstanceType<ZstdBinding['CCtx']>; level: number; threads: number } | undefined;
