@@ -4,10 +4,14 @@
 **
 **   SELECT c0, ..., cN FROM scriptorium_rows(mode, spec, data)   table-valued: the rows of a batch
 **   SELECT data, rows FROM scriptorium_encode(sql, mode, keys, maxrows, maxbytes)  table-valued: the rows
-**                                                   of a query, encoded in batches (scriptorium_encode.inc)
+**                                                   of a query (or of a table's segments, on background
+**                                                   readers), encoded in batches (scriptorium_encode.inc)
 **   scriptorium_every(key, n)                       aggregate: every n-th key (splits a table in runs)
 **   SELECT data, rows, chunks, ids FROM scriptorium_chunks(sql, …)  table-valued: a table's rows as
 **                                                   ndjson, cut into backup chunks (scriptorium_scan.inc)
+**   scriptorium_reader(n)                           opens n (or closes, with 0) background readers that
+**                                                   scriptorium_chunks and scriptorium_encode read on,
+**                                                   each on a thread of its own
 **
 ** mode is 'ndjson' (JSON arrays), 'json' (JSON objects keyed by column name) or 'sql' (SQL tuples).
 ** For 'json', keys are the column names, each JSON-encoded, joined by '\n'. For scriptorium_rows,
@@ -284,8 +288,16 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   (void)pzErrMsg;
   int rc = sqlite3_create_function(db, "scriptorium_every", 2, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, every_step, every_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_chunks", &scan_module, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_encode", &encode_module, 0);
+  ScanShared *shared = rc == SQLITE_OK ? sqlite3_malloc(sizeof(ScanShared)) : 0;
+  if (rc == SQLITE_OK && !shared) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK) {
+    memset(shared, 0, sizeof(*shared));
+    shared->db = db;
+    /* the module owns shared: SQLite frees it (closing the reader) when the connection closes */
+    rc = sqlite3_create_module_v2(db, "scriptorium_chunks", &scan_module, shared, scan_shared_free);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_reader", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, shared, reader_func, 0, 0);
+  if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_encode", &encode_module, shared);
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_sha256", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, 0, sha256_func, 0, 0);
   return rc;
 }

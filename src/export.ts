@@ -84,7 +84,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const compress = options.compress ?? 'none';
   const codec = codecByName(compress);
   const progress = new ProgressReporter('export', options.onEvent);
-  const src = SqliteSource.open(source, { parallel: true });
+  const src = SqliteSource.open(source, { readers: 'auto' });
   let temp: string | undefined;
   let dest = '-';
   try {

@@ -155,8 +155,10 @@ class SnapshotWriter {
     const scan = await nativeChunks(db, table, this.#repo.config.chunker, keyValues);
     if (scan) {
       // The extension read, encoded, cut and (usually) hashed the rows: only slicing is left here.
+      let sha256: string | undefined;
       for (const batch of scan) {
-        digest.update(batch.data);
+        if (batch.ids.length === 0) digest.update(batch.data); // no SHA instructions: the table is hashed here
+        if (batch.digest) sha256 = batch.digest.toString('hex');
         await this.#storeBatch(batch, ranges);
         rows += batch.rows;
         bytes += batch.data.length;
@@ -169,7 +171,7 @@ class SnapshotWriter {
         if (++batches % 64 === 0) await yieldToLoop();
       }
       this.#bytes += bytes;
-      return { name: table.name, rows, bytes, sha256: digest.digest('hex'), chunkCount, chunks: ranges };
+      return { name: table.name, rows, bytes, sha256: sha256 ?? digest.digest('hex'), chunkCount, chunks: ranges };
     }
     const chunker = new RowChunker(this.#repo.config.chunker, keyValues);
     for (const batch of db.batches(table, 'ndjson', batchRows ? { batchRows } : undefined)) {

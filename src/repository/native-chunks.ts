@@ -1,8 +1,9 @@
 /**
  * The fast path of backup: the scriptorium SQLite extension reads a table, encodes its rows as ndjson
  * and cuts them into chunks by the `row-key-v1` rule in C (`scriptorium_chunks`, native/
- * scriptorium_scan.inc), and hashes the chunks when the CPU has SHA instructions. JavaScript only
- * slices the batches it returns. The chunks are byte for byte those of {@link RowChunker} over the
+ * scriptorium_scan.inc), and hashes the chunks and the table when the CPU has SHA instructions, on a
+ * thread of its own when the source has a background reader. JavaScript only slices the batches it
+ * returns. The chunks are byte for byte those of {@link RowChunker} over the
  * engine's `ndjson` batches (test/repository/native-chunks.test.ts holds the two side by side).
  */
 import type Database from 'better-sqlite3';
@@ -17,14 +18,19 @@ export interface ChunkBatch {
   rows: number;
   /** Per chunk: u32 length, u32 rows (little-endian). */
   chunks: Buffer;
-  /** Per chunk: its SHA-256 (32 bytes), or empty when the caller must hash the chunks itself. */
+  /** Per chunk: its SHA-256 (32 bytes), or empty when the caller must hash the chunks (and the table) itself. */
   ids: Buffer;
+  /**
+   * On the table's last batch, when the extension hashed the chunks: the SHA-256 of every batch's data
+   * (the table digest). That batch may hold no rows.
+   */
+  digest: Buffer | null;
 }
 
 /** Bytes of rows per batch: big enough that per-batch costs vanish, small enough to keep memory flat. */
 export const CHUNK_BATCH_BYTES = 64 << 10;
 
-const QUERY = 'SELECT data, rows, chunks, ids FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?)';
+const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?)';
 
 /**
  * The chunks of `table` read by the extension, or undefined when `source` is not a SQLite source with
@@ -51,14 +57,14 @@ export async function nativeChunks(
   try {
     statement = db.prepare(QUERY).raw();
   } catch {
-    return undefined; // an extension built before scriptorium_chunks existed
+    return undefined; // an extension built before scriptorium_chunks (or its digest column) existed
   }
   const sql = rowsQuery(table); // the same values, in the same order, as an export
   const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0];
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {
-      for (const row of statement.iterate(...args) as IterableIterator<[Buffer, bigint | number, Buffer, Buffer]>) {
-        yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3] };
+      for (const row of statement.iterate(...args) as IterableIterator<[Buffer, bigint | number, Buffer, Buffer, Buffer | null]>) {
+        yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3], digest: row[4] };
       }
     },
   };

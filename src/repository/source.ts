@@ -13,8 +13,9 @@ export interface RowSource {
 
 /** Opens the SQLite database at `file` as a RowSource (the driver is loaded only when needed). */
 export async function openSqliteSource(file: string): Promise<RowSource> {
-  const { SqliteSource } = await import('../engines/sqlite/sqlite-source.js');
-  return SqliteSource.open(file);
+  const { SqliteSource, backgroundReaders } = await import('../engines/sqlite/sqlite-source.js');
+  // One background reader: a backup's chunks are cut in order, so its scan runs on one thread.
+  return SqliteSource.open(file, { readers: Math.min(1, backgroundReaders()) });
 }
 
 /**

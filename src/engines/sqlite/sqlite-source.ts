@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import Database from 'better-sqlite3';
 import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
 import { NotFoundError, ScriptoriumError } from '../../core/errors.js';
@@ -7,7 +8,8 @@ import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
 import { batchQuery, jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
-import { ReadHelper } from './parallel-reader.js';
+import { planSegments, segmentsArgument } from './segments.js';
+import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
 
@@ -43,15 +45,24 @@ export function assertSqliteFile(file: string): void {
 /**
  * A consistent read view of a SQLite database. One read transaction spans the source's whole life, so
  * every table is read at the same point in time even while other connections write.
+ *
+ * Background readers: with `readers` > 0, the extension opens that many more read-only connections at
+ * the same snapshot, and rows are read and encoded on their threads (native/scriptorium_encode.inc,
+ * scriptorium_scan.inc) while the caller's thread hashes and writes. Same snapshot: a third connection
+ * holds the write lock (BEGIN IMMEDIATE, see writer-hold.ts) from before the main connection's first
+ * read until the readers have begun; when that hold cannot be had, there are no background readers.
  */
 export class SqliteSource {
   readonly schema: DatabaseSchema;
   readonly #db: Database.Database;
-  readonly #helper: ReadHelper | undefined;
+  /** Background readers open on this connection's snapshot. */
+  #readers = 0;
+  /** Whether some table was read on them. */
+  #usedReaders = false;
+  readonly #rowCounts = new Map<string, number>();
 
-  private constructor(db: Database.Database, helper: ReadHelper | undefined) {
+  private constructor(db: Database.Database) {
     this.#db = db;
-    this.#helper = helper;
     db.defaultSafeIntegers(true);
     db.exec('BEGIN');
     try {
@@ -64,39 +75,38 @@ export class SqliteSource {
 
   /**
    * Opens `file` read-only. Throws `E_NOT_FOUND` or `E_NOT_SQLITE` for a missing or foreign file.
-   * With `parallel`, large tables are read by a second connection on a worker thread too (see
-   * parallel-reader.ts), when the machine and the database allow it.
+   * `readers` background readers are opened as well, when the machine and the database allow it
+   * (`'auto'`: see {@link backgroundReaders}).
    */
-  static open(file: string, options: { parallel?: boolean } = {}): SqliteSource {
+  static open(file: string, options: { readers?: number | 'auto' } = {}): SqliteSource {
     assertSqliteFile(file);
-    let helper = options.parallel ? ReadHelper.spawn(file) : undefined;
-    if (helper && !helper.holdWriters(file, (f) => new Database(f, { fileMustExist: true }))) {
-      helper.close();
-      helper = undefined;
-    }
+    const readers = options.readers === 'auto' ? backgroundReaders() : Math.max(0, options.readers ?? 0);
+    const hold = readers > 0 ? holdWriters(file, (f) => new Database(f, { fileMustExist: true })) : undefined;
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 10000');
       db.pragma('cache_size = -1024'); // 1 MiB: rows are read once, in order
       loadExtension(db);
-      const source = new SqliteSource(db, helper);
-      helper?.begin();
+      const source = new SqliteSource(db);
+      // Writers are still held off: the readers' transactions begin at the snapshot schema was read in.
+      if (hold) source.#readers = openReaders(db, readers);
       return source;
     } catch (err) {
-      helper?.close();
       if (err instanceof ScriptoriumError) throw err;
       const msg = (err as Error).message;
       throw new ScriptoriumError(/not a database|malformed/i.test(msg) ? 'E_NOT_SQLITE' : 'E_IO', `sqlite: ${file}: ${msg}`, {
         hint: 'The file is damaged or not a SQLite database.',
         cause: err,
       });
+    } finally {
+      hold?.release();
     }
   }
 
-  /** Connections that have read rows: 2 once a table was split between the main thread and a worker. */
+  /** Connections that have read rows: the background readers once a table was read on them, else 1. */
   get readers(): number {
-    return this.#helper?.used ? 2 : 1;
+    return this.#usedReaders ? this.#readers : 1;
   }
 
   /** The underlying connection, for engine-internal helpers (compare, digest). */
@@ -104,9 +114,14 @@ export class SqliteSource {
     return this.#db;
   }
 
+  /** The table's rows (counted once: the snapshot does not change while the source is open). */
   rowCount(table: TableSchema): number {
-    const row = this.#db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table.name)}`).get() as { n: bigint };
-    return Number(row.n);
+    let n = this.#rowCounts.get(table.name);
+    if (n === undefined) {
+      n = Number((this.#db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table.name)}`).get() as { n: bigint }).n);
+      this.#rowCounts.set(table.name, n);
+    }
+    return n;
   }
 
   /**
@@ -115,15 +130,43 @@ export class SqliteSource {
    */
   *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
     const batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
-    const parallel = this.#helper?.batches(this.#db, table, encoding, batchRows, NATIVE_BATCH_BYTES);
-    yield* readBatches(this.#db, table, encoding, batchRows, parallel);
+    let segments: string[] | undefined;
+    if (this.#readers > 0 && hasExtension(this.#db, rowColumns(table).length)) {
+      this.#usedReaders = true;
+      segments = planSegments(this.#db, table, this.rowCount(table), batchRows, encoding);
+    }
+    yield* readBatches(this.#db, table, encoding, batchRows, undefined, segments);
   }
 
   close(): void {
-    this.#helper?.close();
     if (!this.#db.open) return;
     if (this.#db.inTransaction) this.#db.exec('COMMIT');
-    this.#db.close();
+    this.#db.close(); // closes the background readers too
+  }
+}
+
+/**
+ * How many background readers to open by default: one per CPU, up to 4 (a table's segments are shared
+ * between them, and the caller's thread, which hashes and writes, shares the CPUs with them); none on
+ * one CPU. SCRIPTORIUM_READERS=1 reads on the main connection alone, =N (2 to 4) on N readers.
+ */
+export function backgroundReaders(): number {
+  if (process.env.SCRIPTORIUM_NO_EXTENSION === '1') return 0;
+  const asked = Number(process.env.SCRIPTORIUM_READERS);
+  if (Number.isInteger(asked) && asked >= 1) return asked === 1 ? 0 : Math.min(asked, MAX_READERS);
+  const cpus = os.availableParallelism?.() ?? os.cpus().length;
+  return cpus < 2 ? 0 : Math.min(cpus, MAX_READERS);
+}
+
+/** The extension's limit on background readers per connection (MAX_READERS in native/scriptorium_scan.inc). */
+const MAX_READERS = 4;
+
+/** Opens up to `n` background readers on `db`'s file, at `db`'s snapshot; how many opened. */
+function openReaders(db: Database.Database, n: number): number {
+  try {
+    return Number(db.prepare('SELECT scriptorium_reader(?)').pluck().get(n));
+  } catch {
+    return 0; // no extension, or one built before scriptorium_reader existed
   }
 }
 
@@ -136,12 +179,20 @@ export function tableDigest(db: Database.Database, table: TableSchema, encoding:
 
 /**
  * A table's batches over any connection (a source, or a freshly loaded target for its digest), or from
- * `from` when given (the parallel reader's).
+ * `from` when given. `segments` (see segments.ts) are read by the background readers, if any.
  */
-export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, from?: Iterable<RowBatch>): Generator<RowBatch> {
+export function* readBatches(
+  db: Database.Database,
+  table: TableSchema,
+  encoding: RowEncoding,
+  batchRows: number,
+  from?: Iterable<RowBatch>,
+  segments?: string[],
+): Generator<RowBatch> {
   const gate = new GarbageGate();
   const batches =
-    from ?? (hasExtension(db, rowColumns(table).length) ? readNativeBatches(db, table, encoding, batchRows) : readSqlBatches(db, table, encoding, batchRows));
+    from ??
+    (hasExtension(db, rowColumns(table).length) ? readNativeBatches(db, table, encoding, batchRows, segments) : readSqlBatches(db, table, encoding, batchRows));
   for (const batch of batches) {
     yield batch;
     gate.add(batch.data.length); // the consumer is done with the previous batch: keep memory flat
@@ -189,13 +240,14 @@ function* readSqlBatches(db: Database.Database, table: TableSchema, encoding: Ro
 export const NATIVE_BATCH_BYTES = 1 << 20;
 
 /**
- * The extension's path: one statement walks the table in key order, and the extension encodes its rows
- * in C, a batch per result row.
+ * The extension's path: one statement walks the table in key order (or the background readers walk its
+ * segments), and the extension encodes its rows in C, a batch per result row.
  */
-function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number): Generator<RowBatch> {
+function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const keys = encoding === 'json' ? jsonKeys(table) : null;
   const scan = db.prepare('SELECT data, rows FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
-  for (const row of scan.iterate(rowsQuery(table), encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint]>) {
+  const sql = segments ? segmentsArgument(segments) : rowsQuery(table);
+  for (const row of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint]>) {
     yield { data: row[0], rows: Number(row[1]) };
   }
 }
