@@ -50,9 +50,14 @@ export class BackgroundFlusher {
 }
 
 /**
- * A file written through libuv's thread pool (writes overlap the caller's work), flushed in the
- * background as it grows and fsynced before it finishes: when `finish` (the stream's end callback) has
- * run, every byte is durable. It writes `file` from the start, creating or truncating it.
+ * A file written synchronously, flushed in the background as it grows (on libuv's thread pool) and
+ * fsynced before it finishes: when `finish` (the stream's end callback) has run, every byte is durable.
+ * It writes `file` from the start, creating or truncating it.
+ *
+ * Why synchronous writes: the thread pool made the caller wait for a round trip through the event loop
+ * whenever its 1 MiB of buffer filled, and the main thread of an export has little else to do now that
+ * rows are encoded on background readers. Measured on the 1M-row demo: ndjson export 0.59-0.66 s
+ * through the pool, 0.51-0.57 s with synchronous writes (which cost ~50 ms in all), and 3 MB less RSS.
  */
 export class DurableFileWriter extends Writable {
   readonly #fd: number;
@@ -65,8 +70,10 @@ export class DurableFileWriter extends Writable {
   }
 
   override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
-    const buffers = chunks.map((c) => c.chunk);
-    this.#writeAll(buffers, done);
+    this.#writeAll(
+      chunks.map((c) => c.chunk),
+      done,
+    );
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -74,23 +81,30 @@ export class DurableFileWriter extends Writable {
   }
 
   #writeAll(buffers: Buffer[], done: (err?: Error | null) => void): void {
-    fs.writev(this.#fd, buffers, (err, written) => {
-      if (err) return done(err);
-      this.#flusher.wrote(written);
-      const total = buffers.reduce((n, b) => n + b.length, 0);
-      if (written === total) return done();
-      // A short write: continue after the bytes that went out.
-      let skip = written;
-      const rest: Buffer[] = [];
-      for (const b of buffers) {
-        if (skip >= b.length) skip -= b.length;
-        else {
-          rest.push(skip ? b.subarray(skip) : b);
-          skip = 0;
+    try {
+      let left = buffers.reduce((n, b) => n + b.length, 0);
+      while (left > 0) {
+        const written = fs.writevSync(this.#fd, buffers);
+        this.#flusher.wrote(written);
+        left -= written;
+        if (left === 0) break;
+        // A short write: continue after the bytes that went out.
+        let skip = written;
+        const rest: Buffer[] = [];
+        for (const b of buffers) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            rest.push(skip ? b.subarray(skip) : b);
+            skip = 0;
+          }
         }
+        buffers = rest;
       }
-      this.#writeAll(rest, done);
-    });
+    } catch (err) {
+      done(err as Error);
+      return;
+    }
+    done();
   }
 
   override _final(done: (err?: Error | null) => void): void {
