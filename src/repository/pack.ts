@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { CODEC_IDS, decompressPooled, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
+import { CODEC_IDS, decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
 import { checkObject, MAGIC, openObject, sealObject, sha256 } from './object-file.js';
 
 /** The store key of the pack named `hash`. */
@@ -151,7 +151,7 @@ export class PackWriter {
       if (!this.#cctx) {
         const b = this.#binding!;
         this.#cctx = new b.CCtx();
-        this.#cctx.setParameter(b.CParameter.compressionLevel, this.#level ?? 3);
+        this.#cctx.setParameter(b.CParameter.compressionLevel, this.#level ?? ZSTD_DEFAULT_LEVEL);
         try {
           this.#cctx.setParameter(b.CParameter.nbWorkers, ZSTD_WORKERS);
           this.#cctx.setParameter(b.CParameter.jobSize, ZSTD_JOB_BYTES);
