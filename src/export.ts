@@ -133,6 +133,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       let first = true;
       for (const batch of src.batches(table, writer.encoding, { batchRows: writer.batchRows })) {
         digest.add(batch);
+        if (batch.rows === 0) continue; // the digest, from the engine
         await sink.write(writer.batchPrefix(table, first));
         await sink.write(batch.data);
         await sink.write(writer.batchSuffix(table));

@@ -21,6 +21,13 @@ export const ROW_SEPARATOR: Readonly<Record<RowEncoding, string>> = {
 export interface RowBatch {
   data: Buffer;
   rows: number;
+  /** The engine hashed this batch for the table digest already (see {@link DigestBuilder}). */
+  hashed?: boolean;
+  /**
+   * On a last batch of no rows, after batches that were all `hashed`: the table digest (hex), as
+   * {@link DigestBuilder} defines it. Such a batch carries nothing to write.
+   */
+  tableSha256?: string;
 }
 
 /** Per-table content digest, the same however the rows were batched. */
@@ -38,19 +45,32 @@ export class DigestBuilder {
   readonly #hash: Hash = createHash('sha256');
   readonly #separator: Buffer;
   #rows = 0;
+  /** Rows of batches the engine hashed, and the digest it gave for them. */
+  #hashedRows = 0;
+  #given: string | undefined;
 
   constructor(encoding: RowEncoding) {
     this.#separator = Buffer.from(ROW_SEPARATOR[encoding]);
   }
 
   add(batch: RowBatch): void {
+    if (batch.tableSha256 !== undefined) this.#given = batch.tableSha256;
     if (batch.rows === 0) return;
+    this.#rows += batch.rows;
+    if (batch.hashed) {
+      this.#hashedRows += batch.rows;
+      return;
+    }
     this.#hash.update(batch.data);
     this.#hash.update(this.#separator);
-    this.#rows += batch.rows;
   }
 
   finish(): TableDigest {
+    if (this.#hashedRows > 0 || this.#given !== undefined) {
+      // The engine hashed every batch (it does all of a table's or none): its digest is the table's.
+      if (this.#hashedRows !== this.#rows || this.#given === undefined) throw new Error('DigestBuilder: batches hashed by the engine without its digest');
+      return { rows: this.#rows, sha256: this.#given };
+    }
     return { rows: this.#rows, sha256: this.#hash.digest('hex') };
   }
 }

@@ -245,9 +245,12 @@ export const NATIVE_BATCH_BYTES = 1 << 20;
  */
 function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const keys = encoding === 'json' ? jsonKeys(table) : null;
-  const scan = db.prepare('SELECT data, rows FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
+  const scan = db.prepare('SELECT data, rows, digest FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
   const sql = segments ? segmentsArgument(segments) : rowsQuery(table);
-  for (const row of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint]>) {
-    yield { data: row[0], rows: Number(row[1]) };
+  for (const [data, rows, digest] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint, Buffer | null]>) {
+    // Background readers hash the batches too (the digest comes last, on a row of its own).
+    if (digest === null) yield { data, rows: Number(rows) };
+    else if (digest.length === 32) yield { data, rows: 0, tableSha256: digest.toString('hex') };
+    else yield { data, rows: Number(rows), hashed: true };
   }
 }
