@@ -45,7 +45,8 @@ export async function runOperation<T extends object>(
       out.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) }, null, 2)}\n`);
     } else if (!opts.quiet) {
       out.write(`${summary(result)}\n`);
-      if (targets) process.stderr.write(`${formatTargetsLine(targets)}\n`);
+      // Commands without targets (init, snapshots, ...) say nothing about them.
+      if (targets && targets.checks.length > 0) process.stderr.write(`${formatTargetsLine(targets)}\n`);
     }
     return result;
   } catch (err) {
