@@ -121,6 +121,42 @@ describe('export errors', () => {
     expect(fs.readdirSync(work)).toEqual(['bad.db']);
   });
 
+  it('a damaged page deep in a table: E_CORRUPT with a hint, no output, on one reader and on background readers', () => {
+    const work = fs.mkdtempSync(path.join(dir, 'exp-'));
+    const db = makeDb(path.join(work, 'damaged.db'), (d) => {
+      d.exec('CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)');
+      const small = d.prepare('INSERT INTO small (v) VALUES (?)');
+      const big = d.prepare('INSERT INTO big (v) VALUES (?)');
+      d.transaction(() => {
+        for (let i = 0; i < 20_000; i++) small.run(`row ${i} ${'x'.repeat(200)}`);
+        for (let i = 0; i < 300; i++) big.run(`${i}`.padEnd(20_000, 'y')); // overflow pages
+      })();
+    });
+    // Break the chain pointer of one overflow page in the middle of `big`. count(*) reads no overflow
+    // page, so only the readers of the rows meet the damage.
+    const [page, size] = withDb(db, (d) => [
+      Number(d.prepare("SELECT pageno FROM dbstat WHERE name = 'big' AND pagetype = 'overflow' LIMIT 1 OFFSET 800").pluck().get()),
+      Number(d.pragma('page_size', { simple: true })),
+    ]);
+    const fd = fs.openSync(db, 'r+');
+    fs.writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0xf0]), 0, 4, (page - 1) * size);
+    fs.closeSync(fd);
+    for (const readers of ['1', '2']) {
+      const env = { ...process.env, NO_COLOR: '1', SCRIPTORIUM_READERS: readers };
+      for (const format of ['ndjson', 'sql']) {
+        const r = cli(['export', db, '--format', format, '-o', path.join(work, `out.${format}`)], { env });
+        expectFailure(r, 'E_CORRUPT');
+        expect(r.stderr, `${readers} reader(s)`).toContain('integrity_check');
+      }
+      const repo = path.join(work, `repo-${readers}`);
+      expect(cli(['init', repo], { env }).code).toBe(0);
+      const b = cli(['backup', db, '--repo', repo], { env });
+      expectFailure(b, 'E_CORRUPT');
+      expect(fs.existsSync(path.join(repo, 'snapshots')) ? fs.readdirSync(path.join(repo, 'snapshots')) : []).toEqual([]);
+    }
+    expect(fs.readdirSync(work).filter((f) => !f.startsWith('repo-'))).toEqual(['damaged.db']);
+  });
+
   it('unknown format: E_UNKNOWN_FORMAT naming it, exit 2, no output file', () => {
     const work = fs.mkdtempSync(path.join(dir, 'exp-'));
     const r = cli(['export', source, '--format', 'xml', '-o', path.join(work, 'out.xml')]);

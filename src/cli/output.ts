@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { OperationEvent } from '../core/events.js';
-import { isScriptoriumError } from '../core/errors.js';
+import { fromSqliteError, isScriptoriumError } from '../core/errors.js';
 
 /** Global output flags shared by every command. */
 export interface OutputOptions {
@@ -75,6 +75,7 @@ export function progressListener(opts: OutputOptions, stream: NodeJS.WriteStream
 
 /** Prints an error the way the CLI always does: code, message, hint; a stack only with --debug. */
 export function printError(err: unknown, debug = false, stream: NodeJS.WriteStream = process.stderr): number {
+  err = fromSqliteError(err) ?? err;
   if (isScriptoriumError(err)) {
     stream.write(`scriptorium: error ${err.code}: ${err.message}\n`);
     if (err.hint) stream.write(`  hint: ${err.hint}\n`);

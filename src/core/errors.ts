@@ -72,3 +72,34 @@ export class IntegrityError extends ScriptoriumError {
 export function isScriptoriumError(err: unknown): err is ScriptoriumError {
   return err instanceof ScriptoriumError;
 }
+
+/**
+ * The error a SQLite failure means to a user (a better-sqlite3 `SqliteError`, whose `code` is SQLite's,
+ * such as SQLITE_CORRUPT), or undefined for anything else. Without it the CLI would call a damaged
+ * database "a bug".
+ */
+export function fromSqliteError(err: unknown): ScriptoriumError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return undefined;
+  const message = `sqlite: ${(err as Error).message} (${code})`;
+  switch (code.split('_').slice(0, 2).join('_')) { // SQLITE_IOERR_READ and the like: their primary code
+    case 'SQLITE_CORRUPT':
+    case 'SQLITE_NOTADB':
+      return new IntegrityError('E_CORRUPT', message, {
+        hint: 'The database file is damaged. Check it with `sqlite3 <db> "PRAGMA integrity_check"`; restore it from a backup, or recover what can be read with the sqlite3 shell\'s `.recover`.',
+        cause: err,
+      });
+    case 'SQLITE_BUSY':
+    case 'SQLITE_LOCKED':
+      return new ScriptoriumError('E_LOCKED', message, { hint: 'Another process holds a lock on the database for longer than we wait; try again when it is done.', cause: err });
+    case 'SQLITE_FULL':
+      return new ScriptoriumError('E_IO', message, { hint: 'The disk is full: free some space and try again. Nothing was written in place of what existed.', cause: err });
+    case 'SQLITE_READONLY':
+    case 'SQLITE_CANTOPEN':
+    case 'SQLITE_PERM':
+    case 'SQLITE_IOERR':
+      return new ScriptoriumError('E_IO', message, { hint: 'Check that the file and its directory exist and are readable (and writable, for a target).', cause: err });
+    default:
+      return undefined;
+  }
+}
