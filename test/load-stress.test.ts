@@ -56,8 +56,8 @@ describe('load and stress', () => {
     const large = path.join(dir, 'large.db');
     createDemoDatabase(small, { records: 5_000 });
     createDemoDatabase(large, { records: 50_000 });
-    // Both with one reader, then both with two (by default the larger one would get the second reader
-    // and its fixed cost, a worker thread, and that is not growth with the data).
+    // With the main connection alone, then with two background readers (whose queue of encoded rows,
+    // at most 8 MiB, fills only on larger tables: bounded, not growth with the data).
     for (const readers of ['1', '2']) {
       const env = { ...process.env, SCRIPTORIUM_READERS: readers };
       const s = await exportProcess(small, path.join(dir, 'small.ndjson'), dir, env);
