@@ -53,15 +53,20 @@ export async function backup(source: string | RowSource, repository: RepositoryL
       try {
         db = typeof source === 'string' ? await openSqliteSource(source) : source;
         const tables = selectTables(db.schema, options.tables, sourceName);
-        const rowCounts = tables.map((t) => db!.rowCount(t));
+        // Estimates: the rows are counted as they are read, and count(*) would read every table once more.
+        const estimates = tables.map((t) => db!.rowEstimate?.(t) ?? db!.rowCount(t));
         reporter.started({
           source: sourceName, target: repo.location, format: 'repository',
-          totalRows: rowCounts.reduce((a, b) => a + b, 0), tables: tables.length,
+          totalRows: estimates.reduce((a, b) => a + b, 0), tables: tables.length,
         });
         const writer = await SnapshotWriter.create(repo, await repo.loadIndex(false, true), reporter);
         try {
           const entries: TableEntry[] = [];
-          for (const table of tables) entries.push(await writer.table(db, table, options.batchRows));
+          for (const [i, table] of tables.entries()) {
+            const entry = await writer.table(db, table, options.batchRows);
+            reporter.rowsTotal = (reporter.rowsTotal ?? 0) + entry.rows - estimates[i]!; // the estimate, made exact
+            entries.push(entry);
+          }
           return await writer.finish(entries, {
             time: time.toISOString(), host: hostname(), tags: options.tags ?? [], source: sourceName,
             schema: subsetSchema(db.schema, tables.map((t) => t.name)),

@@ -7,6 +7,8 @@ import { UsageError } from '../core/errors.js';
 export interface RowSource {
   readonly schema: DatabaseSchema;
   rowCount(table: TableSchema): number;
+  /** A cheap estimate of the table's rows, for progress only (rowCount when there is none). */
+  rowEstimate?(table: TableSchema): number;
   batches(table: TableSchema, encoding: RowEncoding, opts?: { batchRows?: number }): Iterable<RowBatch>;
   close(): void;
 }

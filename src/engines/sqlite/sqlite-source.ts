@@ -13,6 +13,9 @@ import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
 
+/** A rowid span past which {@link SqliteSource.rowEstimate} counts instead. */
+const SPARSE_ROWIDS = 10_000_000_000n;
+
 /** Rows per batch: large enough that per-call overhead vanishes, small enough to keep memory flat. */
 export const DEFAULT_BATCH_ROWS = 2000;
 
@@ -122,6 +125,23 @@ export class SqliteSource {
       this.#rowCounts.set(table.name, n);
     }
     return n;
+  }
+
+  /**
+   * An estimate of the table's rows from the ends of its rowid b-tree (no scan): exact for dense rowids,
+   * an upper bound with gaps, and the count itself for WITHOUT ROWID tables or when the rowids are
+   * too sparse for the estimate to mean anything.
+   */
+  rowEstimate(table: TableSchema): number {
+    const known = this.#rowCounts.get(table.name);
+    if (known !== undefined || table.withoutRowid) return known ?? this.rowCount(table);
+    const key = tableOrder(table).keys[0]!;
+    const name = quoteIdent(table.name);
+    const [min, max] = this.#db.prepare(`SELECT (SELECT min(${key}) FROM ${name}), (SELECT max(${key}) FROM ${name})`).raw().get() as [unknown, unknown];
+    if (min === null) return 0;
+    if (typeof min !== 'bigint' || typeof max !== 'bigint') return this.rowCount(table);
+    const span = max - min + 1n;
+    return span > SPARSE_ROWIDS ? this.rowCount(table) : Number(span);
   }
 
   /**
