@@ -45,7 +45,7 @@ export interface ExportResult {
   bytes: number;
   tables: { name: string; rows: number; sha256: string }[];
   durationMs: number;
-  /** Connections that read the rows: 2 when large tables were split between two threads. */
+  /** Connections that read the rows: the background readers (2 to 4, on threads of their own), or 1. */
   readers: number;
 }
 
