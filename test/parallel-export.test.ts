@@ -4,13 +4,12 @@
  * src/engines/sqlite/segments.ts): the file is byte for byte what one reader writes, and it is still one
  * snapshot while another process commits, in WAL and in rollback-journal mode.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareDatabases } from '../src/engines/sqlite/compare.js';
 import { importFrom } from '../src/import.js';
-import { CLI, cli, cliAsync, FORMATS, ledgerDb, makeDb, removeDir, ROOT, tempDir, withDb } from './export-import/helpers.js';
+import { CLI, cli, cliAsync, FORMATS, ledgerDb, makeDb, removeDir, tempDir, whileLedgerCommits, withDb } from './export-import/helpers.js';
 
 /** Two background readers, whatever the machine. */
 const TWO = { ...process.env, SCRIPTORIUM_READERS: '2' };
@@ -84,33 +83,9 @@ describe('background readers', () => {
 describe.each(['wal', 'delete'] as const)('one snapshot while a process commits (%s journal)', (journal) => {
   it('both tables come from one point in time, with both readers at work', async () => {
     const db = ledgerDb(path.join(dir, `ledger-${journal}.db`), 80_000, journal);
-    const script = `
-      const Database = require(${JSON.stringify(path.join(ROOT, 'node_modules/better-sqlite3'))});
-      const db = new Database(${JSON.stringify(db)});
-      db.pragma('busy_timeout = 10000');
-      const d = db.prepare("INSERT INTO debit(amount, note) VALUES (1, 'concurrent')");
-      const c = db.prepare("INSERT INTO credit(amount, note) VALUES (1, 'concurrent')");
-      // Moves an amount between two far-apart debit rows: only a mixed snapshot sees half a move.
-      const move = db.prepare("UPDATE debit SET amount = amount + ? WHERE id = ?");
-      let i = 0;
-      const tx = db.transaction(() => {
-        for (let k = 0; k < 20; k++) {
-          d.run(); c.run();
-          const from = 1 + (i * 7919) % 80000, to = 1 + (i * 7919 + 40000) % 80000; i++;
-          move.run(-1000, from); move.run(1000, to);
-        }
-      });
-      process.stdout.write('ready\\n');
-      for (;;) tx();
-    `;
-    const child: ChildProcess = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const total = (file: string): bigint =>
       withDb(file, (x) => x.prepare('SELECT (SELECT total(amount) FROM debit) - (SELECT total(amount) FROM credit)').pluck().get() as bigint);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.once('data', () => resolve());
-        child.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
-      });
+    await whileLedgerCommits(db, 80_000, async () => {
       for (const format of FORMATS) {
         const out = path.join(dir, `ledger-${journal}.${format}`);
         const r = await cliAsync(['export', db, '--format', format, '-o', out, '--json'], { env: TWO });
@@ -126,9 +101,6 @@ describe.each(['wal', 'delete'] as const)('one snapshot while a process commits 
       }
       const grown = withDb(db, (x) => x.prepare('SELECT count(*) FROM debit').pluck().get() as bigint);
       expect(grown, 'the writer really wrote during the exports').toBeGreaterThan(80_000n + 200n);
-    } finally {
-      child.kill('SIGKILL');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
-    }
+    });
   });
 });

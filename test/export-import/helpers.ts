@@ -148,6 +148,47 @@ export function typed(db: Database.Database, sql: string, ...params: unknown[]):
 }
 
 /**
+ * Runs `fn` while a child process commits to the {@link ledgerDb} `db` of `rows` rows, then kills it.
+ * Each transaction inserts one row into debit and one into credit (a consistent snapshot has equal
+ * counts), moves an amount between two far-apart debit rows (only a mixed snapshot sees half a move),
+ * and sets user_version to the number of transactions so far. Small transactions without fsync, so that
+ * as many commits as possible land between two connections' first reads; the writer stops by itself
+ * after 60 s, should the test die without killing it.
+ */
+export async function whileLedgerCommits<T>(db: string, rows: number, fn: () => Promise<T>): Promise<T> {
+  const script = `
+    const Database = require(${JSON.stringify(path.join(ROOT, 'node_modules/better-sqlite3'))});
+    const db = new Database(${JSON.stringify(db)});
+    db.pragma('busy_timeout = 10000');
+    db.pragma('synchronous = OFF');
+    const d = db.prepare("INSERT INTO debit(amount, note) VALUES (1, 'concurrent')");
+    const c = db.prepare("INSERT INTO credit(amount, note) VALUES (1, 'concurrent')");
+    const move = db.prepare("UPDATE debit SET amount = amount + ? WHERE id = ?");
+    let i = 0;
+    const tx = db.transaction(() => {
+      d.run(); c.run();
+      const from = 1 + (i * 7919) % ${rows}, to = 1 + (i * 7919 + ${Math.floor(rows / 2)}) % ${rows}; i++;
+      move.run(-1000, from); move.run(1000, to);
+      db.pragma('user_version = ' + i);
+    });
+    const end = Date.now() + 60000;
+    process.stdout.write('ready\\n');
+    while (Date.now() < end) tx();
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
+    });
+    return await fn();
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+  }
+}
+
+/**
  * Two tables, debit and credit, that every writer transaction in the consistency tests grows together:
  * a consistent snapshot has equal counts.
  */

@@ -12,11 +12,10 @@
  * reader, so it is user_version that catches a reader that began after a commit the main connection
  * did not see: without the hold, in WAL mode, about every other backup here does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, cli, cliAsync, ledgerDb, removeDir, ROOT, tempDir, withDb } from '../export-import/helpers.js';
+import { CLI, cli, cliAsync, ledgerDb, removeDir, tempDir, whileLedgerCommits, withDb } from '../export-import/helpers.js';
 
 /** A background reader whatever the machine (backup opens at most one). */
 const ENV = { ...process.env, NO_COLOR: '1', SCRIPTORIUM_READERS: '2' };
@@ -46,47 +45,16 @@ describe.each(['wal', 'delete'] as const)('a backup is one snapshot while a proc
     const backups = BACKUPS[journal];
     const db = ledgerDb(path.join(dir, `ledger-${journal}.db`), ROWS, journal);
     const repo = path.join(dir, `repo-${journal}`);
-    // One row each into debit and credit, a move between two far-apart debit rows, and the count of
-    // transactions in user_version, per transaction. Small transactions without fsync: as many commits
-    // as possible land between two connections' first reads. It stops by itself after 60 s, should
-    // this test die without killing it.
-    const script = `
-      const Database = require(${JSON.stringify(path.join(ROOT, 'node_modules/better-sqlite3'))});
-      const db = new Database(${JSON.stringify(db)});
-      db.pragma('busy_timeout = 10000');
-      db.pragma('synchronous = OFF');
-      const d = db.prepare("INSERT INTO debit(amount, note) VALUES (1, 'concurrent')");
-      const c = db.prepare("INSERT INTO credit(amount, note) VALUES (1, 'concurrent')");
-      const move = db.prepare("UPDATE debit SET amount = amount + ? WHERE id = ?");
-      let i = 0;
-      const tx = db.transaction(() => {
-        d.run(); c.run();
-        const from = 1 + (i * 7919) % ${ROWS}, to = 1 + (i * 7919 + ${ROWS / 2}) % ${ROWS}; i++;
-        move.run(-1000, from); move.run(1000, to);
-        db.pragma('user_version = ' + i);
-      });
-      const end = Date.now() + 60000;
-      process.stdout.write('ready\\n');
-      while (Date.now() < end) tx();
-    `;
     const init = cli(['init', repo, '--json'], { env: ENV });
     expect(init.code, init.stderr).toBe(0);
-    const child: ChildProcess = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const snapshots: Manifest[] = [];
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.once('data', () => resolve());
-        child.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
-      });
+    await whileLedgerCommits(db, ROWS, async () => {
       for (let b = 0; b < backups; b++) {
         const r = await cliAsync(['backup', db, '--repo', repo, '--json'], { env: ENV });
         expect(r.code, r.stderr).toBe(0);
         snapshots.push(JSON.parse(r.stdout) as Manifest);
       }
-    } finally {
-      child.kill('SIGKILL');
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
-    }
+    });
     // (From the manifests: the killed writer may leave a hot journal that a read-only connection cannot roll back.)
     const grown = snapshots.map((s) => s.tables.find((t) => t.name === 'debit')!.rows);
     expect(grown[backups - 1]! - grown[0]!, `the writer really wrote during the backups (debit rows ${grown.join(', ')})`).toBeGreaterThan(200);

@@ -27,11 +27,11 @@ export function planSegments(db: Database.Database, table: TableSchema, rows: nu
   const perSegment = Math.ceil(SEGMENT_ROWS / batchRows) * batchRows;
   const count = Math.ceil(rows / perSegment);
   if (table.withoutRowid || count < 2) return undefined;
+  const range = rowidRange(db, table);
+  if (!range) return undefined;
+  const [min, max] = range;
   const key = tableOrder(table).keys[0]!;
   const name = quoteIdent(table.name);
-  // Two subqueries: SQLite answers min() and max() from the b-tree's ends only when each is alone.
-  const [min, max] = db.prepare(`SELECT (SELECT min(${key}) FROM ${name}), (SELECT max(${key}) FROM ${name})`).raw().get() as [unknown, unknown];
-  if (typeof min !== 'bigint' || typeof max !== 'bigint') return undefined;
   const span = max - min + 1n;
   let bounds: bigint[];
   if (span === BigInt(rows)) {
@@ -46,6 +46,19 @@ export function planSegments(db: Database.Database, table: TableSchema, rows: nu
     const to = bounds[i + 1];
     return rowsQuery(table, [i > 0 ? `${key} >= ${from}` : '', to !== undefined ? `${key} < ${to}` : ''].filter(Boolean).join(' AND '));
   });
+}
+
+/**
+ * The smallest and largest rowid of a rowid table, from the ends of its b-tree (no scan); null for an
+ * empty table, undefined when the key holds other than integers. `db` needs safe integers on.
+ */
+export function rowidRange(db: Database.Database, table: TableSchema): [bigint, bigint] | null | undefined {
+  const key = tableOrder(table).keys[0]!;
+  const name = quoteIdent(table.name);
+  // Two subqueries: SQLite answers min() and max() from the b-tree's ends only when each is alone.
+  const [min, max] = db.prepare(`SELECT (SELECT min(${key}) FROM ${name}), (SELECT max(${key}) FROM ${name})`).raw().get() as [unknown, unknown];
+  if (min === null) return null;
+  return typeof min === 'bigint' && typeof max === 'bigint' ? [min, max] : undefined;
 }
 
 /** The segments as scriptorium_encode takes them: one BLOB, the queries separated by NUL bytes. */

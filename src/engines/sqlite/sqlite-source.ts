@@ -8,7 +8,7 @@ import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
 import { batchQuery, jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
-import { planSegments, segmentsArgument } from './segments.js';
+import { planSegments, rowidRange, segmentsArgument } from './segments.js';
 import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
@@ -135,12 +135,10 @@ export class SqliteSource {
   rowEstimate(table: TableSchema): number {
     const known = this.#rowCounts.get(table.name);
     if (known !== undefined || table.withoutRowid) return known ?? this.rowCount(table);
-    const key = tableOrder(table).keys[0]!;
-    const name = quoteIdent(table.name);
-    const [min, max] = this.#db.prepare(`SELECT (SELECT min(${key}) FROM ${name}), (SELECT max(${key}) FROM ${name})`).raw().get() as [unknown, unknown];
-    if (min === null) return 0;
-    if (typeof min !== 'bigint' || typeof max !== 'bigint') return this.rowCount(table);
-    const span = max - min + 1n;
+    const range = rowidRange(this.#db, table);
+    if (range === null) return 0;
+    if (range === undefined) return this.rowCount(table);
+    const span = range[1] - range[0] + 1n;
     return span > SPARSE_ROWIDS ? this.rowCount(table) : Number(span);
   }
 
@@ -155,7 +153,7 @@ export class SqliteSource {
       this.#usedReaders = true;
       segments = planSegments(this.#db, table, this.rowCount(table), batchRows, encoding);
     }
-    yield* readBatches(this.#db, table, encoding, batchRows, undefined, segments);
+    yield* readBatches(this.#db, table, encoding, batchRows, segments);
   }
 
   close(): void {
@@ -198,21 +196,14 @@ export function tableDigest(db: Database.Database, table: TableSchema, encoding:
 }
 
 /**
- * A table's batches over any connection (a source, or a freshly loaded target for its digest), or from
- * `from` when given. `segments` (see segments.ts) are read by the background readers, if any.
+ * A table's batches over any connection (a source, or a freshly loaded target for its digest).
+ * `segments` (see segments.ts) are read by the background readers, if any.
  */
-export function* readBatches(
-  db: Database.Database,
-  table: TableSchema,
-  encoding: RowEncoding,
-  batchRows: number,
-  from?: Iterable<RowBatch>,
-  segments?: string[],
-): Generator<RowBatch> {
+export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const gate = new GarbageGate();
-  const batches =
-    from ??
-    (hasExtension(db, rowColumns(table).length) ? readNativeBatches(db, table, encoding, batchRows, segments) : readSqlBatches(db, table, encoding, batchRows));
+  const batches = hasExtension(db, rowColumns(table).length)
+    ? readNativeBatches(db, table, encoding, batchRows, segments)
+    : readSqlBatches(db, table, encoding, batchRows);
   for (const batch of batches) {
     yield batch;
     gate.add(batch.data.length); // the consumer is done with the previous batch: keep memory flat
