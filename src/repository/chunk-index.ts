@@ -104,13 +104,18 @@ export class ChunkIndex {
   add(hash: Buffer, pack: number, offset = 0): void {
     if (pack !== this.#packStart.length - 1) throw new TypeError(`ChunkIndex.add: pack ${pack} is not the last registered pack`);
     const i = this.#count;
+    // Byte loops: Buffer.copy makes a view object per call, which costs more than 8 or 32 bytes do.
     if (i < this.#base) {
       if ((i & LOW) === 0) this.#hashes.push(Buffer.allocUnsafe(32 * SEGMENT));
-      hash.copy(this.#hashes[i >> SEGMENT_BITS], (i & LOW) * 32, offset, offset + 32);
+      const seg = this.#hashes[i >> SEGMENT_BITS]!;
+      const at = (i & LOW) * 32;
+      for (let b = 0; b < 32; b++) seg[at + b] = hash[offset + b]!;
     } else {
       const k = i - this.#base;
       if ((k & LOW) === 0) this.#keys.push(Buffer.allocUnsafe(KEY_BYTES * SEGMENT));
-      hash.copy(this.#keys[k >> SEGMENT_BITS], (k & LOW) * KEY_BYTES, offset, offset + KEY_BYTES);
+      const seg = this.#keys[k >> SEGMENT_BITS]!;
+      const at = (k & LOW) * KEY_BYTES;
+      for (let b = 0; b < KEY_BYTES; b++) seg[at + b] = hash[offset + b]!;
     }
     this.#count++;
     if (this.#count * 4 > this.#slots.length * 3) this.#rehash(this.#slots.length * 2);
@@ -125,7 +130,7 @@ export class ChunkIndex {
     const slots = this.#slots;
     const tags = this.#tags;
     const mask = slots.length - 1;
-    const head = hash.readUInt32LE(offset);
+    const head = (hash[offset]! | (hash[offset + 1]! << 8) | (hash[offset + 2]! << 16) | (hash[offset + 3]! << 24)) >>> 0;
     const tag = hash[offset + 4]!;
     for (let s = head & mask; ; s = (s + 1) & mask) {
       const i = slots[s]!;
