@@ -12,6 +12,8 @@
 **   scriptorium_reader(n)                           opens n (or closes, with 0) background readers that
 **                                                   scriptorium_chunks and scriptorium_encode read on,
 **                                                   each on a thread of its own
+**   scriptorium_packer(codec, level) …              a backup's packs, filled and compressed in C from
+**                                                   scriptorium_chunks' batches (scriptorium_pack.inc)
 **
 ** mode is 'ndjson' (JSON arrays), 'json' (JSON objects keyed by column name) or 'sql' (SQL tuples).
 ** For 'json', keys are the column names, each JSON-encoded, joined by '\n'. For scriptorium_rows,
@@ -278,10 +280,13 @@ static void every_final(sqlite3_context *ctx) {
 
 #include "scriptorium_rows.inc"
 #include "scriptorium_scan.inc"
+#include "scriptorium_pack.inc"
 #include "scriptorium_encode.inc"
 
 #ifdef _WIN32
 __declspec(dllexport)
+#else
+__attribute__((visibility("default")))  /* the only symbol exported (the build hides the rest, zstd's too) */
 #endif
 int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
@@ -298,6 +303,7 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   }
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_reader", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, shared, reader_func, 0, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_encode", &encode_module, shared);
+  if (rc == SQLITE_OK) rc = pack_register(db);
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_sha256", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS | SQLITE_DETERMINISTIC, 0, sha256_func, 0, 0);
   return rc;
 }

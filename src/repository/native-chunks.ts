@@ -13,16 +13,19 @@ import type { RowSource } from './source.js';
 
 /** A run of whole chunks of one table, in row order. */
 export interface ChunkBatch {
-  /** The chunks' bytes back to back: every row's ndjson encoding followed by `\n`. */
-  data: Buffer;
+  /**
+   * The chunks' bytes back to back: every row's ndjson encoding followed by `\n`; null when the scan
+   * hands its batches to a packer (see native-packer.ts).
+   */
+  data: Buffer | null;
   rows: number;
   /** Per chunk: u32 length, u32 rows (little-endian). */
   chunks: Buffer;
   /** Per chunk: its SHA-256 (32 bytes), or empty when the caller must hash the chunks (and the table) itself. */
   ids: Buffer;
   /**
-   * On the table's last batch, when the extension hashed the chunks: the SHA-256 of every batch's data
-   * (the table digest). That batch may hold no rows.
+   * On the table's last batch, when the extension hashed the chunks and there is no packer: the SHA-256
+   * of every batch's data (the table digest). That batch may hold no rows.
    */
   digest: Buffer | null;
 }
@@ -30,11 +33,12 @@ export interface ChunkBatch {
 /** Bytes of rows per batch: big enough that per-batch costs vanish, small enough to keep memory flat. */
 export const CHUNK_BATCH_BYTES = 64 << 10;
 
-const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?)';
+const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?)';
 
 /**
  * The chunks of `table` read by the extension, or undefined when `source` is not a SQLite source with
  * the extension loaded (or the table is too wide for it): the caller then chunks the engine's batches.
+ * With `packer` (a {@link NativePacker}'s handle), the batches' data goes to that packer.
  */
 export async function nativeChunks(
   source: RowSource,
@@ -43,6 +47,7 @@ export async function nativeChunks(
   keyValues: number,
   batchBytes = CHUNK_BATCH_BYTES,
   ids = true,
+  packer = 0,
 ): Promise<Iterable<ChunkBatch> | undefined> {
   const db = (source as { db?: unknown }).db as Database.Database | undefined;
   if (!db || typeof db !== 'object' || typeof db.prepare !== 'function' || !db.open) return undefined;
@@ -60,10 +65,10 @@ export async function nativeChunks(
     return undefined; // an extension built before scriptorium_chunks (or its digest column) existed
   }
   const sql = rowsQuery(table); // the same values, in the same order, as an export
-  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0];
+  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer];
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {
-      for (const row of statement.iterate(...args) as IterableIterator<[Buffer, bigint | number, Buffer, Buffer, Buffer | null]>) {
+      for (const row of statement.iterate(...args) as IterableIterator<[Buffer | null, bigint | number, Buffer, Buffer, Buffer | null]>) {
         yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3], digest: row[4] };
       }
     },
@@ -85,9 +90,9 @@ export async function nativeDigest(db: Database.Database, table: TableSchema): P
   const gate = new GarbageGate();
   let rows = 0;
   for (const batch of scan) {
-    digest.update(batch.data);
+    digest.update(batch.data!);
     rows += batch.rows;
-    gate.add(batch.data.length);
+    gate.add(batch.data!.length);
   }
   return { rows, sha256: digest.digest('hex') };
 }

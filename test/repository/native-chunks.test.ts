@@ -37,7 +37,7 @@ async function native(source: SqliteSource, settings: ChunkerSettings, batchByte
       let rows = 0;
       for (let i = 0; i < batch.chunks.length / 8; i++) {
         const length = batch.chunks.readUInt32LE(8 * i);
-        const data = batch.data.subarray(at, at + length);
+        const data = batch.data!.subarray(at, at + length);
         at += length;
         rows += batch.chunks.readUInt32LE(8 * i + 4);
         chunks.push({ data: data.toString('latin1'), rows: batch.chunks.readUInt32LE(8 * i + 4) });
@@ -46,7 +46,7 @@ async function native(source: SqliteSource, settings: ChunkerSettings, batchByte
           hashed++;
         }
       }
-      expect(at).toBe(batch.data.length);
+      expect(at).toBe(batch.data!.length);
       expect(rows).toBe(batch.rows);
     }
     out.set(table.name, chunks);

@@ -1,0 +1,109 @@
+/**
+ * Packs filled and compressed by the extension (native/scriptorium_pack.inc): with a packer, the chunk
+ * scanner (`scriptorium_chunks`) hands each batch's bytes to it instead of to JavaScript, backup tells it
+ * which chunks of the batch are new, and a thread of its own compresses each sealed pack and names it.
+ * The rows never cross into JavaScript, which keeps the main thread and the garbage collector out of a
+ * backup's way; JavaScript only sees chunk ids, and the finished pack files it stores.
+ *
+ * The pack files are those {@link PackWriter} writes (same body layout, same framing), so a repository
+ * does not tell which wrote them.
+ */
+import type Database from 'better-sqlite3';
+import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compression.js';
+
+/** A pack file the packer compressed, with its name. */
+export interface PackedFile {
+  hash: string;
+  file: Buffer;
+}
+
+export class NativePacker {
+  readonly handle: number;
+  readonly #db: Database.Database;
+  readonly #add: Database.Statement;
+  readonly #seal: Database.Statement;
+  readonly #take: Database.Statement;
+  #entries = 0;
+  #bytes = 0;
+
+  private constructor(db: Database.Database, handle: number) {
+    this.#db = db;
+    this.handle = handle;
+    this.#add = db.prepare('SELECT scriptorium_pack_add(?, ?)').pluck();
+    this.#seal = db.prepare('SELECT scriptorium_pack_seal(?)').pluck();
+    this.#take = db.prepare('SELECT scriptorium_pack_take(?, ?)').pluck();
+  }
+
+  /**
+   * A packer for packs of `codec` (zstd or none), or undefined when the extension cannot build them
+   * here (not built, no threads, no SHA instructions, or gzip): backup then packs in JavaScript.
+   */
+  static async open(codec: CompressionCodec, level: number | undefined): Promise<NativePacker | undefined> {
+    if (codec === 'gzip') return undefined;
+    const [{ default: Database }, { loadExtension }] = await Promise.all([import('better-sqlite3'), import('../engines/sqlite/extension.js')]);
+    // A connection of its own: the source's is busy while its scan iterates.
+    const db = new Database(':memory:');
+    let handle = 0;
+    try {
+      if (loadExtension(db)) {
+        const zstdLevel = codec === 'zstd' ? (level ?? ZSTD_DEFAULT_LEVEL) : 0;
+        handle = db.prepare('SELECT scriptorium_packer(?, ?)').pluck().get(CODEC_IDS[codec], zstdLevel) as number;
+      }
+    } catch {
+      handle = 0; // an extension built before packers existed
+    }
+    if (!handle) {
+      db.close();
+      return undefined;
+    }
+    return new NativePacker(db, handle);
+  }
+
+  /** Entries in the pack being filled. */
+  get entries(): number {
+    return this.#entries;
+  }
+
+  /** Bytes of chunks in the pack being filled. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Records that the next chunk stored (`length` bytes) is an entry of the pack being filled; returns its number. */
+  addEntry(length: number): number {
+    this.#bytes += length;
+    return this.#entries++;
+  }
+
+  /**
+   * Appends the chunks of the batch the scan handed over last whose flag is 1 (one byte per chunk);
+   * they must be the entries recorded with {@link addEntry} since the last batch.
+   */
+  add(flags: Uint8Array): void {
+    this.#add.get(this.handle, flags);
+  }
+
+  /** Ends the pack being filled and queues it for compression; returns how many sealed packs were not taken. */
+  seal(): number {
+    const waiting = this.#seal.get(this.handle) as number;
+    this.#entries = 0;
+    this.#bytes = 0;
+    return waiting;
+  }
+
+  /** The oldest sealed pack once compressed; undefined when none is sealed or, without `wait`, none is ready. */
+  take(wait: boolean): PackedFile | undefined {
+    const out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
+    if (!out) return undefined;
+    return { hash: out.toString('hex', 0, 32), file: out.subarray(32) };
+  }
+
+  close(): void {
+    if (!this.#db.open) return;
+    try {
+      this.#db.prepare('SELECT scriptorium_packer_close(?)').get(this.handle);
+    } finally {
+      this.#db.close();
+    }
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The extension's packer (native/scriptorium_pack.inc) builds a backup's packs in C. Its packs must
+ * hold exactly what the JavaScript PackWriter puts in them (same entries, same bytes, same order), so
+ * that the repository does not depend on which wrote it; and its own calls must fail clearly.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadExtension } from '../../src/engines/sqlite/extension.js';
+import { backup } from '../../src/repository/backup.js';
+import type { CompressionCodec } from '../../src/repository/compression.js';
+import type { Snapshot } from '../../src/repository/manifest.js';
+import { NativePacker } from '../../src/repository/native-packer.js';
+import { Pack, packKey } from '../../src/repository/pack.js';
+import { Repository } from '../../src/repository/repository.js';
+import { restore } from '../../src/repository/restore.js';
+import { verify } from '../../src/repository/verify.js';
+import { demoDb, engineDigests, fidelityDb, tempDir } from './helpers.js';
+
+afterEach(() => {
+  delete process.env.SCRIPTORIUM_JS_PACKS;
+});
+
+/** A database whose second table repeats the first row for row: its chunks are all found in this backup. */
+function twinsDb(dir: string): string {
+  const file = join(dir, 'twins.db');
+  const db = new Database(file);
+  db.exec('CREATE TABLE a (k INTEGER PRIMARY KEY, v TEXT); CREATE TABLE b (k INTEGER PRIMARY KEY, v TEXT);');
+  const ins = db.prepare('INSERT INTO a VALUES (?, ?)');
+  db.transaction(() => {
+    for (let i = 1; i <= 6000; i++) ins.run(i, `row ${i} ${'x'.repeat(i % 97)}`);
+  })();
+  db.exec('INSERT INTO b SELECT * FROM a');
+  db.close();
+  return file;
+}
+
+/** Backs `file` up into a new repository, with the native packer or (`js`) without it. */
+async function backupWith(dir: string, file: string, codec: CompressionCodec, js: boolean): Promise<{ repo: string; snap: Snapshot }> {
+  const repo = join(dir, `${codec}-${js ? 'js' : 'native'}-${file.split('/').pop()}`);
+  await (await Repository.init(repo, { compression: codec, packBytes: 8 << 10 })).close();
+  if (js) process.env.SCRIPTORIUM_JS_PACKS = '1';
+  try {
+    return { repo, snap: await backup(file, repo, { time: new Date('2026-01-02T03:04:05Z') }) };
+  } finally {
+    delete process.env.SCRIPTORIUM_JS_PACKS;
+  }
+}
+
+/** Every pack of the snapshot, opened: per pack, its entries' bytes and rows. */
+async function packContents(repoDir: string, snap: Snapshot): Promise<Array<Array<[string, number]>>> {
+  const repo = await Repository.open(repoDir);
+  try {
+    const out = [];
+    for (const hash of snap.packs) {
+      const pack = await Pack.open(hash, await repo.store.get(packKey(hash)));
+      const entries: Array<[string, number]> = [];
+      for (let i = 0; i < pack.entries; i++) entries.push([pack.chunk(i).toString('latin1'), pack.rows(i)]);
+      out.push(entries);
+    }
+    return out;
+  } finally {
+    await repo.close();
+  }
+}
+
+describe('the native packer', () => {
+  const available = (() => {
+    const db = new Database(':memory:');
+    try {
+      const handle = loadExtension(db) ? (db.prepare('SELECT scriptorium_packer(2, 1)').pluck().get() as number) : 0;
+      if (handle) db.prepare('SELECT scriptorium_packer_close(?)').get(handle);
+      return handle !== 0;
+    } catch {
+      return false;
+    } finally {
+      db.close();
+    }
+  })();
+
+  it.each<CompressionCodec>(['zstd', 'none'])('writes the packs the JavaScript writer writes (%s)', async (codec) => {
+    const dir = tempDir('packer');
+    for (const file of [fidelityDb(dir), demoDb(dir, 1500), twinsDb(dir)]) {
+      const native = await backupWith(dir, file, codec, false);
+      const js = await backupWith(dir, file, codec, true);
+      // Same tables, digests, chunk lists and counts; the packs hold the same entries in the same order.
+      expect(native.snap.tables).toEqual(js.snap.tables);
+      const { durationMs: _a, storedBytes: nativeStored, ...nativeStats } = native.snap.stats;
+      const { durationMs: _b, storedBytes: jsStored, ...jsStats } = js.snap.stats;
+      expect(nativeStats).toEqual(jsStats);
+      expect(native.snap.packs.length).toBe(js.snap.packs.length);
+      expect(native.snap.packs.length).toBeGreaterThan(1);
+      expect(await packContents(native.repo, native.snap)).toEqual(await packContents(js.repo, js.snap));
+      if (codec === 'none') {
+        // Without compression the files are the same bytes, so the same names.
+        expect(native.snap.packs).toEqual(js.snap.packs);
+        expect(nativeStored).toBe(jsStored);
+      }
+      const report = await verify(native.repo, { readData: true });
+      expect(report.problems).toEqual([]);
+      const out = join(dir, `restored-${codec}-${file.split('/').pop()}`);
+      await restore('latest', native.repo, { into: out });
+      expect(await engineDigests(out)).toEqual(await engineDigests(file));
+    }
+  });
+
+  it('finds a chunk it stored earlier in the same backup, and stores it once', async () => {
+    const dir = tempDir('packer');
+    const { snap } = await backupWith(dir, twinsDb(dir), 'zstd', false);
+    const [a, b] = snap.tables;
+    expect(b!.sha256).toBe(a!.sha256);
+    expect(b!.chunks).toEqual(a!.chunks); // b's chunks are a's entries
+    expect(snap.stats.newChunks).toBe(a!.chunkCount);
+    expect(snap.stats.chunks).toBe(2 * a!.chunkCount);
+  });
+
+  it('is what backup uses when the extension has it', async () => {
+    const dir = tempDir('packer');
+    const packer = await NativePacker.open('zstd', undefined);
+    expect(packer !== undefined).toBe(available);
+    packer?.close();
+    expect(await NativePacker.open('gzip', undefined)).toBeUndefined(); // gzip packs are written in JavaScript
+    // A repository written either way is read the same: a JavaScript backup after a native one stores nothing new.
+    const file = demoDb(dir, 800);
+    const repo = join(dir, 'repo');
+    await (await Repository.init(repo)).close();
+    const first = await backup(file, repo);
+    process.env.SCRIPTORIUM_JS_PACKS = '1';
+    const second = await backup(file, repo);
+    expect(second.stats.newChunks).toBe(0);
+    expect(second.tables).toEqual(first.tables);
+    expect(readdirSync(join(repo, 'snapshots'))).toHaveLength(2);
+  });
+
+  it('refuses calls out of order with a clear error', () => {
+    if (!available) return;
+    const db = new Database(':memory:');
+    loadExtension(db);
+    const handle = db.prepare('SELECT scriptorium_packer(2, 1)').pluck().get() as number;
+    try {
+      expect(() => db.prepare('SELECT scriptorium_pack_add(?, ?)').get(handle, Buffer.alloc(0))).toThrow(/no batch was handed over/);
+      expect(() => db.prepare('SELECT scriptorium_pack_seal(?)').get(handle)).toThrow(/the pack is empty/);
+      expect(db.prepare('SELECT scriptorium_pack_take(?, 1)').pluck().get(handle)).toBeNull(); // nothing sealed: no wait
+      expect(() => db.prepare('SELECT scriptorium_pack_seal(?)').get(999)).toThrow(/no such packer/);
+      expect(() => db.prepare("SELECT count(*) FROM scriptorium_chunks('SELECT 1', 0, 1, 2, 4, 64, 0, ?)").get(handle)).toThrow(/no chunk ids/);
+    } finally {
+      expect(db.prepare('SELECT scriptorium_packer_close(?)').pluck().get(handle)).toBe(1);
+      expect(db.prepare('SELECT scriptorium_packer_close(?)').pluck().get(handle)).toBe(0);
+      db.close();
+    }
+  });
+});
