@@ -32,6 +32,7 @@ async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof run
 }
 
 /** The repository code, loaded only by the command that runs (it is not needed to start up). */
+// backup and restore, whose time is measured against their peers, import only their own modules.
 const repository = () => import('../repository/index.js');
 
 const lockWait = (o: RepoOptions) => (o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 });
@@ -68,7 +69,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
     .option('--tables <a,b>', 'only these tables', list)
     .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[] }) =>
-      act(o, async (onEvent) => (await repository()).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
+      act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
         `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
         `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +
         `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
@@ -84,7 +85,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tables <a,b>', 'only these tables', list)
     .option('--force', 'replace an existing database (only after the restore is verified)')
     .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
-      act(o, async (onEvent) => (await repository()).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );
 

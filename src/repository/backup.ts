@@ -7,7 +7,7 @@ import type { EventListener } from '../core/events.js';
 import { collectAll, collectSoon, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
 import { decodeIndex, encodeIndexInto, indexKey, type ChunkIndex } from './chunk-index.js';
-import { BufferPool } from './compression.js';
+import { BufferPool, ZSTD_DEFAULT_LEVEL } from './compression.js';
 import { identityValues, RowChunker, type Chunk } from './chunker.js';
 import { appendRange, encodeManifest, snapshotKey, type ChunkRange, type Snapshot, type TableEntry } from './manifest.js';
 import { PackWriter, packKey } from './pack.js';
@@ -60,7 +60,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           source: sourceName, target: repo.location, format: 'repository',
           totalRows: estimates.reduce((a, b) => a + b, 0), tables: tables.length,
         });
-        const writer = await SnapshotWriter.create(repo, await repo.loadIndex(false, true), reporter);
+        const writer = new SnapshotWriter(repo, await repo.loadIndex(false, true), reporter);
         try {
           const entries: TableEntry[] = [];
           for (const [i, table] of tables.entries()) {
@@ -101,7 +101,8 @@ class SnapshotWriter {
   readonly #repo: Repository;
   readonly #index: ChunkIndex;
   readonly #reporter: OperationReporter;
-  readonly #packs: PackWriter;
+  /** Packs in JavaScript, opened on first use (with the native packer a backup may never need it, nor zstd-napi). */
+  #packs: PackWriter | undefined;
   /** Packs in C, for tables the extension scans (undefined: not tried yet; null: not available). */
   #native: NativePacker | null | undefined;
   /** Whether the pack being filled is the native packer's. */
@@ -134,11 +135,10 @@ class SnapshotWriter {
   #storedBytes = 0;
   #bytes = 0;
 
-  private constructor(repo: Repository, index: ChunkIndex, reporter: OperationReporter, packs: PackWriter) {
+  constructor(repo: Repository, index: ChunkIndex, reporter: OperationReporter) {
     this.#repo = repo;
     this.#index = index;
     this.#reporter = reporter;
-    this.#packs = packs;
     index.compact(); // this backup's chunks: 8 bytes each in the index, the whole ids here (see #confirm)
     this.#ids = this.#idBuffers.take(this.#idBytesHint());
   }
@@ -149,9 +149,13 @@ class SnapshotWriter {
     return 32 * Math.ceil((1.5 * packBytes) / Math.max(1, chunker.targetBytes));
   }
 
-  static async create(repo: Repository, index: ChunkIndex, reporter: OperationReporter): Promise<SnapshotWriter> {
-    const { codec, level } = repo.config.compression;
-    return new SnapshotWriter(repo, index, reporter, await PackWriter.create(codec, level, repo.config.packBytes));
+  /** The JavaScript pack writer, created on first use. */
+  async #packWriter(): Promise<PackWriter> {
+    if (!this.#packs) {
+      const { codec, level } = this.#repo.config.compression;
+      this.#packs = await PackWriter.create(codec, level, this.#repo.config.packBytes);
+    }
+    return this.#packs;
   }
 
   async table(db: RowSource, table: TableSchema, batchRows?: number): Promise<TableEntry> {
@@ -174,7 +178,8 @@ class SnapshotWriter {
     if (scan) {
       // The extension read, encoded, cut and (usually) hashed the rows: only slicing is left here. With
       // the native packer, the rows stay in C: only the chunk ids come here.
-      if (native && this.#packs.entries > 0) await this.#flush(); // a pack holds one writer's entries
+      if (native && (this.#packs?.entries ?? 0) > 0) await this.#flush(); // a pack holds one writer's entries
+      if (!native) await this.#packWriter();
       let sha256: string | undefined;
       for (const batch of scan) {
         if (batch.data && batch.ids.length === 0) digest.update(batch.data); // no SHA instructions: the table is hashed here
@@ -195,6 +200,7 @@ class SnapshotWriter {
       return { name: table.name, rows, bytes, sha256: sha256 ?? digest.digest('hex'), chunkCount, chunks: ranges };
     }
     if (this.#nativePack) await this.#flush();
+    await this.#packWriter();
     const chunker = new RowChunker(this.#repo.config.chunker, keyValues);
     for (const batch of db.batches(table, 'ndjson', batchRows ? { batchRows } : undefined)) {
       if (batch.rows === 0) continue;
@@ -226,12 +232,12 @@ class SnapshotWriter {
 
   /** Entries in the pack being filled, whichever writer fills it. */
   #pendingEntries(): number {
-    return this.#nativePack ? this.#native!.entries : this.#packs.entries;
+    return this.#nativePack ? this.#native!.entries : (this.#packs?.entries ?? 0);
   }
 
   /** Chunk bytes in the pack being filled. */
   #pendingBytes(): number {
-    return this.#nativePack ? this.#native!.bytes : this.#packs.bytes;
+    return this.#nativePack ? this.#native!.bytes : (this.#packs?.bytes ?? 0);
   }
 
   /**
@@ -257,21 +263,21 @@ class SnapshotWriter {
       if (found >= 0) {
         appendRange(ranges, this.#index.packOf(found), this.#index.entryOf(found));
       } else {
-        if (this.#packs.entries === 0) this.#packOrdinal = this.#index.addPack('');
-        const entry = this.#packs.addEntry(length, chunks.readUInt32LE(8 * i + 4));
+        if (this.#packs!.entries === 0) this.#packOrdinal = this.#index.addPack('');
+        const entry = this.#packs!.addEntry(length, chunks.readUInt32LE(8 * i + 4));
         this.#addId(id, idAt);
         this.#newChunks++;
         this.#newChunkBytes += length;
         appendRange(ranges, this.#packOrdinal, entry);
         if (runEnd !== at) {
-          if (runEnd > runStart) this.#packs.append(data, runStart, runEnd);
+          if (runEnd > runStart) this.#packs!.append(data, runStart, runEnd);
           runStart = at;
         }
         runEnd = at + length;
       }
       at += length;
     }
-    if (runEnd > runStart) this.#packs.append(data, runStart, runEnd);
+    if (runEnd > runStart) this.#packs!.append(data, runStart, runEnd);
     return at;
   }
 
@@ -344,8 +350,8 @@ class SnapshotWriter {
     if (found >= 0 && this.#index.isCandidate(found) && !(await this.#confirm(found, hash, 0))) found = -1;
     if (found >= 0) return [this.#index.packOf(found), this.#index.entryOf(found)];
     if (this.#pendingEntries() === 0) this.#packOrdinal = this.#index.addPack('');
-    const entry = this.#packs.addEntry(chunk.data.length, chunk.rows);
-    this.#packs.append(chunk.data, 0, chunk.data.length);
+    const entry = this.#packs!.addEntry(chunk.data.length, chunk.rows);
+    this.#packs!.append(chunk.data, 0, chunk.data.length);
     const ordinal = this.#packOrdinal;
     this.#addId(hash, 0);
     this.#newChunks++;
@@ -397,7 +403,7 @@ class SnapshotWriter {
     if (this.#pendingEntries() === 0) return;
     const ordinal = this.#packOrdinal;
     const native = this.#nativePack;
-    const sealed = native ? undefined : await this.#packs.seal();
+    const sealed = native ? undefined : await this.#packs!.seal();
     if (native) {
       this.#native!.seal();
       this.#compressing.push(ordinal);
@@ -506,7 +512,9 @@ class SnapshotWriter {
       },
     };
     const { codec, level } = this.#repo.config.compression;
-    const { file, hash } = await encodeManifest(manifest, codec, level);
+    const native = this.#native;
+    const zstd = native ? (body: Buffer) => native.compress(body, level ?? ZSTD_DEFAULT_LEVEL) : undefined;
+    const { file, hash } = await encodeManifest(manifest, codec, level, zstd);
     await this.#repo.store.put(snapshotKey(hash), file);
     this.#reporter.bytesOut += file.length;
     this.#reporter.progress('done', undefined, true);

@@ -4,8 +4,8 @@
  */
 import type { DatabaseSchema } from '../core/schema.js';
 import { IntegrityError } from '../core/errors.js';
-import type { CompressionCodec } from './compression.js';
-import { openObject, sealObject } from './object-file.js';
+import { CODEC_IDS, type CompressionCodec } from './compression.js';
+import { MAGIC, openObject, sealObject, sha256 } from './object-file.js';
 
 /** A run of consecutive entries of one pack: `[index into manifest.packs, first entry, count]`. */
 export type ChunkRange = [pack: number, first: number, count: number];
@@ -71,8 +71,20 @@ export function snapshotKey(id: string): string {
 }
 
 /** Encodes a manifest; returns the file content and the snapshot id. */
-export async function encodeManifest(manifest: SnapshotManifest, codec: CompressionCodec, level?: number): Promise<{ file: Buffer; hash: string }> {
-  return sealObject('snapshot', Buffer.from(JSON.stringify(manifest)), codec, level);
+export async function encodeManifest(
+  manifest: SnapshotManifest,
+  codec: CompressionCodec,
+  level?: number,
+  zstd?: (body: Buffer) => Buffer | undefined,
+): Promise<{ file: Buffer; hash: string }> {
+  const body = Buffer.from(JSON.stringify(manifest));
+  // zstd through the caller's compressor when it has one (backup's native packer), else through sealObject.
+  const compressed = codec === 'zstd' ? zstd?.(body) : undefined;
+  if (compressed) {
+    const file = Buffer.concat([MAGIC.snapshot, Buffer.of(CODEC_IDS.zstd), compressed]);
+    return { file, hash: sha256(file) };
+  }
+  return sealObject('snapshot', body, codec, level);
 }
 
 /** Decodes and checks a manifest file (E_CORRUPT when damaged, truncated or malformed). */

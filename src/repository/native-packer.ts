@@ -23,6 +23,7 @@ export class NativePacker {
   readonly #add: Database.Statement;
   readonly #seal: Database.Statement;
   readonly #take: Database.Statement;
+  #zstd: Database.Statement | null | undefined;
   #entries = 0;
   #bytes = 0;
 
@@ -96,6 +97,18 @@ export class NativePacker {
     const out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
     if (!out) return undefined;
     return { hash: out.toString('hex', 0, 32), file: out.subarray(32) };
+  }
+
+  /** `body` compressed whole with zstd at `level`, or undefined when the extension cannot (then use zstd-napi). */
+  compress(body: Buffer, level: number): Buffer | undefined {
+    if (this.#zstd === undefined) {
+      try {
+        this.#zstd = this.#db.prepare('SELECT scriptorium_zstd(?, ?)').pluck();
+      } catch {
+        this.#zstd = null; // an extension built without it
+      }
+    }
+    return (this.#zstd?.get(body, level) as Buffer | undefined) ?? undefined;
   }
 
   close(): void {
