@@ -133,6 +133,23 @@ describe('the native packer', () => {
     expect(readdirSync(join(repo, 'snapshots'))).toHaveLength(2);
   });
 
+  it('outlives the connection that made it (the extension is never unloaded under its thread)', () => {
+    if (!available) return;
+    const first = new Database(':memory:');
+    loadExtension(first);
+    const handle = first.prepare('SELECT scriptorium_packer(2, 1)').pluck().get() as number;
+    first.close(); // the last connection with the extension: SQLite would unload it here
+    const second = new Database(':memory:');
+    try {
+      loadExtension(second);
+      // Same packer table, same thread: the library stayed loaded.
+      expect(second.prepare('SELECT scriptorium_pack_take(?, 1)').pluck().get(handle)).toBeNull();
+      expect(second.prepare('SELECT scriptorium_packer_close(?)').pluck().get(handle)).toBe(1);
+    } finally {
+      second.close();
+    }
+  });
+
   it('refuses calls out of order with a clear error', () => {
     if (!available) return;
     const db = new Database(':memory:');
