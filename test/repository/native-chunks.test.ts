@@ -27,6 +27,7 @@ function reference(source: SqliteSource, settings: ChunkerSettings): Map<string,
 
 async function native(source: SqliteSource, settings: ChunkerSettings, batchBytes: number) {
   const out = new Map<string, Array<{ data: string; rows: number }>>();
+  const digests = new Map<string, string>();
   let hashed = 0;
   for (const table of source.schema.tables) {
     const scan = await nativeChunks(source, table, settings, identityValues(table), batchBytes);
@@ -48,10 +49,11 @@ async function native(source: SqliteSource, settings: ChunkerSettings, batchByte
       }
       expect(at).toBe(batch.data!.length);
       expect(rows).toBe(batch.rows);
+      if (batch.digest) digests.set(table.name, batch.digest.toString('hex'));
     }
     out.set(table.name, chunks);
   }
-  return { out, hashed };
+  return { out, hashed, digests };
 }
 
 describe('scriptorium_chunks (the extension cuts chunks in C)', () => {
@@ -78,16 +80,25 @@ describe('scriptorium_chunks (the extension cuts chunks in C)', () => {
     db.prepare('INSERT INTO one VALUES (?)').run('x'.repeat(100_000)); // one row larger than maxBytes
     db.close();
     files.push(extra);
-    for (const file of files) {
-      const source = SqliteSource.open(file);
-      try {
-        const expected = reference(source, settings);
-        for (const batchBytes of [1, 5000, 1 << 20]) {
-          const { out } = await native(source, settings, batchBytes);
-          for (const [name, chunks] of expected) expect(out.get(name), `${file} ${name} batch ${batchBytes}`).toEqual(chunks);
+    // On the caller's thread, and on a background reader (whose hasher thread pairs chunk ids with the
+    // table digest in the two-stream SHA-256): the same chunks and ids either way.
+    for (const readers of [0, 1]) {
+      for (const file of files) {
+        const source = SqliteSource.open(file, { readers });
+        try {
+          const expected = reference(source, settings);
+          for (const batchBytes of [1, 5000, 1 << 20]) {
+            const { out, digests } = await native(source, settings, batchBytes);
+            for (const [name, chunks] of expected) {
+              expect(out.get(name), `${file} ${name} batch ${batchBytes} readers ${readers}`).toEqual(chunks);
+              const whole = createHash('sha256');
+              for (const c of chunks) whole.update(Buffer.from(c.data, 'latin1'));
+              if (digests.has(name)) expect(digests.get(name), `${file} ${name} digest`).toBe(whole.digest('hex'));
+            }
+          }
+        } finally {
+          source.close();
         }
-      } finally {
-        source.close();
       }
     }
   });
