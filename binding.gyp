@@ -2,15 +2,15 @@
   # scriptorium's SQLite extension (native/scriptorium_sqlite.c), compiled against the SQLite headers
   # that better-sqlite3 ships, and loaded with db.loadExtension(). Its packer compresses with the zstd
   # that zstd-napi vendors: the static library zstd-napi built, or, without one, its sources compiled
-  # here (native/zstd.cjs says which).
+  # here. native/deps.cjs finds both packages wherever npm installed them (nested or hoisted).
   'targets': [
     {
       'target_name': 'scriptorium_sqlite',
       'type': 'loadable_module',
       'product_extension': 'node',
-      'sources': ['native/scriptorium_sqlite.c', '<!@(node native/zstd.cjs sources)'],
-      'include_dirs': ['native', '<(module_root_dir)/node_modules/better-sqlite3/deps/sqlite3', '<!(node native/zstd.cjs include)'],
-      'libraries': ['<!@(node native/zstd.cjs library)'],
+      'sources': ['native/scriptorium_sqlite.c', '<!@(node native/deps.cjs sources)'],
+      'include_dirs': ['native', '<!(node native/deps.cjs sqlite)', '<!(node native/deps.cjs include)'],
+      'libraries': ['<!@(node native/deps.cjs library)'],
       'defines': ['XXH_NAMESPACE=ZSTD_', 'ZSTD_NO_TRACE', 'ZSTDLIB_VISIBLE=', 'ZSTDERRORLIB_VISIBLE='],
       'cflags': ['-O2', '-Wall', '-Wno-unused-parameter', '-fvisibility=hidden'],
       'cflags!': ['-fno-exceptions'],

@@ -1,7 +1,9 @@
-// Where binding.gyp finds zstd for the extension's packer (native/scriptorium_pack.inc): the copy that
-// zstd-napi, a dependency, vendors. `include` prints its header directory; `library` the static library
-// zstd-napi built (npm builds dependencies first), or nothing; `sources` the compression sources to
-// build when there is no such library (so the extension builds either way).
+// Where binding.gyp finds what the extension compiles against, wherever npm installed the packages
+// (nested under ours, or hoisted beside it): `sqlite` prints the directory of the SQLite headers that
+// better-sqlite3 ships. zstd for the packer (native/scriptorium_pack.inc) is the copy that zstd-napi, a
+// dependency, vendors: `include` prints its header directory; `library` the static library zstd-napi
+// built (npm builds dependencies first), or nothing; `sources` the compression sources to build when
+// there is no such library (so the extension builds either way).
 'use strict';
 const path = require('node:path');
 const fs = require('node:fs');
@@ -10,7 +12,9 @@ const root = path.dirname(require.resolve('zstd-napi/package.json'));
 const lib = path.join(root, 'deps', 'zstd', 'lib');
 const built = path.join(root, 'build', 'Release', 'zstd.a');
 const what = process.argv[2];
-if (what === 'include') {
+if (what === 'sqlite') {
+  console.log(path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'deps', 'sqlite3'));
+} else if (what === 'include') {
   console.log(lib);
 } else if (what === 'library') {
   if (fs.existsSync(built)) console.log(built);
@@ -25,6 +29,6 @@ if (what === 'include') {
     }
   }
 } else {
-  console.error('usage: node native/zstd.cjs include|library|sources');
+  console.error('usage: node native/deps.cjs sqlite|include|library|sources');
   process.exit(2);
 }
