@@ -105,8 +105,6 @@ class SnapshotWriter {
   #packs: PackWriter | undefined;
   /** Packs in C, for tables the extension scans (undefined: not tried yet; null: not available). */
   #native: NativePacker | null | undefined;
-  /** Whether the pack being filled is the native packer's. */
-  #nativePack = false;
   /** Ordinals of packs sealed by the native packer and not taken yet, oldest first. */
   readonly #compressing: number[] = [];
   /** Minor collections as buffers become garbage (they live outside the V8 heap, which does not see them pile up). */
@@ -199,7 +197,7 @@ class SnapshotWriter {
       this.#bytes += bytes;
       return { name: table.name, rows, bytes, sha256: sha256 ?? digest.digest('hex'), chunkCount, chunks: ranges };
     }
-    if (this.#nativePack) await this.#flush();
+    if (this.#nativeEntries() > 0) await this.#flush();
     await this.#packWriter();
     const chunker = new RowChunker(this.#repo.config.chunker, keyValues);
     for (const batch of db.batches(table, 'ndjson', batchRows ? { batchRows } : undefined)) {
@@ -230,14 +228,22 @@ class SnapshotWriter {
     return this.#native;
   }
 
+  /**
+   * Entries in the native packer's pack. A pack holds one writer's entries (a table flushes the other
+   * writer's pack first), so at most one of the writers has any.
+   */
+  #nativeEntries(): number {
+    return this.#native?.entries ?? 0;
+  }
+
   /** Entries in the pack being filled, whichever writer fills it. */
   #pendingEntries(): number {
-    return this.#nativePack ? this.#native!.entries : (this.#packs?.entries ?? 0);
+    return this.#nativeEntries() + (this.#packs?.entries ?? 0);
   }
 
   /** Chunk bytes in the pack being filled. */
   #pendingBytes(): number {
-    return this.#nativePack ? this.#native!.bytes : (this.#packs?.bytes ?? 0);
+    return (this.#native?.bytes ?? 0) + (this.#packs?.bytes ?? 0);
   }
 
   /**
@@ -294,7 +300,6 @@ class SnapshotWriter {
     const count = chunks.length >> 3;
     if (this.#flags.length < count) this.#flags = new Uint8Array(2 * count);
     const flags = this.#flags.subarray(0, count).fill(0);
-    this.#nativePack = true;
     let at = 0;
     let run = -1; // first chunk of the run of new chunks whose ids are still to be copied
     for (let i = 0; i < count; i++) {
@@ -402,12 +407,11 @@ class SnapshotWriter {
   async #flush(): Promise<void> {
     if (this.#pendingEntries() === 0) return;
     const ordinal = this.#packOrdinal;
-    const native = this.#nativePack;
+    const native = this.#nativeEntries() > 0;
     const sealed = native ? undefined : await this.#packs!.seal();
     if (native) {
       this.#native!.seal();
       this.#compressing.push(ordinal);
-      this.#nativePack = false;
     }
     this.#pendingIds.set(ordinal, { ids: this.#ids.subarray(0, 32 * this.#idCount), buffer: this.#ids });
     this.#ids = this.#idBuffers.take(this.#idBytesHint());

@@ -4,8 +4,8 @@
  */
 import type { DatabaseSchema } from '../core/schema.js';
 import { IntegrityError } from '../core/errors.js';
-import { CODEC_IDS, type CompressionCodec } from './compression.js';
-import { MAGIC, openObject, sealObject, sha256 } from './object-file.js';
+import type { CompressionCodec } from './compression.js';
+import { objectPrefix, openObject, sealObject, sha256 } from './object-file.js';
 
 /** A run of consecutive entries of one pack: `[index into manifest.packs, first entry, count]`. */
 export type ChunkRange = [pack: number, first: number, count: number];
@@ -81,7 +81,7 @@ export async function encodeManifest(
   // zstd through the caller's compressor when it has one (backup's native packer), else through sealObject.
   const compressed = codec === 'zstd' ? zstd?.(body) : undefined;
   if (compressed) {
-    const file = Buffer.concat([MAGIC.snapshot, Buffer.of(CODEC_IDS.zstd), compressed]);
+    const file = Buffer.concat([objectPrefix('snapshot', 'zstd'), compressed]);
     return { file, hash: sha256(file) };
   }
   return sealObject('snapshot', body, codec, level);

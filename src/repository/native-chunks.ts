@@ -24,8 +24,8 @@ export interface ChunkBatch {
   /** Per chunk: its SHA-256 (32 bytes), or empty when the caller must hash the chunks (and the table) itself. */
   ids: Buffer;
   /**
-   * On the table's last batch, when the extension hashed the chunks and there is no packer: the SHA-256
-   * of every batch's data (the table digest). That batch may hold no rows.
+   * On the table's last batch, when the extension hashed the chunks: the SHA-256 of every batch's data
+   * (the table digest). That batch may hold no rows (always so when a background reader hashed).
    */
   digest: Buffer | null;
 }

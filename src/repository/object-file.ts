@@ -20,6 +20,11 @@ export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** The first 9 bytes of every object of `kind` written with `codec`: its magic, then the codec byte. */
+export function objectPrefix(kind: ObjectKind, codec: CompressionCodec): Buffer {
+  return Buffer.concat([MAGIC[kind], Buffer.of(CODEC_IDS[codec])]);
+}
+
 /** Frames and compresses `body`; returns the file content and its name (hex SHA-256). */
 export async function sealObject(
   kind: ObjectKind,
@@ -28,7 +33,7 @@ export async function sealObject(
   level?: number,
   threads = 1,
 ): Promise<{ file: Buffer; hash: string }> {
-  const file = await compressWithPrefix(Buffer.concat([MAGIC[kind], Buffer.of(CODEC_IDS[codec])]), body, codec, level, threads);
+  const file = await compressWithPrefix(objectPrefix(kind, codec), body, codec, level, threads);
   return { file, hash: sha256(file) };
 }
 

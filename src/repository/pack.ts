@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { CODEC_IDS, decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
-import { checkObject, MAGIC, openObject, sealObject, sha256 } from './object-file.js';
+import { decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
+import { checkObject, objectPrefix, openObject, sealObject, sha256 } from './object-file.js';
 
 /** The store key of the pack named `hash`. */
 export function packKey(hash: string): string {
@@ -60,7 +60,7 @@ export class PackWriter {
   private constructor(codec: CompressionCodec, level: number | undefined, packBytes: number, binding?: ZstdBinding) {
     this.#codec = codec;
     this.#level = level;
-    this.#prefix = Buffer.concat([MAGIC.pack, Buffer.of(CODEC_IDS[codec])]);
+    this.#prefix = objectPrefix('pack', codec);
     this.#binding = binding;
     // zstd output is usually a third of the input; the body of other codecs is the whole pack.
     this.#initial = codec === 'zstd' ? Math.max(64 << 10, packBytes >> 1) : packBytes + (256 << 10);
