@@ -25,10 +25,33 @@ export interface BenchCase {
   /** Resets state before each run (removes outputs, so every run starts fresh); not timed. */
   prepare: () => void | Promise<void>;
   spec: CommandSpec;
+  /**
+   * The cases of a group run next to each other, ours and the peers doing the same job, so that both
+   * sides meet the same machine (the page cache, the writeback of the case before); see {@link runOrder}.
+   */
+  group: number;
+}
+
+/**
+ * The order of one round: group by group, with our cases first in even rounds and the peers first in
+ * odd ones, so that neither side always follows the other (a case that runs right after a heavy writer
+ * pays for its writeback). Within a side, cases keep their order in `cases`; every case still runs
+ * after the ones whose output it reads, since those are in an earlier group or on the same side.
+ */
+export function runOrder(cases: BenchCase[], round: number): BenchCase[] {
+  const first: Side = round % 2 === 0 ? 'ours' : 'peer';
+  const groups = [...new Set(cases.map((c) => c.group))].sort((a, b) => a - b);
+  return groups.flatMap((g) => {
+    const inGroup = cases.filter((c) => c.group === g);
+    return [...inGroup.filter((c) => c.side === first), ...inGroup.filter((c) => c.side !== first)];
+  });
 }
 
 /** The scriptorium CLI entry point compiled beside this file (dist/cli/main.js). */
 export const CLI_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+/** Run groups, in run order: each holds cases of ours and the peer cases they are compared with. */
+const GROUP = { json: 0, dump: 1, import: 2, compressed: 3, decompress: 4 } as const;
 
 /** SQLite identifier quoting. */
 const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
@@ -44,15 +67,16 @@ async function freshRepository(dir: string): Promise<void> {
 }
 
 /**
- * The benchmark's cases for one database, in run order: exports before the imports that read their
- * files, `backup` before the `restore` that reads its repository, `sqlite3 .dump | zstd` before the
- * `zstd -dc | sqlite3` that reads its file.
+ * The benchmark's cases for one database, in report order, each with its run group (see
+ * {@link runOrder}): exports before the imports that read their files, `backup` before the `restore`
+ * that reads its repository, `sqlite3 .dump` before `sqlite3 new.db < dump.sql`, and `sqlite3 .dump |
+ * zstd` before the `zstd -dc | sqlite3` that reads its file.
  * `tables` are the user tables, used for the `sqlite3 -json` peer (one process selecting every table).
  */
 export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 'sqlite3'): BenchCase[] {
   const f = (name: string): string => path.join(dir, name);
   const node = process.execPath;
-  const ours = (id: string, label: string, peer: string, bytesFile: string, prepare: BenchCase['prepare'], args: string[]): BenchCase => ({
+  const ours = (group: number, id: string, label: string, peer: string, bytesFile: string, prepare: BenchCase['prepare'], args: string[]): BenchCase => ({
     id,
     label,
     side: 'ours',
@@ -60,12 +84,13 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     bytesFile,
     prepare,
     spec: { cmd: node, args: [...cliNodeFlags(), CLI_PATH, ...args, '--json'] },
+    group,
   });
-  const exportCase = (id: string, label: string, peer: string, file: string, extra: string[]): BenchCase =>
-    ours(id, label, peer, file, rm(file), ['export', db, ...extra, '-o', file]);
+  const exportCase = (group: number, id: string, label: string, peer: string, file: string, extra: string[]): BenchCase =>
+    ours(group, id, label, peer, file, rm(file), ['export', db, ...extra, '-o', file]);
   const importCase = (id: string, label: string, file: string): BenchCase => {
     const into = f(`${id}.db`);
-    return ours(id, label, 'sqlite3-restore', file, () => removeDatabase(into), ['import', file, '--into', into]);
+    return ours(GROUP.import, id, label, 'sqlite3-restore', file, () => removeDatabase(into), ['import', file, '--into', into]);
   };
   const selectAll = tables.map((t) => `SELECT * FROM ${ident(t)};`).join(' ');
   const restored = f('sqlite3-restore.db');
@@ -73,19 +98,20 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
   const repoRestored = f('restore.db');
   const zstdRestored = f('zstd-restore.db');
   return [
-    exportCase('export-ndjson', 'export ndjson', 'sqlite3-json', f('out.ndjson'), ['--format', 'ndjson']),
-    exportCase('export-json', 'export json', 'sqlite3-json', f('out.json'), ['--format', 'json']),
-    exportCase('export-sql', 'export sql', 'sqlite3-dump', f('out.sql'), ['--format', 'sql']),
-    exportCase('export-ndjson-zstd', 'export ndjson+zstd', 'sqlite3-dump-zstd', f('out.ndjson.zst'), ['--format', 'ndjson', '--compress', 'zstd']),
+    exportCase(GROUP.json, 'export-ndjson', 'export ndjson', 'sqlite3-json', f('out.ndjson'), ['--format', 'ndjson']),
+    exportCase(GROUP.json, 'export-json', 'export json', 'sqlite3-json', f('out.json'), ['--format', 'json']),
+    exportCase(GROUP.dump, 'export-sql', 'export sql', 'sqlite3-dump', f('out.sql'), ['--format', 'sql']),
+    exportCase(GROUP.dump, 'export-ndjson-zstd', 'export ndjson+zstd', 'sqlite3-dump-zstd', f('out.ndjson.zst'), ['--format', 'ndjson', '--compress', 'zstd']),
     importCase('import-ndjson', 'import ndjson', f('out.ndjson')),
     importCase('import-json', 'import json', f('out.json')),
     importCase('import-sql', 'import sql', f('out.sql')),
     // A fresh repository every run (init is not timed), so each backup is a first, full snapshot.
-    ours('backup', 'backup', 'sqlite3-dump-zstd', repo, () => freshRepository(repo), ['backup', db, '--repo', repo]),
+    ours(GROUP.compressed, 'backup', 'backup', 'sqlite3-dump-zstd', repo, () => freshRepository(repo), ['backup', db, '--repo', repo]),
     // Restores the snapshot the backup case just took (same round, so the repository holds exactly one).
-    ours('restore', 'restore', 'zstd-restore', repo, () => removeDatabase(repoRestored), ['restore', 'latest', '--repo', repo, '--into', repoRestored, '--force']),
+    ours(GROUP.decompress, 'restore', 'restore', 'zstd-restore', repo, () => removeDatabase(repoRestored), ['restore', 'latest', '--repo', repo, '--into', repoRestored, '--force']),
     {
       id: 'sqlite3-json',
+      group: GROUP.json,
       label: 'sqlite3 -json (all tables)',
       side: 'peer',
       bytesFile: f('sqlite3.json'),
@@ -94,6 +120,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     },
     {
       id: 'sqlite3-dump',
+      group: GROUP.dump,
       label: 'sqlite3 .dump',
       side: 'peer',
       bytesFile: f('dump.sql'),
@@ -102,6 +129,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     },
     {
       id: 'sqlite3-restore',
+      group: GROUP.import,
       label: 'sqlite3 new.db < dump.sql',
       side: 'peer',
       bytesFile: f('dump.sql'),
@@ -110,6 +138,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     },
     {
       id: 'sqlite3-dump-zstd',
+      group: GROUP.compressed,
       label: 'sqlite3 .dump | zstd -T2 -3',
       side: 'peer',
       bytesFile: f('dump.sql.zst'),
@@ -121,6 +150,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     },
     {
       id: 'zstd-restore',
+      group: GROUP.decompress,
       label: 'zstd -dc dump.sql.zst | sqlite3 new.db',
       side: 'peer',
       bytesFile: f('dump.sql.zst'),

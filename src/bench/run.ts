@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { createDemoDatabase } from '../demo/demo-data.js';
-import { benchCases, type BenchCase } from './cases.js';
+import { benchCases, runOrder, type BenchCase } from './cases.js';
 import { renderChart } from './chart.js';
 import { dirBytes, runDedup } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
@@ -100,7 +100,11 @@ function reportedDuration(stdout: string): number | undefined {
   }
 }
 
-/** Runs every case `repeat` times (rounds interleave the cases) and summarizes one size. */
+/**
+ * Runs every case `repeat` times and summarizes one size. Each round runs every case once, ours next to
+ * their peers and alternating which side goes first ({@link runOrder}); before each run, `sync` writes
+ * back what the case before left dirty, so no run pays for another's writes.
+ */
 async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void): Promise<SizeResult> {
   const db = cachedDemoDatabase(workDir, records, log);
   const { tables, rows } = userTables(db);
@@ -111,8 +115,9 @@ async function benchSize(records: number, o: BenchOptions, workDir: string, log:
     const cases: BenchCase[] = benchCases(db, tables, dir);
     const runs = new Map(cases.map((c) => [c.id, { ms: [] as number[], rss: [] as (number | null)[], reported: [] as number[] }]));
     for (let round = 0; round < o.repeat; round++) {
-      for (const c of cases) {
+      for (const c of runOrder(cases, round)) {
         await c.prepare();
+        spawnSync('sync');
         const r = await runTimed(c.spec);
         const acc = runs.get(c.id)!;
         acc.ms.push(r.wallMs);

@@ -1,0 +1,38 @@
+// The benchmark's run order: every case reads only what ran before it in the same round, and each of
+// our cases runs beside its peer, ours first in one round and the peer first in the next.
+import { describe, expect, it } from 'vitest';
+import { benchCases, runOrder } from '../src/bench/cases.js';
+
+const cases = benchCases('/nowhere/demo.db', ['guests'], '/nowhere/run');
+/** The case whose output each case reads. */
+const READS: Record<string, string> = {
+  'import-ndjson': 'export-ndjson', 'import-json': 'export-json', 'import-sql': 'export-sql',
+  restore: 'backup', 'sqlite3-restore': 'sqlite3-dump', 'zstd-restore': 'sqlite3-dump-zstd',
+};
+
+describe('bench run order', () => {
+  for (const round of [0, 1, 2, 3]) {
+    const order = runOrder(cases, round).map((c) => c.id);
+
+    it(`round ${round}: runs every case once, each after the case whose output it reads`, () => {
+      expect([...order].sort()).toEqual(cases.map((c) => c.id).sort());
+      for (const [reader, writer] of Object.entries(READS)) expect(order.indexOf(writer)).toBeLessThan(order.indexOf(reader));
+    });
+
+    it(`round ${round}: backup and restore run right beside their peers, ${round % 2 ? 'the peer' : 'ours'} first`, () => {
+      for (const [ours, peer] of [['backup', 'sqlite3-dump-zstd'], ['restore', 'zstd-restore']] as const) {
+        const [a, b] = [order.indexOf(ours), order.indexOf(peer)];
+        expect(Math.abs(a - b)).toBe(1);
+        expect(a < b).toBe(round % 2 === 0);
+      }
+    });
+  }
+
+  it('puts every one of our cases in a group with its peer', () => {
+    for (const c of cases.filter((c) => c.side === 'ours')) {
+      const peer = cases.find((p) => p.id === c.peer)!;
+      // export ndjson+zstd shares its peer with backup, which keeps the peer beside it; it runs with .dump.
+      if (c.id !== 'export-ndjson-zstd') expect(peer.group, c.id).toBe(c.group);
+    }
+  });
+});
