@@ -105,6 +105,8 @@ class SnapshotWriter {
   #packs: PackWriter | undefined;
   /** Packs in C, for tables the extension scans (undefined: not tried yet; null: not available). */
   #native: NativePacker | null | undefined;
+  /** Bytes of pack files stored from the V8 heap since the last index file (the native packer's own files are not). */
+  #heapPacked = 0;
   /** Ordinals of packs sealed by the native packer and not taken yet, oldest first. */
   readonly #compressing: number[] = [];
   /** Minor collections as buffers become garbage (they live outside the V8 heap, which does not see them pile up). */
@@ -113,7 +115,7 @@ class SnapshotWriter {
   #flags = new Uint8Array(1024);
   /** Ordinals of durable packs not yet listed in an index file. */
   readonly #written: number[] = [];
-  readonly #inFlight: Array<Promise<{ ordinal: number; hash: string; size: number }>> = [];
+  readonly #inFlight: Array<Promise<{ ordinal: number; hash: string; size: number; heapBytes: number }>> = [];
   /** The buffer index files are built in (reused). */
   #indexBuffer: Buffer = Buffer.alloc(0);
   /**
@@ -124,7 +126,11 @@ class SnapshotWriter {
   #idCount = 0;
   readonly #pendingIds = new Map<number, { ids: Buffer; buffer: Buffer }>();
   readonly #indexedIn = new Map<number, string>();
-  readonly #idBuffers = new BufferPool(4);
+  /**
+   * Id buffers: one per pack from its seal until its index file is written, so enough for them all.
+   * Fewer, and every index file would drop the rest as garbage that only a full collection frees.
+   */
+  readonly #idBuffers = new BufferPool(INDEX_PACKS + IN_FLIGHT + COMPRESS_AHEAD + 2);
   #lastIndexFile: { hash: string; packs: Map<string, Buffer> } | undefined;
   #packOrdinal = -1;
   #chunks = 0;
@@ -224,6 +230,10 @@ class SnapshotWriter {
     if (this.#native === undefined) {
       const { codec, level } = this.#repo.config.compression;
       this.#native = process.env.SCRIPTORIUM_JS_PACKS === '1' ? null : ((await NativePacker.open(codec, level)) ?? null);
+      // On a local disk the packer writes the files too: then no pack enters the V8 heap, and no
+      // collection is needed to free them.
+      const { store } = this.#repo;
+      if (this.#native && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
     }
     return this.#native;
   }
@@ -427,7 +437,8 @@ class SnapshotWriter {
     while (this.#compressing.length > 0) {
       const packed = this.#native!.take(this.#compressing.length > ahead);
       if (!packed) return;
-      this.#put(this.#compressing.shift()!, packed.hash, packed.file);
+      if ('path' in packed) this.#putFile(this.#compressing.shift()!, packed.hash, packed.path, packed.size);
+      else this.#put(this.#compressing.shift()!, packed.hash, packed.file);
     }
   }
 
@@ -439,8 +450,15 @@ class SnapshotWriter {
       } finally {
         release?.(); // the store has written (or given up on) the file: its buffer can be reused
       }
-      return { ordinal, hash, size: file.length };
+      return { ordinal, hash, size: file.length, heapBytes: file.length };
     })();
+    stored.catch(() => undefined); // awaited in #drain; keep an early failure from going unhandled
+    this.#inFlight.push(stored);
+  }
+
+  /** {@link #put} for a pack file the native packer wrote and synced at `path` (a temporary file of the store). */
+  #putFile(ordinal: number, hash: string, path: string, size: number): void {
+    const stored = this.#repo.store.putFile!(packKey(hash), path).then(() => ({ ordinal, hash, size, heapBytes: 0 }));
     stored.catch(() => undefined); // awaited in #drain; keep an early failure from going unhandled
     this.#inFlight.push(stored);
   }
@@ -448,8 +466,9 @@ class SnapshotWriter {
   /** Waits for the oldest packs in flight, leaving at most `keep` of them. */
   async #drain(keep: number): Promise<void> {
     while (this.#inFlight.length > keep) {
-      const { ordinal, hash, size } = await this.#inFlight.shift()!;
-      this.#gate.add(size); // the pack file, stored
+      const { ordinal, hash, size, heapBytes } = await this.#inFlight.shift()!;
+      this.#gate.add(heapBytes); // the pack file, stored (when it was in the heap at all)
+      this.#heapPacked += heapBytes;
       this.#index.namePack(ordinal, hash);
       this.#written.push(ordinal);
       this.#storedBytes += size;
@@ -477,8 +496,12 @@ class SnapshotWriter {
     // Every few packs: V8 would let its heap grow for the whole backup (measured: 4 MiB), and the pack
     // files stored, which outlive minor collections while they are written, would pile up outside it.
     // With the native packer the readers wait whenever this thread stops: collect beside it instead.
-    if (this.#native) collectSoon();
-    else collectAll();
+    // When the packer wrote the files itself, there are none to free (the batches' ids die young).
+    if (this.#heapPacked > 0) {
+      if (this.#native) collectSoon();
+      else collectAll();
+      this.#heapPacked = 0;
+    }
     this.#storedBytes += file.length;
     this.#reporter.bytesOut += file.length;
   }

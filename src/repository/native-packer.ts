@@ -9,13 +9,11 @@
  * does not tell which wrote them.
  */
 import type Database from 'better-sqlite3';
+import { ScriptoriumError } from '../core/errors.js';
 import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compression.js';
 
-/** A pack file the packer compressed, with its name. */
-export interface PackedFile {
-  hash: string;
-  file: Buffer;
-}
+/** A pack file the packer compressed, with its name: in memory, or (after {@link NativePacker.writeFiles}) on disk. */
+export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number };
 
 export class NativePacker {
   readonly handle: number;
@@ -26,6 +24,7 @@ export class NativePacker {
   #zstd: Database.Statement | null | undefined;
   #entries = 0;
   #bytes = 0;
+  #files = false;
 
   private constructor(db: Database.Database, handle: number) {
     this.#db = db;
@@ -92,11 +91,42 @@ export class NativePacker {
     return waiting;
   }
 
-  /** The oldest sealed pack once compressed; undefined when none is sealed or, without `wait`, none is ready. */
+  /**
+   * From now on (before the first seal), the packer's thread writes each pack file itself, synced, to
+   * `prefix` followed by a number, and {@link take} returns its path: the files never enter JavaScript.
+   * Returns false when the extension cannot (built before it could).
+   */
+  writeFiles(prefix: string): boolean {
+    try {
+      this.#db.prepare('SELECT scriptorium_packer_files(?, ?)').get(this.handle, prefix);
+    } catch (err) {
+      if (err instanceof Error && /no such function/.test(err.message)) return false;
+      throw err;
+    }
+    this.#files = true;
+    return true;
+  }
+
+  /**
+   * The oldest sealed pack once compressed (and, with {@link writeFiles}, written); undefined when none
+   * is sealed or, without `wait`, none is ready.
+   */
   take(wait: boolean): PackedFile | undefined {
-    const out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
+    let out: Buffer | null;
+    try {
+      out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
+    } catch (err) {
+      const m = err instanceof Error ? /could not write the pack file: (.*)$/.exec(err.message) : null;
+      if (!m) throw err;
+      throw new ScriptoriumError('E_IO', `fs: put pack: ${m[1]}`, {
+        cause: err,
+        hint: 'check that the repository directory exists, is writable and has free space',
+      });
+    }
     if (!out) return undefined;
-    return { hash: out.toString('hex', 0, 32), file: out.subarray(32) };
+    const hash = out.toString('hex', 0, 32);
+    if (!this.#files) return { hash, file: out.subarray(32) };
+    return { hash, size: Number(out.readBigUInt64LE(32)), path: out.toString('utf8', 40) };
   }
 
   /** `body` compressed whole with zstd at `level`, or undefined when the extension cannot (then use zstd-napi). */

@@ -1,7 +1,7 @@
 /** A Store in a local directory: one file per key, written to a temporary name, synced, then renamed. */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { NotFoundError, ScriptoriumError } from '../core/errors.js';
 import { checkKey, checkPrefix, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
@@ -59,11 +59,35 @@ export class FsStore implements Store {
         await unlink(temp).catch(() => undefined);
         throw err;
       }
-      await syncDir(dir);
-      // A directory made by this put must itself be durable in its parent, up to the first old one.
-      if (created !== undefined) {
-        for (let d = dir; d.length >= created.length && d !== dirname(d); d = dirname(d)) await syncDir(dirname(d));
+      await syncPlaced(dir, created);
+    });
+  }
+
+  tempPrefix(): string {
+    return join(this.#root, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}-`);
+  }
+
+  async putFile(key: string, path: string): Promise<void> {
+    const final = this.#path(key);
+    const dir = dirname(final);
+    // Never move (or remove) a file that is not one of this store's temporary files.
+    if (dirname(path) !== this.#root || !basename(path).startsWith(TEMP_PREFIX)) {
+      throw new TypeError(`FsStore.putFile: ${path} is not a temporary file of ${this.#root}`);
+    }
+    await this.#io('put', key, async () => {
+      let created: string | undefined;
+      try {
+        // Most puts go to a directory that exists: try first, create it only when missing.
+        await rename(path, final).catch(async (err: unknown) => {
+          if (errno(err) !== 'ENOENT') throw err;
+          created = await mkdir(dir, { recursive: true });
+          await rename(path, final);
+        });
+      } catch (err) {
+        await unlink(path).catch(() => undefined);
+        throw err;
       }
+      await syncPlaced(dir, created);
     });
   }
 
@@ -164,6 +188,17 @@ export class FsStore implements Store {
       }
       throw ioError(op, this.location, key, err);
     }
+  }
+}
+
+/**
+ * Syncs `dir` after a file was renamed into it and, when the put had to create it (`created`: the
+ * first directory mkdir made), each new directory in its parent, up to the first old one.
+ */
+async function syncPlaced(dir: string, created: string | undefined): Promise<void> {
+  await syncDir(dir);
+  if (created !== undefined) {
+    for (let d = dir; d.length >= created.length && d !== dirname(d); d = dirname(d)) await syncDir(dirname(d));
   }
 }
 

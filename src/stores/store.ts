@@ -85,6 +85,21 @@ export interface Store {
    * calls it under the repository's exclusive lock. Backends without temporary files omit it.
    */
   removeStaleTemporaries?(olderThanMs: number): Promise<number>;
+
+  /**
+   * Optional, for backends on a local file system: a path prefix, unique to this call, under which the
+   * caller may create files itself (appending any of `[0-9a-z]`) to hand to {@link putFile}. Such a file
+   * is a temporary file until then: `list` never reports it, and `removeStaleTemporaries` removes it.
+   * Lets a writer outside JavaScript (a backup's native packer) put files that never enter the V8 heap.
+   */
+  tempPrefix?(): string;
+
+  /**
+   * Optional, with {@link tempPrefix}: stores the file at `path` (created under a prefix from
+   * tempPrefix, complete, and synced by the caller) under `key`, with the same guarantees as `put` of
+   * its content, by moving it. The file at `path` is gone afterwards, whether this succeeds or fails.
+   */
+  putFile?(key: string, path: string): Promise<void>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;

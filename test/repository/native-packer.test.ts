@@ -3,7 +3,8 @@
  * hold exactly what the JavaScript PackWriter puts in them (same entries, same bytes, same order), so
  * that the repository does not depend on which wrote it; and its own calls must fail clearly.
  */
-import { readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -131,6 +132,92 @@ describe('the native packer', () => {
     expect(second.stats.newChunks).toBe(0);
     expect(second.tables).toEqual(first.tables);
     expect(readdirSync(join(repo, 'snapshots'))).toHaveLength(2);
+  });
+
+  it('writes and syncs the pack files itself when asked: the same bytes, and none left that nobody took', () => {
+    if (!available) return;
+    const dir = tempDir('packer-files');
+    const file = twinsDb(dir);
+    const db = new Database(file);
+    loadExtension(db);
+    const packer = (files: string | null): number => {
+      const handle = db.prepare('SELECT scriptorium_packer(2, 1)').pluck().get() as number;
+      if (files !== null) db.prepare('SELECT scriptorium_packer_files(?, ?)').get(handle, files);
+      return handle;
+    };
+    const take = db.prepare('SELECT scriptorium_pack_take(?, 1)').pluck();
+    const close = db.prepare('SELECT scriptorium_packer_close(?)').pluck();
+    const add = db.prepare('SELECT scriptorium_pack_add(?, ?)').pluck();
+    const seal = db.prepare('SELECT scriptorium_pack_seal(?)').pluck();
+    /** Packs table a's rows, every chunk new (each batch is handed over as it is yielded), and seals one pack. */
+    const packTable = (handle: number): void => {
+      // Reading the data column hands the batch over (it is NULL here: the packer has it).
+      const scan = db.prepare("SELECT data, chunks FROM scriptorium_chunks('SELECT * FROM a', 1, 256, 512, 65536, 65536, 1, ?)").raw();
+      for (const [data, chunks] of scan.iterate(handle) as Iterable<[null, Buffer]>) {
+        expect(data).toBeNull();
+        if (chunks.length > 0) add.get(handle, Buffer.alloc(chunks.length / 8, 1)); // the last batch only has the digest
+      }
+      seal.get(handle);
+    };
+    const prefix = join(dir, '.tmp-test-');
+    const inFiles = packer(prefix);
+    const inMemory = packer(null);
+    try {
+      packTable(inFiles);
+      packTable(inMemory);
+      const written = take.get(inFiles) as Buffer;
+      const held = take.get(inMemory) as Buffer;
+      const path = written.toString('utf8', 40);
+      expect(path).toBe(`${prefix}0`);
+      const onDisk = readFileSync(path);
+      expect(onDisk.equals(held.subarray(32))).toBe(true); // the file the packer would have returned
+      expect(Number(written.readBigUInt64LE(32))).toBe(onDisk.length);
+      expect(written.subarray(0, 32).equals(createHash('sha256').update(onDisk).digest())).toBe(true); // named by its hash
+      // Set once, before the first seal.
+      expect(() => db.prepare('SELECT scriptorium_packer_files(?, ?)').get(inFiles, prefix)).toThrow(/set once/);
+      // A pack sealed and never taken: once its file is written, closing the packer removes it.
+      packTable(inFiles);
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(`${prefix}1`) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      expect(existsSync(`${prefix}1`)).toBe(true);
+    } finally {
+      expect(close.get(inFiles)).toBe(1);
+      expect(close.get(inMemory)).toBe(1);
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith('.tmp-test-'))).toEqual(['.tmp-test-0']);
+    // A file it cannot write fails the take with the reason, and E_IO through NativePacker.
+    const broken = packer(join(dir, 'missing', '.tmp-x-'));
+    try {
+      packTable(broken);
+      expect(() => take.get(broken)).toThrow(/could not write the pack file: No such file or directory/);
+    } finally {
+      close.get(broken);
+      db.close();
+    }
+  });
+
+  it('fails a backup whose pack files cannot be written with E_IO, and leaves no temporary files', async () => {
+    if (!available) return;
+    const dir = tempDir('packer-files');
+    const file = demoDb(dir, 400);
+    const repo = join(dir, 'repo');
+    await (await Repository.init(repo, { packBytes: 8 << 10 })).close();
+    const ok = await backup(file, repo);
+    expect(ok.packs.length).toBeGreaterThan(1);
+    expect(readdirSync(repo).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
+    // The packs go into packs/<2 hex>/: a file where that directory would be makes every pack put fail.
+    const full = join(dir, 'full');
+    await (await Repository.init(full, { packBytes: 8 << 10 })).close();
+    rmSync(join(full, 'packs'), { recursive: true, force: true });
+    writeFileSync(join(full, 'packs'), 'not a directory');
+    await expect(backup(file, full)).rejects.toMatchObject({ code: 'E_IO' });
+    expect(readdirSync(full).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
+    const repoAfter = await Repository.open(full);
+    try {
+      expect(await repoAfter.snapshots()).toEqual([]);
+    } finally {
+      await repoAfter.close();
+    }
   });
 
   it('outlives the connection that made it (the extension is never unloaded under its thread)', () => {
