@@ -19,6 +19,17 @@ describe('bench run order', () => {
       for (const [reader, writer] of Object.entries(READS)) expect(order.indexOf(writer)).toBeLessThan(order.indexOf(reader));
     });
 
+    it(`round ${round}: every case reads the database or what a case before it wrote (it is read ahead, untimed)`, () => {
+      const ran = runOrder(cases, round);
+      ran.forEach((c, i) => {
+        if (c.reads === '/nowhere/demo.db') return;
+        // The writer: its bytes are that file, and it does not read it (an import's bytes are its input).
+        const writer = ran.findIndex((w) => w.bytesFile === c.reads && w.reads !== c.reads);
+        expect(writer, `${c.id} reads ${c.reads}`).toBeGreaterThanOrEqual(0);
+        expect(writer).toBeLessThan(i);
+      });
+    });
+
     it(`round ${round}: backup and restore run right beside their peers, ${round % 2 ? 'the peer' : 'ours'} first`, () => {
       for (const [ours, peer] of [['backup', 'sqlite3-dump-zstd'], ['restore', 'zstd-restore']] as const) {
         const [a, b] = [order.indexOf(ours), order.indexOf(peer)];

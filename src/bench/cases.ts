@@ -22,6 +22,12 @@ export interface BenchCase {
    * export or a backup, the input of an import or a restore.
    */
   bytesFile: string;
+  /**
+   * What the case reads (the database, an export file, the repository directory): read once before
+   * every run, untimed, so that every run starts with it in the page cache. Otherwise whichever side runs
+   * first after the imports (which push the database out of a small page cache) reads it from disk.
+   */
+  reads: string;
   /** Resets state before each run (removes outputs, so every run starts fresh); not timed. */
   prepare: () => void | Promise<void>;
   spec: CommandSpec;
@@ -76,21 +82,22 @@ async function freshRepository(dir: string): Promise<void> {
 export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 'sqlite3'): BenchCase[] {
   const f = (name: string): string => path.join(dir, name);
   const node = process.execPath;
-  const ours = (group: number, id: string, label: string, peer: string, bytesFile: string, prepare: BenchCase['prepare'], args: string[]): BenchCase => ({
+  const ours = (group: number, id: string, label: string, peer: string, bytesFile: string, reads: string, prepare: BenchCase['prepare'], args: string[]): BenchCase => ({
     id,
     label,
     side: 'ours',
     peer,
     bytesFile,
+    reads,
     prepare,
     spec: { cmd: node, args: [...cliNodeFlags(), CLI_PATH, ...args, '--json'] },
     group,
   });
   const exportCase = (group: number, id: string, label: string, peer: string, file: string, extra: string[]): BenchCase =>
-    ours(group, id, label, peer, file, rm(file), ['export', db, ...extra, '-o', file]);
+    ours(group, id, label, peer, file, db, rm(file), ['export', db, ...extra, '-o', file]);
   const importCase = (id: string, label: string, file: string): BenchCase => {
     const into = f(`${id}.db`);
-    return ours(GROUP.import, id, label, 'sqlite3-restore', file, () => removeDatabase(into), ['import', file, '--into', into]);
+    return ours(GROUP.import, id, label, 'sqlite3-restore', file, file, () => removeDatabase(into), ['import', file, '--into', into]);
   };
   const selectAll = tables.map((t) => `SELECT * FROM ${ident(t)};`).join(' ');
   const restored = f('sqlite3-restore.db');
@@ -106,15 +113,16 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     importCase('import-json', 'import json', f('out.json')),
     importCase('import-sql', 'import sql', f('out.sql')),
     // A fresh repository every run (init is not timed), so each backup is a first, full snapshot.
-    ours(GROUP.compressed, 'backup', 'backup', 'sqlite3-dump-zstd', repo, () => freshRepository(repo), ['backup', db, '--repo', repo]),
+    ours(GROUP.compressed, 'backup', 'backup', 'sqlite3-dump-zstd', repo, db, () => freshRepository(repo), ['backup', db, '--repo', repo]),
     // Restores the snapshot the backup case just took (same round, so the repository holds exactly one).
-    ours(GROUP.decompress, 'restore', 'restore', 'zstd-restore', repo, () => removeDatabase(repoRestored), ['restore', 'latest', '--repo', repo, '--into', repoRestored, '--force']),
+    ours(GROUP.decompress, 'restore', 'restore', 'zstd-restore', repo, repo, () => removeDatabase(repoRestored), ['restore', 'latest', '--repo', repo, '--into', repoRestored, '--force']),
     {
       id: 'sqlite3-json',
       group: GROUP.json,
       label: 'sqlite3 -json (all tables)',
       side: 'peer',
       bytesFile: f('sqlite3.json'),
+      reads: db,
       prepare: rm(f('sqlite3.json')),
       spec: { cmd: sqlite3, args: ['-json', db, selectAll], stdout: f('sqlite3.json') },
     },
@@ -124,6 +132,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
       label: 'sqlite3 .dump',
       side: 'peer',
       bytesFile: f('dump.sql'),
+      reads: db,
       prepare: rm(f('dump.sql')),
       spec: { cmd: sqlite3, args: [db, '.dump'], stdout: f('dump.sql') },
     },
@@ -133,6 +142,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
       label: 'sqlite3 new.db < dump.sql',
       side: 'peer',
       bytesFile: f('dump.sql'),
+      reads: f('dump.sql'),
       prepare: () => removeDatabase(restored),
       spec: { cmd: sqlite3, args: [restored], stdin: f('dump.sql') },
     },
@@ -142,6 +152,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
       label: 'sqlite3 .dump | zstd -T2 -3',
       side: 'peer',
       bytesFile: f('dump.sql.zst'),
+      reads: db,
       prepare: rm(f('dump.sql.zst')),
       spec: {
         cmd: 'bash',
@@ -154,6 +165,7 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
       label: 'zstd -dc dump.sql.zst | sqlite3 new.db',
       side: 'peer',
       bytesFile: f('dump.sql.zst'),
+      reads: f('dump.sql.zst'),
       prepare: () => removeDatabase(zstdRestored),
       spec: {
         cmd: 'bash',

@@ -68,7 +68,7 @@ export function renderMarkdown(r: BenchReport): string {
     `Machine: ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB RAM, ${m.platform}, Node ${m.node}, sqlite3 ${m.sqlite3}, zstd ${m.zstd}; ` +
       `load average ${r.loadAverage.map((v) => v.toFixed(2)).join(' → ')} (start → end).`,
     `Each command ran as its own process, beside the peer doing the same job (ours first in one round, the peer first in the next; ` +
-      `\`sync\` before every run); figures are medians of ${r.repeat} run${r.repeat === 1 ? '' : 's'} (wall time of the whole process, ` +
+      `\`sync\` and its input read into the page cache before every run); figures are medians of ${r.repeat} run${r.repeat === 1 ? '' : 's'} (wall time of the whole process, ` +
       `including start-up; peak RSS ${r.rssMeasured ? 'from `/usr/bin/time -f %M`' : 'not measured: GNU time missing'}). ` +
       `Rows/s counts every row of the database; MB/s = file bytes (10^6) written by an export or read by an import ` +
       `(backup: the repository it wrote, from a fresh \`init\` each run, which is not timed; restore: the repository it read). ` +

@@ -10,7 +10,7 @@ import { benchCases, runOrder, type BenchCase } from './cases.js';
 import { renderChart } from './chart.js';
 import { dirBytes, runDedup } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
-import { hasGnuTime, removeDatabase, runTimed } from './process.js';
+import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
 import { addRatios, checkTargets, dedupTargets, summarizeCase, trends, type BenchReport, type DedupReport, type SizeResult } from './stats.js';
 
 export { DEFAULT_SIZES, QUICK_SIZES } from './sizes.js';
@@ -103,7 +103,8 @@ function reportedDuration(stdout: string): number | undefined {
 /**
  * Runs every case `repeat` times and summarizes one size. Each round runs every case once, ours next to
  * their peers and alternating which side goes first ({@link runOrder}); before each run, `sync` writes
- * back what the case before left dirty, so no run pays for another's writes.
+ * back what the case before left dirty, so no run pays for another's writes, and what the case reads is
+ * read once, so every run starts with it in the page cache.
  */
 async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void): Promise<SizeResult> {
   const db = cachedDemoDatabase(workDir, records, log);
@@ -118,6 +119,7 @@ async function benchSize(records: number, o: BenchOptions, workDir: string, log:
       for (const c of runOrder(cases, round)) {
         await c.prepare();
         spawnSync('sync');
+        warm(c.reads);
         const r = await runTimed(c.spec);
         const acc = runs.get(c.id)!;
         acc.ms.push(r.wallMs);
