@@ -196,6 +196,25 @@ describe('the native packer', () => {
     }
   });
 
+  it('hands the pack files to JavaScript for a store without files of its own (MemoryStore): the same packs', async () => {
+    const dir = tempDir('packer-files');
+    const file = demoDb(dir, 1500);
+    const time = new Date('2026-01-02T03:04:05Z');
+    const { MemoryStore } = await import('../../src/stores/memory-store.js');
+    const inMemory = await Repository.init(new MemoryStore(), { packBytes: 8 << 10 });
+    const onDisk = join(dir, 'repo');
+    await (await Repository.init(onDisk, { packBytes: 8 << 10 })).close();
+    const a = await backup(file, inMemory, { time });
+    const b = await backup(file, onDisk, { time });
+    expect(a.packs.length).toBeGreaterThan(1);
+    expect(a.packs).toEqual(b.packs); // zstd at one level: the same files, so the same names
+    expect(a.tables).toEqual(b.tables);
+    const out = join(dir, 'restored.db');
+    await restore(a.id, inMemory, { into: out });
+    expect(await engineDigests(out)).toEqual(await engineDigests(file));
+    await inMemory.close();
+  });
+
   it('fails a backup whose pack files cannot be written with E_IO, and leaves no temporary files', async () => {
     if (!available) return;
     const dir = tempDir('packer-files');
