@@ -12,6 +12,7 @@ import { Repository } from '../../src/repository/repository.js';
 import { restore } from '../../src/repository/restore.js';
 import { verify } from '../../src/repository/verify.js';
 import { snapshots } from '../../src/repository/operations.js';
+import { FsStore } from '../../src/stores/fs-store.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -93,6 +94,12 @@ describe('crash safety', () => {
     expect(pruned.packsDeleted).toBeGreaterThan(0);
     expect(packCount(repoDir)).toBe(before - pruned.packsDeleted);
     await verify(repoDir, { readData: true });
+    // Pack files a killed packer had written but nobody renamed are temporaries at the top: never
+    // objects, and removed once stale (prune's grace is an hour; here, any age).
+    const temporaries = (): string[] => readdirSync(repoDir).filter((f) => f.startsWith('.tmp-'));
+    const left = temporaries().length;
+    expect(await new FsStore(repoDir).removeStaleTemporaries(-1)).toBeGreaterThanOrEqual(left);
+    expect(temporaries()).toEqual([]);
     const out = join(dir, 'out.db');
     const last = run('backup', db, repoDir);
     expect((await last.done).code).toBe(0);
