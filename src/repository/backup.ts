@@ -96,6 +96,14 @@ function sha256Hex(data: Buffer): string {
   return oneShotHash('sha256', data, 'hex');
 }
 
+/** A pack stored: its ordinal and name, its size, and how much of it was a Buffer in the V8 heap. */
+interface StoredPack {
+  ordinal: number;
+  hash: string;
+  size: number;
+  heapBytes: number;
+}
+
 /** Writes one snapshot: chunks into packs, then the index file, then the manifest. */
 class SnapshotWriter {
   readonly #repo: Repository;
@@ -115,7 +123,7 @@ class SnapshotWriter {
   #flags = new Uint8Array(1024);
   /** Ordinals of durable packs not yet listed in an index file. */
   readonly #written: number[] = [];
-  readonly #inFlight: Array<Promise<{ ordinal: number; hash: string; size: number; heapBytes: number }>> = [];
+  readonly #inFlight: Array<Promise<StoredPack>> = [];
   /** The buffer index files are built in (reused). */
   #indexBuffer: Buffer = Buffer.alloc(0);
   /**
@@ -452,14 +460,17 @@ class SnapshotWriter {
       }
       return { ordinal, hash, size: file.length, heapBytes: file.length };
     })();
-    stored.catch(() => undefined); // awaited in #drain; keep an early failure from going unhandled
-    this.#inFlight.push(stored);
+    this.#track(stored);
   }
 
   /** {@link #put} for a pack file the native packer wrote and synced at `path` (a temporary file of the store). */
   #putFile(ordinal: number, hash: string, path: string, size: number): void {
-    const stored = this.#repo.store.putFile!(packKey(hash), path).then(() => ({ ordinal, hash, size, heapBytes: 0 }));
-    stored.catch(() => undefined); // awaited in #drain; keep an early failure from going unhandled
+    this.#track(this.#repo.store.putFile!(packKey(hash), path).then(() => ({ ordinal, hash, size, heapBytes: 0 })));
+  }
+
+  /** Adds a pack being stored to those in flight; {@link #drain} awaits it. */
+  #track(stored: Promise<StoredPack>): void {
+    stored.catch(() => undefined); // keep an early failure from going unhandled until #drain awaits it
     this.#inFlight.push(stored);
   }
 

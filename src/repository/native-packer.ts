@@ -94,17 +94,15 @@ export class NativePacker {
   /**
    * From now on (before the first seal), the packer's thread writes each pack file itself, synced, to
    * `prefix` followed by a number, and {@link take} returns its path: the files never enter JavaScript.
-   * Returns false when the extension cannot (built before it could).
+   * An extension built before it could keeps handing the files over.
    */
-  writeFiles(prefix: string): boolean {
+  writeFiles(prefix: string): void {
     try {
       this.#db.prepare('SELECT scriptorium_packer_files(?, ?)').get(this.handle, prefix);
+      this.#files = true;
     } catch (err) {
-      if (err instanceof Error && /no such function/.test(err.message)) return false;
-      throw err;
+      if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
     }
-    this.#files = true;
-    return true;
   }
 
   /**

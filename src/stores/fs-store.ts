@@ -42,12 +42,8 @@ export class FsStore implements Store {
       const temp = join(dir, TEMP_PREFIX + randomBytes(8).toString('hex'));
       let created: string | undefined;
       try {
-        // Most puts go to a directory that exists: try first, create it only when missing.
-        const handle = await open(temp, 'wx').catch(async (err: unknown) => {
-          if (errno(err) !== 'ENOENT') throw err;
-          created = await mkdir(dir, { recursive: true });
-          return open(temp, 'wx');
-        });
+        const [handle, made] = await inDirectory(dir, () => open(temp, 'wx'));
+        created = made;
         try {
           await handle.writeFile(data);
           await handle.sync();
@@ -77,12 +73,7 @@ export class FsStore implements Store {
     await this.#io('put', key, async () => {
       let created: string | undefined;
       try {
-        // Most puts go to a directory that exists: try first, create it only when missing.
-        await rename(path, final).catch(async (err: unknown) => {
-          if (errno(err) !== 'ENOENT') throw err;
-          created = await mkdir(dir, { recursive: true });
-          await rename(path, final);
-        });
+        [, created] = await inDirectory(dir, () => rename(path, final));
       } catch (err) {
         await unlink(path).catch(() => undefined);
         throw err;
@@ -188,6 +179,21 @@ export class FsStore implements Store {
       }
       throw ioError(op, this.location, key, err);
     }
+  }
+}
+
+/**
+ * Runs `op`, which creates a file in `dir`; when it fails with ENOENT, creates `dir` and runs it once
+ * more (most puts go to a directory that exists: try first, create it only when missing). Returns op's
+ * result and the first directory mkdir made, if it made any.
+ */
+async function inDirectory<T>(dir: string, op: () => Promise<T>): Promise<[T, string | undefined]> {
+  try {
+    return [await op(), undefined];
+  } catch (err) {
+    if (errno(err) !== 'ENOENT') throw err;
+    const created = await mkdir(dir, { recursive: true });
+    return [await op(), created];
   }
 }
 
