@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'E_NOT_REPOSITORY'
   | 'E_LOCKED'
   | 'E_IO'
+  | 'E_NO_SPACE'
+  | 'E_UNSUPPORTED'
   | 'E_INTERNAL'
   | (string & {});
 
@@ -93,7 +95,7 @@ export function fromSqliteError(err: unknown): ScriptoriumError | undefined {
     case 'SQLITE_LOCKED':
       return new ScriptoriumError('E_LOCKED', message, { hint: 'Another process holds a lock on the database for longer than we wait; try again when it is done.', cause: err });
     case 'SQLITE_FULL':
-      return new ScriptoriumError('E_IO', message, { hint: 'The disk is full: free some space and try again. Nothing was written in place of what existed.', cause: err });
+      return new ScriptoriumError('E_NO_SPACE', message, { hint: 'The disk is full: free some space and try again. Nothing was written in place of what existed.', cause: err });
     case 'SQLITE_READONLY':
     case 'SQLITE_CANTOPEN':
     case 'SQLITE_PERM':
@@ -102,4 +104,22 @@ export function fromSqliteError(err: unknown): ScriptoriumError | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The error a failed file-system call means to a user when the cause is a full disk or quota (ENOSPC,
+ * EDQUOT), naming where it happened; undefined for any other failure.
+ *
+ * @example
+ * ```ts
+ * try { fs.writeSync(fd, data); } catch (err) { throw noSpaceError(err, `export: write ${file}`) ?? err; }
+ * ```
+ */
+export function noSpaceError(err: unknown, where: string): ScriptoriumError | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  return new ScriptoriumError('E_NO_SPACE', `${where}: no space left on the device (${code})`, {
+    hint: 'Free some space (or raise the quota) and try again; nothing that existed before was changed.',
+    cause: err,
+  });
 }
