@@ -1,4 +1,4 @@
-/** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff. */
+/** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff, unlock. */
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
@@ -6,7 +6,7 @@ import { formatBytes, formatCount, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
 
-type RepoOptions = OutputOptions & { repo?: string; lockWait?: number };
+type RepoOptions = OutputOptions & { repo?: string; lockWait?: number; lock?: boolean };
 
 
 /** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
@@ -35,7 +35,22 @@ async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof run
 // backup and restore, whose time is measured against their peers, import only their own modules.
 const repository = () => import('../repository/index.js');
 
-const lockWait = (o: RepoOptions) => (o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 });
+const lockWait = (o: RepoOptions) => ({
+  ...(o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 }),
+  ...(o.lock === false ? { noLock: true } : {}),
+  onNotice: (message: string) => {
+    if (!o.quiet) process.stderr.write(`scriptorium: ${message}\n`);
+  },
+});
+const NO_LOCK = '--no-lock';
+const NO_LOCK_HELP = 'take no lock: read a repository you cannot write (as restic)';
+
+/** The line that names what prune and verify left alone, or '' when there is nothing. */
+function straysLine(strays: string[]): string {
+  if (strays.length === 0) return '';
+  const shown = strays.slice(0, 10).join(', ') + (strays.length > 10 ? `, … (${strays.length - 10} more)` : '');
+  return `\nleft alone: ${strays.length} files that are not repository objects: ${shown}`;
+}
 const short = (id: string) => id.slice(0, 8);
 
 /**
@@ -75,15 +90,18 @@ export function registerRepositoryCommands(program: Command): void {
         `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
     );
 
-  repoCommand(program, 'snapshots', 'list the snapshots in the repository').action((o: RepoOptions) =>
-    act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
-  );
+  repoCommand(program, 'snapshots', 'list the snapshots in the repository')
+    .option(NO_LOCK, 'accepted for symmetry: listing takes no lock anyway')
+    .action((o: RepoOptions) =>
+      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
+    );
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
     .argument('<snapshot>', 'snapshot id, unique prefix, or latest')
     .requiredOption('--into <db>', 'database file to create')
     .option('--tables <a,b>', 'only these tables', list)
     .option('--force', 'replace an existing database (only after the restore is verified)')
+    .option(NO_LOCK, NO_LOCK_HELP)
     .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
       act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
@@ -92,10 +110,12 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'verify', 'check the repository (structure; --read-data: every chunk and digest; --drill: a test restore)')
     .option('--read-data', 'read every chunk, check its hash and every table digest')
     .option('--drill', 'restore the latest snapshot into a temporary database and compare')
+    .option(NO_LOCK, NO_LOCK_HELP)
     .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
       act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...lockWait(o) }), (r) =>
         `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
-        `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}`),
+        `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}` +
+        straysLine(r.strays)),
     );
 
   repoCommand(program, 'forget', 'remove snapshots by id or by retention policy (restic semantics)')
@@ -119,7 +139,7 @@ export function registerRepositoryCommands(program: Command): void {
         ...r.kept.map((k) => `keep   ${short(k.id)}  ${k.time}  (${k.reasons.join(', ')})`),
         ...r.removed.map((k) => `${o.dryRun ? 'would remove' : 'remove'} ${short(k.id)}  ${k.time ?? ''}`),
         `${r.removed.length} snapshot(s) ${o.dryRun ? 'would be ' : ''}removed, ${r.kept.length} kept` +
-          (r.pruned ? `; pruned ${r.pruned.packsDeleted} packs (${formatBytes(r.pruned.bytesDeleted)})` : ''),
+          (r.pruned ? `; pruned ${r.pruned.packsDeleted} packs (${formatBytes(r.pruned.bytesDeleted)})${straysLine(r.pruned.strays)}` : ''),
       ].join('\n')),
     );
 
@@ -128,18 +148,31 @@ export function registerRepositoryCommands(program: Command): void {
     .action((o: RepoOptions & { dryRun?: boolean }) =>
       act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
         `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
-        `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}`),
+        `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}` +
+        `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` + straysLine(r.strays)),
     );
 
   repoCommand(program, 'diff', 'show per table what changed between two snapshots')
     .argument('<a>', 'older snapshot')
     .argument('<b>', 'newer snapshot (or latest)')
+    .option(NO_LOCK, NO_LOCK_HELP)
     .action((a: string, b: string, o: RepoOptions) =>
       act(o, async (onEvent) => (await repository()).diff(a, b, repoOf(o), { onEvent, ...lockWait(o) }), (d) => [
         `snapshot ${short(d.a)} → ${short(d.b)}`,
         ...d.tables.map((t) => `${t.status.padEnd(9)} ${t.name}: ${formatCount(t.rowsBefore)} → ${formatCount(t.rowsAfter)} rows; ` +
           `+${formatCount(t.rowsAdded)} −${formatCount(t.rowsRemoved)} ~${formatCount(t.rowsChanged)} rows; ` +
           `chunks +${t.chunksAdded} −${t.chunksRemoved} (${t.chunksShared} shared)${t.schemaChanged ? '; schema changed' : ''}`),
+      ].join('\n')),
+    );
+
+  repoCommand(program, 'unlock', 'remove stale locks (of processes gone from this host, or not refreshed for a while)')
+    .option('--older-than <minutes>', 'also remove locks not refreshed for this long (default 5: every lock that old is stale)', wholeNumber)
+    .action((o: RepoOptions & { olderThan?: number }) =>
+      act(o, async () => (await repository()).unlock(repoOf(o), { ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
+        ...r.removed.map((l) => `removed ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}, ${l.time}): ${l.reason}`),
+        ...r.future.map((l) => `left ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}): ${l.reason}`),
+        ...r.held.map((l) => `left ${l.kind} lock: ${l.reason}`),
+        `${r.removed.length} stale lock(s) removed, ${r.future.length + r.held.length} left`,
       ].join('\n')),
     );
 }

@@ -13,6 +13,8 @@ import { appendRange, encodeManifest, snapshotKey, type ChunkRange, type Snapsho
 import { PackWriter, packKey } from './pack.js';
 import { nativeChunks, type ChunkBatch } from './native-chunks.js';
 import { NativePacker } from './native-packer.js';
+import { isStale, listLocks, RepositoryLock, type HeldLock } from './locks.js';
+import { MAX_BYTES } from './objects.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { openSqliteSource, selectTables, subsetSchema, type RowSource } from './source.js';
@@ -61,6 +63,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           totalRows: estimates.reduce((a, b) => a + b, 0), tables: tables.length,
         });
         const writer = new SnapshotWriter(repo, await repo.loadIndex(false, true), reporter);
+        let failed = true;
         try {
           const entries: TableEntry[] = [];
           for (const [i, table] of tables.entries()) {
@@ -68,12 +71,15 @@ export async function backup(source: string | RowSource, repository: RepositoryL
             reporter.rowsTotal = (reporter.rowsTotal ?? 0) + entry.rows - estimates[i]!; // the estimate, made exact
             entries.push(entry);
           }
-          return await writer.finish(entries, {
+          const snapshot = await writer.finish(entries, {
             time: time.toISOString(), host: hostname(), tags: options.tags ?? [], source: sourceName,
             schema: subsetSchema(db.schema, tables.map((t) => t.name)),
           });
+          failed = false;
+          return snapshot;
         } finally {
           await writer.close();
+          if (failed) await writer.removeWritten(lock, options.onNotice);
         }
       } finally {
         if (typeof source === 'string') db?.close();
@@ -123,6 +129,11 @@ class SnapshotWriter {
   #flags = new Uint8Array(1024);
   /** Ordinals of durable packs not yet listed in an index file. */
   readonly #written: number[] = [];
+  /** Keys of the packs and index files this backup created (not ones that were there already), for a failure to remove. */
+  readonly #createdPacks: string[] = [];
+  readonly #createdIndexFiles: string[] = [];
+  /** The manifest is stored: the snapshot exists, and nothing of it may be removed any more. */
+  #committed = false;
   readonly #inFlight: Array<Promise<StoredPack>> = [];
   /** The buffer index files are built in (reused). */
   #indexBuffer: Buffer = Buffer.alloc(0);
@@ -412,7 +423,7 @@ class SnapshotWriter {
     const file = this.#indexedIn.get(pack);
     if (file === undefined) return undefined;
     if (this.#lastIndexFile?.hash !== file) {
-      const packs = await decodeIndex(file, await this.#repo.store.get(indexKey(file)));
+      const packs = await decodeIndex(file, await this.#repo.store.get(indexKey(file), { maxBytes: MAX_BYTES.index }));
       this.#lastIndexFile = { hash: file, packs: new Map(packs.map((p) => [p.hash, p.chunkIds])) };
     }
     return this.#lastIndexFile.packs.get(this.#index.packs[pack]);
@@ -454,7 +465,7 @@ class SnapshotWriter {
   #put(ordinal: number, hash: string, file: Buffer, release?: () => void): void {
     const stored = (async () => {
       try {
-        await this.#repo.store.put(packKey(hash), file);
+        await this.#putCreated(packKey(hash), () => this.#repo.store.put(packKey(hash), file));
       } finally {
         release?.(); // the store has written (or given up on) the file: its buffer can be reused
       }
@@ -465,7 +476,42 @@ class SnapshotWriter {
 
   /** {@link #put} for a pack file the native packer wrote and synced at `path` (a temporary file of the store). */
   #putFile(ordinal: number, hash: string, path: string, size: number): void {
-    this.#track(this.#repo.store.putFile!(packKey(hash), path).then(() => ({ ordinal, hash, size, heapBytes: 0 })));
+    const key = packKey(hash);
+    this.#track(this.#putCreated(key, () => this.#repo.store.putFile!(key, path)).then(() => ({ ordinal, hash, size, heapBytes: 0 })));
+  }
+
+  /**
+   * Runs `put` of pack `key`, remembering the key when the pack did not exist before: only such a pack
+   * is this backup's to remove if it fails (an identical pack already there may be some snapshot's).
+   */
+  async #putCreated(key: string, put: () => Promise<void>): Promise<void> {
+    const existed = await this.#repo.store.has(key).catch(() => true);
+    await put();
+    if (!existed) this.#createdPacks.push(key);
+  }
+
+  /**
+   * After a failure (and {@link close}): removes the index files and the packs this backup created, so
+   * that a failed backup (a full disk most of all) leaves nothing behind. Index files go first, then
+   * the locks are listed: a backup that loaded one of those index files before it was removed holds a
+   * lock that is listed then, and while any other operation holds a lock the packs stay (the next prune
+   * removes them). Best effort: a failure here never hides the backup's own error.
+   */
+  async removeWritten(own: HeldLock, onNotice?: (message: string) => void): Promise<void> {
+    const { store } = this.#repo;
+    if (this.#committed) return;
+    try {
+      for (const key of this.#createdIndexFiles.splice(0)) await store.delete(key);
+      if (this.#createdPacks.length === 0) return;
+      const others = (await listLocks(store)).filter((l) => !(own instanceof RepositoryLock && l.key === own.key) && !isStale(l));
+      if (others.length > 0) {
+        onNotice?.(`left ${this.#createdPacks.length} pack(s) of the failed backup for prune: ${others.length} other operation(s) hold a lock`);
+        return;
+      }
+      for (const key of this.#createdPacks.splice(0)) await store.delete(key);
+    } catch (err) {
+      onNotice?.(`could not remove all packs of the failed backup (${err instanceof Error ? err.message : String(err)}): prune removes them`);
+    }
   }
 
   /** Adds a pack being stored to those in flight; {@link #drain} awaits it. */
@@ -498,7 +544,9 @@ class SnapshotWriter {
     const packs = ordinals.map((o) => ({ hash: this.#index.packs[o], chunkIds: this.#pendingIds.get(o)!.ids }));
     const { file, hash, buffer } = encodeIndexInto(packs, this.#indexBuffer);
     this.#indexBuffer = buffer;
+    const existed = await this.#repo.store.has(indexKey(hash)).catch(() => true);
     await this.#repo.store.put(indexKey(hash), file);
+    if (!existed) this.#createdIndexFiles.push(indexKey(hash));
     for (const o of ordinals) {
       this.#indexedIn.set(o, hash);
       this.#idBuffers.give(this.#pendingIds.get(o)!.buffer);
@@ -553,7 +601,14 @@ class SnapshotWriter {
     const native = this.#native;
     const zstd = native ? (body: Buffer) => native.compress(body, level ?? ZSTD_DEFAULT_LEVEL) : undefined;
     const { file, hash } = await encodeManifest(manifest, codec, level, zstd);
-    await this.#repo.store.put(snapshotKey(hash), file);
+    try {
+      await this.#repo.store.put(snapshotKey(hash), file);
+    } catch (err) {
+      // A put can fail after its rename (syncing the folder): then the snapshot exists, and keeps its packs.
+      if (await this.#repo.store.has(snapshotKey(hash)).catch(() => true)) this.#committed = true;
+      throw err;
+    }
+    this.#committed = true;
     this.#reporter.bytesOut += file.length;
     this.#reporter.progress('done', undefined, true);
     const snapshot = { ...manifest, id: hash, manifestBytes: file.length };

@@ -4,6 +4,8 @@ export { restore, type RestoreOptions, type RestoreResult } from './restore.js';
 export { verify, type VerifyOptions, type VerifyReport } from './verify.js';
 export { forget, type ForgetOptions, type ForgetResult } from './forget.js';
 export { prune, type PruneOptions, type PruneResult } from './prune.js';
+export { unlock, type UnlockOptions, type UnlockResult, type LockReport } from './unlock.js';
+export { isObjectKey, findStrays } from './objects.js';
 export { diff, type DiffOptions, type SnapshotDiff, type TableDiff } from './diff.js';
 export { init, snapshots, type SnapshotSummary } from './operations.js';
 export { Repository, type OpenOptions, type RepositoryLocation } from './repository.js';

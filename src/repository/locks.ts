@@ -11,8 +11,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ScriptoriumError } from '../core/errors.js';
 import type { Store } from '../stores/store.js';
 import { LockedError } from './errors.js';
+import { listObjects, MAX_BYTES } from './objects.js';
 
 export type LockKind = 'shared' | 'exclusive';
 
@@ -29,8 +31,13 @@ export interface LockInfo {
 export const LOCK_REFRESH_MS = 60_000;
 export const LOCK_STALE_MS = 5 * 60_000;
 
+/** What an operation holds while it runs: call `release` when done (also on failure). */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
 /** A held lock; call `release` when done (also on failure). */
-export class RepositoryLock {
+export class RepositoryLock implements HeldLock {
   readonly key: string;
   readonly #store: Store;
   readonly #timer: NodeJS.Timeout;
@@ -72,9 +79,9 @@ export function isStale(lock: LockInfo, now = Date.now()): boolean {
 /** Reads every lock in the store (locks that vanish or do not parse are skipped). */
 export async function listLocks(store: Store): Promise<Array<LockInfo & { key: string }>> {
   const locks: Array<LockInfo & { key: string }> = [];
-  for await (const { key } of store.list('locks/')) {
+  for await (const { key } of listObjects(store, 'locks/')) {
     try {
-      locks.push({ ...(JSON.parse((await store.get(key)).toString('utf8')) as LockInfo), key });
+      locks.push({ ...(JSON.parse((await store.get(key, { maxBytes: MAX_BYTES.lock })).toString('utf8')) as LockInfo), key });
     } catch {
       // deleted meanwhile, or a torn write of a dying process: not a live lock
     }
@@ -91,7 +98,11 @@ export async function acquireLock(store: Store, kind: LockKind, operation: strin
   for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
     const info: LockInfo = { kind, operation, host: hostname(), pid: process.pid, time: new Date().toISOString() };
     const key = `locks/${randomBytes(16).toString('hex')}`;
-    await store.put(key, encode(info));
+    try {
+      await store.put(key, encode(info));
+    } catch (err) {
+      throw readOnly(err, store, operation) ?? err;
+    }
     const conflict = (await listLocks(store)).find(
       (other) => other.key !== key && (kind === 'exclusive' || other.kind === 'exclusive') && !isStale(other),
     );
@@ -117,6 +128,18 @@ export async function removeStaleLocks(store: Store): Promise<number> {
     }
   }
   return removed;
+}
+
+/** The error for a lock that cannot be written because the repository is read-only to this process. */
+function readOnly(err: unknown, store: Store, operation: string): ScriptoriumError | undefined {
+  let cause: unknown = err;
+  while (cause instanceof Error && !(cause as NodeJS.ErrnoException).syscall && cause.cause !== undefined) cause = cause.cause;
+  const code = (cause as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') return undefined;
+  return new ScriptoriumError('E_IO', `${operation}: cannot lock the repository ${store.location}: it cannot be written here (${code})`, {
+    hint: 'To read a repository you cannot write, pass --no-lock (restore, verify, diff; `snapshots` needs no lock). Backup, forget and prune need write access.',
+    cause: err,
+  });
 }
 
 function encode(info: LockInfo): Buffer {

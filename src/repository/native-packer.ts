@@ -116,6 +116,13 @@ export class NativePacker {
     } catch (err) {
       const m = err instanceof Error ? /could not write the pack file: (.*)$/.exec(err.message) : null;
       if (!m) throw err;
+      // The packer reports strerror's text: a full disk is E_NO_SPACE like any other write's.
+      if (/no space left|quota exceeded/i.test(m[1]!)) {
+        throw new ScriptoriumError('E_NO_SPACE', `repository: put pack: no space left on the device (${m[1]})`, {
+          cause: err,
+          hint: 'Free some space (or raise the quota) and try again; the backup removes the packs it wrote, and nothing that existed before was changed.',
+        });
+      }
       throw new ScriptoriumError('E_IO', `fs: put pack: ${m[1]}`, {
         cause: err,
         hint: 'check that the repository directory exists, is writable and has free space',

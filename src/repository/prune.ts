@@ -3,10 +3,18 @@
  * backups) and rewrites the index to match. It runs under the exclusive lock, so no backup is adding
  * chunks meanwhile. Order matters for crash safety: the new index is written first, then the old index
  * files are deleted, then the packs; an interrupted prune leaves only extra files for the next one.
+ *
+ * It deletes only repository objects (names that are valid object ids for their folder, see
+ * objects.ts); anything else in the repository is a stray, reported and left alone. On a full disk,
+ * where the new index cannot be written, it deletes the unused packs first and then writes the index:
+ * still safe, since a backup loads only index entries of packs that exist, and restore never reads
+ * the index.
  */
+import { ScriptoriumError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { decodeIndex, encodeIndex, indexKey, type IndexedPack } from './chunk-index.js';
 import { removeStaleLocks } from './locks.js';
+import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
@@ -30,6 +38,10 @@ export interface PruneResult {
   staleLocksRemoved: number;
   /** Temporary files of interrupted writes (older than an hour) removed. */
   temporariesRemoved: number;
+  /** Names in the repository that are not repository objects (links, foreign files): left alone. */
+  strays: string[];
+  /** The disk was full: unused packs were deleted before the new index was written. */
+  freedSpaceFirst?: boolean;
   dryRun: boolean;
 }
 
@@ -46,7 +58,7 @@ export async function prune(repository: RepositoryLocation | Repository, options
   const reporter = new OperationReporter('prune', options.onEvent);
   return reporter.run(() =>
     withRepository(repository, options, async (repo) => {
-      const lock = await repo.lock('exclusive', 'prune', options.lockWaitMs ?? 0);
+      const lock = await lockOnFullDisk(repo, options.lockWaitMs ?? 0);
       try {
         reporter.started({ target: repo.location });
         const result = await pruneLocked(repo, options.dryRun ?? false, reporter);
@@ -59,20 +71,41 @@ export async function prune(repository: RepositoryLocation | Repository, options
   );
 }
 
+/**
+ * Takes prune's exclusive lock. When even the lock cannot be written for lack of space, first removes
+ * what needs no lock to remove (temporaries of killed writers on this host, which are often what filled
+ * the disk, and stale locks, which every locker ignores anyway), then tries once more.
+ */
+async function lockOnFullDisk(repo: Repository, waitMs: number) {
+  try {
+    return await repo.lock('exclusive', 'prune', waitMs);
+  } catch (err) {
+    if (!(err instanceof ScriptoriumError && err.code === 'E_NO_SPACE')) throw err;
+    const freed = (await repo.removeDeadTemporaries()) + (await removeStaleLocks(repo.store));
+    if (freed === 0) {
+      throw new ScriptoriumError('E_NO_SPACE', `${err.message}: prune needs room for its lock (a few kilobytes)`, {
+        hint: 'Free a little space on the repository\'s disk (any file outside it), then run prune again: it frees the rest.',
+        cause: err,
+      });
+    }
+    return repo.lock('exclusive', 'prune', waitMs);
+  }
+}
+
 async function pruneLocked(repo: Repository, dryRun: boolean, reporter: OperationReporter): Promise<PruneResult> {
   const used = new Set<string>();
   for (const snapshot of await repo.snapshots()) for (const pack of snapshot.packs) used.add(pack);
   const sizes = new Map<string, number>();
-  for await (const { key, size } of repo.store.list('packs/')) sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
+  for await (const { key, size } of listObjects(repo.store, 'packs/')) sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
   const unused = [...sizes.keys()].filter((p) => !used.has(p));
 
   // The index to keep: every used pack's entry hashes, taken from the old index or rebuilt from the pack.
   const known = new Map<string, IndexedPack>();
   const oldIndexFiles: string[] = [];
-  for await (const { key } of repo.store.list('index/')) {
+  for await (const { key } of listObjects(repo.store, 'index/')) {
     oldIndexFiles.push(key);
     try {
-      for (const pack of await decodeIndex(key.slice('index/'.length), await repo.store.get(key))) known.set(pack.hash, pack);
+      for (const pack of await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }))) known.set(pack.hash, pack);
     } catch {
       // a damaged index file is replaced by the rebuilt one below
     }
@@ -89,17 +122,32 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
   }
   const result: PruneResult = {
     packsKept: kept.length, packsDeleted: unused.length, bytesDeleted: unused.reduce((a, p) => a + (sizes.get(p) ?? 0), 0),
-    indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, dryRun,
+    indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, strays: await findStrays(repo.store), dryRun,
   };
   const indexed = [...known.keys()].filter((p) => used.has(p) && sizes.has(p)).length;
   const indexChanges = unused.length > 0 || oldIndexFiles.length > 1 || known.size !== kept.length || indexed !== kept.length;
   if (dryRun) return result;
+  const deleteUnused = async (): Promise<void> => {
+    for (const pack of unused.splice(0)) {
+      await repo.store.delete(packKey(pack));
+      reporter.bytesOut += sizes.get(pack) ?? 0;
+      reporter.progress('prune');
+    }
+  };
   if (indexChanges) {
     let newKey: string | undefined;
     if (kept.length > 0) {
       const { file, hash } = await encodeIndex(kept);
       newKey = indexKey(hash);
-      await repo.store.put(newKey, file);
+      try {
+        await repo.store.put(newKey, file);
+      } catch (err) {
+        if (!(err instanceof ScriptoriumError && err.code === 'E_NO_SPACE') || unused.length === 0) throw err;
+        // A full disk: free the space of the unused packs first, then write the index (see the top).
+        await deleteUnused();
+        result.freedSpaceFirst = true;
+        await repo.store.put(newKey, file);
+      }
       result.indexFilesWritten = 1;
     }
     for (const key of oldIndexFiles) {
@@ -108,11 +156,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       result.indexFilesDeleted++;
     }
   }
-  for (const pack of unused) {
-    await repo.store.delete(packKey(pack));
-    reporter.bytesOut += sizes.get(pack) ?? 0;
-    reporter.progress('prune');
-  }
+  await deleteUnused();
   result.staleLocksRemoved = await removeStaleLocks(repo.store);
   // Temporary files of puts interrupted by a crash; an hour's margin spares any put still running.
   result.temporariesRemoved = (await repo.store.removeStaleTemporaries?.(TEMPORARY_GRACE_MS)) ?? 0;

@@ -9,9 +9,10 @@ import type { Store } from '../stores/store.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { createConfig, parseConfig, type RepositoryConfig, type RepositorySettings } from './config.js';
 import { ambiguousSnapshot, notRepository, unknownSnapshot } from './errors.js';
-import { acquireLock, type LockKind, type RepositoryLock } from './locks.js';
+import { acquireLock, type HeldLock, type LockKind } from './locks.js';
 import { decodeManifest, snapshotKey, type Snapshot } from './manifest.js';
 import { Pack, packKey } from './pack.js';
+import { listObjects, MAX_BYTES, maxPackBytes } from './objects.js';
 import { BufferPool } from './compression.js';
 import { collectAll, GarbageGate } from '../core/memory.js';
 
@@ -22,16 +23,29 @@ export type RepositoryLocation = string | Store;
 export interface OpenOptions {
   /** Store backends by URL scheme (default: `defaultStores()`). */
   stores?: StoreRegistry;
+  /**
+   * Take no lock (as restic's `--no-lock`): for reading a repository this process cannot write (a
+   * read-only mount, someone else's files). Only restore, verify and diff accept it; a prune running
+   * meanwhile may delete packs they read (never ones a snapshot refers to).
+   */
+  noLock?: boolean;
+  /** Called with a line for the user when the repository was tidied on the way (stale temporaries removed). */
+  onNotice?: (message: string) => void;
 }
+
+/** Operations that only read the repository, which may run without a lock ({@link OpenOptions.noLock}). */
+const READ_ONLY_OPERATIONS = new Set(['restore', 'verify', 'diff']);
 
 /** An open repository. Close it (which closes its store) when done. */
 export class Repository {
   readonly store: Store;
   readonly config: RepositoryConfig;
+  readonly #options: OpenOptions;
 
-  private constructor(store: Store, config: RepositoryConfig) {
+  private constructor(store: Store, config: RepositoryConfig, options: OpenOptions = {}) {
     this.store = store;
     this.config = config;
+    this.#options = options;
   }
 
   /** Where the repository lives, for messages. */
@@ -59,14 +73,23 @@ export class Repository {
           hint: 'Use it as it is, or choose another --repo.',
         });
       }
-      for await (const entry of store.list('')) {
+      // Anything at all, objects or not (a link, a FIFO), makes the place not empty.
+      const strays: string[] = [];
+      let first: string | undefined;
+      for await (const entry of store.list('', { strays })) {
+        first = entry.key;
+        break;
+      }
+      first ??= strays[0];
+      if (first !== undefined) {
+        const entry = { key: first };
         throw new UsageError(`repository: ${store.location} is not empty (it holds ${entry.key})`, {
           code: 'E_TARGET_EXISTS',
           hint: 'Initialise a repository in a new or empty directory.',
         });
       }
       await store.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'));
-      return new Repository(store, config);
+      return new Repository(store, config, options);
     } catch (err) {
       if (typeof location === 'string') await store.close();
       throw err;
@@ -79,27 +102,56 @@ export class Repository {
     try {
       let data: Buffer;
       try {
-        data = await store.get('config');
+        data = await store.get('config', { maxBytes: MAX_BYTES.config });
       } catch (err) {
         if (err instanceof NotFoundError) throw notRepository(store.location, err);
         throw err;
       }
-      return new Repository(store, parseConfig(data, store.location));
+      return new Repository(store, parseConfig(data, store.location), options);
     } catch (err) {
       if (typeof location === 'string') await store.close();
       throw err;
     }
   }
 
-  /** Takes a repository lock (see locks.ts for the rule). */
-  lock(kind: LockKind, operation: string, waitMs = 0): Promise<RepositoryLock> {
-    return acquireLock(this.store, kind, operation, waitMs);
+  /**
+   * Takes a repository lock (see locks.ts for the rule), then removes the temporary files that writers
+   * killed on this host left (their pid no longer runs), saying so through `onNotice`. With `noLock`
+   * (read-only operations only) takes none and writes nothing.
+   */
+  async lock(kind: LockKind, operation: string, waitMs = 0): Promise<HeldLock> {
+    if (this.#options.noLock) {
+      if (kind !== 'shared' || !READ_ONLY_OPERATIONS.has(operation)) {
+        throw new UsageError(`${operation}: --no-lock is only for reading a repository (snapshots, restore, verify, diff)`, {
+          hint: `${operation} writes to the repository and must lock it: run it without --no-lock.`,
+        });
+      }
+      return { release: async () => undefined };
+    }
+    const lock = await acquireLock(this.store, kind, operation, waitMs);
+    try {
+      await this.removeDeadTemporaries();
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+    return lock;
+  }
+
+  /** Removes temporaries of dead writers on this host (see {@link lock}); returns how many. */
+  async removeDeadTemporaries(): Promise<number> {
+    const removed = (await this.store.removeDeadTemporaries?.()) ?? [];
+    if (removed.length > 0) {
+      const pids = [...new Set(removed.map((r) => r.pid))].join(', ');
+      this.#options.onNotice?.(`removed ${removed.length} temporary file(s) left in ${this.location} by a process that no longer runs (pid ${pids}): ${removed.map((r) => r.name).slice(0, 5).join(', ')}${removed.length > 5 ? ', …' : ''}`);
+    }
+    return removed.length;
   }
 
   /** Ids of all snapshots, unordered. */
   async snapshotIds(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const { key } of this.store.list('snapshots/')) ids.push(key.slice('snapshots/'.length));
+    for await (const { key } of listObjects(this.store, 'snapshots/')) ids.push(key.slice('snapshots/'.length));
     return ids;
   }
 
@@ -107,7 +159,7 @@ export class Repository {
   async snapshot(id: string): Promise<Snapshot> {
     let file: Buffer;
     try {
-      file = await this.store.get(snapshotKey(id));
+      file = await this.store.get(snapshotKey(id), { maxBytes: MAX_BYTES.snapshot });
     } catch (err) {
       if (err instanceof NotFoundError) throw unknownSnapshot(id, this.location);
       throw err;
@@ -153,11 +205,11 @@ export class Repository {
     let present: Set<string> | undefined;
     if (existingOnly) {
       present = new Set();
-      for await (const { key } of this.store.list('packs/')) present.add(key.slice(key.lastIndexOf('/') + 1));
+      for await (const { key } of listObjects(this.store, 'packs/')) present.add(key.slice(key.lastIndexOf('/') + 1));
     }
-    for await (const { key } of this.store.list('index/')) {
+    for await (const { key } of listObjects(this.store, 'index/')) {
       try {
-        const packs = await decodeIndex(key.slice('index/'.length), await this.store.get(key));
+        const packs = await decodeIndex(key.slice('index/'.length), await this.store.get(key, { maxBytes: MAX_BYTES.index }));
         index.addIndexed(present ? packs.filter((p) => present.has(p.hash)) : packs);
       } catch (err) {
         // A damaged index only costs deduplication; prune rebuilds it. Verify reports it.
@@ -169,7 +221,7 @@ export class Repository {
 
   /** Reads and checks pack `hash`. Throws NotFoundError when it is missing, IntegrityError when damaged. */
   async pack(hash: string): Promise<Pack> {
-    return Pack.open(hash, await this.store.get(packKey(hash)));
+    return Pack.open(hash, await this.store.get(packKey(hash), { maxBytes: maxPackBytes(this.config.packBytes) }));
   }
 
   async close(): Promise<void> {
@@ -255,7 +307,7 @@ export class PackCache {
 
   async #open(hash: string): Promise<Pack> {
     if (!this.#pool) return this.#repo.pack(hash);
-    const file = await this.#repo.store.get(packKey(hash));
+    const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
     // A pack is sealed once its chunks reach packBytes: the body is seldom much more than that.
     const pack = await Pack.open(hash, file, this.#pool, this.#repo.config.packBytes + (128 << 10));
     this.#gate!.add(file.length);

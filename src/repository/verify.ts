@@ -12,6 +12,7 @@ import type { EventListener } from '../core/events.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
+import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import type { Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
@@ -35,6 +36,8 @@ export interface VerifyReport {
   tablesRead: number;
   drilled?: string;
   problems: Problem[];
+  /** Names in the repository that are not repository objects (links, foreign files): not problems, left alone. */
+  strays: string[];
 }
 
 /**
@@ -75,16 +78,16 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   reporter.started({ target: repo.location, totalRows: snapshots.reduce((a, s) => a + s.stats.rows, 0), tables: snapshots.length });
   const index = new ChunkIndex();
-  for await (const { key } of repo.store.list('index/')) {
+  for await (const { key } of listObjects(repo.store, 'index/')) {
     try {
-      index.addIndexed(await decodeIndex(key.slice('index/'.length), await repo.store.get(key)));
+      index.addIndexed(await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index })));
     } catch (err) {
       problems.push(asProblem(err, {}));
     }
   }
   const existing = new Set<string>();
-  for await (const { key } of repo.store.list('packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
-  const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems };
+  for await (const { key } of listObjects(repo.store, 'packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
+  const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const referenced = new Set<string>();
   for (const snap of snapshots) {
     for (const table of snap.tables) {

@@ -1,6 +1,6 @@
 /** A Store in process memory, for tests and for trying the library without a disk. */
-import { NotFoundError } from '../core/errors.js';
-import { checkKey, checkPrefix, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+import { NotFoundError, ScriptoriumError } from '../core/errors.js';
+import { checkKey, checkPrefix, type GetOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
 /**
  * A {@link Store} held in a `Map`. Puts are atomic (the map is updated in one step) but not durable.
@@ -28,10 +28,15 @@ export class MemoryStore implements Store {
     this.#objects.set(key, Buffer.from(data));
   }
 
-  async get(key: string): Promise<Buffer> {
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     this.#check(key);
     const data = this.#objects.get(key);
     if (data === undefined) throw new NotFoundError(`memory: get ${key}: not found in ${this.location}`);
+    if (options.maxBytes !== undefined && data.length > options.maxBytes) {
+      throw new ScriptoriumError('E_CORRUPT', `memory: get ${key}: is ${data.length} bytes, more than the ${options.maxBytes} such an object can hold`, {
+        hint: 'The object is damaged or was replaced; it was not read.',
+      });
+    }
     return Buffer.from(data);
   }
 
@@ -47,6 +52,7 @@ export class MemoryStore implements Store {
     return { key, size: data.length };
   }
 
+  /** Every key is a valid key here, and nothing but objects is held: a memory store has no strays. */
   async *list(prefix: string): AsyncIterable<StoreEntry> {
     checkPrefix(prefix);
     this.#open();

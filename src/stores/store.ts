@@ -15,6 +15,33 @@ export interface StoreCapabilities {
   maxConcurrency: number;
 }
 
+/** Options of {@link Store.get}. */
+export interface GetOptions {
+  /**
+   * The most bytes the object may hold. A longer object is refused at once (E_CORRUPT), before any of it
+   * is read into memory: callers pass the object's known size or the per-kind maximum of its folder.
+   */
+  maxBytes?: number;
+}
+
+/** Options of {@link Store.list}. */
+export interface ListOptions {
+  /**
+   * When given, the backend pushes here the names (relative to the store's root, `/`-separated) of what
+   * it met under the prefix and did not yield: symbolic links, files that are not regular files, and
+   * names that are not valid keys. Its own temporary files are not strays and are never pushed.
+   */
+  strays?: string[];
+}
+
+/** A temporary file removed because the process that wrote it is gone (see {@link Store.removeDeadTemporaries}). */
+export interface RemovedTemporary {
+  /** Its name, relative to the store's root. */
+  name: string;
+  /** The process that wrote it, which no longer runs on this host. */
+  pid: number;
+}
+
 /** One object found by {@link Store.list}. */
 export interface StoreEntry {
   key: string;
@@ -52,27 +79,40 @@ export interface Store {
   put(key: string, data: Uint8Array): Promise<void>;
 
   /**
-   * Returns the whole content of `key`. Throws `NotFoundError` (code `E_NOT_FOUND`) when no object has that
-   * key; any other failure is a `ScriptoriumError` with code `E_IO`. Safe to retry.
+   * Returns the whole content of `key`, reading at most `options.maxBytes` (when given): an object longer
+   * than that is refused at once with code `E_CORRUPT`, without reading it. Throws `NotFoundError` (code
+   * `E_NOT_FOUND`) when no object has that key; `E_CORRUPT` when what is stored under the key is not an
+   * object of this store (a backend on a file system: a symbolic link, a FIFO, a device, a folder, or a
+   * path through a linked folder), never following it or blocking on it; `E_NO_SPACE` or `E_IO` for other
+   * failures. Safe to retry.
    */
-  get(key: string): Promise<Buffer>;
+  get(key: string, options?: GetOptions): Promise<Buffer>;
 
-  /** Returns whether an object named `key` exists. Safe to retry. */
+  /**
+   * Returns whether anything is stored under `key` (also something `get` would refuse, so that a caller
+   * never replaces what it does not know). Safe to retry.
+   */
   has(key: string): Promise<boolean>;
 
-  /** Returns the size of `key` in bytes. Throws `NotFoundError` when it does not exist. Safe to retry. */
+  /**
+   * Returns the size of `key` in bytes. Throws `NotFoundError` when it does not exist, and `E_CORRUPT`
+   * when it is not an object (as for `get`). Safe to retry.
+   */
   stat(key: string): Promise<StoreEntry>;
 
   /**
    * Yields every object whose key starts with `prefix` (`''` for all), in no particular order, each once.
    * Objects put or deleted while the listing runs may or may not be included. Temporary files of
-   * unfinished puts are never included.
+   * unfinished puts are never included. A backend on a file system yields only regular files reached
+   * without following a symbolic link, and never leaves its root; anything else it meets is a stray,
+   * pushed to `options.strays` when given, never yielded.
    */
-  list(prefix: string): AsyncIterable<StoreEntry>;
+  list(prefix: string, options?: ListOptions): AsyncIterable<StoreEntry>;
 
   /**
    * Removes `key`. Resolves without error when the object does not exist, so a retried or concurrent
-   * delete is harmless.
+   * delete is harmless. Never removes what is not an object (a symbolic link, a FIFO, a folder, anything
+   * reached through a linked folder): that is `E_CORRUPT`, and it stays where it is.
    */
   delete(key: string): Promise<void>;
 
@@ -85,6 +125,13 @@ export interface Store {
    * calls it under the repository's exclusive lock. Backends without temporary files omit it.
    */
   removeStaleTemporaries?(olderThanMs: number): Promise<number>;
+
+  /**
+   * Optional: deletes temporary files whose writer, a process on this host, no longer runs (killed
+   * before it could clean up), whatever their age, and returns them. Safe without any lock: no other
+   * process ever renames another's temporary file. Backends without temporary files omit it.
+   */
+  removeDeadTemporaries?(): Promise<RemovedTemporary[]>;
 
   /**
    * Optional, for backends on a local file system: a path prefix, unique to this call, under which the
