@@ -6,8 +6,11 @@
 import type { Store, StoreEntry } from '../stores/store.js';
 
 const HASH = '[0-9a-f]{64}';
-/** Lock names: locks.ts writes 32 hex digits (16 random bytes); other writers may use up to 64. */
-const LOCK = '[0-9a-f]{16,64}';
+/**
+ * Lock names: locks.ts writes 32 hex digits (16 random bytes); the format says only `<random>`, so any
+ * 1-64 lowercase letters and digits are taken as a lock (a lock is only ever read, never trusted).
+ */
+const LOCK = '[0-9a-z]{1,64}';
 
 const OBJECT_KEY = new RegExp(`^(?:config|snapshots/${HASH}|index/${HASH}|locks/${LOCK}|packs/([0-9a-f]{2})/(${HASH}))$`);
 
@@ -16,7 +19,7 @@ export type ObjectFolder = 'snapshots/' | 'index/' | 'locks/' | 'packs/';
 
 /**
  * Whether `key` names a repository object: `config`, `snapshots/<64 hex>`, `index/<64 hex>`,
- * `locks/<16-64 hex>`, or `packs/<2 hex>/<64 hex>` whose folder is the first two digits of its name.
+ * `locks/<1-64 of [0-9a-z]>`, or `packs/<2 hex>/<64 hex>` whose folder is the first two digits of its name.
  */
 export function isObjectKey(key: string): boolean {
   const match = OBJECT_KEY.exec(key);

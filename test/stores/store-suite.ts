@@ -95,6 +95,27 @@ export function describeStore(name: string, factory: StoreFactory): void {
       expect((await store.get('k')).toString()).toBe('abc');
     });
 
+    it('bounds a read: an object of exactly maxBytes is read, a longer one is refused with E_CORRUPT', async () => {
+      await store.put('snapshots/big', Buffer.alloc(1000, 7));
+      expect((await store.get('snapshots/big', { maxBytes: 1000 })).length).toBe(1000);
+      await expect(store.get('snapshots/big', { maxBytes: 999 })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      await expect(store.get('snapshots/big', { maxBytes: 0 })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      await store.put('empty', Buffer.alloc(0));
+      expect((await store.get('empty', { maxBytes: 0 })).length).toBe(0);
+      await expect(store.get('missing', { maxBytes: 10 })).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it('lists nothing and reports no strays for what it holds itself', async () => {
+      await store.put('packs/ab/abcdef', Buffer.from('x'));
+      await store.put('config', Buffer.from('{}'));
+      const strays: string[] = [];
+      const listed: string[] = [];
+      for await (const e of store.list('', { strays })) listed.push(e.key);
+      expect(listed.sort()).toEqual(['config', 'packs/ab/abcdef']);
+      expect(strays).toEqual([]);
+      expect(await keys(store, 'nothing/')).toEqual([]);
+    });
+
     it('declares its capabilities as data', () => {
       expect(typeof store.capabilities.atomicPut).toBe('boolean');
       expect(store.capabilities.maxConcurrency).toBeGreaterThan(0);
