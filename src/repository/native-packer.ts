@@ -8,6 +8,7 @@
  * The pack files are those {@link PackWriter} writes (same body layout, same framing), so a repository
  * does not tell which wrote them.
  */
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { ScriptoriumError } from '../core/errors.js';
 import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compression.js';
@@ -25,6 +26,8 @@ export class NativePacker {
   #entries = 0;
   #bytes = 0;
   #files = false;
+  /** Where the pack files go (the repository's folder), for messages. */
+  #where = '';
 
   private constructor(db: Database.Database, handle: number) {
     this.#db = db;
@@ -100,6 +103,7 @@ export class NativePacker {
     try {
       this.#db.prepare('SELECT scriptorium_packer_files(?, ?)').get(this.handle, prefix);
       this.#files = true;
+      this.#where = dirname(prefix);
     } catch (err) {
       if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
     }
@@ -118,7 +122,7 @@ export class NativePacker {
       if (!m) throw err;
       // The packer reports strerror's text: a full disk is E_NO_SPACE like any other write's.
       if (/no space left|quota exceeded/i.test(m[1]!)) {
-        throw new ScriptoriumError('E_NO_SPACE', `repository: put pack: no space left on the device (${m[1]})`, {
+        throw new ScriptoriumError('E_NO_SPACE', `repository ${this.#where}: put pack: no space left on the device (${m[1]})`, {
           cause: err,
           hint: 'Free some space (or raise the quota) and try again; the backup removes the packs it wrote, and nothing that existed before was changed.',
         });

@@ -13,7 +13,7 @@ import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
-import type { Pack } from './pack.js';
+import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { restore } from './restore.js';
@@ -88,6 +88,7 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   const existing = new Set<string>();
   for await (const { key } of listObjects(repo.store, 'packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
   const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
+  const strays = new Set(report.strays);
   const referenced = new Set<string>();
   for (const snap of snapshots) {
     for (const table of snap.tables) {
@@ -96,7 +97,7 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
         referenced.add(pack);
         report.chunks += count;
         if (!existing.has(pack)) {
-          problems.push({ code: 'E_CORRUPT', snapshot: snap.id, table: table.name, chunk: chunkId(index, pack, first), pack, message: `pack ${pack.slice(0, 16)} is missing` });
+          problems.push({ code: 'E_CORRUPT', snapshot: snap.id, table: table.name, chunk: chunkId(index, pack, first), pack, message: strays.has(packKey(pack)) ? `pack ${pack.slice(0, 16)} is not a regular file (a link, a FIFO, a device): never read` : `pack ${pack.slice(0, 16)} is missing` });
         }
       }
     }
