@@ -88,6 +88,9 @@ export class FsStore implements Store {
         if (errno(err) === 'ENOENT') return;
         throw ioError(op, this.location, key, err);
       }
+      // A regular file there leads nowhere (the operation fails on it with ENOTDIR, as E_IO); a link
+      // or a special file could lead outside the root, and is never passed through.
+      if (st.isFile()) return;
       if (!st.isDirectory()) throw notAnObject(op, this.location, segments.slice(0, i + 1).join('/'), st, 'folder');
     }
   }
