@@ -319,6 +319,30 @@ describe.skipIf(!canMount)('a full disk (a small tmpfs)', () => {
     }, 120_000);
   }
 
+  it('a backup that runs out of space while another operation holds a lock leaves its packs for prune, and says so', async () => {
+    const dir = tempDir('closed');
+    const db = randomDb(dir, 40, 100_000);
+    await withTmpfs('2m', async (mnt) => {
+      const repoDir = join(mnt, 'repo');
+      await (await Repository.init(repoDir, { packBytes: 256 << 10 })).close();
+      const other = await Repository.open(repoDir);
+      const held = await other.lock('shared', 'verify'); // e.g. a verify that may have loaded its index files
+      try {
+        const notices: string[] = [];
+        await expect(backup(db, repoDir, { onNotice: (m) => notices.push(m) })).rejects.toMatchObject({ code: 'E_NO_SPACE' });
+        expect(notices.join('\n')).toMatch(/left [1-9]\d* pack\(s\) of the failed backup for prune: 1 other operation\(s\) hold a lock/);
+        expect(walk(repoDir).filter((f) => f.startsWith('packs/')).length).toBeGreaterThan(0);
+        expect(walk(repoDir).filter((f) => f.startsWith('index/'))).toEqual([]);
+      } finally {
+        await held.release();
+        await other.close();
+      }
+      const pruned = await prune(repoDir);
+      expect(pruned.packsDeleted).toBeGreaterThan(0);
+      expect(walk(repoDir).filter((f) => f.startsWith('packs/'))).toEqual([]);
+    });
+  }, 120_000);
+
   it('prune works on a disk filled by a killed backup\'s temporaries: it removes them first, then prunes', async () => {
     const dir = tempDir('closed');
     const small = demoDb(dir, 100);
