@@ -1,5 +1,6 @@
 /** A Store in a local directory: one file per key, written to a temporary name, synced, then renamed. */
 import { createHash, randomBytes } from 'node:crypto';
+import { constants as bufferLimits } from 'node:buffer';
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -171,6 +172,7 @@ export class FsStore implements Store {
         const st = await handle.stat();
         if (!st.isFile()) throw notAnObject('get', this.location, key, st);
         if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(this.location, key, st.size, maxBytes);
+        if (st.size > bufferLimits.MAX_LENGTH) throw tooLarge(this.location, key, st.size, bufferLimits.MAX_LENGTH);
         // Read exactly the size fstat gave (never more, whatever the file does meanwhile).
         const data = Buffer.allocUnsafe(st.size);
         let filled = 0;
