@@ -4,8 +4,8 @@
  * in the future is left where it is and reported with its host and time: its holder's clock (or this
  * one) is wrong, and age tells nothing about it.
  */
-import { UsageError } from '../core/errors.js';
 import { hostname } from 'node:os';
+import { UsageError } from '../core/errors.js';
 import { isStale, listLocks, LOCK_STALE_MS, type LockInfo } from './locks.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 
