@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js';
-import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
+import { fromSqliteError, IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
 import { guardConnection, hasExtension, loadExtension } from './extension.js';
@@ -65,7 +65,7 @@ export class SqliteTarget {
    */
   createTables(tables: Pick<TableSchema, 'name' | 'sql'>[]): void {
     for (const table of tables) refuseUnlessPlain({ type: 'table', name: table.name }, table.sql);
-    for (const table of tables) this.#run(table.sql);
+    for (const table of tables) this.#create({ type: 'table', name: table.name }, table.sql);
   }
 
   /**
@@ -75,6 +75,23 @@ export class SqliteTarget {
   exec(sql: string): void {
     if (!/^\s*INSERT\s+INTO\s/i.test(sql)) throw new TypeError(`SqliteTarget.exec runs only INSERT statements: ${sql.slice(0, 40)}`);
     this.#run(sql);
+  }
+
+  /**
+   * Runs a checked CREATE. SQLite may still refuse it (a damaged statement, or the guard's authorizer:
+   * SQLITE_AUTH): that is damaged input, E_CORRUPT naming the object, unless it is the disk or the file.
+   */
+  #create(claimed: ClaimedObject, sql: string): void {
+    try {
+      this.#run(sql);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (err instanceof ScriptoriumError || typeof code !== 'string' || !code.startsWith('SQLITE_') || fromSqliteError(err)) throw err;
+      throw new IntegrityError('E_CORRUPT', `schema: ${claimed.type} ${quoteIdent(claimed.name)}: SQLite refuses its CREATE statement: ${(err as Error).message}`, {
+        hint: 'The schema SQL was edited or damaged; nothing was written to the target.',
+        cause: err,
+      });
+    }
   }
 
   #run(sql: string): void {
@@ -158,7 +175,7 @@ export class SqliteTarget {
     }
     this.#db.pragma(`user_version = ${Math.trunc(meta.userVersion ?? 0)}`);
     this.#db.pragma(`application_id = ${Math.trunc(meta.applicationId ?? 0)}`);
-    for (const object of objects) this.#run(object.sql);
+    for (const object of objects) this.#create(object, object.sql);
     this.#db.exec('COMMIT');
   }
 
