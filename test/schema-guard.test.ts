@@ -121,6 +121,9 @@ describe('schemaProblem: exactly the plain CREATE of the object it names', () =>
     expect(schemaProblem({ type: 'table', name: 'x' }, 42)).toMatch(/not text/);
     expect(schemaProblem({ type: 'table', name: 7 as unknown as string }, 'CREATE TABLE x(a)')).toMatch(/name is not text/);
     expect(schemaProblem({ type: 'module' as 'table', name: 'x' }, 'CREATE TABLE x(a)')).toMatch(/not table, index, view or trigger/);
+    // Bounded: a statement of millions of tokens is refused before it costs memory.
+    expect(schemaProblem({ type: 'table', name: 'x' }, `CREATE TABLE x(a CHECK (${'('.repeat(2_000_000)}1${')'.repeat(2_000_000)}))`)).toMatch(/more than 1000000 tokens/);
+    expect(schemaProblem({ type: 'table', name: 'x' }, `CREATE TABLE x(a) -- ${'x'.repeat(17 << 20)}`)).toMatch(/longer than 16 MiB/);
   });
 
   it('agrees with SQLite on where each accepted statement ends: it prepares as one statement', () => {

@@ -24,6 +24,13 @@ export interface ClaimedObject {
 /** The only virtual table modules a schema may create (FTS5 and R*Tree; their tables are data we carry). */
 const VIRTUAL_MODULES = new Set(['fts5', 'rtree', 'rtree_i32']);
 
+/**
+ * Bounds on one statement, so that a hostile header cannot make the check itself take unbounded memory:
+ * far beyond any real schema (a 2,000-column table is about 20,000 tokens and 100 KB).
+ */
+const MAX_SQL_CHARS = 16 << 20;
+const MAX_TOKENS = 1_000_000;
+
 /** Statements a trigger body may hold (SQLite's grammar allows no other). */
 const TRIGGER_STATEMENTS = new Set(['INSERT', 'UPDATE', 'DELETE', 'SELECT', 'WITH', 'REPLACE', 'VALUES']);
 
@@ -50,6 +57,7 @@ export function schemaProblem(claimed: ClaimedObject, sql: unknown): string | un
   const what = `a plain CREATE ${claimed.type.toUpperCase()} statement`;
   if (typeof sql !== 'string') return `not ${what} (it is not text)`;
   if (typeof claimed.name !== 'string' || (claimed.table !== undefined && typeof claimed.table !== 'string')) return `not ${what} (its name is not text)`;
+  if (sql.length > MAX_SQL_CHARS) return `not ${what} (it is longer than ${MAX_SQL_CHARS >> 20} MiB)`;
   const tokens = tokenize(sql);
   if (typeof tokens === 'string') return `not ${what} (${tokens})`;
   const reason = new Checker(tokens, claimed).check();
@@ -67,6 +75,7 @@ function tokenize(sql: string): Token[] | string {
   while (i < n) {
     const c = sql[i]!;
     if (c === '\0') return 'it holds a NUL character';
+    if (tokens.length > MAX_TOKENS) return `it has more than ${MAX_TOKENS} tokens`;
     if (isSpace(c)) {
       i++;
     } else if (c === '-' && sql[i + 1] === '-') {
