@@ -411,6 +411,22 @@ describe('export files whose schema SQL was edited: import refuses them (E_UNSUP
     expectBystanderIntact(app);
   });
 
+  it('a trigger on main.audit (SQLite keeps the schema name as written) exports and imports in every format', async () => {
+    const db = makeDb(path.join(dir, 'qualified.db'), (d) => d.exec(`
+      CREATE TABLE audit(id INTEGER PRIMARY KEY, msg TEXT);
+      CREATE TABLE log(m);
+      CREATE TRIGGER audit_log AFTER INSERT ON main.audit BEGIN INSERT INTO log VALUES (new.msg); END;
+      INSERT INTO audit(msg) VALUES ('a');
+    `));
+    for (const format of ['ndjson', 'json', 'sql'] as const) {
+      const file = path.join(dir, `qualified.${format}`);
+      await exportTo(db, { format, compress: 'none', output: file });
+      const into = path.join(dir, `qualified-${format}.db`);
+      await importFrom(file, { into });
+      withDb(into, (d) => expect(d.prepare("SELECT sql FROM sqlite_schema WHERE name = 'audit_log'").pluck().get()).toMatch(/ON main\.audit/));
+    }
+  });
+
   it('the untouched exports still import, objects included', async () => {
     for (const format of ['ndjson', 'json', 'sql'] as const) {
       const into = path.join(dir, `import-clean-${format}.db`);

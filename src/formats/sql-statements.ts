@@ -19,7 +19,8 @@ const CREATE_OBJECT = new RegExp(
   String.raw`^CREATE\s+(UNIQUE\s+INDEX|INDEX|VIEW|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
   'i',
 );
-const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})`, 'i');
+// A trigger may name its table as main.t (SQLite keeps that text as written).
+const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})(?:\s*\.\s*(${IDENT}))?`, 'i');
 const SEQUENCE = /^INSERT\s+INTO\s+"?sqlite_sequence"?\s*(?:\(\s*name\s*,\s*seq\s*\))?\s*VALUES\s*\(\s*'((?:[^']|'')*)'\s*,\s*(-?\d+)\s*\)\s*$/i;
 
 /** The unquoted name of an identifier token. */
@@ -70,7 +71,7 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     const type = word.endsWith('INDEX') ? 'index' : word === 'VIEW' ? 'view' : 'trigger';
     const name = unquoteIdent(object[2]!);
     const on = type === 'view' ? undefined : ON_TABLE.exec(head.slice(object[0].length));
-    const table = on ? unquoteIdent(on[1]!) : name;
+    const table = on ? unquoteIdent(on[2] ?? on[1]!) : name;
     plainCreate({ type, name, table }, sql, line);
     return { kind: 'object', object: { type, name, table, sql } };
   }
