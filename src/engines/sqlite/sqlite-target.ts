@@ -49,8 +49,14 @@ export class SqliteTarget {
     // Schema expressions (CHECK, DEFAULT, generated columns, index expressions) may call only
     // innocuous functions. Set here too because without the extension there is no guard to set it.
     db.pragma('trusted_schema = OFF');
-    loadExtension(db);
-    guardConnection(db); // last: it also switches extension loading off
+    try {
+      loadExtension(db);
+      guardConnection(db); // last: it also switches extension loading off
+    } catch (err) {
+      db.close(); // an extension built without the guard: no unguarded target, and no file left behind
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
     db.exec('BEGIN');
     return new SqliteTarget(file, db);
   }
