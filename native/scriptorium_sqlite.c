@@ -15,6 +15,10 @@
 **   scriptorium_packer(codec, level) …              a backup's packs, filled and compressed in C from
 **                                                   scriptorium_chunks' batches (scriptorium_pack.inc)
 **
+** A second entry point, sqlite3_scriptoriumguard_init, installs the guard (an authorizer and limits) on
+** connections that run schema SQL from outside: the databases restore and import build
+** (scriptorium_guard.inc).
+**
 ** mode is 'ndjson' (JSON arrays), 'json' (JSON objects keyed by column name) or 'sql' (SQL tuples).
 ** For 'json', keys are the column names, each JSON-encoded, joined by '\n'. For scriptorium_rows,
 ** spec is the column count (ndjson, sql) or the keys (json). The encodings are documented in
@@ -282,11 +286,12 @@ static void every_final(sqlite3_context *ctx) {
 #include "scriptorium_scan.inc"
 #include "scriptorium_pack.inc"
 #include "scriptorium_encode.inc"
+#include "scriptorium_guard.inc"
 
 #ifdef _WIN32
 __declspec(dllexport)
 #else
-__attribute__((visibility("default")))  /* the only symbol exported (the build hides the rest, zstd's too) */
+__attribute__((visibility("default")))  /* with the guard's, the only symbols exported (the build hides the rest, zstd's too) */
 #endif
 int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);

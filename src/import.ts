@@ -18,7 +18,8 @@ import type { FormatName, ImportItem } from './formats/format.js';
 import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
-import { classifyStatement, literalsOnly, notLiteral } from './formats/sql-statements.js';
+import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
+import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
   /** The SQLite database to create (or, with `force`, replace). */
@@ -220,7 +221,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           tables.set(item.table, table);
         }
         if (!created.has(table.name)) {
-          checkSchemaSql(table.sql, 'create-table', table.name);
+          checkSchemaSql({ type: 'table', name: table.name }, table.sql);
           target.createTables([table]);
           created.add(table.name);
         }
@@ -257,7 +258,9 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         break;
       }
       case 'exec':
-        execAt(target, item.sql, item.line);
+        // A sql script's CREATE TABLE (readSql has checked it); SqliteTarget checks it again.
+        if (item.table !== undefined) execAt(target, item.sql, item.line, item.table);
+        else execAt(target, item.sql, item.line);
         break;
       case 'object':
         state.objects.push(item.object);
@@ -282,36 +285,35 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   // Tables with no rows still exist in the file's schema.
   for (const table of state.schema?.tables ?? []) {
     if (created.has(table.name)) continue;
-    checkSchemaSql(table.sql, 'create-table', table.name);
+    checkSchemaSql({ type: 'table', name: table.name }, table.sql);
     target.createTables([table]);
   }
-  for (const object of state.objects) checkSchemaSql(object.sql, 'object', object.name);
+  for (const object of state.objects) checkSchemaSql({ type: object.type, name: object.name, table: object.table }, object.sql);
   return state;
 }
 
 /**
- * json and ndjson files carry their schema as SQL text: it runs only if it is the one CREATE statement
- * it claims to be (SqliteTarget.exec runs a single statement), never anything else.
+ * json and ndjson files carry their schema as SQL text: it runs only if it is exactly the one CREATE
+ * statement of the object it claims to be (schema-guard.ts), never anything else.
  */
-function checkSchemaSql(sql: string, kind: 'create-table' | 'object', name: string): void {
-  let ok = false;
-  try {
-    const st = classifyStatement(sql, 0, new Set());
-    ok = st.kind === 'create-table' ? kind === st.kind && st.name === name : st.kind === 'object' && kind === 'object' && st.object.name === name;
-  } catch {
-    ok = false;
-  }
-  if (!ok) {
-    throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: the schema of ${JSON.stringify(name)} is not a plain CREATE statement: ${sql.slice(0, 60).replace(/\s+/g, ' ')}`, {
+function checkSchemaSql(claimed: ClaimedObject, sql: string): void {
+  const problem = schemaProblem(claimed, sql);
+  if (problem !== undefined) {
+    const shown = typeof sql === 'string' ? `: ${sql.slice(0, 60).replace(/\s+/g, ' ')}` : '';
+    throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: the schema of ${claimed.type} ${JSON.stringify(claimed.name)} is ${problem}${shown}`, {
       hint: 'import runs only the CREATE statements scriptorium writes; the file was edited or is not a scriptorium export. Nothing was written to the target.',
     });
   }
 }
 
-/** Runs a statement the reader judged safe, naming its line if SQLite refuses it. */
-function execAt(target: SqliteTarget, sql: string, line: number): void {
+/**
+ * Runs a statement the reader judged safe (an INSERT, or with `table` the CREATE TABLE of that table),
+ * naming its line if SQLite refuses it.
+ */
+function execAt(target: SqliteTarget, sql: string, line: number, table?: string): void {
   try {
-    target.exec(sql);
+    if (table !== undefined) target.createTables([{ name: table, sql }]);
+    else target.exec(sql);
   } catch (err) {
     throw new ScriptoriumError('E_CORRUPT', `sql: line ${line}: ${(err as Error).message}`, {
       hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',

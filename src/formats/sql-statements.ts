@@ -1,5 +1,6 @@
 import { ScriptoriumError } from '../core/errors.js';
 import type { SchemaObject } from '../core/schema.js';
+import { schemaProblem, type ClaimedObject } from '../engines/sqlite/schema-guard.js';
 
 /** What one statement of an imported SQL script is, once judged safe. */
 export type Statement =
@@ -18,7 +19,8 @@ const CREATE_OBJECT = new RegExp(
   String.raw`^CREATE\s+(UNIQUE\s+INDEX|INDEX|VIEW|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
   'i',
 );
-const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})`, 'i');
+// A trigger may name its table as main.t (SQLite keeps that text as written).
+const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})(?:\s*\.\s*(${IDENT}))?`, 'i');
 const SEQUENCE = /^INSERT\s+INTO\s+"?sqlite_sequence"?\s*(?:\(\s*name\s*,\s*seq\s*\))?\s*VALUES\s*\(\s*'((?:[^']|'')*)'\s*,\s*(-?\d+)\s*\)\s*$/i;
 
 /** The unquoted name of an identifier token. */
@@ -58,14 +60,20 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     return { kind: 'insert', table, columns, head: insert[0] };
   }
   const create = CREATE_TABLE.exec(head);
-  if (create) return { kind: 'create-table', name: unquoteIdent(create[1]!) };
+  if (create) {
+    const name = unquoteIdent(create[1]!);
+    plainCreate({ type: 'table', name }, sql, line);
+    return { kind: 'create-table', name };
+  }
   const object = CREATE_OBJECT.exec(head);
   if (object) {
     const word = object[1]!.toUpperCase();
     const type = word.endsWith('INDEX') ? 'index' : word === 'VIEW' ? 'view' : 'trigger';
     const name = unquoteIdent(object[2]!);
     const on = type === 'view' ? undefined : ON_TABLE.exec(head.slice(object[0].length));
-    return { kind: 'object', object: { type, name, table: on ? unquoteIdent(on[1]!) : name, sql } };
+    const table = on ? unquoteIdent(on[2] ?? on[1]!) : name;
+    plainCreate({ type, name, table }, sql, line);
+    return { kind: 'object', object: { type, name, table, sql } };
   }
   if (/^PRAGMA\s+writable_schema/i.test(head)) {
     throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, which cannot be imported)');
@@ -89,6 +97,12 @@ export function literalsOnly(values: string): boolean {
 /** The error for an INSERT whose VALUES hold something other than literals. */
 export function notLiteral(line: number, table: string, detail?: string): ScriptoriumError {
   return refuse(line, `INSERT into ${JSON.stringify(table)} with something other than literal values${detail ? ` (${detail})` : ''}`);
+}
+
+/** Refuses a CREATE that is not exactly the plain CREATE of the object it names (schema-guard.ts). */
+function plainCreate(claimed: ClaimedObject, sql: string, line: number): void {
+  const problem = schemaProblem(claimed, sql);
+  if (problem !== undefined) throw refuse(line, `the CREATE of ${claimed.type} ${JSON.stringify(claimed.name)} is ${problem}`);
 }
 
 function refuse(line: number, what: string): ScriptoriumError {

@@ -11,6 +11,7 @@ import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
+import { manifestSchemaProblems } from './schema-check.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 
@@ -100,6 +101,9 @@ function checkTarget(into: string, force: boolean): void {
 
 async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: string, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
   const { SqliteTarget } = await import('../engines/sqlite/sqlite-target.js');
+  // The manifest's schema SQL runs only if every statement is the plain CREATE it claims to be.
+  const schemaProblems = manifestSchemaProblems(snapshot);
+  if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, 'restore');
   const schemaTables = selectTables(snapshot.schema, options.tables, `snapshot ${snapshot.id.slice(0, 8)}`);
   const entries = snapshot.tables.filter((t) => schemaTables.some((s) => s.name === t.name));
   const schema = subsetSchema(snapshot.schema, schemaTables.map((t) => t.name));

@@ -17,6 +17,7 @@ import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { restore } from './restore.js';
+import { manifestSchemaProblems } from './schema-check.js';
 import { readTable } from './snapshot-reader.js';
 
 export interface VerifyOptions extends OpenOptions {
@@ -71,7 +72,9 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   const snapshots: Snapshot[] = [];
   for (const id of await repo.snapshotIds()) {
     try {
-      snapshots.push(await repo.snapshot(id));
+      const snapshot = await repo.snapshot(id);
+      snapshots.push(snapshot);
+      problems.push(...manifestSchemaProblems(snapshot)); // schema SQL that restore would refuse to run
     } catch (err) {
       problems.push(asProblem(err, { snapshot: id }));
     }

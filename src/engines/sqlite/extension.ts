@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 export const EXTENSION_MAX_COLUMNS = 998;
 
 const loaded = new WeakSet<Database.Database>();
+const guarded = new WeakSet<Database.Database>();
 let extensionPath: string | null | undefined;
 
 function findExtension(): string | null {
@@ -43,4 +44,31 @@ export function loadExtension(db: Database.Database): boolean {
 /** Whether `db` can encode and decode `columns` columns in C. */
 export function hasExtension(db: Database.Database, columns: number): boolean {
   return loaded.has(db) && columns <= EXTENSION_MAX_COLUMNS;
+}
+
+/**
+ * Installs the extension's guard on `db` (native/scriptorium_guard.inc): an authorizer that refuses
+ * ATTACH, DETACH, PRAGMAs outside the few our code runs, functions that touch files or load code, TEMP
+ * objects and virtual tables other than FTS5 and R*Tree; `SQLITE_LIMIT_ATTACHED` 0, defensive mode,
+ * trusted_schema off, triggers and views disabled, extension loading off. For the connections that run
+ * schema SQL from outside (SqliteTarget); call it after `loadExtension` and after the connection's own
+ * setup, and load nothing into `db` afterwards. Returns whether the guard is on.
+ *
+ * Without the extension (SCRIPTORIUM_NO_EXTENSION=1, or not built) there is no authorizer: then the
+ * schema check (schema-guard.ts) is the only line, with what better-sqlite3 and the caller set
+ * themselves (better-sqlite3 opens every connection in defensive mode and leaves the SQL function
+ * load_extension() off; SqliteTarget turns trusted_schema off).
+ */
+export function guardConnection(db: Database.Database): boolean {
+  if (guarded.has(db)) return true;
+  const file = loaded.has(db) ? findExtension() : null;
+  if (!file) return false;
+  (db.loadExtension as (file: string, entryPoint?: string) => void).call(db, file, 'sqlite3_scriptoriumguard_init');
+  guarded.add(db);
+  return true;
+}
+
+/** Whether `db` runs under the guard (for tests and diagnostics). */
+export function isGuarded(db: Database.Database): boolean {
+  return guarded.has(db);
 }

@@ -1,18 +1,26 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js';
-import { ScriptoriumError } from '../../core/errors.js';
+import { fromSqliteError, IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
-import { hasExtension, loadExtension } from './extension.js';
+import { guardConnection, hasExtension, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
+import { schemaProblem, type ClaimedObject } from './schema-guard.js';
 import { readSqliteSchema } from './sqlite-schema.js';
+import { quoteIdent } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
 /**
  * A new SQLite database being loaded. It is built for speed (no journal, no fsync until the end,
  * foreign keys off, secondary indexes after the data) because it is always a fresh file beside the
  * real target: a failure discards it, success renames it into place.
+ *
+ * Its schema SQL comes from outside (a manifest, an export file), so nothing runs as given: every
+ * CREATE passes `schemaProblem` (one plain CREATE of the object it names) here, whatever the caller
+ * checked before, and the connection runs under the extension's guard (`guardConnection`: no ATTACH,
+ * no stray PRAGMA, no file functions, trusted_schema off, triggers and views disabled). `exec` runs
+ * only INSERTs. Triggers are created last, after every write, so none fires on this connection.
  */
 export class SqliteTarget {
   readonly file: string;
@@ -38,7 +46,17 @@ export class SqliteTarget {
     // is filled in random order and wants its pages cached. Measured on the 1M-row demo: 16 MiB and
     // 12 MiB load as fast, 8 MiB costs 6% more CPU.
     db.pragma('cache_size = -12288');
-    loadExtension(db);
+    // Schema expressions (CHECK, DEFAULT, generated columns, index expressions) may call only
+    // innocuous functions. Set here too because without the extension there is no guard to set it.
+    db.pragma('trusted_schema = OFF');
+    try {
+      loadExtension(db);
+      guardConnection(db); // last: it also switches extension loading off
+    } catch (err) {
+      db.close(); // an extension built without the guard: no unguarded target, and no file left behind
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
     db.exec('BEGIN');
     return new SqliteTarget(file, db);
   }
@@ -47,13 +65,42 @@ export class SqliteTarget {
     return this.#db;
   }
 
-  /** Creates the tables (only tables: indexes, views and triggers come in `finish`). */
-  createTables(tables: TableSchema[]): void {
-    for (const table of tables) this.exec(table.sql);
+  /**
+   * Creates the tables (only tables: indexes, views and triggers come in `finish`). Each `sql` must be
+   * the plain CREATE TABLE of its `name`; otherwise nothing is created and E_CORRUPT names the table.
+   */
+  createTables(tables: Pick<TableSchema, 'name' | 'sql'>[]): void {
+    for (const table of tables) refuseUnlessPlain({ type: 'table', name: table.name }, table.sql);
+    for (const table of tables) this.#create({ type: 'table', name: table.name }, table.sql);
   }
 
-  /** Runs one statement that the caller has already validated (schema DDL or a literal-only INSERT). */
+  /**
+   * Runs one INSERT that the caller has already judged (literal values only). Anything that is not an
+   * INSERT is refused: schema goes through `createTables` and `finish`, which check it.
+   */
   exec(sql: string): void {
+    if (!/^\s*INSERT\s+INTO\s/i.test(sql)) throw new TypeError(`SqliteTarget.exec runs only INSERT statements: ${sql.slice(0, 40)}`);
+    this.#run(sql);
+  }
+
+  /**
+   * Runs a checked CREATE. SQLite may still refuse it (a damaged statement, or the guard's authorizer:
+   * SQLITE_AUTH): that is damaged input, E_CORRUPT naming the object, unless it is the disk or the file.
+   */
+  #create(claimed: ClaimedObject, sql: string): void {
+    try {
+      this.#run(sql);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (err instanceof ScriptoriumError || typeof code !== 'string' || !code.startsWith('SQLITE_') || fromSqliteError(err)) throw err;
+      throw new IntegrityError('E_CORRUPT', `schema: ${claimed.type} ${quoteIdent(claimed.name)}: SQLite refuses its CREATE statement: ${(err as Error).message}`, {
+        hint: 'The schema SQL was edited or damaged; nothing was written to the target.',
+        cause: err,
+      });
+    }
+  }
+
+  #run(sql: string): void {
     let statement: Database.Statement;
     try {
       statement = this.#db.prepare(sql); // exactly one statement: better-sqlite3 refuses a second one after it
@@ -115,16 +162,26 @@ export class SqliteTarget {
     this.#db.pragma('cache_size = -2048');
   }
 
-  /** Creates indexes, views and triggers in their original order and restores the metadata. */
+  /**
+   * Restores the metadata and creates indexes, views and triggers in their original order. Every
+   * object is checked first (each `sql` the plain CREATE of its type, name and table); one that is
+   * not is refused with E_CORRUPT before any is created. The AUTOINCREMENT counters are written
+   * before the objects, so that no trigger exists yet when this connection last writes a row.
+   */
   finish(objects: SchemaObject[], meta: DatabaseMeta): void {
-    for (const object of objects) this.exec(object.sql);
+    for (const object of objects) {
+      // Only indexes, views and triggers come after the data; a table here would be one the schema does not list.
+      const type = object.type === 'index' || object.type === 'view' || object.type === 'trigger' ? object.type : ('?' as 'index');
+      refuseUnlessPlain({ type, name: object.name, table: object.table }, object.sql);
+    }
     if (meta.sequences && Object.keys(meta.sequences).length > 0) {
-      this.exec('DELETE FROM sqlite_sequence');
+      this.#db.prepare('DELETE FROM sqlite_sequence').run();
       const put = this.#db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, CAST(? AS INTEGER))');
       for (const [name, seq] of Object.entries(meta.sequences)) put.run(name, seq);
     }
     this.#db.pragma(`user_version = ${Math.trunc(meta.userVersion ?? 0)}`);
     this.#db.pragma(`application_id = ${Math.trunc(meta.applicationId ?? 0)}`);
+    for (const object of objects) this.#create(object, object.sql);
     this.#db.exec('COMMIT');
   }
 
@@ -151,3 +208,13 @@ export class SqliteTarget {
   }
 }
 
+
+/** Throws E_CORRUPT naming the object unless `sql` is exactly its plain CREATE statement. */
+function refuseUnlessPlain(claimed: ClaimedObject, sql: string): void {
+  const problem = schemaProblem(claimed, sql);
+  if (problem === undefined) return;
+  const type = ['table', 'index', 'view', 'trigger'].includes(claimed.type) ? claimed.type : 'object';
+  throw new IntegrityError('E_CORRUPT', `schema: ${type} ${quoteIdent(String(claimed.name))}: its schema is ${problem}`, {
+    hint: 'The schema SQL was edited or damaged: it is not the CREATE statement it claims to be, and none of it was run. Nothing was written to the target.',
+  });
+}
