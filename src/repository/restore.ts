@@ -11,6 +11,7 @@ import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
+import { checkSnapshot } from './snapshot-check.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 
@@ -55,6 +56,7 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
         const snapshot = await repo.resolve(ref);
+        await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
         return await restoreSnapshot(repo, snapshot, into, options, reporter);
       } finally {
         await lock.release();
