@@ -20,16 +20,19 @@ export const MAGIC = {
 export type ObjectKind = keyof typeof MAGIC;
 
 /**
- * The largest body (uncompressed) a reader accepts for each kind of object, so that a hostile or
- * damaged object cannot make it allocate without limit: a compressed body may claim, or expand to, any
- * size. A manifest is JSON that V8 must hold as one string (at most about 512 MiB); an index file holds
- * 32 bytes a chunk (1 GiB: 33 million chunks). A pack's limit depends on the repository's pack size and
- * is given by its reader (see pack.ts).
+ * The largest body (uncompressed) a reader accepts for an object of `kind` whose compressed body has
+ * `compressed` bytes, so that a hostile or damaged object cannot make it allocate without limit (a
+ * compressed body may claim, or expand to, any size: 32 KB of zstd RLE blocks expand to 1 GiB).
+ * - An index file is 32 bytes of hash a chunk, which do not compress (it is written with codec none):
+ *   twice its compressed size and a mebibyte.
+ * - A manifest is JSON that V8 must hold as one string (at most about 512 MiB): up to 4096 times its
+ *   compressed size (JSON of ranges and schema compresses far less), at least 16 MiB, at most 256 MiB.
+ * A pack's limit depends on the repository's pack size and is given by its reader (see pack.ts).
  */
-export const MAX_BODY_BYTES: Readonly<Record<Exclude<ObjectKind, 'pack'>, number>> = {
-  snapshot: 256 << 20,
-  index: 1 << 30,
-};
+export function maxBodyBytes(kind: Exclude<ObjectKind, 'pack'>, compressed: number): number {
+  if (kind === 'index') return 2 * compressed + (1 << 20);
+  return Math.min(256 << 20, Math.max(16 << 20, 4096 * compressed));
+}
 
 /** Hex SHA-256 of `data`. */
 export function sha256(data: Uint8Array): string {
@@ -59,7 +62,7 @@ export async function sealObject(
  */
 export async function openObject(kind: ObjectKind, file: Buffer, hash: string, what: string, maxBytes?: number): Promise<Buffer> {
   checkObject(kind, file, hash, what);
-  const limit = maxBytes ?? (kind === 'pack' ? 2 ** 32 : MAX_BODY_BYTES[kind]);
+  const limit = maxBytes ?? (kind === 'pack' ? 2 ** 32 : maxBodyBytes(kind, file.length - 9));
   return decompressBounded(file.subarray(9), file[8], what, limit);
 }
 

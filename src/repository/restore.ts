@@ -11,7 +11,7 @@ import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
-import { checkSnapshot } from './snapshot-check.js';
+import { checkCreatedTables, checkSnapshot } from './snapshot-check.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 
@@ -113,6 +113,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
   const target = SqliteTarget.create(temp);
   try {
     target.createTables(schema.tables);
+    checkCreatedTables(snapshot, schema.tables, target.schema().tables, 'restore');
     await loadTables(repo, snapshot, schema, entries, target, reporter);
     reporter.progress('indexes', undefined, true);
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it
