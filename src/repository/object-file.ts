@@ -25,13 +25,13 @@ export type ObjectKind = keyof typeof MAGIC;
  * compressed body may claim, or expand to, any size: 32 KB of zstd RLE blocks expand to 1 GiB).
  * - An index file is 32 bytes of hash a chunk, which do not compress (it is written with codec none):
  *   twice its compressed size and a mebibyte.
- * - A manifest is JSON that V8 must hold as one string (at most about 512 MiB): up to 4096 times its
+ * - A manifest is JSON that V8 must hold as one string (at most about 512 MiB): up to 1024 times its
  *   compressed size (JSON of ranges and schema compresses far less), at least 16 MiB, at most 256 MiB.
  * A pack's limit depends on the repository's pack size and is given by its reader (see pack.ts).
  */
 export function maxBodyBytes(kind: Exclude<ObjectKind, 'pack'>, compressed: number): number {
   if (kind === 'index') return 2 * compressed + (1 << 20);
-  return Math.min(256 << 20, Math.max(16 << 20, 4096 * compressed));
+  return Math.min(256 << 20, Math.max(16 << 20, 1024 * compressed));
 }
 
 /** Hex SHA-256 of `data`. */
