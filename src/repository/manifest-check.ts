@@ -125,8 +125,12 @@ function statsProblem(stats: unknown, sums: { rows: number }): string | undefine
   return undefined;
 }
 
-/** The first problem of a manifest's `schema` (a DatabaseSchema), relative to `schema.`. */
-function schemaProblemOf(s: unknown): string | undefined {
+/**
+ * The first problem of a DatabaseSchema read from an untrusted object (a manifest's `schema`; an
+ * export's header could use it too), as `field: what is wrong` relative to the schema, or undefined.
+ * SQL text is only type-checked.
+ */
+export function schemaProblemOf(s: unknown): string | undefined {
   if (!isObject(s)) return 'not an object';
   if (s.engine !== 'sqlite') return `engine: unsupported engine ${show(s.engine)}`;
   if (typeof s.engineVersion !== 'string') return 'engineVersion: not a string';
@@ -170,8 +174,12 @@ function schemaProblemOf(s: unknown): string | undefined {
   return undefined;
 }
 
-/** The first problem of one TableSchema: typed fields, unique columns, a primary key and rowid alias that agree with them. */
-function tableSchemaProblem(t: Record<string, unknown>): string | undefined {
+/**
+ * The first problem of one TableSchema from an untrusted object: typed fields, unique columns, a primary
+ * key and rowid alias that agree with them (relative to the table, e.g. `primaryKey: ...`), or undefined.
+ */
+export function tableSchemaProblem(t: Record<string, unknown>): string | undefined {
+  if (typeof t.name !== 'string') return 'name: not a string';
   if (typeof t.sql !== 'string') return 'sql: not a string';
   if (typeof t.withoutRowid !== 'boolean') return 'withoutRowid: not a boolean';
   if (!Array.isArray(t.columns) || t.columns.length === 0) return 'columns: not a list of columns';
