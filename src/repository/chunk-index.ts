@@ -244,19 +244,29 @@ export function encodeIndexInto(packs: IndexedPack[], into: Buffer): { file: Buf
   return { file, hash: sha256(file), buffer };
 }
 
-/** Decodes an index file checked against its name; throws E_CORRUPT on damage. */
+/**
+ * Decodes an index file checked against its name; throws E_CORRUPT on damage. Each record must be
+ * whole, name a pack once, and list at least one entry (no pack is empty); whether the counts match
+ * the packs themselves is checked by verify (see snapshot-check.ts).
+ */
 export async function decodeIndex(hash: string, file: Buffer): Promise<IndexedPack[]> {
   const what = `index ${hash.slice(0, 16)}`;
   const body = await openObject('index', file, hash, what);
+  const bad = (at: number, why: string) => new IntegrityError('E_CORRUPT', `${what}: record at byte ${at}: ${why}`, {
+    hint: 'An index file is a cache: a damaged one costs only deduplication. `scriptorium prune` rebuilds the index from the packs.',
+  });
   const packs: IndexedPack[] = [];
+  const seen = new Set<string>();
   for (let at = 0; at < body.length; ) {
-    if (at + 36 > body.length) throw new IntegrityError('E_CORRUPT', `${what}: truncated`);
+    if (at + 36 > body.length) throw bad(at, 'truncated');
     const count = body.readUInt32LE(at + 32);
-    const hash = body.toString('hex', at, at + 32);
-    at += 36;
-    if (at + 32 * count > body.length) throw new IntegrityError('E_CORRUPT', `${what}: truncated`);
-    packs.push({ hash, chunkIds: body.subarray(at, at + 32 * count) });
-    at += 32 * count;
+    const pack = body.toString('hex', at, at + 32);
+    if (count === 0) throw bad(at, `pack ${pack.slice(0, 16)} with no entries`);
+    if (seen.has(pack)) throw bad(at, `pack ${pack.slice(0, 16)} is listed twice`);
+    seen.add(pack);
+    if (at + 36 + 32 * count > body.length) throw bad(at, `pack ${pack.slice(0, 16)} claims ${count} entries, more than the file holds`);
+    packs.push({ hash: pack, chunkIds: body.subarray(at + 36, at + 36 + 32 * count) });
+    at += 36 + 32 * count;
   }
   return packs;
 }

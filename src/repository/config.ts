@@ -1,7 +1,7 @@
 /** The repository's `config` object: format version, identity, chunking and compression settings. */
 import { randomBytes } from 'node:crypto';
-import { UsageError } from '../core/errors.js';
-import { checkCompression, type CompressionCodec } from './compression.js';
+import { IntegrityError, UsageError } from '../core/errors.js';
+import { checkCompression, CODEC_IDS, type CompressionCodec } from './compression.js';
 import { newerVersion, notRepository } from './errors.js';
 
 /** The repository format this code writes, and the newest it reads. */
@@ -79,7 +79,11 @@ function positive(what: string, value: number, min: number, max: number): number
   return value;
 }
 
-/** Parses and checks a stored config; throws E_NOT_REPOSITORY or E_VERSION. */
+/**
+ * Parses and checks a stored config: E_NOT_REPOSITORY when it is not one, E_VERSION when it is newer
+ * than this code, E_CORRUPT (naming the field) when a setting is missing, mistyped or out of the range
+ * `init` allows, so that no reader sizes memory or chunks by a number it did not check.
+ */
 export function parseConfig(data: Buffer, location: string): RepositoryConfig {
   let config: RepositoryConfig;
   try {
@@ -91,9 +95,38 @@ export function parseConfig(data: Buffer, location: string): RepositoryConfig {
     throw notRepository(location);
   }
   if (config.version > FORMAT_VERSION) throw newerVersion(location, config.version, FORMAT_VERSION);
-  if (config.chunker?.algorithm !== 'row-key-v1') {
+  const chunker = config.chunker as ChunkerSettings | undefined;
+  if (chunker === null || typeof chunker !== 'object' || chunker.algorithm !== 'row-key-v1') {
     throw newerVersion(location, config.version, FORMAT_VERSION);
   }
-  checkCompression(config.compression.codec, config.compression.level);
+  const problem = configProblem(config);
+  if (problem) {
+    throw new IntegrityError('E_CORRUPT', `repository: ${location}: config: ${problem}`, {
+      hint: 'The config was damaged or edited; restore it from a copy of the repository (it never changes after init).',
+    });
+  }
   return config;
+}
+
+/** The first field of a config (of a known format and version) out of what `init` would write. */
+function configProblem(config: RepositoryConfig): string | undefined {
+  const int = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+  if (config.version < 1) return `version: ${config.version} is not a format version`;
+  if (typeof config.id !== 'string' || !/^[0-9a-f]{32}$/.test(config.id)) return 'id: not 32 hex digits';
+  if (typeof config.createdAt !== 'string') return 'createdAt: not a string';
+  const { targetBytes, minBytes, maxBytes } = config.chunker;
+  if (!int(targetBytes, 64, 1 << 24)) return 'chunker.targetBytes: not an integer from 64 to 16777216';
+  if (!int(minBytes, 0, targetBytes - 1)) return 'chunker.minBytes: not an integer below targetBytes';
+  if (!int(maxBytes, targetBytes, 1 << 28)) return 'chunker.maxBytes: not an integer from targetBytes to 268435456';
+  if (!int(config.packBytes, 1024, 1 << 30)) return 'packBytes: not an integer from 1024 to 1073741824';
+  const compression = config.compression as RepositoryConfig['compression'] | undefined;
+  if (compression === null || typeof compression !== 'object') return 'compression: not an object';
+  // Own keys only: `in` would also accept "toString" and the like.
+  if (!Object.hasOwn(CODEC_IDS, compression.codec)) return `compression.codec: unknown codec ${JSON.stringify(compression.codec)}`;
+  try {
+    checkCompression(compression.codec, compression.level);
+  } catch (err) {
+    return `compression: ${(err as Error).message}`;
+  }
+  return undefined;
 }

@@ -7,6 +7,8 @@ import type { EventListener } from '../core/events.js';
 import { identityValues, keyEndOf } from './chunker.js';
 import type { Snapshot, TableEntry } from './manifest.js';
 import { OperationReporter } from './progress.js';
+import { IntegrityError } from '../core/errors.js';
+import { checkSnapshot } from './snapshot-check.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 
 export interface TableDiff {
@@ -49,6 +51,9 @@ export async function diff(a: string, b: string, repository: RepositoryLocation 
       const lock = await repo.lock('shared', 'diff', options.lockWaitMs ?? 60_000);
       try {
         const [sa, sb] = [await repo.resolve(a), await repo.resolve(b)];
+        // Every range is checked against its pack before the chunk sets below are built from the counts.
+        await checkSnapshot(repo, sa, 'diff', { openUnindexed: true });
+        if (sb.id !== sa.id) await checkSnapshot(repo, sb, 'diff', { openUnindexed: true });
         reporter.started({ source: sa.id, target: sb.id });
         const cache = new PackCache(repo);
         const names = [...new Set([...sa.tables.map((t) => t.name), ...sb.tables.map((t) => t.name)])];
@@ -106,7 +111,14 @@ async function rowsOf(cache: PackCache, ids: string[], keyValues: number): Promi
   const rows = new Map<string, string[]>();
   for (const id of ids) {
     const at = id.lastIndexOf(':');
-    const data = (await cache.get(id.slice(0, at))).chunk(Number(id.slice(at + 1)));
+    const pack = id.slice(0, at);
+    const data = (await cache.get(pack)).chunk(Number(id.slice(at + 1)));
+    // A pack's content matches its name, but whoever wrote it chose it: every row must end with '\n'.
+    if (data[data.length - 1] !== 10) {
+      throw new IntegrityError('E_CORRUPT', `diff: pack ${pack.slice(0, 16)}, entry ${id.slice(at + 1)}: the chunk does not end with a whole row`, {
+        hint: 'The pack is damaged or was forged; run `scriptorium verify --read-data` to list the snapshots that use it.',
+      });
+    }
     for (let start = 0; start < data.length; ) {
       const end = data.indexOf(10, start);
       const keyEnd = keyValues > 0 ? keyEndOf(data, start, end, keyValues) : end;

@@ -5,6 +5,7 @@
 import type { DatabaseSchema } from '../core/schema.js';
 import { IntegrityError } from '../core/errors.js';
 import type { CompressionCodec } from './compression.js';
+import { manifestProblem } from './manifest-check.js';
 import { objectPrefix, openObject, sealObject, sha256 } from './object-file.js';
 
 /** A run of consecutive entries of one pack: `[index into manifest.packs, first entry, count]`. */
@@ -95,31 +96,17 @@ export async function decodeManifest(id: string, file: Buffer): Promise<Snapshot
   try {
     manifest = JSON.parse(body.toString('utf8')) as SnapshotManifest;
   } catch (err) {
-    throw new IntegrityError('E_CORRUPT', `${what}: not valid JSON`, { cause: err });
+    throw new IntegrityError('E_CORRUPT', `${what}: not valid JSON`, { cause: err, hint: CORRUPT_HINT });
   }
-  const problem = checkManifest(manifest);
-  if (problem) throw new IntegrityError('E_CORRUPT', `${what}: ${problem}`);
+  // Every id, range, count and name is checked before anything uses it (see manifest-check.ts).
+  const problem = manifestProblem(manifest);
+  if (problem) throw new IntegrityError('E_CORRUPT', `${what}: ${problem}`, { hint: CORRUPT_HINT });
   return { ...manifest, id, manifestBytes: file.length };
 }
 
-function checkManifest(m: SnapshotManifest): string | undefined {
-  if (m === null || typeof m !== 'object') return 'not an object';
-  if (m.version !== 1) return `unsupported manifest version ${String(m.version)}`;
-  if (!Array.isArray(m.packs) || !Array.isArray(m.tables) || typeof m.schema !== 'object') return 'missing fields';
-  for (const t of m.tables) {
-    if (typeof t.name !== 'string' || !Array.isArray(t.chunks) || !/^[0-9a-f]{64}$/.test(t.sha256)) return 'malformed table entry';
-    let count = 0;
-    for (const r of t.chunks) {
-      if (!Array.isArray(r) || r.length !== 3 || !(r[0] >= 0 && r[0] < m.packs.length) || !(r[1] >= 0) || !(r[2] > 0)) {
-        return `table ${JSON.stringify(t.name)}: malformed chunk range`;
-      }
-      count += r[2];
-    }
-    if (count !== t.chunkCount) return `table ${JSON.stringify(t.name)}: chunk count mismatch`;
-    if (!m.schema.tables?.some((s) => s.name === t.name)) return `table ${JSON.stringify(t.name)}: no schema`;
-  }
-  return undefined;
-}
+const CORRUPT_HINT =
+  'The manifest is damaged or was edited: its snapshot cannot be trusted. Restore another snapshot, ' +
+  'or `scriptorium forget` this one by id.';
 
 /** Appends `(pack, entry)` to a list of ranges, extending the last range when it is contiguous. */
 export function appendRange(ranges: ChunkRange[], pack: number, entry: number): void {

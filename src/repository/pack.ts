@@ -6,8 +6,28 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
-import { checkObject, objectPrefix, openObject, sealObject, sha256 } from './object-file.js';
+import { CODEC_IDS, decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
+import { checkObject, objectPrefix, openObject, sealObject, sha256, zstdClaimedSize } from './object-file.js';
+
+/**
+ * The format's largest chunk: a chunk ends at the chunker's `maxBytes` unless one row alone is larger,
+ * and the largest row is a value of SQLite's default SQLITE_MAX_LENGTH (10⁹ bytes) as a hex BLOB, about
+ * 2·10⁹ bytes. A pack entry claiming more (its length field allows 4 GiB) is damaged.
+ */
+export const MAX_CHUNK_BYTES = 2 ** 31;
+/** The most entries a pack can hold: its count field is 32 bits. */
+export const MAX_PACK_ENTRIES = 2 ** 32 - 1;
+/** The smallest chunk of `rows` rows: each row is at least `[]` and its `\n`. */
+const MIN_ROW_BYTES = 3;
+
+/**
+ * The largest pack body a reader accepts for a repository sealing packs at `packBytes`: the chunks that
+ * reached it plus one more chunk as large as the format allows, and their entry table.
+ */
+export function maxPackBody(packBytes: number): number {
+  // Entries before the last one add up to less than packBytes, each at least MIN_ROW_BYTES long.
+  return packBytes + MAX_CHUNK_BYTES + 8 * (Math.ceil(packBytes / MIN_ROW_BYTES) + 1) + 4;
+}
 
 /** The store key of the pack named `hash`. */
 export function packKey(hash: string): string {
@@ -207,17 +227,23 @@ export class Pack {
   /**
    * Verifies `file` against `hash`, decompresses it and reads its entry table (E_CORRUPT on damage).
    * With a `pool`, the body is decompressed into pooled memory, which {@link release} gives back: the
-   * pack and every view of it must not be used after that.
+   * pack and every view of it must not be used after that. The body may not exceed
+   * {@link maxPackBody} of `packBytes` (the repository's pack size; by default `sizeHint`, else the
+   * largest pack size a config allows).
    */
-  static async open(hash: string, file: Buffer, pool?: BufferPool, sizeHint?: number): Promise<Pack> {
+  static async open(hash: string, file: Buffer, pool?: BufferPool, sizeHint?: number, packBytes = sizeHint ?? 1 << 30): Promise<Pack> {
     const what = `pack ${hash.slice(0, 16)}`;
+    const limit = maxPackBody(packBytes);
     let body: Buffer;
     let buffer: Buffer | undefined;
     if (pool) {
       checkObject('pack', file, hash, what);
+      // The pooled decompression sizes its buffer by the frame's claim: refuse an absurd one first.
+      const claimed = file[8] === CODEC_IDS.zstd ? await zstdClaimedSize(file.subarray(9), what) : undefined;
+      if (claimed !== undefined && claimed > limit) throw new IntegrityError('E_CORRUPT', `${what}: claims ${claimed} bytes, more than a pack can hold`);
       ({ body, buffer } = await decompressPooled(file.subarray(9), file[8], what, pool, sizeHint));
     } else {
-      body = await openObject('pack', file, hash, what);
+      body = await openObject('pack', file, hash, what, limit);
     }
     const release = buffer ? () => pool!.give(buffer!) : undefined;
     try {
@@ -231,8 +257,12 @@ export class Pack {
       let at = 0;
       for (let i = 0; i < count; i++) {
         offsets[i] = at;
-        at += body.readUInt32LE(table + 8 * i);
-        rows[i] = body.readUInt32LE(table + 8 * i + 4);
+        const length = body.readUInt32LE(table + 8 * i);
+        const n = body.readUInt32LE(table + 8 * i + 4);
+        // Every chunk holds at least one row of at least `[]\n`, and none is larger than the format allows.
+        if (n === 0 || length < MIN_ROW_BYTES * n || length > MAX_CHUNK_BYTES) throw bad(`entry ${i} claims ${n} rows in ${length} bytes`);
+        at += length;
+        rows[i] = n;
       }
       offsets[count] = at;
       if (at !== table) throw bad(`entry table says ${at} bytes of chunks, body has ${table}`);

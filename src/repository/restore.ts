@@ -12,6 +12,7 @@ import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
+import { checkCreatedTables, checkSnapshot } from './snapshot-check.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 
@@ -56,6 +57,7 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
         const snapshot = await repo.resolve(ref);
+        await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
         return await restoreSnapshot(repo, snapshot, into, options, reporter);
       } finally {
         await lock.release();
@@ -115,6 +117,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
   const target = SqliteTarget.create(temp);
   try {
     target.createTables(schema.tables);
+    checkCreatedTables(snapshot, schema.tables, target.schema().tables, 'restore');
     await loadTables(repo, snapshot, schema, entries, target, reporter);
     reporter.progress('indexes', undefined, true);
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it

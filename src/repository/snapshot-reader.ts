@@ -53,6 +53,7 @@ export async function* readTable(
   let bytes = 0;
   let rows = 0;
   let total = 0;
+  let totalBytes = 0;
   const toCarry = (): void => {
     if (carried + bytes > carry.length) {
       const grown = Buffer.allocUnsafe(Math.max(2 * carry.length, carried + bytes, 64 << 10));
@@ -97,7 +98,9 @@ export async function* readTable(
       let stop = e;
       while (stop < end && rows < BATCH_ROWS && carried + bytes < BATCH_BYTES) {
         rows += pack.rows(stop);
-        bytes += pack.size(stop);
+        const size = pack.size(stop);
+        bytes += size;
+        totalBytes += size;
         stop++;
       }
       const data = pack.span(e, stop);
@@ -118,6 +121,8 @@ export async function* readTable(
     problems.push({ code: 'E_DIGEST_MISMATCH', snapshot: snapshot.id, table: table.name, message: `digest ${actual.slice(0, 16)}… does not match the manifest's ${table.sha256.slice(0, 16)}…` });
   } else if (total !== table.rows) {
     problems.push({ code: 'E_DIGEST_MISMATCH', snapshot: snapshot.id, table: table.name, message: `${total} rows read, the manifest says ${table.rows}` });
+  } else if (totalBytes !== table.bytes) {
+    problems.push({ code: 'E_CORRUPT', snapshot: snapshot.id, table: table.name, message: `${totalBytes} bytes of chunks read, the manifest says ${table.bytes}` });
   }
   if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
 }

@@ -18,6 +18,7 @@ import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { restore } from './restore.js';
 import { manifestSchemaProblems } from './schema-check.js';
+import { referenceProblems } from './snapshot-check.js';
 import { readTable } from './snapshot-reader.js';
 
 export interface VerifyOptions extends OpenOptions {
@@ -81,9 +82,14 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   reporter.started({ target: repo.location, totalRows: snapshots.reduce((a, s) => a + s.stats.rows, 0), tables: snapshots.length });
   const index = new ChunkIndex();
+  /** Index files per pack they list, to name them when the pack is missing or disagrees with them. */
+  const indexedIn = new Map<string, string[]>();
   for await (const { key } of listObjects(repo.store, 'index/')) {
+    const name = key.slice('index/'.length);
     try {
-      index.addIndexed(await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index })));
+      const packs = await decodeIndex(name, await repo.store.get(key, { maxBytes: MAX_BYTES.index }));
+      index.addIndexed(packs);
+      for (const pack of packs) indexedIn.set(pack.hash, [...(indexedIn.get(pack.hash) ?? []), name]);
     } catch (err) {
       problems.push(asProblem(err, {}));
     }
@@ -93,16 +99,28 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const strays = new Set(report.strays);
   const referenced = new Set<string>();
+  const facts = {
+    exists: (hash: string) => existing.has(hash),
+    indexed: (hash: string) => {
+      const ordinal = index.packOrdinal(hash);
+      return ordinal >= 0 ? index.packEntries(ordinal) : undefined;
+    },
+    absent: (hash: string) => (strays.has(packKey(hash)) ? 'is not a regular file (a link, a FIFO, a device): never read' : undefined),
+  };
   for (const snap of snapshots) {
     for (const table of snap.tables) {
-      for (const [p, first, count] of table.chunks) {
-        const pack = snap.packs[p];
-        referenced.add(pack);
+      for (const [p, , count] of table.chunks) {
+        referenced.add(snap.packs[p]);
         report.chunks += count;
-        if (!existing.has(pack)) {
-          problems.push({ code: 'E_CORRUPT', snapshot: snap.id, table: table.name, chunk: chunkId(index, pack, first), pack, message: strays.has(packKey(pack)) ? `pack ${pack.slice(0, 16)} is not a regular file (a link, a FIFO, a device): never read` : `pack ${pack.slice(0, 16)} is missing` });
-        }
       }
+    }
+    // Missing packs, and ranges beyond their pack's entries (confirmed against the pack itself).
+    problems.push(...(await referenceProblems(repo, snap, facts, { chunkName: (pack, entry) => chunkId(index, pack, entry) })));
+  }
+  // A missing pack that a snapshot uses is reported above, with the snapshot; here the index's others.
+  for (const [pack, files] of indexedIn) {
+    if (!existing.has(pack) && !referenced.has(pack)) {
+      problems.push({ code: 'E_CORRUPT', pack, message: `index ${files[0].slice(0, 16)} lists pack ${pack.slice(0, 16)}, which is missing (\`scriptorium prune\` rewrites the index)` });
     }
   }
   report.packs = referenced.size;
@@ -119,6 +137,9 @@ async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkInd
     if (checked.has(pack.hash)) return;
     checked.add(pack.hash);
     const ordinal = index.packOrdinal(pack.hash);
+    if (ordinal >= 0 && index.packEntries(ordinal) !== pack.entries) {
+      report.problems.push({ code: 'E_CORRUPT', pack: pack.hash, message: `the index lists ${index.packEntries(ordinal)} entries for pack ${pack.hash.slice(0, 16)}, which has ${pack.entries} (\`scriptorium prune\` rewrites the index)` });
+    }
     for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
       const expected = index.chunkAt(ordinal, e);
       if (expected && pack.chunkHash(e) !== expected) {

@@ -1,0 +1,138 @@
+/**
+ * The checks of a snapshot against the objects it names, run before anything is allocated for it (a
+ * restore's target, a diff's chunk sets, verify's reading): every pack it names exists, and every range
+ * `[pack, first, count]` lies inside that pack's entries. The manifest's own shape was checked when it
+ * was decoded (manifest-check.ts). Verify, restore and diff share these checks.
+ *
+ * A range is checked against the entry count an index file gives for its pack; since an index is a
+ * cache that may be wrong, a range beyond it is confirmed against the pack's own entry table before it
+ * is reported. A pack no index knows is opened only when the caller asks for certainty (`openUnindexed`):
+ * restore does not need it, since it checks each pack's entry count as it opens the pack.
+ */
+import { ScriptoriumError } from '../core/errors.js';
+import { decodeIndex } from './chunk-index.js';
+import { RepositoryIntegrityError, type Problem } from './errors.js';
+import type { TableSchema } from '../core/schema.js';
+import type { Snapshot } from './manifest.js';
+import { packKey } from './pack.js';
+import type { Repository } from './repository.js';
+import { chunkName } from './snapshot-reader.js';
+
+/** What the checks know of the packs before reading any. */
+export interface PackFacts {
+  /** Whether the store holds pack `hash`. */
+  exists(hash: string): boolean;
+  /** The entry count an index file lists for pack `hash`, or undefined when none lists it. */
+  indexed(hash: string): number | undefined;
+  /** Why pack `hash`, which does not exist as an object, is absent (default: "is missing"). */
+  absent?(hash: string): string | undefined;
+}
+
+export interface ReferenceCheckOptions {
+  /** Open the packs no index knows, to check their ranges too (default false). */
+  openUnindexed?: boolean;
+  /** The chunk name for a problem at `(pack, entry)` (default `<pack>#<entry>`). */
+  chunkName?: (pack: string, entry: number) => string | Promise<string>;
+}
+
+/**
+ * Every problem of `snapshot`'s references: missing packs, and ranges beyond a pack's entries, each
+ * naming the snapshot, table, chunk and pack. Packs opened to confirm a range are read from the store
+ * one at a time and not kept.
+ */
+export async function referenceProblems(repo: Repository, snapshot: Snapshot, facts: PackFacts, options: ReferenceCheckOptions = {}): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  const name = options.chunkName ?? ((pack: string, entry: number) => `${pack.slice(0, 16)}#${entry}`);
+  /** Entry counts read from the packs themselves (a message when the pack cannot be read). */
+  const actual = new Map<string, number | string>();
+  const entriesOf = async (hash: string): Promise<number | string> => {
+    let n = actual.get(hash);
+    if (n !== undefined) return n;
+    try {
+      const pack = await repo.pack(hash);
+      n = pack.entries;
+      pack.release();
+    } catch (err) {
+      if (!(err instanceof ScriptoriumError)) throw err;
+      n = err.message;
+    }
+    actual.set(hash, n);
+    return n;
+  };
+  for (const table of snapshot.tables) {
+    const reported = new Set<string>();
+    for (const [p, first, count] of table.chunks) {
+      const pack = snapshot.packs[p];
+      if (reported.has(pack)) continue;
+      const report = async (message: string, entry: number): Promise<void> => {
+        reported.add(pack);
+        problems.push({ code: 'E_CORRUPT', snapshot: snapshot.id, table: table.name, chunk: await name(pack, entry), pack, message });
+      };
+      if (!facts.exists(pack)) {
+        await report(`pack ${pack.slice(0, 16)} ${facts.absent?.(pack) ?? 'is missing'}`, first);
+        continue;
+      }
+      const end = first + count;
+      const indexed = facts.indexed(pack);
+      if (indexed === undefined && !options.openUnindexed) continue;
+      if (indexed !== undefined && end <= indexed) continue;
+      const n = await entriesOf(pack);
+      if (typeof n === 'string') await report(n, first);
+      else if (end > n) await report(`entries ${first}..${end - 1} of pack ${pack.slice(0, 16)} are named, but it has ${n}`, Math.min(first, n));
+    }
+  }
+  return problems;
+}
+
+/**
+ * Checks `snapshot`'s references before `operation` uses it: throws RepositoryIntegrityError
+ * (E_CORRUPT) naming every missing pack and every range beyond its pack. Reads one index file at a time,
+ * keeping only the counts of this snapshot's packs.
+ */
+export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operation: string, options: Pick<ReferenceCheckOptions, 'openUnindexed'> = {}): Promise<void> {
+  const wanted = new Set(snapshot.packs);
+  const present = new Set<string>();
+  for (const hash of wanted) if (await repo.store.has(packKey(hash))) present.add(hash);
+  const counts = new Map<string, number>();
+  for await (const { key } of repo.store.list('index/')) {
+    let packs;
+    try {
+      packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key));
+    } catch (err) {
+      if (err instanceof ScriptoriumError) continue; // a damaged index only costs deduplication; verify reports it
+      throw err;
+    }
+    for (const pack of packs) {
+      // Several index files may list a pack: keep the largest count, the pack confirms any range beyond it.
+      if (wanted.has(pack.hash)) counts.set(pack.hash, Math.max(counts.get(pack.hash) ?? 0, pack.chunkIds.length / 32));
+    }
+  }
+  const problems = await referenceProblems(repo, snapshot, { exists: (h) => present.has(h), indexed: (h) => counts.get(h) }, {
+    ...options,
+    chunkName: (pack, entry) => chunkName(repo, pack, entry),
+  });
+  if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
+}
+
+/**
+ * Checks that the tables a restore created from the manifest's CREATE statements are the tables the
+ * manifest describes (columns in order with their types, primary key, rowid): rows are loaded and
+ * re-digested by the description, so a description that disagrees with the statement (columns swapped,
+ * say) would load values into the wrong columns and still match the digest. Throws
+ * RepositoryIntegrityError (E_CORRUPT) naming the table.
+ */
+export function checkCreatedTables(snapshot: Snapshot, described: TableSchema[], created: TableSchema[], operation: string): void {
+  const shape = (t: TableSchema | undefined): string =>
+    t ? JSON.stringify([t.columns.map((c) => [c.name, c.type, c.notNull, c.pk]), t.primaryKey, t.withoutRowid, t.rowidAlias ?? null]) : 'none';
+  const problems: Problem[] = [];
+  for (const table of described) {
+    const made = created.find((t) => t.name === table.name);
+    if (shape(made) !== shape(table)) {
+      problems.push({
+        code: 'E_CORRUPT', snapshot: snapshot.id, table: table.name,
+        message: made ? 'the manifest describes the table\'s columns or key differently from its CREATE statement' : 'its CREATE statement creates no table of that name',
+      });
+    }
+  }
+  if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
+}
