@@ -1,6 +1,6 @@
 /** Whole-buffer compression for repository objects: zstd (zstd-napi), gzip (node:zlib) or none. */
 import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { createGunzip, gunzip, gzip } from 'node:zlib';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { zstdBinding as codecZstdBinding, type ZstdBinding } from '../codecs/codec.js';
 export type { ZstdBinding };
@@ -139,37 +139,101 @@ export class BufferPool {
 }
 
 /**
- * Like {@link decompress}, but a zstd body is decompressed into a buffer taken from `pool` (of the
- * frame's content size, else of `sizeHint` bytes, twice that when too small): returns the body, and the
- * buffer to give back to the pool once the body is no longer used (none for other codecs).
+ * `data` decompressed whole into a buffer of `size` bytes (taken from `pool` when given) if it fits
+ * there: returns the body and, for zstd, the buffer to give back to the pool once the body is no longer
+ * used; returns `undefined`, having allocated nothing that stays, when the body is larger than `size`
+ * (or a zstd frame claims so). Memory is never sized by the data: a caller that must read a larger body
+ * measures it first with {@link decompressPieces} against the bounds of its format. E_CORRUPT on damage.
  */
-export async function decompressPooled(data: Buffer, codecId: number, what: string, pool: BufferPool, sizeHint = 0): Promise<{ body: Buffer; buffer?: Buffer }> {
-  if (codecId !== CODEC_IDS.zstd) return { body: await decompress(data, codecId, what) };
-  const b = await zstdBinding();
-  let size = Math.max(sizeHint, 64 << 10);
-  try {
-    const known = b.getFrameContentSize(data);
-    if (typeof known === 'number') size = Math.max(known, 1);
-  } catch (err) {
-    throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
-  }
-  // One call decodes straight into the buffer (no window buffer of its own, no copy); a frame without
-  // its size that does not fit is retried in a buffer twice as large.
-  for (;;) {
-    const buffer = pool.take(size);
-    try {
-      const length = (pooledDctx ??= new b.DCtx()).decompress(buffer, data);
-      return { body: buffer.subarray(0, length), buffer };
-    } catch (err) {
-      pool.give(buffer);
-      pooledDctx = undefined; // a context that failed midway starts afresh
-      if (/destination buffer is too small/i.test((err as Error).message) && size < 1 << 30) {
-        size *= 2;
-        continue;
+export async function decompressPooled(data: Buffer, codecId: number, what: string, size: number, pool?: BufferPool): Promise<{ body: Buffer; buffer?: Buffer } | undefined> {
+  switch (codecId) {
+    case CODEC_IDS.none:
+      return data.length <= size ? { body: data } : undefined;
+    case CODEC_IDS.gzip:
+      try {
+        return { body: await gunzipAsync(data, { maxOutputLength: Math.max(1, size) }) };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+        throw corrupt(what, err);
       }
-      throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+    case CODEC_IDS.zstd:
+      break;
+    default:
+      throw new IntegrityError('E_CORRUPT', `${what}: unknown codec id ${codecId}`);
+  }
+  const b = await zstdBinding();
+  let known: number | bigint | null | undefined;
+  try {
+    known = b.getFrameContentSize(data);
+  } catch (err) {
+    throw corrupt(what, err);
+  }
+  if (typeof known === 'number' && known > size) return undefined;
+  // One call decodes straight into the buffer (no window buffer of its own, no copy).
+  const buffer = pool?.take(size) ?? Buffer.allocUnsafe(size);
+  try {
+    const length = (pooledDctx ??= new b.DCtx()).decompress(buffer, data);
+    return { body: buffer.subarray(0, length), buffer };
+  } catch (err) {
+    pool?.give(buffer);
+    pooledDctx = undefined; // a context that failed midway starts afresh
+    if (/destination buffer is too small/i.test((err as Error).message)) return undefined;
+    throw corrupt(what, err);
+  }
+}
+
+/**
+ * The decompressed content of `data`, piece by piece: each piece (at most `pieceBytes`) is a view that
+ * is valid until the next one is asked for, so memory stays one piece and the decompressor's window
+ * however far the data expands (a zstd frame's content size is not trusted). E_CORRUPT on damage,
+ * a body that ends inside a frame included.
+ */
+export async function* decompressPieces(data: Buffer, codecId: number, what: string, pieceBytes = 1 << 20): AsyncGenerator<Buffer> {
+  switch (codecId) {
+    case CODEC_IDS.none:
+      for (let at = 0; at < data.length; at += pieceBytes) yield data.subarray(at, at + pieceBytes);
+      return;
+    case CODEC_IDS.gzip: {
+      const gunzip = createGunzip({ chunkSize: Math.min(pieceBytes, 1 << 20) });
+      gunzip.end(data);
+      try {
+        for await (const piece of gunzip) yield piece as Buffer;
+      } catch (err) {
+        throw corrupt(what, err);
+      } finally {
+        gunzip.destroy();
+      }
+      return;
+    }
+    case CODEC_IDS.zstd:
+      break;
+    default:
+      throw new IntegrityError('E_CORRUPT', `${what}: unknown codec id ${codecId}`);
+  }
+  const dctx = new (await zstdBinding()).DCtx();
+  const out = Buffer.allocUnsafe(pieceBytes);
+  let input = data;
+  let inFrame = false;
+  for (;;) {
+    let ret: number, produced: number, consumed: number;
+    try {
+      [ret, produced, consumed] = dctx.decompressStream(out, input);
+    } catch (err) {
+      throw corrupt(what, err);
+    }
+    input = input.subarray(consumed);
+    if (consumed > 0 || produced > 0) inFrame = ret !== 0;
+    if (produced > 0) yield out.subarray(0, produced);
+    // Nothing left to read and nothing more to flush: the end, or a frame cut short.
+    else if (input.length === 0) {
+      if (inFrame) throw corrupt(what, new Error('the frame is truncated'));
+      return;
     }
   }
+}
+
+function corrupt(what: string, err: unknown): IntegrityError {
+  return new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
 }
 
 let pooledDctx: InstanceType<ZstdBinding['DCtx']> | undefined;

@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../core/errors.js';
-import { CODEC_IDS, decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
-import { checkObject, objectPrefix, openObject, sealObject, sha256, zstdClaimedSize } from './object-file.js';
+import { CODEC_IDS, decompressPieces, decompressPooled, ZSTD_DEFAULT_LEVEL, zstdBinding, type BufferPool, type CompressionCodec, type ZstdBinding } from './compression.js';
+import { checkObject, objectPrefix, sealObject, sha256, zstdClaimedSize } from './object-file.js';
 
 /**
  * The format's largest chunk: a chunk ends at the chunker's `maxBytes` unless one row alone is larger,
@@ -27,6 +27,111 @@ const MIN_ROW_BYTES = 3;
 export function maxPackBody(packBytes: number): number {
   // Entries before the last one add up to less than packBytes, each at least MIN_ROW_BYTES long.
   return packBytes + MAX_CHUNK_BYTES + 8 * (Math.ceil(packBytes / MIN_ROW_BYTES) + 1) + 4;
+}
+
+/** Bytes beyond `packBytes` that a pack body decompressed into pooled memory may hold (seldom more: see {@link packBody}). */
+const PACK_SLACK = 128 << 10;
+/** The most bytes of a body's end kept while an oversized pack is measured, to check its entry table. */
+const MAX_TAIL_BYTES = 16 << 20;
+
+/**
+ * Reads a pack's entry table (`table`: the `count` records before the count field) for a body whose
+ * chunks take `chunkBytes`: each entry's offset and rows, E_CORRUPT (through `bad`) for an entry a
+ * writer could not have made, or lengths that do not add up to `chunkBytes`.
+ */
+function readEntryTable(table: Buffer, chunkBytes: number, bad: (why: string) => IntegrityError): { offsets: number[]; rows: number[] } {
+  const count = table.length / 8;
+  const offsets = new Array<number>(count + 1);
+  const rows = new Array<number>(count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    offsets[i] = at;
+    const length = table.readUInt32LE(8 * i);
+    const n = table.readUInt32LE(8 * i + 4);
+    // Every chunk holds at least one row of at least `[]\n`, and none is larger than the format allows.
+    if (n === 0 || length < MIN_ROW_BYTES * n || length > MAX_CHUNK_BYTES) throw bad(`entry ${i} claims ${n} rows in ${length} bytes`);
+    at += length;
+    rows[i] = n;
+  }
+  offsets[count] = at;
+  if (at !== chunkBytes) throw bad(`entry table says ${at} bytes of chunks, body has ${chunkBytes}`);
+  return { offsets, rows };
+}
+
+/**
+ * The body of a pack, in memory that follows what the body really holds. A pack is sealed once its
+ * chunks reach `packBytes`, so nearly every body fits in `packBytes` + 128 KiB: it is decompressed
+ * there in one call (into pooled memory with a `pool`; the return's `buffer` is what to give back).
+ * A larger body (a pack ending in a chunk of huge rows, or a hostile one: 32 KB of zstd expand to
+ * 1 GiB, and a frame may claim any size) is first decompressed piece by piece without keeping it, to
+ * measure it against {@link maxPackBody} and check the entry table at its end, and only then
+ * decompressed again into a buffer of exactly its size. So a body that is not a pack costs a pass over
+ * it, never memory; one that is costs its own size once (the old way grew a buffer by doubling and
+ * kept each step in the pool: a 32 KB pack took 2 GiB before it was refused).
+ */
+async function packBody(data: Buffer, codecId: number, what: string, packBytes: number, pool?: BufferPool): Promise<{ body: Buffer; buffer?: Buffer }> {
+  const limit = maxPackBody(packBytes);
+  if (codecId === CODEC_IDS.zstd) {
+    const claimed = await zstdClaimedSize(data, what);
+    if (claimed !== undefined && claimed > limit) throw new IntegrityError('E_CORRUPT', `${what}: claims ${claimed} bytes, more than a pack can hold`);
+  }
+  const size = packBytes + PACK_SLACK;
+  const fits = await decompressPooled(data, codecId, what, size, pool);
+  if (fits) return fits;
+  const length = await measurePack(data, codecId, what, packBytes, limit);
+  // A little oversized (a last batch of large rows) goes back to the pool; a huge one is let go.
+  const pooled = pool !== undefined && length <= 4 * size;
+  const buffer = pooled ? pool.take(length) : Buffer.allocUnsafe(length);
+  let at = 0;
+  try {
+    for await (const piece of decompressPieces(data, codecId, what)) {
+      // The same bytes decompress the same way: anything else is a broken decompressor, not a pack.
+      if (piece.length > length - at) throw new IntegrityError('E_CORRUPT', `${what}: decompressed to more than the ${length} bytes it did the first time`);
+      at += piece.copy(buffer, at);
+    }
+    if (at !== length) throw new IntegrityError('E_CORRUPT', `${what}: decompressed to ${at} bytes, ${length} the first time`);
+  } catch (err) {
+    if (pooled) pool.give(buffer);
+    throw err;
+  }
+  return { body: buffer.subarray(0, length), ...(pooled ? { buffer } : {}) };
+}
+
+/**
+ * The length of the body `data` decompresses to, measured piece by piece while only its end is kept:
+ * E_CORRUPT as soon as it exceeds `limit`, or when the entry table at its end is no pack's (checked
+ * whole when it fits in the end kept, at most 16 MiB: a repository of the default 2 MiB packs has
+ * tables of at most 5.6 MB).
+ */
+async function measurePack(data: Buffer, codecId: number, what: string, packBytes: number, limit: number): Promise<number> {
+  const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`, {
+    hint: 'The pack is damaged or was written to exhaust memory; run `scriptorium verify` to list what is affected.',
+  });
+  const tail = Buffer.allocUnsafe(Math.min(MAX_TAIL_BYTES, 8 * (Math.ceil(packBytes / MIN_ROW_BYTES) + 2) + 4));
+  let length = 0;
+  for await (let piece of decompressPieces(data, codecId, what)) {
+    if (piece.length > limit - length) throw bad(`expands to more than ${limit} bytes, more than a pack can hold`);
+    let at = length;
+    length += piece.length;
+    if (piece.length > tail.length) {
+      at += piece.length - tail.length;
+      piece = piece.subarray(piece.length - tail.length);
+    }
+    const pos = at % tail.length;
+    const first = piece.copy(tail, pos);
+    if (first < piece.length) piece.copy(tail, 0, first);
+  }
+  /** The last `n` bytes of the body (n ≤ tail.length, n ≤ length). */
+  const last = (n: number): Buffer => {
+    const start = (length - n) % tail.length;
+    return start + n <= tail.length ? tail.subarray(start, start + n) : Buffer.concat([tail.subarray(start), tail.subarray(0, n - (tail.length - start))]);
+  };
+  if (length < 4) throw bad('entry table missing');
+  const count = last(4).readUInt32LE(0);
+  const chunkBytes = length - 4 - 8 * count;
+  if (chunkBytes < 0) throw bad('entry table truncated');
+  if (8 * count + 4 <= tail.length) readEntryTable(last(8 * count + 4).subarray(0, 8 * count), chunkBytes, bad);
+  return length;
 }
 
 /** The store key of the pack named `hash`. */
@@ -226,46 +331,23 @@ export class Pack {
 
   /**
    * Verifies `file` against `hash`, decompresses it and reads its entry table (E_CORRUPT on damage).
+   * The body may not exceed {@link maxPackBody} of `packBytes` (the repository's pack size; by default
+   * the largest a config allows), and memory follows what the body really holds (see {@link packBody}).
    * With a `pool`, the body is decompressed into pooled memory, which {@link release} gives back: the
-   * pack and every view of it must not be used after that. The body may not exceed
-   * {@link maxPackBody} of `packBytes` (the repository's pack size; by default `sizeHint`, else the
-   * largest pack size a config allows).
+   * pack and every view of it must not be used after that.
    */
-  static async open(hash: string, file: Buffer, pool?: BufferPool, sizeHint?: number, packBytes = sizeHint ?? 1 << 30): Promise<Pack> {
+  static async open(hash: string, file: Buffer, packBytes = 1 << 30, pool?: BufferPool): Promise<Pack> {
     const what = `pack ${hash.slice(0, 16)}`;
-    const limit = maxPackBody(packBytes);
-    let body: Buffer;
-    let buffer: Buffer | undefined;
-    if (pool) {
-      checkObject('pack', file, hash, what);
-      // The pooled decompression sizes its buffer by the frame's claim: refuse an absurd one first.
-      const claimed = file[8] === CODEC_IDS.zstd ? await zstdClaimedSize(file.subarray(9), what) : undefined;
-      if (claimed !== undefined && claimed > limit) throw new IntegrityError('E_CORRUPT', `${what}: claims ${claimed} bytes, more than a pack can hold`);
-      ({ body, buffer } = await decompressPooled(file.subarray(9), file[8], what, pool, sizeHint));
-    } else {
-      body = await openObject('pack', file, hash, what, limit);
-    }
-    const release = buffer ? () => pool!.give(buffer!) : undefined;
+    checkObject('pack', file, hash, what);
+    const { body, buffer } = await packBody(file.subarray(9), file[8], what, packBytes, pool);
+    const release = buffer && pool ? () => pool.give(buffer) : undefined;
     try {
       const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
       if (body.length < 4) throw bad('entry table missing');
       const count = body.readUInt32LE(body.length - 4);
       const table = body.length - 4 - 8 * count;
       if (table < 0) throw bad('entry table truncated');
-      const offsets = new Array<number>(count + 1);
-      const rows = new Array<number>(count);
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        offsets[i] = at;
-        const length = body.readUInt32LE(table + 8 * i);
-        const n = body.readUInt32LE(table + 8 * i + 4);
-        // Every chunk holds at least one row of at least `[]\n`, and none is larger than the format allows.
-        if (n === 0 || length < MIN_ROW_BYTES * n || length > MAX_CHUNK_BYTES) throw bad(`entry ${i} claims ${n} rows in ${length} bytes`);
-        at += length;
-        rows[i] = n;
-      }
-      offsets[count] = at;
-      if (at !== table) throw bad(`entry table says ${at} bytes of chunks, body has ${table}`);
+      const { offsets, rows } = readEntryTable(body.subarray(table, body.length - 4), table, bad);
       return new Pack(hash, body, offsets, rows, release);
     } catch (err) {
       release?.();

@@ -221,7 +221,7 @@ export class Repository {
 
   /** Reads and checks pack `hash`. Throws NotFoundError when it is missing, IntegrityError when damaged. */
   async pack(hash: string): Promise<Pack> {
-    return Pack.open(hash, await this.store.get(packKey(hash), { maxBytes: maxPackBytes(this.config.packBytes) }));
+    return Pack.open(hash, await this.store.get(packKey(hash), { maxBytes: maxPackBytes(this.config.packBytes) }), this.config.packBytes);
   }
 
   async close(): Promise<void> {
@@ -308,8 +308,7 @@ export class PackCache {
   async #open(hash: string): Promise<Pack> {
     if (!this.#pool) return this.#repo.pack(hash);
     const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
-    // A pack is sealed once its chunks reach packBytes: the body is seldom much more than that.
-    const pack = await Pack.open(hash, file, this.#pool, this.#repo.config.packBytes + (128 << 10));
+    const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool);
     this.#gate!.add(file.length);
     return pack;
   }

@@ -2,7 +2,8 @@
  * Named cases of hostile repository objects (each also reachable by the fuzz suite): objects re-sealed
  * under their new hashes, so that only the checks of their content can stop them.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ScriptoriumError } from '../../src/core/errors.js';
@@ -14,6 +15,7 @@ import { sha256 } from '../../src/repository/object-file.js';
 import { Repository } from '../../src/repository/repository.js';
 import { restore } from '../../src/repository/restore.js';
 import { verify } from '../../src/repository/verify.js';
+import { CLI } from '../export-import/helpers.js';
 import { fidelityDb, tempDir } from '../repository/helpers.js';
 import { objectFiles, readBody, renamePackEverywhere, resealInPlace } from './mutations.js';
 
@@ -183,4 +185,61 @@ describe('hostile repository objects', () => {
     expect(existsSync(join(repo, 'config'))).toBe(true);
     expect(readFileSync(join(repo, 'config'), 'utf8')).toContain('scriptorium-repository');
   });
+
+  it('a pack that is a zstd bomb (1 GiB in 32 KB, no content size) fails restore, diff and prune with E_CORRUPT in bounded memory', async () => {
+    // It took 2 GiB: the pooled decompression doubled its buffer up to 1 GiB and kept every step; diff
+    // and prune (which open packs without the pool) grew theirs to 1.5 GiB.
+    expect(existsSync(CLI), 'run `npm run build` first').toBe(true);
+    const db = fidelityDb(dir, 'second.db');
+    const { default: Database } = await import('better-sqlite3');
+    const h = new Database(db);
+    h.exec("INSERT INTO nokey VALUES ('changed', 99)");
+    h.close();
+    const first = readdirSync(join(repo, 'snapshots'))[0];
+    const firstPacks = new Set(JSON.parse((await readBody('snapshot', join(repo, 'snapshots', first))).body.toString('utf8')).packs as string[]);
+    await backup(db, repo);
+    const second = readdirSync(join(repo, 'snapshots')).find((id) => id !== first)!;
+    // A pack only the second snapshot uses, so that diff must read it.
+    const victim = objectFiles(repo, 'packs').map((f) => f.slice(f.lastIndexOf('/') + 1)).filter((p) => !firstPacks.has(p)).sort()[0];
+    expect(victim).toBeDefined();
+    const { file, hash } = framed('SCRPACK1', 2, zstdBomb(8192));
+    expect(file.length).toBeLessThan(40_000);
+    mkdirSync(join(repo, 'packs', hash.slice(0, 2)), { recursive: true });
+    writeFileSync(join(repo, 'packs', hash.slice(0, 2), hash), file);
+    await renamePackEverywhere(repo, victim, hash);
+    rmSync(join(repo, 'packs', victim.slice(0, 2), victim));
+    const second2 = readdirSync(join(repo, 'snapshots')).find((id) => id !== first)!;
+    expect(second2).not.toBe(second); // re-sealed under its new name
+
+    /** Runs the CLI under /usr/bin/time -v: its exit, stderr and peak RSS in MB. */
+    const run = (args: string[]): { code: number | null; stderr: string; peakMb: number } => {
+      const r = spawnSync('/usr/bin/time', ['-v', process.execPath, CLI, ...args], { env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 16 << 20 });
+      const stderr = r.stderr.toString('utf8');
+      const kb = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
+      expect(kb, stderr).not.toBeNull();
+      return { code: r.status, stderr, peakMb: Number(kb![1]) / 1024 };
+    };
+    const into = join(out, 'r.db');
+    const cases: Array<[string, string[]]> = [
+      ['restore', ['restore', second2, '--repo', repo, '--into', into]],
+      ['diff', ['diff', first, second2, '--repo', repo]],
+    ];
+    const results: Record<string, number> = {};
+    for (const [name, args] of cases) {
+      const r = run(args);
+      expect(r.code, `${name}: ${r.stderr}`).not.toBe(0);
+      expect(r.stderr, name).toMatch(/^scriptorium: error E_CORRUPT: .*pack/m);
+      expect(r.stderr, name).not.toMatch(/looks like a bug|E_INTERNAL/);
+      results[name] = r.peakMb;
+    }
+    expect(readdirSync(out)).toEqual([]);
+    // Prune opens a pack itself when no index lists it.
+    for (const f of objectFiles(repo, 'index')) rmSync(f);
+    const p = run(['prune', '--repo', repo]);
+    expect(p.code, p.stderr).not.toBe(0);
+    expect(p.stderr).toMatch(/^scriptorium: error E_CORRUPT: .*pack/m);
+    results.prune = p.peakMb;
+    for (const [name, mb] of Object.entries(results)) expect(mb, `${name} peak RSS (MB)`).toBeLessThan(400);
+    expect(readFileSync(join(repo, 'packs', hash.slice(0, 2), hash)).equals(file)).toBe(true); // the bomb is left for verify to report
+  }, 120_000);
 });
