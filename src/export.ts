@@ -57,7 +57,7 @@ export const FORMAT_WRITERS: Readonly<Record<FormatName, () => FormatWriter>> = 
 
 /** Checks a format name from the user. */
 export function parseFormat(name: string): FormatName {
-  if (name in FORMAT_WRITERS) return name as FormatName;
+  if (typeof name === 'string' && Object.hasOwn(FORMAT_WRITERS, name)) return name as FormatName;
   throw new UsageError(`unknown format ${JSON.stringify(name)}`, {
     code: 'E_UNKNOWN_FORMAT',
     hint: 'Use --format json, ndjson or sql.',

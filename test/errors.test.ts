@@ -166,6 +166,19 @@ describe('export errors', () => {
     expect(fs.readdirSync(work)).toEqual([]);
   });
 
+  it('a format or compression named like an Object property (toString, __proto__): E_UNKNOWN_*, exit 2, nothing written', () => {
+    const work = fs.mkdtempSync(path.join(dir, 'exp-'));
+    for (const name of ['toString', '__proto__', 'constructor']) {
+      const r = cli(['export', source, '--format', name, '-o', path.join(work, 'out')]);
+      expectFailure(r, 'E_UNKNOWN_FORMAT');
+      expect(r.code).toBe(2);
+      const init = cli(['init', '--repo', path.join(work, 'repo'), '--compression', name]);
+      expectFailure(init, 'E_UNKNOWN_COMPRESSION');
+      expect(init.code).toBe(2);
+    }
+    expect(fs.readdirSync(work)).toEqual([]);
+  });
+
   it('a virtual table (FTS5): E_UNSUPPORTED with a hint to exclude it', () => {
     const work = fs.mkdtempSync(path.join(dir, 'exp-'));
     const db = makeDb(path.join(work, 'fts.db'), (x) => x.exec("CREATE TABLE plain(a); CREATE VIRTUAL TABLE docs USING fts5(body); INSERT INTO docs VALUES ('hello')"));

@@ -39,7 +39,7 @@ export const ZSTD_DEFAULT_LEVEL = 1;
 
 /** Throws a `UsageError` unless `codec` and `level` are supported. */
 export function checkCompression(codec: string, level?: number): asserts codec is CompressionCodec {
-  if (!(codec in CODEC_IDS)) {
+  if (typeof codec !== 'string' || !Object.hasOwn(CODEC_IDS, codec)) {
     throw new UsageError(`unknown compression ${JSON.stringify(codec)}`, {
       code: 'E_UNKNOWN_COMPRESSION',
       hint: 'Use one of: zstd, gzip, none.',

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backup } from '../../src/repository/backup.js';
@@ -40,6 +40,11 @@ describe('bad arguments get clear errors', () => {
     writeFileSync(join(other, 'file'), 'x');
     await expect(init(other)).rejects.toMatchObject({ code: 'E_TARGET_EXISTS' });
     await expect(init(join(dir, 'a'), { compression: 'brotli' as never })).rejects.toMatchObject({ code: 'E_UNKNOWN_COMPRESSION' });
+    // Names every object has (a lookup with `in` took them for codecs, and wrote them into the config).
+    for (const name of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+      await expect(init(join(dir, name), { compression: name as never }), name).rejects.toMatchObject({ code: 'E_UNKNOWN_COMPRESSION' });
+      expect(existsSync(join(dir, name, 'config')), name).toBe(false);
+    }
     await expect(init(join(dir, 'b'), { compression: 'zstd', compressionLevel: 99 })).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(init(join(dir, 'c'), { chunkBytes: 3 })).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(init('s3://bucket/x')).rejects.toMatchObject({ code: 'E_USAGE' });
