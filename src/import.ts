@@ -19,6 +19,8 @@ import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
+import { createdTableProblem } from './engines/sqlite/created-table.js';
+import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
@@ -209,6 +211,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     if (item.kind !== 'insert') flush();
     switch (item.kind) {
       case 'schema':
+        checkFileSchema(item.schema, item.schema.tables?.length === 0);
         state.schema = item.schema;
         state.objects = item.schema.objects;
         state.meta = item.schema.meta;
@@ -221,8 +224,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           tables.set(item.table, table);
         }
         if (!created.has(table.name)) {
-          checkSchemaSql({ type: 'table', name: table.name }, table.sql);
-          target.createTables([table]);
+          createTable(target, table);
           created.add(table.name);
         }
         progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
@@ -269,6 +271,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         state.meta = { ...state.meta, ...item.meta };
         break;
       case 'digest':
+        checkDigest(item.table, item.digest);
         state.digests.set(item.table, { encoding: item.encoding, digest: item.digest });
         break;
       case 'end':
@@ -282,14 +285,51 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     }
   }
   flush();
+  // An ndjson file's tables arrive after its header: the schema is whole (names unique, counters of
+  // AUTOINCREMENT tables) only now.
+  if (state.schema) checkFileSchema(state.schema);
   // Tables with no rows still exist in the file's schema.
   for (const table of state.schema?.tables ?? []) {
     if (created.has(table.name)) continue;
-    checkSchemaSql({ type: 'table', name: table.name }, table.sql);
-    target.createTables([table]);
+    createTable(target, table);
   }
   for (const object of state.objects) checkSchemaSql({ type: object.type, name: object.name, table: object.table }, object.sql);
   return state;
+}
+
+function editedFile(message: string): IntegrityError {
+  return new IntegrityError('E_CORRUPT', message, { hint: 'The file is damaged or was edited; nothing was written to the target.' });
+}
+
+/**
+ * A json or ndjson file's schema is written by whoever wrote the file: its shape is checked
+ * (core/schema-check.ts) before a name or flag of it is used, E_CORRUPT naming the field. (An ndjson
+ * header holds no tables yet: each is checked as it is created, by {@link createTable}.)
+ */
+function checkFileSchema(schema: DatabaseSchema, tablesFollow = false): void {
+  const problem = schemaProblemOf(schema, { tablesFollow });
+  if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
+}
+
+/**
+ * Creates one table of the file's schema: its description is checked, then its CREATE statement
+ * (schema-guard.ts), and what the statement made is compared with the description, which loads its rows.
+ */
+function createTable(target: SqliteTarget, table: TableSchema): void {
+  const problem = tableSchemaProblem(table as unknown as Record<string, unknown>);
+  if (problem !== undefined) throw editedFile(`import: the file's schema of table ${JSON.stringify(table.name)}: ${problem}`);
+  checkSchemaSql({ type: 'table', name: table.name }, table.sql);
+  target.createTables([table]);
+  const differs = createdTableProblem(target.db, table);
+  if (differs !== undefined) throw editedFile(`import: table ${JSON.stringify(table.name)}: ${differs}`);
+}
+
+/** A table's digest from the file: a row count and a SHA-256, as export writes them. */
+function checkDigest(table: string, digest: TableDigest): void {
+  const d = digest as unknown as Record<string, unknown> | null;
+  if (typeof table !== 'string' || typeof d !== 'object' || d === null || !Number.isSafeInteger(d.rows) || (d.rows as number) < 0 || typeof d.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(d.sha256)) {
+    throw editedFile(`import: the digest of table ${JSON.stringify(table)} is not a row count and a SHA-256: ${JSON.stringify(digest)?.slice(0, 80)}`);
+  }
 }
 
 /**

@@ -62,9 +62,10 @@ function setAt(root: unknown, path: Array<string | number>, value: unknown): unk
 
 /**
  * Applies `m` at path number `pick` (modulo the number of paths) of a copy of `value`; returns the new
- * value and a description of the change (for the failure message).
+ * value, a description of the change (for the failure message), the path changed and, for a swap, the
+ * other path changed.
  */
-export function mutateJson(value: unknown, pick: number, m: JsonMutation): { value: unknown; what: string; path: string } {
+export function mutateJson(value: unknown, pick: number, m: JsonMutation): { value: unknown; what: string; path: string; other?: string } {
   const root = structuredClone(value);
   const paths = jsonPaths(root);
   const path = paths[pick % paths.length];
@@ -113,7 +114,7 @@ export function mutateJson(value: unknown, pick: number, m: JsonMutation): { val
       } catch {
         // `other` lay inside what was replaced
       }
-      return { value: root, what: `swap ${name} with ${other.join('.')}`, path: name };
+      return { value: root, what: `swap ${name} with ${other.join('.')}`, path: name, other: other.join('.') };
     }
     case 'extra-key':
       if (current && typeof current === 'object' && !Array.isArray(current)) {
