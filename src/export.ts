@@ -110,27 +110,30 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const compress = options.compress ?? 'none';
   const codec = codecByName(compress);
   const progress = new ProgressReporter('export', options.onEvent);
-  const src = SqliteSource.open(source, { readers: 'auto' });
-  let temp: string | undefined;
   let plan: TargetPlan | undefined;
   let dest = '-';
+  // The output is checked before the source is opened: refusing to write over the database (or its
+  // -wal, -shm) must not touch it, and a reader would write to its -shm. A missing source is left to
+  // SqliteSource.open, which says so.
+  if (!options.stream && options.output !== '-' && fs.existsSync(source)) {
+    const explicit = options.output !== undefined && options.output !== '';
+    dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir);
+    plan = checkTarget(dest, {
+      op: 'export',
+      force: explicit && (options.force ?? false),
+      existsHint: EXISTS_HINT,
+      sources: [{ path: source, what: 'the database being exported', database: true }],
+      createParent: true,
+    });
+    sweepStaleTemps(plan, (message, file) => progress.notice(message, file));
+  }
+  const src = SqliteSource.open(source, { readers: 'auto' });
+  let temp: string | undefined;
   try {
     const schema = selectTables(src.schema, options.tables, options.excludeTables);
     const rowCounts: Record<string, number> = Object.create(null); // keyed by table name, and "__proto__" is one
     for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
-    if (!options.stream && options.output !== '-') {
-      const explicit = options.output !== undefined && options.output !== '';
-      dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir);
-      plan = checkTarget(dest, {
-        op: 'export',
-        force: explicit && (options.force ?? false),
-        existsHint: EXISTS_HINT,
-        sources: [{ path: source, what: 'the database being exported', database: true }],
-        createParent: true,
-      });
-      sweepStaleTemps(plan, (message, file) => progress.notice(message, file));
-    }
     progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
 
     let out: Writable;
@@ -146,6 +149,9 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) {
       const compressor = await codec.compressor(options.level);
       done = pipeline(compressor, out, { end: ownsStream });
+      // A write error (a full disk) rejects this while the rows are still being written; the error
+      // reaches the caller through the Sink and through the await below, never as an unhandled rejection.
+      done.catch(() => undefined);
       input = compressor;
     }
     const sink = new Sink(input);
