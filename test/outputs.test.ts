@@ -496,3 +496,28 @@ describe('full disk', () => {
     expect(fs.readdirSync(mnt)).toEqual(['keep']);
   });
 });
+
+describe('read-only target directory', () => {
+  it('export, import and restore into a read-only file system are E_IO naming the target, never an internal error', () => {
+    const mnt = fs.mkdtempSync(path.join(dir, 'ro-'));
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mnt]);
+    if (m.status !== 0) {
+      console.warn(`cannot mount a read-only tmpfs here (${m.stderr?.toString().trim()}): test skipped`);
+      return;
+    }
+    try {
+      for (const [args, where] of [
+        [['export', small, '--format', 'sql', '-o', path.join(mnt, 'x.sql')], 'export: writing'],
+        [['export', small, '--format', 'sql', '--compress', 'zstd', '-o', path.join(mnt, 'x.sql.zst')], 'export: writing'],
+        [['import', bigExport, '--into', path.join(mnt, 'x.db')], 'import: writing'],
+        [restoreArgs(path.join(mnt, 'x.db')), 'restore: writing'],
+      ] as const) {
+        const r = run([...args]);
+        expectFailure(r, 'E_IO', new RegExp(`${where} ${mnt.replace(/[/.]/g, '\\$&')}/x`));
+      }
+      expect(fs.readdirSync(mnt)).toEqual([]);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 /**
  * Files that appear whole or not at all: write under a temporary name beside the destination, make it
@@ -65,6 +66,8 @@ export function removeRegisteredTemps(): string[] {
  * user can open the file and keep reading it. Synchronous only: the umask is process-wide.
  */
 export function withPrivateUmask<T>(fn: () => T): T {
+  // Worker threads may not set the umask; there the file is made 0600 when it is committed.
+  if (!isMainThread) return fn();
   const old = process.umask(0o077);
   try {
     return fn();

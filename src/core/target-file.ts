@@ -102,7 +102,7 @@ function realParent(given: string, options: TargetOptions): string {
         cause: err,
       });
     }
-    throw noSpaceError(err, `${options.op}: create ${dir}`) ?? err;
+    throw targetError(err, `${options.op}: the directory ${dir} (for ${given})`);
   }
 }
 
@@ -146,6 +146,14 @@ function checkNotSource(given: string, target: string, options: TargetOptions): 
  * E_TARGET_BUSY, E_USAGE (the source itself) or E_NOT_FOUND (no such directory).
  */
 export function checkTarget(given: string, options: TargetOptions): TargetPlan {
+  try {
+    return check(given, options);
+  } catch (err) {
+    throw err instanceof ScriptoriumError ? err : targetError(err, `${options.op}: ${given}`);
+  }
+}
+
+function check(given: string, options: TargetOptions): TargetPlan {
   const name = path.basename(given);
   const dir = realParent(given, options);
   const target = path.join(dir, name);
@@ -278,19 +286,22 @@ export function commitTarget(plan: TargetPlan, temp: string, options: { synced?:
     fs.closeSync(fd);
   }
   if (!existing) {
+    let linked = false;
     try {
       fs.linkSync(temp, now.path); // fails if a file appeared at the name since the check
-      fs.unlinkSync(temp);
-      releaseTemp(temp);
-      fsyncDir(path.dirname(now.path));
-      return;
+      linked = true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new ScriptoriumError('E_TARGET_EXISTS', `${plan.options.op}: ${plan.given} appeared while the ${plan.options.op} ran; it was left as it is`, {
           hint: plan.options.existsHint,
         });
       }
-      // a filesystem without hard links: the check above has to do
+      // a filesystem without hard links: the check above has to do, and rename below
+    }
+    if (linked) {
+      removeQuietly(temp); // (renaming one link of a file over the other would do nothing)
+      fsyncDir(path.dirname(now.path));
+      return;
     }
   }
   fs.renameSync(temp, now.path);
@@ -319,7 +330,16 @@ function diskFull(err: unknown): unknown {
  */
 export function targetError(err: unknown, where: string): unknown {
   const full = diskFull(err);
-  if (!full) return err;
+  if (!full) {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+      return new ScriptoriumError('E_IO', `${where}: ${(err as Error).message}`, {
+        hint: code === 'EROFS' ? 'The file system is read-only: write somewhere else.' : 'Check that the directory is writable by this user (and the file, for --force).',
+        cause: err,
+      });
+    }
+    return err;
+  }
   if ((full as { code?: unknown }).code === 'E_NO_SPACE' && full === err) return err;
   const code = (full as { code?: string }).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return noSpaceError(full, where)!;
