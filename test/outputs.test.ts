@@ -423,6 +423,20 @@ describe('temporaries', () => {
     expect(fs.readdirSync(d).sort()).toEqual([live, otherHost, 'app.db'].sort());
   });
 
+  it('the library reports a removed stale temporary as a notice event, and leaves a legacy name (no host) alone', async () => {
+    const d = fresh('notice');
+    const out = path.join(d, 'out.ndjson');
+    const pid = deadPid();
+    const stale = path.join(d, `.out.ndjson.tmp-${pid}-h${HOST_TAG}-00c0ffee`);
+    const legacy = path.join(d, `.out.ndjson.tmp-${pid}-00c0ffee`); // before hosts were named: whose it is is unknown
+    for (const f of [stale, legacy]) fs.writeFileSync(f, 'partial');
+    const events: { type: string; message?: string; path?: string }[] = [];
+    await exportTo(small, { format: 'ndjson', output: out, onEvent: (e) => events.push(e) });
+    const notices = events.filter((e) => e.type === 'notice');
+    expect(notices).toEqual([expect.objectContaining({ message: `export: removed a temporary file left by process ${pid}: ${stale}`, path: stale })]);
+    expect(fs.readdirSync(d).sort()).toEqual([path.basename(legacy), 'out.ndjson'].sort());
+  });
+
   for (const op of ['export', 'restore'] as const) {
     it(`${op}: a stale temporary of a dead process beside the target is removed and reported`, () => {
       const d = fresh(`${op}-stale`);
