@@ -221,7 +221,9 @@ export function sweepStaleTemps(plan: TargetPlan, notice: (message: string, file
   } catch {
     return removed;
   }
+  const prefix = `.${base}.`;
   for (const entry of names) {
+    if (!entry.startsWith(prefix)) continue; // (a folder of exports may hold thousands of files)
     const m = TEMP_NAME.exec(entry);
     if (!m || m[1] !== base || m[4] !== HOST_TAG) continue;
     const pid = Number(m[3]);
