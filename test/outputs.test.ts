@@ -318,8 +318,9 @@ describe('private files', () => {
     }
   });
 
+  const root = process.getuid?.() === 0; // giving a file to uid 1234 takes root
   for (const op of ['import', 'restore'] as const) {
-    it(`${op} --force over an existing database keeps its mode (0640), owner and group (1234:1234)`, () => {
+    it.skipIf(!root)(`${op} --force over an existing database keeps its mode (0640), owner and group (1234:1234)`, () => {
       const d = fresh(`${op}-owner`);
       const target = path.join(d, 'app.db');
       fs.copyFileSync(small, target);
@@ -335,7 +336,7 @@ describe('private files', () => {
     });
   }
 
-  it('export --force over an existing file keeps its mode, owner and group', () => {
+  it.skipIf(!root)('export --force over an existing file keeps its mode, owner and group', () => {
     const d = fresh('export-owner');
     const out = path.join(d, 'out.sql');
     fs.writeFileSync(out, 'old');
