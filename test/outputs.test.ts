@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOST_TAG, TEMP_NAME } from '../src/core/atomic-file.js';
+import { HOST_TAG, TEMP_NAME, tempStem } from '../src/core/atomic-file.js';
 import { exportTo } from '../src/export.js';
 import { HistoryStore } from '../src/monitor/index.js';
 import { CLI, makeDb, removeDir, tempDir, withDb } from './export-import/helpers.js';
@@ -436,6 +436,22 @@ describe('temporaries', () => {
     const notices = events.filter((e) => e.type === 'notice');
     expect(notices).toEqual([expect.objectContaining({ message: `export: removed a temporary file left by process ${pid}: ${stale}`, path: stale })]);
     expect(fs.readdirSync(d).sort()).toEqual([path.basename(legacy), 'out.ndjson'].sort());
+  });
+
+  it('a 240-character target name: export and import work, and a stale temporary of that name is swept', () => {
+    const d = fresh('long');
+    // With the ~40 characters a temporary adds, these names would pass the 255-byte limit of a name.
+    const out = path.join(d, `${'x'.repeat(236)}.sql`);
+    const pid = deadPid();
+    const stale = path.join(d, `.${tempStem(path.basename(out))}.tmp-${pid}-h${HOST_TAG}-0badf00d`);
+    fs.writeFileSync(stale, 'partial');
+    const e = run(['export', small, '--format', 'sql', '-o', out]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stderr).toContain(`removed a temporary file left by process ${pid}: ${stale}`);
+    const into = path.join(d, `${'y'.repeat(237)}.db`);
+    const i = run(['import', out, '--into', into, '--quiet']);
+    expect(i.code, i.stderr).toBe(0);
+    expect(fs.readdirSync(d).sort()).toEqual([path.basename(out), path.basename(into)].sort());
   });
 
   for (const op of ['export', 'restore'] as const) {

@@ -105,7 +105,7 @@ export function buildProgram(): Command {
  * needs undoing: targets are only ever replaced by a rename of a complete file.
  */
 function removeTempsOnSignals(): void {
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
     process.once(signal, () => {
       const removed = removeRegisteredTemps();
       process.stderr.write(`scriptorium: interrupted by ${signal}${removed.length ? `; removed the temporary file${removed.length > 1 ? 's' : ''} ${removed.join(', ')}` : ''}\n`);

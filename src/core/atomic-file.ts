@@ -23,10 +23,22 @@ export const TEMP_NAME = /^\.(.+)\.([a-z]+)-(\d+)-h([0-9a-f]{8})-[0-9a-f]{8}(-jo
 /** SQLite's side files of a database file (removed with a temporary database). */
 export const SQLITE_SIDE_FILES = ['-journal', '-wal', '-shm'] as const;
 
+/**
+ * The part of a temporary's name that stands for the destination's name: the name itself, or for a
+ * long one (which, with the ~40 characters added, would pass the 255-byte limit of a name) its start
+ * and a hash of the whole.
+ */
+export function tempStem(name: string): string {
+  if (Buffer.byteLength(name) <= 180) return name;
+  let start = name.slice(0, 120);
+  while (Buffer.byteLength(start) > 120) start = start.slice(0, -1);
+  return `${start}~${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+}
+
 /** A fresh temporary path in the same directory as `dest` (same filesystem, so rename is atomic). */
 export function tempPathBeside(dest: string, tag = 'tmp'): string {
   const dir = path.dirname(path.resolve(dest));
-  return path.join(dir, `.${path.basename(dest)}.${tag}-${process.pid}-h${HOST_TAG}-${randomBytes(4).toString('hex')}`);
+  return path.join(dir, `.${tempStem(path.basename(dest))}.${tag}-${process.pid}-h${HOST_TAG}-${randomBytes(4).toString('hex')}`);
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   SQLITE_SIDE_FILES,
   TEMP_NAME,
   tempPathBeside,
+  tempStem,
 } from './atomic-file.js';
 import { NotFoundError, noSpaceError, ScriptoriumError, UsageError } from './errors.js';
 
@@ -213,7 +214,7 @@ function alive(pid: number): boolean {
  */
 export function sweepStaleTemps(plan: TargetPlan, notice: (message: string, file: string) => void): string[] {
   const dir = path.dirname(plan.path);
-  const base = path.basename(plan.path);
+  const base = tempStem(path.basename(plan.path));
   const removed: string[] = [];
   let names: string[];
   try {
