@@ -266,6 +266,21 @@ describe('import and restore targets', () => {
     });
   }
 
+  it('a parent that is a file is E_NOT_FOUND for export, import and restore', () => {
+    const d = fresh('parent-file');
+    const file = path.join(d, 'plain');
+    fs.writeFileSync(file, 'a file');
+    for (const args of [
+      ['export', small, '--format', 'sql', '-o', path.join(file, 'x.sql')],
+      ['export', small, '--format', 'sql', '-o', path.join(file, 'deeper', 'x.sql')],
+      ['import', bigExport, '--into', path.join(file, 'x.db')],
+      restoreArgs(path.join(file, 'x.db')),
+    ]) {
+      expectFailure(run(args), 'E_NOT_FOUND', /is not a directory/);
+    }
+    expect(fs.readdirSync(d)).toEqual(['plain']);
+  });
+
   it('import: the file being imported is not its own target, even with --force', () => {
     const d = fresh('import-self');
     const file = path.join(d, 'data.ndjson');

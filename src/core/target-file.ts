@@ -97,8 +97,9 @@ function realParent(given: string, options: TargetOptions): string {
     return real;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new NotFoundError(`${options.op}: the directory ${dir} ${code === 'ENOENT' ? 'does not exist' : 'is not a directory'} (for ${given})`, {
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EEXIST') { // EEXIST: mkdir found a file there
+      const what = code === 'ENOENT' ? `the directory ${dir} does not exist` : `${dir} is not a directory (it, or a part of its path, is a file)`;
+      throw new NotFoundError(`${options.op}: ${what} (for ${given})`, {
         hint: 'Create the directory first, or name a file in an existing one. Nothing was written.',
         cause: err,
       });
