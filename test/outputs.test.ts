@@ -281,6 +281,18 @@ describe('import and restore targets', () => {
     expect(fs.readdirSync(d)).toEqual(['plain']);
   });
 
+  it('restore: a target inside the repository is refused, even with --force, and the repository still verifies', () => {
+    const config = path.join(repo, 'config');
+    const before = sha(config);
+    for (const into of [config, path.join(repo, 'restored.db'), path.join(repo, 'snapshots', 'x.db')]) {
+      expectFailure(run(restoreArgs(into, '--force')), 'E_USAGE', /is inside the repository/);
+    }
+    expect(sha(config)).toBe(before);
+    expect(fs.existsSync(path.join(repo, 'restored.db'))).toBe(false);
+    const v = run(['verify', '--repo', repo, '--quiet']);
+    expect(v.code, v.stderr).toBe(0);
+  });
+
   it('import: the file being imported is not its own target, even with --force', () => {
     const d = fresh('import-self');
     const file = path.join(d, 'data.ndjson');

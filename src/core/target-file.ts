@@ -42,6 +42,8 @@ export interface TargetOptions {
   existsHint: string;
   /** Files the target must not be (the source of the operation); a database's side files count too. */
   sources?: { path: string; what: string; database?: boolean }[];
+  /** Folders the target must not be inside (a local repository, for restore); missing ones are ignored. */
+  notInside?: { path: string; what: string }[];
   /** The target is a database: refuse it while its -wal or -journal is not empty. */
   database?: boolean;
   /** Create a missing parent directory (export's default `./backups/`) instead of refusing. */
@@ -160,6 +162,19 @@ function check(given: string, options: TargetOptions): TargetPlan {
   const dir = realParent(given, options);
   const target = path.join(dir, name);
   checkNotSource(given, target, options);
+  for (const folder of options.notInside ?? []) {
+    let real: string;
+    try {
+      real = fs.realpathSync(folder.path);
+    } catch {
+      continue; // not a local folder (a URL), or gone
+    }
+    if (target === real || target.startsWith(real.endsWith(path.sep) ? real : `${real}${path.sep}`)) {
+      throw new UsageError(`${options.op}: ${given} is inside ${folder.what} (${folder.path})`, {
+        hint: 'Write outside it: a file there would be taken for part of it, or replace part of it.',
+      });
+    }
+  }
   const stat = name === '' || name === '.' || name === '..' ? fs.statSync(target) : lstatOrUndefined(target);
   if (stat?.isSymbolicLink()) {
     let to = '';

@@ -56,6 +56,7 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
         force: options.force ?? false,
         existsHint: 'Pass --force to replace it (only after the restore is verified), or restore into a new file.',
         database: true,
+        notInside: [{ path: repo.location, what: 'the repository' }],
       });
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
