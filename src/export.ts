@@ -9,7 +9,7 @@ import { UsageError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
-import { checkTarget, commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
+import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
@@ -125,7 +125,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       sources: [{ path: source, what: 'the database being exported', database: true }],
       createParent: true,
     });
-    sweepStaleTemps(plan, (message, file) => progress.notice(message, file));
+    if (!plan.parentMissing) sweepStaleTemps(plan, (message, file) => progress.notice(message, file));
   }
   const src = SqliteSource.open(source, { readers: 'auto' });
   let temp: string | undefined;
@@ -140,6 +140,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     if (options.stream) out = options.stream;
     else if (!plan) out = process.stdout;
     else {
+      plan = prepareParent(plan); // ./backups/ (or -o's folder) is created only now that there is something to write
       temp = tempFor(plan, 'tmp');
       out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
     }

@@ -203,6 +203,14 @@ describe('export -o', () => {
     taken.forEach((name, s) => expect(fs.readFileSync(name, 'utf8')).toBe(`earlier ${s}`));
   });
 
+  it('an export that fails before writing (not a database) leaves no ./backups/ folder behind', () => {
+    const d = fresh('no-folder');
+    fs.writeFileSync(path.join(d, 'junk.db'), 'not a database');
+    expectFailure(run(['export', 'junk.db', '--format', 'sql'], { cwd: d }), 'E_NOT_SQLITE');
+    expectFailure(run(['export', 'junk.db', '--format', 'sql', '-o', 'new/x.sql'], { cwd: d }), 'E_NOT_SQLITE');
+    expect(fs.readdirSync(d)).toEqual(['junk.db']);
+  });
+
   it('-o - still writes to standard output', () => {
     const r = run(['export', small, '--format', 'ndjson', '-o', '-', '--quiet']);
     expect(r.code, r.stderr).toBe(0);

@@ -46,7 +46,10 @@ export interface TargetOptions {
   notInside?: { path: string; what: string }[];
   /** The target is a database: refuse it while its -wal or -journal is not empty. */
   database?: boolean;
-  /** Create a missing parent directory (export's default `./backups/`) instead of refusing. */
+  /**
+   * A missing parent directory (export's default `./backups/`) is not an error: the plan says so
+   * (`parentMissing`), and {@link prepareParent} creates it once the work is about to write.
+   */
   createParent?: boolean;
 }
 
@@ -59,6 +62,8 @@ export interface TargetPlan {
   /** The regular file being replaced, or undefined for a new file. */
   readonly existing: fs.Stats | undefined;
   readonly options: TargetOptions;
+  /** The parent directory does not exist yet (only with `createParent`). */
+  readonly parentMissing?: boolean;
 }
 
 /** What a file is, in words, for messages. */
@@ -89,16 +94,16 @@ function statOrUndefined(file: string): fs.Stats | undefined {
   }
 }
 
-/** The real directory a target goes into; a missing one is a clear error (or created, for exports). */
-function realParent(given: string, options: TargetOptions): string {
+/** The real directory a target goes into; a missing one is a clear error (undefined with `createParent`). */
+function realParent(given: string, options: TargetOptions): string | undefined {
   const dir = path.dirname(given);
   try {
-    if (options.createParent) fs.mkdirSync(dir, { recursive: true });
     const real = fs.realpathSync(dir);
     if (!fs.statSync(real).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
     return real;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && options.createParent) return undefined;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EEXIST') { // EEXIST: mkdir found a file there
       const what = code === 'ENOENT' ? `the directory ${dir} does not exist` : `${dir} is not a directory (it, or a part of its path, is a file)`;
       throw new NotFoundError(`${options.op}: ${what} (for ${given})`, {
@@ -160,6 +165,7 @@ export function checkTarget(given: string, options: TargetOptions): TargetPlan {
 function check(given: string, options: TargetOptions): TargetPlan {
   const name = path.basename(given);
   const dir = realParent(given, options);
+  if (dir === undefined) return { given, path: path.resolve(given), existing: undefined, options, parentMissing: true }; // nothing there to clash with
   const target = path.join(dir, name);
   checkNotSource(given, target, options);
   for (const folder of options.notInside ?? []) {
@@ -211,6 +217,25 @@ function check(given: string, options: TargetOptions): TargetPlan {
     }
   }
   return { given, path: target, existing: stat, options };
+}
+
+/** Creates the missing parent of a `createParent` plan and checks the target again; other plans are returned as they are. */
+export function prepareParent(plan: TargetPlan): TargetPlan {
+  if (!plan.parentMissing) return plan;
+  const dir = path.dirname(plan.given);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new NotFoundError(`${plan.options.op}: ${dir} is not a directory (it, or a part of its path, is a file) (for ${plan.given})`, {
+        hint: 'Create the directory first, or name a file in an existing one. Nothing was written.',
+        cause: err,
+      });
+    }
+    throw targetError(err, `${plan.options.op}: create the directory ${dir} (for ${plan.given})`);
+  }
+  return checkTarget(plan.given, { ...plan.options, createParent: false });
 }
 
 /** True unless `pid` is known to be gone (ESRCH); a process we may not signal (EPERM) is alive. */
