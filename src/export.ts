@@ -115,21 +115,25 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   // The output is checked before the source is opened: refusing to write over the database (or its
   // -wal, -shm) must not touch it, and a reader would write to its -shm. A missing source is left to
   // SqliteSource.open, which says so.
-  if (!options.stream && options.output !== '-' && fs.existsSync(source)) {
+  const toFile = !options.stream && options.output !== '-';
+  const planOutput = (): TargetPlan => {
     const explicit = options.output !== undefined && options.output !== '';
     dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir);
-    plan = checkTarget(dest, {
+    const checked = checkTarget(dest, {
       op: 'export',
       force: explicit && (options.force ?? false),
       existsHint: EXISTS_HINT,
       sources: [{ path: source, what: 'the database being exported', database: true }],
       createParent: true,
     });
-    if (!plan.parentMissing) sweepStaleTemps(plan, (message, file) => progress.notice(message, file));
-  }
+    if (!checked.parentMissing) sweepStaleTemps(checked, (message, file) => progress.notice(message, file));
+    return checked;
+  };
+  if (toFile && fs.existsSync(source)) plan = planOutput();
   const src = SqliteSource.open(source, { readers: 'auto' });
   let temp: string | undefined;
   try {
+    if (toFile) plan ??= planOutput(); // (the source appeared only now)
     const schema = selectTables(src.schema, options.tables, options.excludeTables);
     const rowCounts: Record<string, number> = Object.create(null); // keyed by table name, and "__proto__" is one
     for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
@@ -138,7 +142,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
 
     let out: Writable;
     if (options.stream) out = options.stream;
-    else if (!plan) out = process.stdout;
+    else if (!plan) out = process.stdout; // -o -
     else {
       plan = prepareParent(plan); // ./backups/ (or -o's folder) is created only now that there is something to write
       temp = tempFor(plan, 'tmp');
