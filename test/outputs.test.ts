@@ -504,24 +504,37 @@ describe('temporaries', () => {
   }
 });
 
-/** Mounts a 4 MiB tmpfs (as root); undefined with the reason when that is not permitted here. */
+/** Mounts a 4 MiB tmpfs (as root); the reason instead when that is not permitted here. */
 function smallTmpfs(): { dir: string } | { skip: string } {
-  const mnt = fs.mkdtempSync(path.join(tempDir('tmpfs'), 'mnt-'));
+  const parent = tempDir('tmpfs');
+  const mnt = fs.mkdtempSync(path.join(parent, 'mnt-'));
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
-  if (r.status !== 0) return { skip: `cannot mount a tmpfs here (${r.stderr?.toString().trim() || `exit ${r.status}`}): full-disk tests skipped` };
-  return { dir: mnt };
+  if (r.status === 0) return { dir: mnt };
+  removeDir(parent);
+  return { skip: `cannot mount a tmpfs here (${r.stderr?.toString().trim() || `exit ${r.status}`}): full-disk test skipped` };
 }
 
 describe('full disk', () => {
-  const fs4m = smallTmpfs();
-  const mnt = 'dir' in fs4m ? fs4m.dir : '';
-  if ('skip' in fs4m) console.warn(fs4m.skip);
-  afterAll(() => {
-    if (mnt) {
-      spawnSync('umount', ['-l', mnt]);
-      removeDir(path.dirname(mnt));
-    }
+  // Mounted in beforeAll, not while collecting: a run that filters these tests out mounts nothing.
+  let mnt = '';
+  let skip = '';
+  beforeAll(() => {
+    const m = smallTmpfs();
+    if ('dir' in m) mnt = m.dir;
+    else skip = m.skip;
   });
+  afterAll(() => {
+    if (!mnt) return;
+    spawnSync('umount', [mnt]);
+    removeDir(path.dirname(mnt));
+  });
+  /** Skips the running test, saying why, when there is no tmpfs. */
+  const needTmpfs = (ctx: { skip: (note?: string) => void }): void => {
+    if (!mnt) {
+      console.warn(skip);
+      ctx.skip(skip);
+    }
+  };
 
   /** An existing target on the full disk and the space taken: both must be as they were afterwards. */
   function existingOnDisk(name: string, from: string): { file: string; sha: string } {
@@ -532,7 +545,8 @@ describe('full disk', () => {
   }
 
   for (const extra of [[], ['--compress', 'gzip'], ['--compress', 'zstd']]) {
-    it.skipIf(!mnt)(`export ${extra.join(' ') || 'plain'}: E_NO_SPACE naming the file, no temporary, the existing file untouched`, () => {
+    it(`export ${extra.join(' ') || 'plain'}: E_NO_SPACE naming the file, no temporary, the existing file untouched`, (ctx) => {
+      needTmpfs(ctx);
       const { file, sha: before } = existingOnDisk('out.ndjson', small);
       const r = run(['export', big, '--format', 'ndjson', '-o', file, '--force', ...extra]);
       expectFailure(r, 'E_NO_SPACE', new RegExp(`export: writing ${file.replace(/[/.]/g, '\\$&')}: no space left`));
@@ -542,7 +556,8 @@ describe('full disk', () => {
   }
 
   for (const op of ['import', 'restore'] as const) {
-    it.skipIf(!mnt)(`${op}: E_NO_SPACE naming the target (never E_CORRUPT), no temporary, the existing database untouched`, () => {
+    it(`${op}: E_NO_SPACE naming the target (never E_CORRUPT), no temporary, the existing database untouched`, (ctx) => {
+      needTmpfs(ctx);
       const { file, sha: before } = existingOnDisk('app.db', small);
       const r = run(op === 'import' ? importArgs(file, '--force') : restoreArgs(file, '--force'));
       expectFailure(r, 'E_NO_SPACE', new RegExp(`${op}: writing ${file.replace(/[/.]/g, '\\$&')}: `));
@@ -552,7 +567,8 @@ describe('full disk', () => {
     });
   }
 
-  it.skipIf(!mnt)('import of a sql file onto a full disk is E_NO_SPACE, not "something other than literal values"', () => {
+  it('import of a sql file onto a full disk is E_NO_SPACE, not "something other than literal values"', (ctx) => {
+    needTmpfs(ctx);
     const sql = path.join(dir, 'big.sql');
     if (!fs.existsSync(sql)) expect(run(['export', big, '--format', 'sql', '-o', sql, '--quiet']).code).toBe(0);
     existingOnDisk('keep', small);
