@@ -2,12 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
+import { withPrivateUmask } from './core/atomic-file.js';
 import type { RowEncoding, TableDigest } from './core/encoding.js';
 import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
+import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
@@ -52,7 +53,14 @@ export interface ImportResult {
  */
 export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
   const progress = new ProgressReporter('import', options.onEvent);
-  checkTarget(options.into, options.force ?? false);
+  const plan = checkTarget(options.into, {
+    op: 'import',
+    force: options.force ?? false,
+    replaceEmpty: true,
+    existsHint: 'Choose a new file, or pass --force to replace it (it is replaced only after the import succeeds).',
+    database: true,
+    sources: options.stream || file === '-' ? [] : [{ path: file, what: 'the file being imported' }],
+  });
   let stream: Readable | undefined;
   let handle: fs.promises.FileHandle | undefined;
   if (options.stream) stream = options.stream;
@@ -67,13 +75,14 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
       });
     }
   }
-  const temp = tempPathBeside(options.into, 'import');
+  sweepStaleTemps(plan, (message, stale) => progress.notice(message, stale));
+  const temp = tempFor(plan, 'import');
   let target: SqliteTarget | undefined;
   try {
     const { format, compression, reader } = await openInput(handle ? fileSource(handle) : iterableSource(stream!));
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
     const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
-    target = SqliteTarget.create(temp);
+    target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
     const load = await loadItems(items, target, progress, () => {
       progress.bytesIn = reader.bytesRead;
     });
@@ -84,10 +93,10 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     target.finish(load.objects, load.meta);
     target.close();
     progress.progress('swap', undefined, true);
-    commitFile(temp, options.into);
+    commitTarget(plan, temp); // the replaced file's mode, owner and group; 0600 for a new one
     const rows = tables.reduce((a, t) => a + t.rows, 0);
     progress.rowsDone = rows;
-    progress.bytesOut = fs.statSync(options.into).size;
+    progress.bytesOut = fs.statSync(plan.path).size;
     const result: ImportResult = {
       into: options.into,
       format,
@@ -99,38 +108,19 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     };
     progress.completed({ into: options.into, format, compression, tables: tables.length });
     return result;
-  } catch (err) {
-    target?.close();
-    removeQuietly(temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`);
+  } catch (caught) {
+    try {
+      target?.close();
+    } catch {
+      // the temporary goes anyway
+    }
+    discardTemp(temp);
+    const err = targetError(caught, `import: writing ${options.into}`);
     stream?.destroy();
     progress.failed(err);
     throw err;
   } finally {
     await handle?.close().catch(() => undefined);
-  }
-}
-
-/** Refuses a non-empty target without `force`, and a target that another connection has open in WAL mode. */
-function checkTarget(into: string, force: boolean): void {
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(into);
-  } catch {
-    return;
-  }
-  if (stat.isDirectory()) throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} is a directory`, { hint: 'Name a database file.' });
-  if (stat.size > 0 && !force) {
-    throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} already exists and is not empty`, {
-      hint: 'Choose a new file, or pass --force to replace it (it is replaced only after the import succeeds).',
-    });
-  }
-  for (const side of ['-wal', '-journal']) {
-    const f = `${into}${side}`;
-    if (fs.existsSync(f) && fs.statSync(f).size > 0) {
-      throw new ScriptoriumError('E_TARGET_BUSY', `import: ${into} has a ${side.slice(1)} file: it is in use or was not closed cleanly`, {
-        hint: 'Stop the application using it (or open and close it once with sqlite3 to recover), then retry.',
-      });
-    }
   }
 }
 
@@ -200,6 +190,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     try {
       progress.rowsDone += target.load(p.table, 'sql', { data, rows: -1 }, p.columns ?? p.table.columns.map((c) => c.name));
     } catch (err) {
+      if (isDiskFull(err)) throw err; // not the statement's fault: reported as E_NO_SPACE
       throw notLiteral(p.line, p.table.name, (err as Error).message.replace(/^load [^:]*: /, ''));
     }
     gate.add(data.length);

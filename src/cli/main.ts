@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import { Command } from 'commander';
+import { removeRegisteredTemps } from '../core/atomic-file.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { registerBenchCommand } from './bench-command.js';
@@ -31,11 +32,12 @@ export function buildProgram(): Command {
       .argument('<db>', 'SQLite database file')
       .requiredOption('-f, --format <format>', 'json | ndjson | sql')
       .option('-o, --output <file>', 'output file, - for stdout (default: ./backups/<db>-<time>.<ext>)')
+      .option('--force', 'replace an existing output file (only once the export is complete; never the database itself)')
       .option('-c, --compress <codec>', 'gzip | zstd')
       .option('--level <n>', 'compression level', wholeNumber)
       .option('--tables <a,b>', 'only these tables', list)
       .option('--exclude-tables <c,d>', 'all tables but these', list),
-  ).action(async (db: string, o: OutputOptions & { format: string; output?: string; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
+  ).action(async (db: string, o: OutputOptions & { format: string; output?: string; force?: boolean; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
     const { exportTo, parseFormat } = await import('../export.js');
     await runOperation(
       o,
@@ -43,6 +45,7 @@ export function buildProgram(): Command {
         exportTo(db, {
           format: parseFormat(o.format),
           ...(o.output ? { output: o.output } : {}),
+          force: o.force ?? false,
           compress: (o.compress ? codecByName(o.compress).name : 'none') as CodecName,
           ...(o.level !== undefined ? { level: o.level } : {}),
           ...(o.tables ? { tables: o.tables } : {}),
@@ -96,6 +99,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Interrupted (Ctrl-C, `kill`): remove the temporary files of the operation in progress (a half-built
+ * database can be as large as the real one) and exit with the shell's code for the signal. Nothing else
+ * needs undoing: targets are only ever replaced by a rename of a complete file.
+ */
+function removeTempsOnSignals(): void {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.once(signal, () => {
+      const removed = removeRegisteredTemps();
+      process.stderr.write(`scriptorium: interrupted by ${signal}${removed.length ? `; removed the temporary file${removed.length > 1 ? 's' : ''} ${removed.join(', ')}` : ''}\n`);
+      process.exit(code);
+    });
+  }
+}
+
+removeTempsOnSignals();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
+import { openPrivate } from '../core/atomic-file.js';
 import { BackgroundFlusher } from '../core/file-writer.js';
 import { zstdBinding, type ZstdBinding as Binding } from './codec.js';
 
@@ -27,9 +28,10 @@ export class ZstdFileWriter extends Writable {
     this.#out = Buffer.allocUnsafe(binding.cStreamOutSize());
   }
 
-  /** Creates `file` (truncating it) and returns a writer that compresses into it. */
+  /** Creates `file` (which must not exist; private, 0600) and returns a writer that compresses into it. */
   static async create(file: string, level = 3): Promise<ZstdFileWriter> {
-    return new ZstdFileWriter(fs.openSync(file, 'w'), await zstdBinding(), level);
+    const binding = await zstdBinding(); // before the file exists: a failure here leaves nothing behind
+    return new ZstdFileWriter(openPrivate(file), binding, level);
   }
 
   #compress(chunk: Buffer, end: boolean): void {

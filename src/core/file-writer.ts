@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
+import { openPrivate } from './atomic-file.js';
 
 /** Bytes written between background flushes. */
 export const FLUSH_EVERY = 16 << 20;
@@ -52,7 +53,8 @@ export class BackgroundFlusher {
 /**
  * A file written synchronously, flushed in the background as it grows (on libuv's thread pool) and
  * fsynced before it finishes: when `finish` (the stream's end callback) has run, every byte is durable.
- * It writes `file` from the start, creating or truncating it.
+ * It creates `file`, which must not exist, private (0600 whatever the umask: exports hold the data of
+ * databases that are usually private themselves), and refuses to follow a symlink there.
  *
  * Why synchronous writes: the thread pool made the caller wait for a round trip through the event loop
  * whenever its 1 MiB of buffer filled, and the main thread of an export has little else to do now that
@@ -65,7 +67,7 @@ export class DurableFileWriter extends Writable {
 
   constructor(file: string, highWaterMark = 1 << 20) {
     super({ highWaterMark });
-    this.#fd = fs.openSync(file, 'w');
+    this.#fd = openPrivate(file);
     this.#flusher = new BackgroundFlusher(this.#fd);
   }
 
