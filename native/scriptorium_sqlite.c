@@ -27,7 +27,8 @@ SQLITE_EXTENSION_INIT1
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COLS 1000
+#define MAX_COLS 2000   /* values per row: SQLITE_MAX_COLUMN, the most result columns a query has */
+#define ROWS_COLS 1997  /* scriptorium_rows: its columns and 3 hidden arguments fit SQLITE_MAX_COLUMN */
 enum { M_NDJSON = 0, M_JSON = 1, M_SQL = 2 };
 
 /* ---------------------------------------------------------------- growable buffer */

@@ -27,7 +27,7 @@ export class SqlWriter implements FormatWriter {
       `-- SQLite ${h.schema.engineVersion}; ${h.schema.tables.length} tables, ${h.totalRows} rows. Load with: sqlite3 new.db < this-file.sql`,
       'PRAGMA foreign_keys=OFF;',
       'BEGIN TRANSACTION;',
-      ...h.schema.tables.map((t) => terminate(t.sql)),
+      ...h.schema.tables.flatMap((t) => [terminate(t.sql), ...fts5Config(t)]),
     ];
     return `${lines.join('\n')}\n`;
   }
@@ -62,6 +62,17 @@ export class SqlWriter implements FormatWriter {
     lines.push(`-- scriptorium:end ${JSON.stringify({ tables: h.schema.tables.length, rows: h.totalRows })}`);
     return `${lines.join('\n')}\n`;
   }
+}
+
+/**
+ * An FTS5 table's configuration options as the statements that set them (`INSERT INTO ft(ft, rank)
+ * VALUES('rank', 'bm25(10.0, 5.0)')`), which SQLite's shell and import both run like any INSERT.
+ */
+function fts5Config(table: TableSchema): string[] {
+  const name = quoteIdent(table.name);
+  return (table.virtual?.config ?? []).map(
+    ([key, value]) => `INSERT INTO ${name}(${name},rank) VALUES(${quoteText(key)},${typeof value === 'number' ? String(value) : quoteText(value)});`,
+  );
 }
 
 /**

@@ -14,6 +14,8 @@ export type Statement =
 const IDENT = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
 const INSERT = new RegExp(String.raw`^INSERT\s+INTO\s+(${IDENT})\s*(\(\s*${IDENT}(?:\s*,\s*${IDENT})*\s*\))?\s*VALUES\s*`, 'i');
 const CREATE_TABLE = new RegExp(String.raw`^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})\s*\(`, 'i');
+/** The virtual tables an import creates: exactly the modules scriptorium carries (CARRIED_MODULES). */
+const CREATE_VIRTUAL = new RegExp(String.raw`^CREATE\s+VIRTUAL\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})\s+USING\s+(fts5|rtree|rtree_i32)\s*\(`, 'i');
 const CREATE_OBJECT = new RegExp(
   String.raw`^CREATE\s+(UNIQUE\s+INDEX|INDEX|VIEW|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
   'i',
@@ -57,8 +59,11 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     const columns = insert[2] ? [...insert[2].slice(1, -1).matchAll(new RegExp(IDENT, 'g'))].map((m) => unquoteIdent(m[0])) : null;
     return { kind: 'insert', table, columns, head: insert[0] };
   }
-  const create = CREATE_TABLE.exec(head);
+  const create = CREATE_TABLE.exec(head) ?? CREATE_VIRTUAL.exec(head);
   if (create) return { kind: 'create-table', name: unquoteIdent(create[1]!) };
+  if (/^CREATE\s+VIRTUAL\s+TABLE\s/i.test(head)) {
+    throw refuse(line, `CREATE VIRTUAL TABLE of a module other than fts5, rtree and rtree_i32: ${head.slice(0, 60).replace(/\s+/g, ' ')}`);
+  }
   const object = CREATE_OBJECT.exec(head);
   if (object) {
     const word = object[1]!.toUpperCase();

@@ -61,6 +61,7 @@ export function rowExpression(table: TableSchema, encoding: RowEncoding, exact =
   // x'00' silently becomes null. Tag BLOBs explicitly; only -0.0 needs the full form (no-affinity columns).
   const json = (r: string, i: number): string =>
     exact || affinity(types[i]!, strict) === 'BLOB' ? jsonValue(r) : `iif(typeof(${r}) = 'blob', json_object('$blob', hex(${r})), ${r})`;
+  if (refs.length > FUNCTION_ARGS) return wideRowExpression(refs, cols, encoding, json);
   switch (encoding) {
     case 'ndjson':
       return `json_array(${refs.map(json).join(', ')})`;
@@ -69,6 +70,45 @@ export function rowExpression(table: TableSchema, encoding: RowEncoding, exact =
     case 'sql':
       return `'(' || ${refs.map(sqlValue).join(" || ',' || ")} || ')'`;
   }
+}
+
+/**
+ * Values per function call in {@link wideRowExpression}: json_object takes two arguments per value, and
+ * SQLite allows SQLITE_MAX_FUNCTION_ARG (1000 in every build we know) arguments per call.
+ */
+const FUNCTION_ARGS = 450;
+
+/**
+ * The row expression of a table too wide for one function call (more than {@link FUNCTION_ARGS}
+ * values; up to SQLite's 2000 columns): the same text, built from pieces.
+ *
+ * A JSON piece other than the last gets a marker value that ends it (`,"x"]` or `,"":"x"}`); trimming
+ * the marker's characters stops at the comma before it, since no JSON text of a value ends in a comma.
+ * So each piece is its values followed by a comma, and the last piece closes the array or object. A
+ * chain of `||` as long as the row would exceed SQLite's expression depth (1000), so SQL tuples join
+ * pieces with concat_ws (values are never NULL there: quote() writes NULL as text).
+ */
+function wideRowExpression(refs: string[], cols: string[], encoding: RowEncoding, json: (r: string, i: number) => string): string {
+  const pieces: string[] = [];
+  for (let at = 0; at < refs.length; at += FUNCTION_ARGS) {
+    const last = at + FUNCTION_ARGS >= refs.length;
+    const part = refs.slice(at, at + FUNCTION_ARGS);
+    if (encoding === 'sql') {
+      pieces.push(`concat_ws(',', ${part.map(sqlValue).join(', ')})`);
+      continue;
+    }
+    const values =
+      encoding === 'ndjson'
+        ? part.map((r, i) => json(r, at + i))
+        : part.map((r, i) => `${quoteText(cols[at + i]!)}, ${json(r, at + i)}`);
+    const open = encoding === 'ndjson' ? '[' : '{';
+    const call = encoding === 'ndjson' ? 'json_array' : 'json_object';
+    const marker = encoding === 'ndjson' ? `'x'` : `'', 'x'`;
+    const trim = encoding === 'ndjson' ? `'"x]'` : `'"x:}'`;
+    const text = last ? `${call}(${values.join(', ')})` : `rtrim(${call}(${values.join(', ')}, ${marker}), ${trim})`;
+    pieces.push(at === 0 ? text : `ltrim(${text}, '${open}')`);
+  }
+  return encoding === 'sql' ? `concat('(', concat_ws(',', ${pieces.join(', ')}), ')')` : pieces.join(' || ');
 }
 
 /** How a table is walked: by its rowid (storage order) or, for WITHOUT ROWID tables, its primary key. */

@@ -4,9 +4,10 @@ import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js'
 import { ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
-import { hasExtension, loadExtension } from './extension.js';
+import { hasLoader, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
-import { readSqliteSchema } from './sqlite-schema.js';
+import { checkFts5Config, readSqliteSchema } from './sqlite-schema.js';
+import { quoteIdent } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
 /**
@@ -47,9 +48,29 @@ export class SqliteTarget {
     return this.#db;
   }
 
-  /** Creates the tables (only tables: indexes, views and triggers come in `finish`). */
+  /**
+   * Creates the tables (only tables: indexes, views and triggers come in `finish`). An FTS5 table gets
+   * its configuration options back right away, before its rows are indexed (`pgsz` shapes the index).
+   */
   createTables(tables: TableSchema[]): void {
-    for (const table of tables) this.exec(table.sql);
+    for (const table of tables) {
+      const config = table.virtual?.config === undefined ? [] : checkFts5Config(table.name, table.virtual.config);
+      if (config.length > 0 && table.virtual?.module !== 'fts5') throw new ScriptoriumError('E_CORRUPT', `schema: ${table.name} has FTS5 options but is not an FTS5 table`);
+      this.exec(table.sql);
+      if (config.length === 0) continue;
+      const name = quoteIdent(table.name);
+      const put = this.#db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES (?, ?)`);
+      for (const [key, value] of config) {
+        try {
+          put.run(key, value);
+        } catch (err) {
+          throw new ScriptoriumError('E_CORRUPT', `schema: FTS5 option ${key} of ${table.name} is refused by SQLite: ${(err as Error).message}`, {
+            hint: 'The file or manifest was edited, or was written by a newer SQLite; nothing was written to the target.',
+            cause: err,
+          });
+        }
+      }
+    }
   }
 
   /** Runs one statement that the caller has already validated (schema DDL or a literal-only INSERT). */
@@ -68,7 +89,7 @@ export class SqliteTarget {
 
   /** Whether rows of `table` load through the extension's C parser (required for the `sql` encoding). */
   native(table: TableSchema, columns = rowColumns(table).length): boolean {
-    return hasExtension(this.#db, columns);
+    return hasLoader(this.#db, columns);
   }
 
   /**
