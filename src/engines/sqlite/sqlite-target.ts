@@ -62,7 +62,8 @@ export class SqliteTarget {
       const put = this.#db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES (?, ?)`);
       for (const [key, value] of config) {
         try {
-          put.run(key, value);
+          // FTS5 wants integer options as integers; a JS number binds as REAL.
+          put.run(key, typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : value);
         } catch (err) {
           throw new ScriptoriumError('E_CORRUPT', `schema: FTS5 option ${key} of ${table.name} is refused by SQLite: ${(err as Error).message}`, {
             hint: 'The file or manifest was edited, or was written by a newer SQLite; nothing was written to the target.',
