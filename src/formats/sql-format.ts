@@ -5,7 +5,7 @@ import { quoteIdent, quoteText } from '../engines/sqlite/sql-text.js';
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
 import { SqlSplitter } from './sql-splitter.js';
-import { classifyStatement } from './sql-statements.js';
+import { classifyStatement, HEAD_CHARS, INSERT_HEAD_CHARS } from './sql-statements.js';
 
 /**
  * A script that SQLite's own shell loads (`sqlite3 new.db < dump.sql`): one transaction, foreign keys
@@ -143,8 +143,16 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
       // INSERTs are judged on their head; their VALUES stay bytes until the importer parses them.
       const isInsert = /^INSERT\s/i.test(piece.data.toString('latin1', 0, 8));
-      const text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, 4096)) : piece.data.toString('utf8');
-      const st = classifyStatement(text, piece.line, tables);
+      let text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, HEAD_CHARS)) : piece.data.toString('utf8');
+      let st: ReturnType<typeof classifyStatement>;
+      try {
+        st = classifyStatement(text, piece.line, tables);
+      } catch (err) {
+        // A wide table's column list does not fit the usual head: judge it on a longer one.
+        if (!isInsert || piece.data.length <= HEAD_CHARS) throw err;
+        text = piece.data.toString('utf8', 0, Math.min(piece.data.length, INSERT_HEAD_CHARS));
+        st = classifyStatement(text, piece.line, tables);
+      }
       switch (st.kind) {
         case 'begin':
           began = true;

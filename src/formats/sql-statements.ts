@@ -23,6 +23,12 @@ const CREATE_OBJECT = new RegExp(
 const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})`, 'i');
 const SEQUENCE = /^INSERT\s+INTO\s+"?sqlite_sequence"?\s*(?:\(\s*name\s*,\s*seq\s*\))?\s*VALUES\s*\(\s*'((?:[^']|'')*)'\s*,\s*(-?\d+)\s*\)\s*$/i;
 
+/** Characters of a statement that are enough to judge it (the rest of an INSERT is its VALUES). */
+export const HEAD_CHARS = 4096;
+
+/** Characters an INSERT's head may take: 2000 column names of up to 64 characters, quoted, and more. */
+export const INSERT_HEAD_CHARS = 256 << 10;
+
 /** The unquoted name of an identifier token. */
 export function unquoteIdent(token: string): string {
   const c = token[0];
@@ -38,7 +44,7 @@ export function unquoteIdent(token: string): string {
  * `E_UNSUPPORTED_SQL` naming the line.
  */
 export function classifyStatement(sql: string, line: number, tables: ReadonlySet<string>): Statement {
-  const head = sql.length > 4096 ? sql.slice(0, 4096) : sql;
+  const head = sql.length > HEAD_CHARS ? sql.slice(0, HEAD_CHARS) : sql;
   if (/^BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'begin' };
   if (/^(?:COMMIT|END)(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'commit' };
   if (/^PRAGMA\s+(?:foreign_keys|defer_foreign_keys)\s*=\s*\w+\s*$/i.test(head)) return { kind: 'ignore' };
@@ -51,7 +57,8 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
   const seq = SEQUENCE.exec(head);
   if (seq) return { kind: 'sequence', name: seq[1]!.replaceAll("''", "'"), value: seq[2]! };
 
-  const insert = INSERT.exec(head);
+  // The column list of an INSERT into a wide table (up to 2000 quoted names) is longer than any other head.
+  const insert = INSERT.exec(head) ?? (sql.length > HEAD_CHARS && /^INSERT\s/i.test(head) ? INSERT.exec(sql.slice(0, INSERT_HEAD_CHARS)) : null);
   if (insert) {
     const table = unquoteIdent(insert[1]!);
     if (!tables.has(table)) throw refuse(line, `INSERT into ${insert[1]}, a table this script did not create`);
