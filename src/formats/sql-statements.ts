@@ -80,7 +80,7 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     return { kind: 'object', object: { type, name, table: on ? unquoteIdent(on[1]!) : name, sql } };
   }
   if (/^PRAGMA\s+writable_schema/i.test(head)) {
-    throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, which cannot be imported)');
+    throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, whose shadow tables it copies as they are; export the database with scriptorium export --format sql, which carries FTS5 and R*Tree tables)');
   }
   throw refuse(line, `unsupported statement: ${head.slice(0, 60).replace(/\s+/g, ' ')}${head.length > 60 ? '…' : ''}`);
 }
