@@ -157,6 +157,26 @@ describe('FTS5 and R*Tree tables', () => {
     }
   });
 
+  it('an edited FTS5 configuration in a file is refused (E_CORRUPT), and nothing is written', async () => {
+    const file = path.join(dir, 'config.ndjson');
+    await exportTo(source, { format: 'ndjson', output: file });
+    const text = fs.readFileSync(file, 'utf8');
+    const cases: Array<[string, string]> = [
+      ['unknown key', '[["drop table docs",1]]'],
+      ['not pairs', '"rank"'],
+      ['a value of the wrong kind', '[["pgsz",{"x":1}]]'],
+    ];
+    for (const [name, config] of cases) {
+      const edited = text.replace(/"config":\[\[.*?\]\]/, `"config":${config}`);
+      expect(edited, name).not.toBe(text);
+      const bad = path.join(dir, 'config-edited.ndjson');
+      fs.writeFileSync(bad, edited);
+      const into = path.join(dir, 'config-edited.db');
+      await expect(importFrom(bad, { into }), name).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining('"notes"') });
+      expect(fs.existsSync(into), name).toBe(false);
+    }
+  });
+
   it('refuses an FTS5 table with external content whose content table is left out', async () => {
     await expect(exportTo(source, { format: 'ndjson', output: path.join(dir, 'x.ndjson'), excludeTables: ['docs'] })).rejects.toMatchObject({
       code: 'E_USAGE',
