@@ -137,14 +137,30 @@ export function batchQuery(table: TableSchema, encoding: RowEncoding, order: Tab
   const keyNames = order.keys.map((_, i) => `k${i}`).join(', ');
   const where = first ? '' : `WHERE (${order.keys.join(', ')}) > (${order.keys.map(() => '?').join(', ')})`;
   const sep = quoteText(ROW_SEPARATOR[encoding]);
-  const inner =
-    `SELECT ${keyCols}, ${rowExpression(table, encoding, exact)} AS line FROM ${quoteIdent(table.name)} ` +
-    `${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
+  const inner = isRtree(table)
+    ? rtreeBatch(table, rowExpression(table, encoding, exact), first)
+    : `SELECT ${keyCols}, ${rowExpression(table, encoding, exact)} AS line FROM ${quoteIdent(table.name)} ` +
+      `${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
   const agg = `CAST(group_concat(line, ${sep}) AS BLOB) AS data, count(*) AS n`;
   // An integer rowid only grows, so the batch's last key is its max. A composite key needs the row
   // itself: SQLite fills bare columns from the row that holds max(rn).
   if (order.keys.length === 1 && !table.withoutRowid) return `SELECT ${agg}, 0, max(k0) FROM (${inner})`;
   return `SELECT ${agg}, max(rn), ${keyNames} FROM (SELECT row_number() OVER () AS rn, * FROM (${inner}))`;
+}
+
+function isRtree(table: TableSchema): boolean {
+  return table.virtual?.module === 'rtree' || table.virtual?.module === 'rtree_i32';
+}
+
+/**
+ * One batch of an R*Tree after a rowid: the module answers `rowid > ?` with a scan of the whole tree
+ * and a sort (a batch each: quadratic), but `rowid = ?` with a lookup. So the batch's rowids come from
+ * its `_rowid` shadow table (a b-tree keyed by rowid, only read), and each row from the R*Tree itself.
+ */
+function rtreeBatch(table: TableSchema, line: string, first: boolean): string {
+  const name = quoteIdent(table.name);
+  const ids = `SELECT rowid AS scriptorium_k FROM ${quoteIdent(`${table.name}_rowid`)} ${first ? '' : 'WHERE rowid > ? '}ORDER BY rowid LIMIT ?`;
+  return `SELECT ${name}.rowid AS k0, ${line} AS line FROM (${ids}) AS scriptorium_ids CROSS JOIN ${name} ON ${name}.rowid = scriptorium_ids.scriptorium_k ORDER BY scriptorium_ids.scriptorium_k`;
 }
 
 /** The `keys` argument of the extension's json mode: column names JSON-encoded, joined by newlines. */
