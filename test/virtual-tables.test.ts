@@ -175,6 +175,19 @@ describe('FTS5 and R*Tree tables', () => {
       await expect(importFrom(bad, { into }), name).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining('"notes"') });
       expect(fs.existsSync(into), name).toBe(false);
     }
+    // The mark must match the statement: a plain table called an R*Tree, or an R*Tree without its mark.
+    for (const [name, edit] of [
+      ['plain table marked rtree', (t: string) => t.replace('"withoutRowid":false}', '"withoutRowid":false,"virtual":{"module":"rtree"}}')],
+      ['rtree unmarked', (t: string) => t.replace(',"virtual":{"module":"rtree"}', '')],
+    ] as Array<[string, (t: string) => string]>) {
+      const edited = edit(text);
+      expect(edited, name).not.toBe(text);
+      const bad = path.join(dir, 'mark-edited.ndjson');
+      fs.writeFileSync(bad, edited);
+      const into = path.join(dir, 'mark-edited.db');
+      await expect(importFrom(bad, { into }), name).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining('marked') });
+      expect(fs.existsSync(into), name).toBe(false);
+    }
   });
 
   it('refuses an FTS5 table with external content whose content table is left out', async () => {

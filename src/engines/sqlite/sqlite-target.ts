@@ -6,7 +6,7 @@ import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '..
 import { rowColumns } from '../../core/schema.js';
 import { hasLoader, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
-import { checkFts5Config, readSqliteSchema } from './sqlite-schema.js';
+import { checkFts5Config, readSqliteSchema, virtualModule } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
@@ -54,6 +54,13 @@ export class SqliteTarget {
    */
   createTables(tables: TableSchema[]): void {
     for (const table of tables) {
+      // The mark decides how rows are read back (an R*Tree by its _rowid table): it must match the statement.
+      const module = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(table.sql) ? (virtualModule(table.sql) ?? '?') : undefined;
+      if (module !== table.virtual?.module) {
+        throw new ScriptoriumError('E_CORRUPT', `schema: table ${quoteIdent(table.name)} is marked as ${table.virtual ? `a virtual table of ${String(table.virtual.module)}` : 'a plain table'}, but its statement creates ${module ? `a virtual table of ${module}` : 'a plain table'}`, {
+          hint: 'The file or manifest was edited; nothing was written to the target.',
+        });
+      }
       const config = table.virtual?.config === undefined ? [] : checkFts5Config(table.name, table.virtual.config);
       if (config.length > 0 && table.virtual?.module !== 'fts5') throw new ScriptoriumError('E_CORRUPT', `schema: ${table.name} has FTS5 options but is not an FTS5 table`);
       this.exec(table.sql);
