@@ -175,8 +175,10 @@ export function rowsQuery(table: TableSchema, where = ''): string {
 }
 
 /** Loads a batch through the extension's parser: parameters mode, spec (column count or keys), data. */
-export function nativeLoadStatement(table: TableSchema, columns: string[] = rowColumns(table)): string {
-  return `INSERT INTO ${quoteIdent(table.name)} (${columns.map(quoteIdent).join(', ')}) SELECT ${columns.map((_, i) => `c${i}`).join(', ')} FROM scriptorium_rows(?, ?, ?)`;
+export function nativeLoadStatement(table: TableSchema, columns: string[] = rowColumns(table), staged = false): string {
+  // `staged`: rows wider than scriptorium_rows' 1997 columns, from the batch scriptorium_stage handed over.
+  const from = staged ? 'scriptorium_rows_staged' : 'scriptorium_rows(?, ?, ?)';
+  return `INSERT INTO ${quoteIdent(table.name)} (${columns.map(quoteIdent).join(', ')}) SELECT ${columns.map((_, i) => `c${i}`).join(', ')} FROM ${from}`;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js'
 import { ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
-import { hasLoader, loadExtension } from './extension.js';
+import { hasExtension, hasLoader, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { checkFts5Config, readSqliteSchema, virtualModule } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
@@ -19,6 +19,7 @@ export class SqliteTarget {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  #staged: Database.Statement | null | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -97,7 +98,22 @@ export class SqliteTarget {
 
   /** Whether rows of `table` load through the extension's C parser (required for the `sql` encoding). */
   native(table: TableSchema, columns = rowColumns(table).length): boolean {
-    return hasLoader(this.#db, columns);
+    return hasLoader(this.#db, columns) || (hasExtension(this.#db, columns) && this.#stage() !== undefined);
+  }
+
+  /**
+   * `SELECT scriptorium_stage(mode, spec, data)`, which hands a batch of rows too wide for
+   * scriptorium_rows to scriptorium_rows_staged; undefined with an extension built before it existed.
+   */
+  #stage(): Database.Statement | undefined {
+    if (this.#staged === undefined) {
+      try {
+        this.#staged = this.#db.prepare('SELECT scriptorium_stage(?, ?, ?)');
+      } catch {
+        this.#staged = null;
+      }
+    }
+    return this.#staged ?? undefined;
   }
 
   /**
@@ -109,17 +125,18 @@ export class SqliteTarget {
     const native = this.native(table, cols.length);
     if (!native && encoding === 'sql') throw new TypeError('SqliteTarget.load: sql tuples need the scriptorium extension');
     const slow = !native && batch.data.includes(TAGGED_VALUE);
+    const wide = native && !hasLoader(this.#db, cols.length); // more values than scriptorium_rows has columns
     const key = `${native ? 'n' : encoding}\0${slow ? 1 : 0}\0${table.name}\0${columns ? cols.join('\0') : ''}`;
     let stmt = this.#statements.get(key);
     if (!stmt) {
-      stmt = this.#db.prepare(native ? nativeLoadStatement(table, cols) : loadStatement(table, encoding as 'ndjson' | 'json', slow));
+      stmt = this.#db.prepare(native ? nativeLoadStatement(table, cols, wide) : loadStatement(table, encoding as 'ndjson' | 'json', slow));
       this.#statements.set(key, stmt);
     }
     let changes: number;
     try {
-      changes = native
-        ? stmt.run(encoding, encoding === 'json' ? jsonKeys(table) : cols.length, batch.data).changes
-        : stmt.run(batch.data).changes;
+      const spec = encoding === 'json' ? jsonKeys(table) : cols.length;
+      if (wide) this.#stage()!.run(encoding, spec, batch.data);
+      changes = wide ? stmt.run().changes : native ? stmt.run(encoding, spec, batch.data).changes : stmt.run(batch.data).changes;
     } catch (err) {
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
         hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
