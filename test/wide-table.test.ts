@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareDatabases } from '../src/engines/sqlite/compare.js';
+import { SqliteTarget } from '../src/engines/sqlite/sqlite-target.js';
 import { exportTo } from '../src/export.js';
 import { backup } from '../src/repository/backup.js';
 import { Repository } from '../src/repository/repository.js';
@@ -74,6 +75,24 @@ describe('tables of 1,000 to 2,000 columns', { timeout: 180_000 }, () => {
     const into = path.join(dir, 'restored.db');
     await restore('latest', repoDir, { into });
     expect(compareDatabases(source, into)).toEqual([]);
+  });
+});
+
+describe("the extension's parser and rows of 2000 values", () => {
+  it('loads them itself (scriptorium_stage, then scriptorium_rows_staged), and a scan with nothing staged is an error', () => {
+    const target = SqliteTarget.create(path.join(dir, 'staged.db'));
+    try {
+      const columns = Array.from({ length: 2000 }, (_, i) => ({ name: `c${i}`, type: '', notNull: false, pk: i === 0 ? 1 : 0 }));
+      const table = { name: 't', sql: `CREATE TABLE t (${columns.map((c, i) => (i === 0 ? 'c0 INTEGER PRIMARY KEY' : c.name)).join(', ')})`, columns, primaryKey: ['c0'], withoutRowid: false };
+      target.createTables([table]);
+      expect(target.native(table)).toBe(true);
+      const row = (r: number): string => JSON.stringify(Array.from({ length: 2000 }, (_, i) => (i === 0 ? r : i === 1999 ? `last ${r}` : i)));
+      expect(target.load(table, 'ndjson', { data: Buffer.from(`${row(1)}\n${row(2)}`), rows: 2 })).toBe(2);
+      expect(target.db.prepare('SELECT c1999 FROM t ORDER BY c0').pluck().all()).toEqual(['last 1', 'last 2']);
+      expect(() => target.db.prepare('SELECT c0 FROM scriptorium_rows_staged').all()).toThrow(/no batch staged/);
+    } finally {
+      target.close();
+    }
   });
 });
 
