@@ -147,9 +147,13 @@ function readVirtualTable(db: Db, name: string, sql: string): TableSchema | Unsu
       };
     }
     if (content !== undefined) virtual.content = content;
-    const config = (
-      db.prepare(`SELECT k, v FROM ${quoteIdent(`${name}_config`)} ORDER BY k`).raw().all() as [unknown, unknown][]
-    ).filter(([k]) => k !== 'version');
+    let rows: [unknown, unknown][];
+    try {
+      rows = db.prepare(`SELECT k, v FROM ${quoteIdent(`${name}_config`)} ORDER BY k`).raw().all() as [unknown, unknown][];
+    } catch (err) {
+      return { name, reason: `is an FTS5 table whose configuration cannot be read (${(err as Error).message})`, hint: `Check it with INSERT INTO ${quoteIdent(name)}(${quoteIdent(name)}) VALUES('integrity-check'), or ${skip}.` };
+    }
+    const config = rows.filter(([k]) => k !== 'version');
     for (const [k, v] of config) {
       if (typeof k !== 'string' || !FTS5_CONFIG_KEYS.has(k) || !(typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint')) {
         return { name, reason: `is an FTS5 table with a configuration option scriptorium does not know (${String(k)})`, hint: `Reset the option, or ${skip}.` };
