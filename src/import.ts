@@ -9,7 +9,7 @@ import type { EventListener } from './core/events.js';
 import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
 import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
-import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
+import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
@@ -20,6 +20,7 @@ import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
+import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
@@ -303,8 +304,11 @@ function checkSchemaSql(claimed: ClaimedObject, sql: string): void {
  */
 function execAt(target: SqliteTarget, sql: string, line: number, table?: string): void {
   try {
-    if (table !== undefined) target.createTables([{ name: table, sql }]);
-    else target.exec(sql);
+    if (table !== undefined) {
+      // A script's CREATE VIRTUAL TABLE marks itself; its FTS5 options follow as INSERTs into it.
+      const module = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(sql) ? virtualModule(sql) : undefined;
+      target.createTables([{ name: table, sql, ...(module ? { virtual: { module: module as CarriedModule } } : {}) }]);
+    } else target.exec(sql);
   } catch (err) {
     throw new ScriptoriumError('E_CORRUPT', `sql: line ${line}: ${(err as Error).message}`, {
       hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',

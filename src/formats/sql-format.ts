@@ -5,7 +5,7 @@ import { quoteIdent, quoteText } from '../engines/sqlite/sql-text.js';
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
 import { SqlSplitter } from './sql-splitter.js';
-import { classifyStatement } from './sql-statements.js';
+import { classifyStatement, HEAD_CHARS, INSERT_HEAD_CHARS } from './sql-statements.js';
 
 /**
  * A script that SQLite's own shell loads (`sqlite3 new.db < dump.sql`): one transaction, foreign keys
@@ -27,7 +27,7 @@ export class SqlWriter implements FormatWriter {
       `-- SQLite ${h.schema.engineVersion}; ${h.schema.tables.length} tables, ${h.totalRows} rows. Load with: sqlite3 new.db < this-file.sql`,
       'PRAGMA foreign_keys=OFF;',
       'BEGIN TRANSACTION;',
-      ...h.schema.tables.map((t) => terminate(t.sql)),
+      ...h.schema.tables.flatMap((t) => [terminate(t.sql), ...fts5Config(t)]),
     ];
     return `${lines.join('\n')}\n`;
   }
@@ -62,6 +62,17 @@ export class SqlWriter implements FormatWriter {
     lines.push(`-- scriptorium:end ${JSON.stringify({ tables: h.schema.tables.length, rows: h.totalRows })}`);
     return `${lines.join('\n')}\n`;
   }
+}
+
+/**
+ * An FTS5 table's configuration options as the statements that set them (`INSERT INTO ft(ft, rank)
+ * VALUES('rank', 'bm25(10.0, 5.0)')`), which SQLite's shell and import both run like any INSERT.
+ */
+function fts5Config(table: TableSchema): string[] {
+  const name = quoteIdent(table.name);
+  return (table.virtual?.config ?? []).map(
+    ([key, value]) => `INSERT INTO ${name}(${name},rank) VALUES(${quoteText(key)},${typeof value === 'number' ? String(value) : quoteText(value)});`,
+  );
 }
 
 /**
@@ -132,8 +143,16 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
       // INSERTs are judged on their head; their VALUES stay bytes until the importer parses them.
       const isInsert = /^INSERT\s/i.test(piece.data.toString('latin1', 0, 8));
-      const text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, 4096)) : piece.data.toString('utf8');
-      const st = classifyStatement(text, piece.line, tables);
+      let text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, HEAD_CHARS)) : piece.data.toString('utf8');
+      let st: ReturnType<typeof classifyStatement>;
+      try {
+        st = classifyStatement(text, piece.line, tables);
+      } catch (err) {
+        // A wide table's column list does not fit the usual head: judge it on a longer one.
+        if (!isInsert || piece.data.length <= HEAD_CHARS) throw err;
+        text = piece.data.toString('utf8', 0, Math.min(piece.data.length, INSERT_HEAD_CHARS));
+        st = classifyStatement(text, piece.line, tables);
+      }
       switch (st.kind) {
         case 'begin':
           began = true;

@@ -7,6 +7,7 @@
  * may contain is the schema guard's business.
  */
 import { MAX_CHUNK_BYTES, MAX_PACK_ENTRIES } from './pack.js';
+import { CARRIED_MODULES } from '../core/schema.js';
 
 const HASH = /^[0-9a-f]{64}$/;
 const REPOSITORY_ID = /^[0-9a-f]{32}$/;
@@ -202,7 +203,14 @@ export function tableSchemaProblem(t: Record<string, unknown>): string | undefin
   const pk = t.primaryKey;
   if (pk.length !== byPk.size || pk.some((name, i) => byPk.get(i + 1) !== name)) return 'primaryKey: does not match the columns\' pk positions';
   if (t.withoutRowid && pk.length === 0) return 'primaryKey: a WITHOUT ROWID table needs one';
-  const wantsAlias = !t.withoutRowid && pk.length === 0;
+  const virtual = (t as { virtual?: unknown }).virtual;
+  if (virtual !== undefined) {
+    const module = (virtual as { module?: unknown } | null)?.module;
+    if (typeof virtual !== 'object' || virtual === null || !(CARRIED_MODULES as readonly unknown[]).includes(module)) return `virtual: ${show(virtual)} is not a carried virtual table`;
+  }
+  // An R*Tree's first column is its rowid; every other rowid table without a key carries its rowid.
+  const rtree = virtual !== undefined && (virtual as { module: string }).module !== 'fts5';
+  const wantsAlias = !t.withoutRowid && pk.length === 0 && !rtree;
   if (t.rowidAlias === undefined) return wantsAlias ? 'rowidAlias: missing for a table without a primary key' : undefined;
   if (!wantsAlias) return 'rowidAlias: only a rowid table without a primary key has one';
   if (typeof t.rowidAlias !== 'string' || !ROWID_NAMES.has(t.rowidAlias) || columns.has(t.rowidAlias)) {
