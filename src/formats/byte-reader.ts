@@ -1,7 +1,9 @@
 import type { RowBatch } from '../core/encoding.js';
 import { IntegrityError } from '../core/errors.js';
+import { BYTES_PER_ESCAPE, MAX_BUFFER_BYTES, maxUnitBytes, unitTooBigForNode, unitTooLong } from './limits.js';
 
 const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
 
 /** Where a ByteReader's bytes come from: `read` copies up to `length` bytes into `into` at `offset`. */
 export interface ByteSource {
@@ -17,41 +19,67 @@ const INITIAL_BYTES = 512 << 10;
  * it reuses (unread bytes move to its front on every fill), so streaming a file leaves no garbage behind.
  * It hands out views of that buffer, valid until the next fill, and counts lines and bytes for errors
  * and progress.
+ *
+ * Contract with format readers: a reader calls {@link fill} only when the unread bytes are one
+ * incomplete unit (a line, a value, a statement, a tuple): everything complete before it has been
+ * consumed. So the unread bytes are what must be held, and fill refuses to hold more than the bound of
+ * src/formats/limits.ts (E_CORRUPT, named by {@link describe}). Each fill reads until the buffer is
+ * full, and the buffer doubles when most of it is one unit: a unit that grows is rescanned by its
+ * reader at most once per doubling, so time stays linear in its length whatever the source's chunks.
  */
 export class ByteReader {
   #buf: Buffer;
   #pos = 0;
   #end = 0;
   #eof = false;
+  /** Bytes after #pos already searched for a newline without finding one. */
+  #scanned = 0;
   readonly #source: ByteSource;
   readonly #initial: number;
+  readonly #maxUnit: number;
+  /** Backslashes counted in the unit that starts at stream offset #escUnit, up to stream offset #escTo. */
+  #escUnit = -1;
+  #escTo = 0;
+  #escapes = 0;
   /** Lines consumed so far (1-based number of the last line returned). */
   line = 0;
   /** Bytes read from the source so far. */
   bytesRead = 0;
+  /** Names the unit being read, for the error when it is too long (format readers set their own). */
+  describe: () => string = () => `line ${this.line + 1}`;
 
-  constructor(source: ByteSource | AsyncIterable<Buffer>, initialBytes = INITIAL_BYTES) {
+  /**
+   * @param initialBytes the buffer's size to start with (and to shrink back to after a long unit)
+   * @param maxUnit the longest unit held before escapes are counted (limits.ts: maxUnitBytes)
+   */
+  constructor(source: ByteSource | AsyncIterable<Buffer>, initialBytes = INITIAL_BYTES, maxUnit = maxUnitBytes()) {
     // A Node readable has a read() method of its own: anything iterable is read as chunks.
     this.#source = Symbol.asyncIterator in source ? iterableSource(source) : source;
     this.#initial = initialBytes;
+    this.#maxUnit = maxUnit;
     this.#buf = Buffer.allocUnsafe(initialBytes);
   }
 
   /**
-   * Reads more bytes after the unread ones; false at the end of input. Views handed out before are
-   * invalid afterwards (the buffer is reused).
+   * Reads more bytes after the unread ones, until the buffer is full; false at the end of input. Views
+   * handed out before are invalid afterwards (the buffer is reused). Throws E_CORRUPT when the unread
+   * bytes (one unit, by the contract above) are already longer than any legal unit.
    */
   async fill(): Promise<boolean> {
     if (this.#eof) return false;
     const unread = this.#end - this.#pos;
+    const limit = unread > this.#maxUnit ? this.#unitLimit(unread) : this.#maxUnit;
     if (this.#buf.length > 4 * this.#initial && unread < this.#initial / 2) {
-      // A long line made the buffer grow: give the memory back once it has been read.
+      // A long unit made the buffer grow: give the memory back once it has been read.
       const small = Buffer.allocUnsafe(this.#initial);
       this.#buf.copy(small, 0, this.#pos, this.#end);
       this.#buf = small;
     } else if (unread > this.#buf.length / 2) {
-      // Most of the buffer is one incomplete line or value: make room for the rest of it.
-      const big = Buffer.allocUnsafe(this.#buf.length * 2);
+      // Most of the buffer is one incomplete unit: make room for the rest of it, but never more than
+      // one byte past the bound (reading that byte is what proves the unit too long).
+      const size = Math.min(this.#buf.length * 2, Math.max(limit + 1, unread + this.#initial), MAX_BUFFER_BYTES);
+      if (size <= unread) throw unitTooBigForNode(this.describe());
+      const big = Buffer.allocUnsafe(size);
       this.#buf.copy(big, 0, this.#pos, this.#end);
       this.#buf = big;
     } else if (this.#pos > 0) {
@@ -59,14 +87,49 @@ export class ByteReader {
     }
     this.#pos = 0;
     this.#end = unread;
-    const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
-    if (n === 0) {
-      this.#eof = true;
-      return false;
+    let got = 0;
+    while (this.#end < this.#buf.length) {
+      const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
+      if (n === 0) {
+        this.#eof = true;
+        break;
+      }
+      this.#end += n;
+      this.bytesRead += n;
+      got += n;
     }
-    this.#end += n;
-    this.bytesRead += n;
-    return true;
+    return got > 0;
+  }
+
+  /**
+   * The bound for the unit of `unread` bytes: the base bound plus what its backslashes may expand
+   * (counted once per byte: the count carries over while the same unit grows). Throws when the unit
+   * is past it.
+   */
+  #unitLimit(unread: number): number {
+    const unit = this.bytesRead - unread;
+    if (unit !== this.#escUnit) {
+      this.#escUnit = unit;
+      this.#escTo = unit;
+      this.#escapes = 0;
+    }
+    const buf = this.#buf;
+    for (let i = this.#pos + (this.#escTo - unit); i < this.#end; i++) if (buf[i] === BACKSLASH) this.#escapes++;
+    this.#escTo = this.bytesRead;
+    const limit = this.#maxUnit + BYTES_PER_ESCAPE * this.#escapes;
+    if (unread > limit) throw unitTooLong(this.describe(), limit);
+    return limit;
+  }
+
+  /** Index of the next newline in the unread bytes, or -1; bytes searched before are not searched again. */
+  #newline(): number {
+    const from = this.#pos + this.#scanned;
+    const at = this.#buf.subarray(from, this.#end).indexOf(NEWLINE);
+    if (at < 0) {
+      this.#scanned = this.#end - this.#pos;
+      return -1;
+    }
+    return from + at;
   }
 
   /** The unread bytes (valid until the next fill). */
@@ -81,15 +144,17 @@ export class ByteReader {
   /** Marks `n` bytes of `view` as consumed. */
   skip(n: number): void {
     this.#pos += n;
+    this.#scanned = Math.max(0, this.#scanned - n);
   }
 
   /** The next line without its newline (valid until the next fill), or null at the end. A last line without newline is truncation. */
   async readLine(): Promise<Buffer | null> {
     for (;;) {
-      const nl = this.#buf.indexOf(NEWLINE, this.#pos);
-      if (nl >= 0 && nl < this.#end) {
+      const nl = this.#newline();
+      if (nl >= 0) {
         const line = this.#buf.subarray(this.#pos, nl);
         this.#pos = nl + 1;
+        this.#scanned = 0;
         this.line++;
         return line;
       }
@@ -110,12 +175,10 @@ export class ByteReader {
    * next line does not start with `first`.
    */
   async readLines(first: number, max: number): Promise<RowBatch | null> {
-    for (;;) {
-      const nl = this.#buf.indexOf(NEWLINE, this.#pos);
-      if (nl >= 0 && nl < this.#end) break;
+    while (this.#newline() < 0) {
       if (!(await this.fill())) return null; // readLine reports the truncation
     }
-    const buf = this.#buf;
+    const buf = this.#buf.subarray(0, this.#end); // searches stop at the unread bytes' end
     const start = this.#pos;
     if (buf[start] !== first) return null;
     const limit = this.#end;
@@ -130,6 +193,7 @@ export class ByteReader {
       rows++;
     }
     this.#pos = pos;
+    this.#scanned = 0;
     this.line += rows;
     return { data: buf.subarray(start, end), rows };
   }

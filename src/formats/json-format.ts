@@ -256,6 +256,7 @@ class JsonScanner {
 /** Reads a json export written by scriptorium (the original document plus its schema). */
 export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {
   const scan = new JsonScanner(reader);
+  reader.describe = () => `json: the value at byte ${reader.bytesRead - reader.view.length}`;
   await scan.expect(OPEN_OBJ, 'the document');
   let schema: DatabaseSchema | undefined;
   let sawTables = false;
@@ -263,7 +264,7 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
   do {
     const key = await scan.key();
     if (key === 'export_info') {
-      const info = JSON.parse((await scan.value('export_info')).toString('utf8')) as Record<string, unknown>;
+      const info = parseMember(await scan.value('export_info'), 'export_info') as Record<string, unknown>;
       if (!info.schema) {
         throw new ScriptoriumError('E_UNKNOWN_FORMAT', 'json: export_info has no schema', {
           hint: 'This JSON was not written by scriptorium (or by a version without schemas); its tables cannot be rebuilt exactly.',
@@ -293,7 +294,7 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
         } while (await scan.more(CLOSE_OBJ, 'the tables object'));
       }
     } else if (key === 'digests') {
-      const digests = JSON.parse((await scan.value('digests')).toString('utf8')) as Record<string, TableDigest>;
+      const digests = parseMember(await scan.value('digests'), 'digests') as Record<string, TableDigest>;
       for (const [table, digest] of Object.entries(digests)) yield { kind: 'digest', table, encoding: 'json', digest };
     } else {
       await scan.value(JSON.stringify(key)); // unknown members are skipped, as a JSON reader would
@@ -302,6 +303,21 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
   if ((await scan.peek()) >= 0) throw corrupt('data after the end of the document');
   if (!sawTables) throw truncated('the tables');
   yield { kind: 'end' };
+}
+
+/**
+ * A member scriptorium wrote with JSON.stringify, parsed; one that is not JSON, or too long for a
+ * JavaScript string (so not written by JSON.stringify), is damage.
+ */
+function parseMember(raw: Buffer, what: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw corrupt(`${what} is not valid JSON`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw corrupt(`${what} is not an object`);
+  return value;
 }
 
 function corrupt(what: string): IntegrityError {
