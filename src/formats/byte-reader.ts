@@ -77,7 +77,7 @@ export class ByteReader {
     } else if (unread > this.#buf.length / 2) {
       // Most of the buffer is one incomplete unit: make room for the rest of it, but never more than
       // one byte past the bound (reading that byte is what proves the unit too long).
-      const size = Math.min(this.#buf.length * 2, Math.max(limit + 1, unread + this.#initial), MAX_BUFFER_BYTES);
+      const size = Math.min(this.#buf.length * 2, limit + 1, MAX_BUFFER_BYTES);
       if (size <= unread) throw unitTooBigForNode(this.describe());
       const big = Buffer.allocUnsafe(size);
       this.#buf.copy(big, 0, this.#pos, this.#end);
