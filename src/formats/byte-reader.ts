@@ -1,5 +1,6 @@
 import type { RowBatch } from '../core/encoding.js';
 import { IntegrityError } from '../core/errors.js';
+import { collectAll } from '../core/memory.js';
 import { BYTES_PER_ESCAPE, MAX_BUFFER_BYTES, maxUnitBytes, unitTooBigForNode, unitTooLong } from './limits.js';
 
 const NEWLINE = 0x0a;
@@ -13,6 +14,12 @@ export interface ByteSource {
 
 /** Bytes the reader's buffer starts with (and shrinks back to after a very long line). */
 const INITIAL_BYTES = 512 << 10;
+
+/**
+ * A dropped buffer this large is freed at once by a full collection (a few ms, once per doubling):
+ * V8 would keep every size a growing unit went through until its heap grows, 2x the unit in all.
+ */
+const COLLECT_BYTES = 32 << 20;
 
 /**
  * A pull reader over a source of bytes, for format readers. It reads into one buffer of its own, which
@@ -73,15 +80,17 @@ export class ByteReader {
       // A long unit made the buffer grow: give the memory back once it has been read.
       const small = Buffer.allocUnsafe(this.#initial);
       this.#buf.copy(small, 0, this.#pos, this.#end);
-      this.#buf = small;
+      this.#replace(small);
     } else if (unread > this.#buf.length / 2) {
-      // Most of the buffer is one incomplete unit: make room for the rest of it, but never more than
-      // one byte past the bound (reading that byte is what proves the unit too long).
-      const size = Math.min(this.#buf.length * 2, limit + 1, MAX_BUFFER_BYTES);
+      // Most of the buffer is one incomplete unit: make room for the rest of it, doubling, but near the
+      // bound straight to one byte past it (reading that byte is what proves the unit too long; a
+      // doubling that lands on the bound would cost one more copy of it all for that byte).
+      const doubled = this.#buf.length * 2;
+      const size = Math.min(doubled >= limit ? Math.max(limit + 1, unread + (unread >> 3)) : doubled, MAX_BUFFER_BYTES);
       if (size <= unread) throw unitTooBigForNode(this.describe());
       const big = Buffer.allocUnsafe(size);
       this.#buf.copy(big, 0, this.#pos, this.#end);
-      this.#buf = big;
+      this.#replace(big);
     } else if (this.#pos > 0) {
       this.#buf.copyWithin(0, this.#pos, this.#end);
     }
@@ -101,6 +110,12 @@ export class ByteReader {
     return got > 0;
   }
 
+  #replace(buf: Buffer): void {
+    const dropped = this.#buf.length;
+    this.#buf = buf;
+    if (dropped >= COLLECT_BYTES) collectAll();
+  }
+
   /**
    * The bound for the unit of `unread` bytes: the base bound plus what its backslashes may expand
    * (counted once per byte: the count carries over while the same unit grows). Throws when the unit
@@ -113,8 +128,9 @@ export class ByteReader {
       this.#escTo = unit;
       this.#escapes = 0;
     }
-    const buf = this.#buf;
-    for (let i = this.#pos + (this.#escTo - unit); i < this.#end; i++) if (buf[i] === BACKSLASH) this.#escapes++;
+    // indexOf, not a loop over bytes: units this long have offsets past V8's small integers.
+    const rest = this.#buf.subarray(this.#pos + (this.#escTo - unit), this.#end);
+    for (let i = rest.indexOf(BACKSLASH); i >= 0; i = rest.indexOf(BACKSLASH, i + 1)) this.#escapes++;
     this.#escTo = this.bytesRead;
     const limit = this.#maxUnit + BYTES_PER_ESCAPE * this.#escapes;
     if (unread > limit) throw unitTooLong(this.describe(), limit);
