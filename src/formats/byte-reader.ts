@@ -39,6 +39,8 @@ export class ByteReader {
   #pos = 0;
   #end = 0;
   #eof = false;
+  /** A large buffer was dropped: collect it once the caller, which may still hold a view of it, waits. */
+  #collect = false;
   /** Bytes after #pos already searched for a newline without finding one. */
   #scanned = 0;
   readonly #source: ByteSource;
@@ -99,6 +101,11 @@ export class ByteReader {
     let got = 0;
     while (this.#end < this.#buf.length) {
       const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
+      if (this.#collect) {
+        // Now the format reader's frame is suspended, and its views of the old buffer are dead.
+        this.#collect = false;
+        collectAll();
+      }
       if (n === 0) {
         this.#eof = true;
         break;
@@ -111,9 +118,8 @@ export class ByteReader {
   }
 
   #replace(buf: Buffer): void {
-    const dropped = this.#buf.length;
+    if (this.#buf.length >= COLLECT_BYTES) this.#collect = true;
     this.#buf = buf;
-    if (dropped >= COLLECT_BYTES) collectAll();
   }
 
   /**

@@ -4,7 +4,7 @@ import { rowColumns, type SchemaObject, type TableSchema } from '../core/schema.
 import { quoteIdent, quoteText } from '../engines/sqlite/sql-text.js';
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
-import { SqlSplitter } from './sql-splitter.js';
+import { SqlSplitter, type SqlPiece } from './sql-splitter.js';
 import { classifyStatement } from './sql-statements.js';
 
 /**
@@ -115,8 +115,10 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   let streaming: { table: string; columns: string[] | null; head: string } | 'ignore' | null = null;
   let more = true;
   for (;;) {
-    const view = reader.view;
-    for (const piece of splitter.drain(view)) {
+    // No local keeps a view (or the splitter's generator, which holds one) while the reader fills:
+    // when its buffer grows, the old one must be garbage at once, not 1x the unit more of memory.
+    let pieces: Generator<SqlPiece> | undefined = splitter.drain(reader.view);
+    for (const piece of pieces) {
       if (piece.comment !== undefined) {
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
@@ -176,6 +178,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
       }
     }
+    pieces = undefined;
     reader.skip(splitter.consumed);
     if (!more) break;
     more = await reader.fill();
