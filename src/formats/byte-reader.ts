@@ -86,7 +86,9 @@ export class ByteReader {
     } else if (unread > this.#buf.length / 2) {
       // Most of the buffer is one incomplete unit: make room for the rest of it, doubling, but near the
       // bound straight to one byte past it (reading that byte is what proves the unit too long; a
-      // doubling that lands on the bound would cost one more copy of it all for that byte).
+      // doubling that lands on the bound would cost one more copy of it all for that byte). When
+      // escapes moved the bound just past the unit, grow by an eighth instead of by a few bytes a copy:
+      // that may read past the bound, so readLine and readLines check the lines they return.
       const doubled = this.#buf.length * 2;
       const size = Math.min(doubled >= limit ? Math.max(limit + 1, unread + (unread >> 3)) : doubled, MAX_BUFFER_BYTES);
       if (size <= unread) throw unitTooBigForNode(this.describe());
@@ -123,11 +125,11 @@ export class ByteReader {
   }
 
   /**
-   * The bound for the unit of `unread` bytes: the base bound plus what its backslashes may expand
-   * (counted once per byte: the count carries over while the same unit grows). Throws when the unit
-   * is past it.
+   * The bound for the unit that starts the `unread` bytes and is `length` of them: the base bound plus
+   * what its backslashes may expand (counted once per byte: the count carries over while the same
+   * unit grows). Throws when the unit is past it.
    */
-  #unitLimit(unread: number): number {
+  #unitLimit(unread: number, length = unread): number {
     const unit = this.bytesRead - unread;
     if (unit !== this.#escUnit) {
       this.#escUnit = unit;
@@ -135,11 +137,11 @@ export class ByteReader {
       this.#escapes = 0;
     }
     // indexOf, not a loop over bytes: units this long have offsets past V8's small integers.
-    const rest = this.#buf.subarray(this.#pos + (this.#escTo - unit), this.#end);
+    const rest = this.#buf.subarray(this.#pos + (this.#escTo - unit), this.#pos + length);
     for (let i = rest.indexOf(BACKSLASH); i >= 0; i = rest.indexOf(BACKSLASH, i + 1)) this.#escapes++;
-    this.#escTo = this.bytesRead;
+    this.#escTo = unit + length;
     const limit = this.#maxUnit + BYTES_PER_ESCAPE * this.#escapes;
-    if (unread > limit) throw unitTooLong(this.describe(), limit);
+    if (length > limit) throw unitTooLong(this.describe(), limit);
     return limit;
   }
 
@@ -174,6 +176,8 @@ export class ByteReader {
     for (;;) {
       const nl = this.#newline();
       if (nl >= 0) {
+        // The last growth may overshoot the bound (by an eighth, where escapes move it): check the line.
+        if (nl - this.#pos > this.#maxUnit) this.#unitLimit(this.#end - this.#pos, nl - this.#pos);
         const line = this.#buf.subarray(this.#pos, nl);
         this.#pos = nl + 1;
         this.#scanned = 0;
@@ -210,6 +214,13 @@ export class ByteReader {
     while (rows < max && pos < limit && buf[pos] === first) {
       const nl = buf.indexOf(NEWLINE, pos);
       if (nl < 0 || nl >= limit) break;
+      if (nl - pos > this.#maxUnit) {
+        this.#pos = pos; // the check names and measures this line
+        this.line += rows;
+        this.#unitLimit(limit - pos, nl - pos);
+        this.line -= rows;
+        this.#pos = start;
+      }
       end = nl;
       pos = nl + 1;
       rows++;
