@@ -237,9 +237,9 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         const ncols = item.columns?.length ?? table.columns.length;
         if (!target.native(table, ncols)) {
           // Without the extension each piece runs as an INSERT of its own, after a strict literal check.
-          const values = item.values.toString('utf8');
-          if (!literalsOnly(values)) throw notLiteral(item.line, item.table);
-          execAt(target, item.head + values, item.line);
+          const text = item.values.toString('utf8');
+          if (!literalsOnly(text)) throw notLiteral(item.line, item.table);
+          execAt(target, item.head + text, item.line);
           break;
         }
         const key = item.columns?.join('\0') ?? null;
