@@ -130,6 +130,18 @@ describe('memory does not grow with a statement, whitespace or a comment', () =>
     });
   }
 
+  it('a gzip unterminated multi-row INSERT of 128 MiB is E_TRUNCATED after one pass, in bounded memory', () => {
+    // The issue's hang: each gzip chunk made the old reader rescan the whole statement (quadratic).
+    const head = 'BEGIN TRANSACTION;\nCREATE TABLE t(i INTEGER, a TEXT);\nINSERT INTO t VALUES\n';
+    const file = framed('insert-cut', 'gzip', head, TUPLES, 32);
+    const into = path.join(dir, 'insert-cut.db');
+    const r = importMeasured(file, into);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/scriptorium: error E_TRUNCATED: sql: the script ends inside a statement that starts at line 3/);
+    expect(fs.existsSync(into)).toBe(false);
+    expect(r.peakMB).toBeLessThan(250);
+  });
+
   it('a long INSERT with something other than a tuple in its middle is still refused', () => {
     const head = 'BEGIN TRANSACTION;\nCREATE TABLE t(i INTEGER, a TEXT);\nINSERT INTO t VALUES\n';
     const file = framed('insert-garbage', 'zstd', head, TUPLES, 4, `(1,'a') (2,'b'), (3, 'c');\nCOMMIT;\n`);
