@@ -179,7 +179,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
-  let values = Buffer.alloc(0);
+  let values: Buffer = Buffer.alloc(0);
   let lastYield = Date.now();
 
   const flush = (): void => {
@@ -229,16 +229,25 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         }
         const ncols = item.columns?.length ?? table.columns.length;
         if (!target.native(table, ncols)) {
-          // Without the extension the statement runs as written, after a strict literal check.
-          const sql = item.statement.toString('utf8');
-          if (!literalsOnly(sql.slice(item.statement.toString('utf8', 0, item.valuesAt).length))) throw notLiteral(item.line, item.table);
-          execAt(target, sql, item.line);
+          // Without the extension each piece runs as an INSERT of its own, after a strict literal check.
+          const text = item.values.toString('utf8');
+          if (!literalsOnly(text)) throw notLiteral(item.line, item.table);
+          execAt(target, item.head + text, item.line);
           break;
         }
         const key = item.columns?.join('\0') ?? null;
         if (pending && (pending.table !== table || pending.key !== key || pending.bytes > MAX_PENDING_BYTES)) flush();
+        const length = item.values.length;
+        if (!pending && length > MAX_PENDING_BYTES) {
+          // A long piece (of a long INSERT) loads straight from the reader's buffer, not copied first.
+          const kept = values;
+          pending = { table, columns: item.columns, key, statements: 1, bytes: length, line: item.line };
+          values = item.values;
+          flush();
+          values = kept;
+          break;
+        }
         pending ??= { table, columns: item.columns, key, statements: 0, bytes: 0, line: item.line };
-        const length = item.statement.length - item.valuesAt;
         const need = pending.bytes + 1 + length;
         if (need > values.length) {
           const grown = Buffer.allocUnsafe(Math.max(need, 2 * values.length, MAX_PENDING_BYTES + (64 << 10)));
@@ -246,7 +255,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           values = grown;
         }
         if (pending.statements++ > 0) values[pending.bytes++] = COMMA;
-        pending.bytes += item.statement.copy(values, pending.bytes, item.valuesAt);
+        pending.bytes += item.values.copy(values, pending.bytes);
         break;
       }
       case 'exec':

@@ -4,7 +4,7 @@ import { rowColumns, type SchemaObject, type TableSchema } from '../core/schema.
 import { quoteIdent, quoteText } from '../engines/sqlite/sql-text.js';
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
-import { SqlSplitter } from './sql-splitter.js';
+import { SqlSplitter, type SqlPiece } from './sql-splitter.js';
 import { classifyStatement, HEAD_CHARS, INSERT_HEAD_CHARS } from './sql-statements.js';
 
 /**
@@ -121,10 +121,15 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
   const tables = new Set<string>();
   // The splitter works on the reader's buffer: pieces are views of it, used before the next fill.
+  reader.describe = () => `sql: the statement at line ${splitter.line}`;
+  /** The INSERT whose later pieces (whole tuples) are still to come. */
+  let streaming: { table: string; columns: string[] | null; head: string } | 'ignore' | null = null;
   let more = true;
   for (;;) {
-    const view = reader.view;
-    for (const piece of splitter.drain(view)) {
+    // No local keeps a view (or the splitter's generator, which holds one) while the reader fills:
+    // when its buffer grows, the old one must be garbage at once, not 1x the unit more of memory.
+    let pieces: Generator<SqlPiece> | undefined = splitter.drain(reader.view);
+    for (const piece of pieces) {
       if (piece.comment !== undefined) {
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
@@ -140,6 +145,13 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
         } // the end comment only restates COMMIT, which is what marks a complete script
         continue;
       }
+      if (piece.values && !piece.values.first) {
+        // More tuples of the INSERT judged on its first piece.
+        if (streaming && streaming !== 'ignore') yield { kind: 'insert', ...streaming, values: piece.data, line: piece.line };
+        if (piece.values.last) streaming = null;
+        continue;
+      }
+      const continues = piece.values !== undefined && !piece.values.last;
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
       // INSERTs are judged on their head; their VALUES stay bytes until the importer parses them.
       const isInsert = /^INSERT\s/i.test(piece.data.toString('latin1', 0, 8));
@@ -161,19 +173,22 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           committed = true;
           break;
         case 'ignore':
+          if (continues) streaming = 'ignore';
           break;
         case 'create-table':
           tables.add(st.name);
           yield { kind: 'exec', sql: text, line: piece.line, table: st.name };
           break;
         case 'insert':
-          // `statement` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
-          yield { kind: 'insert', table: st.table, columns: st.columns, statement: piece.data, valuesAt: Buffer.byteLength(st.head), line: piece.line };
+          // `values` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
+          yield { kind: 'insert', table: st.table, columns: st.columns, head: st.head, values: piece.data.subarray(Buffer.byteLength(st.head)), line: piece.line };
+          if (continues) streaming = { table: st.table, columns: st.columns, head: st.head };
           break;
         case 'object':
           yield { kind: 'object', object: st.object };
           break;
         case 'sequence':
+          if (continues) throw unsupported(piece.line, 'an INSERT into sqlite_sequence of more than a few rows');
           (meta.sequences ??= Object.create(null) as Record<string, string>)[st.name] = st.value; // a table may be "__proto__"
           break;
         case 'pragma':
@@ -182,6 +197,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
       }
     }
+    pieces = undefined;
     reader.skip(splitter.consumed);
     if (!more) break;
     more = await reader.fill();
