@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
 import { DigestBuilder, type TableDigest } from './core/encoding.js';
@@ -12,6 +12,7 @@ import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
+import { AgeEncryptStream, type AgeEncryption } from './codecs/age-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
 import { SqliteSource } from './engines/sqlite/sqlite-source.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
@@ -33,6 +34,8 @@ export interface ExportOptions {
   onEvent?: EventListener;
   /** Write to this stream instead of a file (the library form of `-o -`). */
   stream?: Writable;
+  /** Encrypt the (compressed) export as a standard age file, to a passphrase or to X25519 recipients. */
+  encryption?: AgeEncryption;
 }
 
 export interface ExportResult {
@@ -40,6 +43,8 @@ export interface ExportResult {
   path: string;
   format: FormatName;
   compression: CodecName;
+  /** How the file is encrypted (an age file), when it is. */
+  encryption?: AgeEncryption['kind'];
   rows: number;
   /** Bytes of the (compressed) output. */
   bytes: number;
@@ -64,11 +69,11 @@ export function parseFormat(name: string): FormatName {
   });
 }
 
-/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst]` */
-export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups'): string {
+/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst][.age]` */
+export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups', encrypted = false): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
   const base = path.basename(source).replace(/\.(db|sqlite3?)$/i, '');
-  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}`);
+  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}${encrypted ? '.age' : ''}`);
 }
 
 /**
@@ -93,26 +98,31 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
     if (!options.stream) {
-      dest = options.output && options.output !== '-' ? options.output : defaultExportPath(source, format, compress, options.outputDir);
+      dest = options.output && options.output !== '-' ? options.output : defaultExportPath(source, format, compress, options.outputDir, options.encryption !== undefined);
       if (options.output === '-') dest = '-';
     }
     progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
 
+    // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
+    const age = options.encryption ? await AgeEncryptStream.create(options.encryption) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (dest === '-') out = process.stdout;
     else {
       fs.mkdirSync(path.dirname(path.resolve(dest)), { recursive: true });
       temp = tempPathBeside(dest);
-      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
+      out = codec.name === 'zstd' && !age ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
     let done: Promise<void> | undefined;
-    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) {
-      const compressor = await codec.compressor(options.level);
-      done = pipeline(compressor, out, { end: ownsStream });
-      input = compressor;
+    // Compression goes inside the encryption (age users expect to `age -d | zstd -d`).
+    const stages: Duplex[] = [];
+    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) stages.push(await codec.compressor(options.level));
+    if (age) stages.push(age);
+    if (stages.length > 0) {
+      done = (pipeline as (...args: unknown[]) => Promise<void>)(...stages, out, { end: ownsStream });
+      input = stages[0]!;
     }
     const sink = new Sink(input);
     const writer = FORMAT_WRITERS[format]();
@@ -164,6 +174,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       path: dest,
       format,
       compression: codec.name,
+      ...(options.encryption ? { encryption: options.encryption.kind } : {}),
       rows: progress.rowsDone,
       bytes,
       tables: schema.tables.map((t) => ({ name: t.name, ...digests[t.name]! })),
