@@ -12,7 +12,7 @@ import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
-import { AgeEncryptStream, type AgeEncryption } from './codecs/age-writer.js';
+import { AgeEncryptStream, AgeSealer, type AgeEncryption } from './codecs/age-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
 import { SqliteSource } from './engines/sqlite/sqlite-source.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
@@ -104,14 +104,15 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
 
     // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
-    const age = options.encryption ? await AgeEncryptStream.create(options.encryption) : undefined;
+    const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (dest === '-') out = process.stdout;
     else {
       fs.mkdirSync(path.dirname(path.resolve(dest)), { recursive: true });
       temp = tempPathBeside(dest);
-      out = codec.name === 'zstd' && !age ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
+      // A file writer encrypts inside its own synchronous writes: no stream stage of its own.
+      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level, age) : new DurableFileWriter(temp, undefined, age);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
@@ -119,7 +120,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     // Compression goes inside the encryption (age users expect to `age -d | zstd -d`).
     const stages: Duplex[] = [];
     if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) stages.push(await codec.compressor(options.level));
-    if (age) stages.push(age);
+    if (age && !temp) stages.push(new AgeEncryptStream(age));
     if (stages.length > 0) {
       done = (pipeline as (...args: unknown[]) => Promise<void>)(...stages, out, { end: ownsStream });
       input = stages[0]!;

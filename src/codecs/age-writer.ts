@@ -5,6 +5,7 @@
 import * as crypto from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { UsageError } from '../core/errors.js';
+import type { ByteEncoder } from '../core/file-writer.js';
 import type { X25519Recipient } from './age-keys.js';
 import {
   CHUNK_BYTES,
@@ -40,25 +41,28 @@ export function scryptLogN(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * A transform from plaintext to a complete age file. The header is made before the first byte (scrypt
- * takes its second there), so build it with {@link AgeEncryptStream.create}.
+ * The age encryption of a byte stream, without any stream machinery: `update` takes plaintext and
+ * returns the ciphertext that is ready (the header first), `final` the rest (both append to `out`
+ * when given, and return it). A full chunk is held
+ * back until more bytes arrive, since only then is it known not to be the last. Make one with
+ * {@link AgeSealer.create}: the header is made first (a passphrase's scrypt takes its second there).
  */
-export class AgeEncryptStream extends Transform {
+export class AgeSealer implements ByteEncoder {
   readonly #key: Buffer;
   readonly #nonce = Buffer.alloc(12);
-  /** Plaintext of the chunk being filled; a full chunk waits here until we know whether more follows. */
+  /** Plaintext of the chunk being filled. */
   readonly #chunk = Buffer.allocUnsafe(CHUNK_BYTES);
   #filled = 0;
   #counter = 0;
   #head: Buffer | undefined;
+  #finished = false;
 
   private constructor(head: Buffer, key: Buffer) {
-    super({ highWaterMark: 1 << 20 });
     this.#head = head;
     this.#key = key;
   }
 
-  static async create(encryption: AgeEncryption): Promise<AgeEncryptStream> {
+  static async create(encryption: AgeEncryption): Promise<AgeSealer> {
     const fileKey = crypto.randomBytes(FILE_KEY_BYTES);
     let stanzas: Stanza[];
     if (encryption.kind === 'passphrase') {
@@ -69,46 +73,74 @@ export class AgeEncryptStream extends Transform {
       stanzas = encryption.recipients.map((r) => wrapX25519(fileKey, r));
     }
     const nonce = crypto.randomBytes(NONCE_BYTES);
-    const stream = new AgeEncryptStream(Buffer.concat([encodeHeader(fileKey, stanzas), nonce]), payloadKey(fileKey, nonce));
+    const sealer = new AgeSealer(Buffer.concat([encodeHeader(fileKey, stanzas), nonce]), payloadKey(fileKey, nonce));
     fileKey.fill(0);
-    return stream;
+    return sealer;
   }
 
-  #seal(plaintext: Buffer, last: boolean): void {
+  #seal(plaintext: Buffer, last: boolean, out: Buffer[]): void {
     const cipher = crypto.createCipheriv('chacha20-poly1305', this.#key, chunkNonce(this.#counter++, last, this.#nonce), { authTagLength: TAG_BYTES });
-    const sealed = cipher.update(plaintext);
+    out.push(cipher.update(plaintext));
     cipher.final();
-    this.push(sealed);
-    this.push(cipher.getAuthTag());
+    out.push(cipher.getAuthTag());
   }
 
-  #start(): void {
+  #start(out: Buffer[]): void {
     if (this.#head) {
-      this.push(this.#head);
+      out.push(this.#head);
       this.#head = undefined;
     }
   }
 
-  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.#start();
+  update(data: Buffer, out: Buffer[] = []): Buffer[] {
+    if (this.#finished) throw new Error('AgeSealer: update after final');
+    this.#start(out);
     let at = 0;
     while (at < data.length) {
       if (this.#filled === CHUNK_BYTES) {
         // More bytes follow a full chunk, so it is not the last one.
-        this.#seal(this.#chunk, false);
+        this.#seal(this.#chunk, false, out);
         this.#filled = 0;
+      }
+      if (this.#filled === 0 && data.length - at > CHUNK_BYTES) {
+        // A whole chunk with more after it: sealed straight from the input, without a copy.
+        this.#seal(data.subarray(at, at + CHUNK_BYTES), false, out);
+        at += CHUNK_BYTES;
+        continue;
       }
       const n = data.copy(this.#chunk, this.#filled, at, Math.min(data.length, at + CHUNK_BYTES - this.#filled));
       this.#filled += n;
       at += n;
     }
+    return out;
+  }
+
+  final(out: Buffer[] = []): Buffer[] {
+    if (this.#finished) return out;
+    this.#finished = true;
+    this.#start(out);
+    // The last chunk may be full, and is empty only if the whole payload is.
+    this.#seal(this.#chunk.subarray(0, this.#filled), true, out);
+    return out;
+  }
+}
+
+/** An AgeSealer as a Node transform, for outputs that are streams (stdout, a caller's stream). */
+export class AgeEncryptStream extends Transform {
+  readonly #sealer: AgeSealer;
+
+  constructor(sealer: AgeSealer) {
+    super({ highWaterMark: 1 << 20 });
+    this.#sealer = sealer;
+  }
+
+  override _transform(data: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    for (const b of this.#sealer.update(data)) this.push(b);
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    this.#start();
-    // The last chunk may be full, and is empty only if the whole payload is.
-    this.#seal(this.#chunk.subarray(0, this.#filled), true);
+    for (const b of this.#sealer.final()) this.push(b);
     done();
   }
 }
