@@ -192,6 +192,19 @@ describe('scriptorium encrypts, age decrypts', () => {
     expectImports(viaFile, ['--password-file', pw]);
   });
 
+  it('without SCRIPTORIUM_PASSWORD, --password-file or a terminal, --encrypt is a usage error and writes nothing', () => {
+    const out = file('no-pass.age');
+    // setsid: no controlling terminal, as under a service manager or in CI.
+    const r = spawnSync('setsid', ['-w', process.execPath, CLI, 'export', source, '-f', 'ndjson', '-o', out, '--encrypt'], { env, cwd: dir });
+    const result: CliResult = { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
+    expectFailure(result, ['E_USAGE']);
+    expect(result.stderr).toMatch(/SCRIPTORIUM_PASSWORD/);
+    expect(fs.existsSync(out)).toBe(false);
+    expectFailure(cli(['export', source, '-f', 'ndjson', '-o', out, '--encrypt', '-r', pub], { env }), ['E_USAGE']);
+    expectFailure(cli(['export', source, '-f', 'ndjson', '-o', out, '-r', 'age1notakey'], { env }), ['E_USAGE']);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('an empty export still makes a valid age file (one empty last chunk)', async () => {
     const empty = makeDb(file('empty.db'), () => undefined);
     const out = file('empty.age');
