@@ -13,6 +13,9 @@ import { Decrypter, Encrypter } from 'age-encryption';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X25519Identity, parseIdentityFile } from '../src/codecs/age-keys.js';
 import { ENCRYPTED_CHUNK_BYTES, NONCE_BYTES } from '../src/codecs/age-format.js';
+import { ageSource } from '../src/codecs/age-reader.js';
+import { AgeSealer } from '../src/codecs/age-writer.js';
+import type { ByteSource } from '../src/formats/byte-reader.js';
 import { compareDatabases } from '../src/engines/sqlite/compare.js';
 import { isScriptoriumError } from '../src/core/errors.js';
 import { exportTo } from '../src/export.js';
@@ -276,6 +279,52 @@ describe('age encrypts, scriptorium imports', () => {
     // A non-canonical work factor ("010") is malformed.
     fs.writeFileSync(hostile, Buffer.from(text.replace(/^(-> scrypt \S+) 10$/m, '$1 010'), 'latin1'));
     expectImportFailure(hostile, ['E_CORRUPT'], [], { ...env, SCRIPTORIUM_PASSWORD: 'x' });
+  });
+});
+
+describe('the STREAM payload at chunk boundaries', () => {
+  const SIZES = [0, 1, 65_535, 65_536, 65_537, 131_072, 200_000];
+
+  /** Everything a ByteSource yields. */
+  async function drain(source: ByteSource): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (;;) {
+      const buf = Buffer.alloc(50_000);
+      const n = await source.read(buf, 0, buf.length);
+      if (n === 0) return Buffer.concat(parts);
+      parts.push(buf.subarray(0, n));
+    }
+  }
+
+  const bufferSource = (data: Buffer): ByteSource => {
+    let at = 0;
+    return {
+      read: async (into, offset, length) => {
+        const n = data.copy(into, offset, at, Math.min(data.length, at + Math.min(length, 7_777)));
+        at += n;
+        return n;
+      },
+    };
+  };
+
+  it('age -d opens what the sealer writes, and the reader opens what age writes, for sizes around 64 KiB', async () => {
+    const ids = parseIdentityFile(fs.readFileSync(key, 'utf8'), key);
+    for (const size of SIZES) {
+      const message = randomBytes(size);
+      const sealer = await AgeSealer.create({ kind: 'recipients', recipients: [ids[0]!.recipient] });
+      // Written in uneven pieces, so that chunk boundaries fall inside writes.
+      const out: Buffer[] = [];
+      for (let at = 0; at < size; at += 10_000) sealer.update(message.subarray(at, at + 10_000), out);
+      sealer.final(out);
+      const sealed = Buffer.concat(out);
+      const chunks = Math.max(1, Math.ceil(size / 65_536));
+      expect(sealed.length - payloadStart(sealed), `size ${size}`).toBe(size + 16 * chunks);
+      expect(run(AGE, ['-d', '-i', key], sealed).equals(message), `age -d, size ${size}`).toBe(true);
+
+      const byAge = run(AGE, ['-r', pub], message);
+      const { source } = await ageSource(bufferSource(byAge), { identities: ids });
+      expect((await drain(source)).equals(message), `reader, size ${size}`).toBe(true);
+    }
   });
 });
 
