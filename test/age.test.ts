@@ -208,6 +208,52 @@ describe('scriptorium encrypts, age decrypts', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
+  it.skipIf(!fs.existsSync('/usr/bin/python3'))('on a terminal, the passphrase is asked twice without echo (export) and once (import)', () => {
+    // python3's pty module gives the CLI a real terminal; it answers each prompt once it has appeared.
+    const driver = file('pty-driver.py');
+    fs.writeFileSync(
+      driver,
+      [
+        'import os, pty, sys, time, select',
+        'answers = sys.argv[1].split(",")',
+        'pid, fd = pty.fork()',
+        'if pid == 0:',
+        '    os.execvp(sys.argv[2], sys.argv[2:])',
+        'out = b""',
+        'def read_until(token, start, timeout):',
+        '    global out',
+        '    end = time.time() + timeout',
+        '    while token not in out[start:] and time.time() < end:',
+        '        r, _, _ = select.select([fd], [], [], 0.2)',
+        '        if r:',
+        '            try: out += os.read(fd, 4096)',
+        '            except OSError: return len(out)',
+        '    return out.find(token, start) + len(token)',
+        'pos = 0',
+        'for a in answers:',
+        '    pos = read_until(b": ", pos, 30)',
+        '    os.write(fd, a.encode() + b"\\r")',
+        '    pos = read_until(b"\\n", pos, 10)',
+        'read_until(b"\\x00never", pos, 20)',
+        '_, status = os.waitpid(pid, 0)',
+        'sys.stdout.write(out.decode(errors="replace"))',
+        'sys.exit(os.waitstatus_to_exitcode(status))',
+      ].join('\n'),
+    );
+    const secret = `tty-${randomBytes(6).toString('hex')}`;
+    const out = file('tty.age');
+    const exp = spawnSync('/usr/bin/python3', [driver, `${secret},${secret}`, process.execPath, CLI, 'export', source, '-f', 'ndjson', '-o', out, '--encrypt', '-q'], { env, cwd: dir });
+    const shown = exp.stdout.toString();
+    expect(exp.status, shown + exp.stderr.toString()).toBe(0);
+    expect(shown).toMatch(/Passphrase for the export: [\s\S]*\(again\): /);
+    expect(shown).not.toContain(secret);
+    const into = file('tty.db');
+    const imp = spawnSync('/usr/bin/python3', [driver, secret, process.execPath, CLI, 'import', out, '--into', into, '-q'], { env, cwd: dir });
+    expect(imp.status, imp.stdout.toString()).toBe(0);
+    expect(imp.stdout.toString()).not.toContain(secret);
+    expect(compareDatabases(source, into)).toEqual([]);
+  });
+
   it('an empty export still makes a valid age file (one empty last chunk)', async () => {
     const empty = makeDb(file('empty.db'), () => undefined);
     const out = file('empty.age');

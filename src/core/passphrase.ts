@@ -82,8 +82,9 @@ async function promptHidden(prompt: string): Promise<Buffer | undefined> {
     return undefined;
   }
   const input = new tty.ReadStream(fd);
-  fs.writeSync(fd, prompt);
+  // Echo off before the prompt appears, so that nothing typed after it is ever shown.
   input.setRawMode(true);
+  fs.writeSync(fd, prompt);
   const bytes: number[] = [];
   try {
     return await new Promise<Buffer>((resolve, reject) => {
@@ -97,8 +98,11 @@ async function promptHidden(prompt: string): Promise<Buffer | undefined> {
             reject(new UsageError('no passphrase was entered', { hint: 'Run again and type the passphrase, or set SCRIPTORIUM_PASSWORD.' }));
             return;
           }
-          if (b === 0x7f || b === 0x08) bytes.pop();
-          else bytes.push(b);
+          if (b === 0x7f || b === 0x08) {
+            // Erase one character: its UTF-8 continuation bytes, then its first byte.
+            while (bytes.length > 0 && (bytes[bytes.length - 1]! & 0xc0) === 0x80) bytes.pop();
+            bytes.pop();
+          } else bytes.push(b);
         }
       });
       input.once('error', reject);
