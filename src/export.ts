@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestBuilder, type TableDigest } from './core/encoding.js';
 import { DurableFileWriter } from './core/file-writer.js';
@@ -12,6 +12,7 @@ import { Sink } from './core/sink.js';
 import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
+import { AgeEncryptStream, AgeSealer, type AgeEncryption } from './codecs/age-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
 import { SqliteSource } from './engines/sqlite/sqlite-source.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
@@ -38,6 +39,8 @@ export interface ExportOptions {
   onEvent?: EventListener;
   /** Write to this stream instead of a file (the library form of `-o -`). */
   stream?: Writable;
+  /** Encrypt the (compressed) export as a standard age file, to a passphrase or to X25519 recipients. */
+  encryption?: AgeEncryption;
 }
 
 export interface ExportResult {
@@ -45,6 +48,8 @@ export interface ExportResult {
   path: string;
   format: FormatName;
   compression: CodecName;
+  /** How the file is encrypted (an age file), when it is. */
+  encryption?: AgeEncryption['kind'];
   rows: number;
   /** Bytes of the (compressed) output. */
   bytes: number;
@@ -69,20 +74,20 @@ export function parseFormat(name: string): FormatName {
   });
 }
 
-/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst]` */
-export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups'): string {
+/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst][.age]` */
+export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups', encrypted = false): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
   const base = path.basename(source).replace(/\.(db|sqlite3?)$/i, '');
-  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}`);
+  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}${encrypted ? '.age' : ''}`);
 }
 
 /**
  * The default output path, made unique: when a file of that name exists (two exports in the same
  * second), `-2`, `-3`, ... is added after the time. The commit never overwrites it either.
  */
-function freeDefaultPath(source: string, format: FormatName, compress: CodecName, dir?: string): string {
-  const first = defaultExportPath(source, format, compress, dir);
-  const ext = `.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}`;
+function freeDefaultPath(source: string, format: FormatName, compress: CodecName, dir?: string, encrypted = false): string {
+  const first = defaultExportPath(source, format, compress, dir, encrypted);
+  const ext = `.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}${encrypted ? '.age' : ''}`;
   const stem = first.slice(0, -ext.length);
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? first : `${stem}-${n}${ext}`;
@@ -118,7 +123,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const toFile = !options.stream && options.output !== '-';
   const planOutput = (): TargetPlan => {
     const explicit = options.output !== undefined && options.output !== '';
-    dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir);
+    dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir, options.encryption !== undefined);
     const checked = checkTarget(dest, {
       op: 'export',
       force: explicit && (options.force ?? false),
@@ -140,24 +145,30 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
     progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
 
+    // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
+    const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (!plan) out = process.stdout; // -o -
     else {
       plan = prepareParent(plan); // ./backups/ (or -o's folder) is created only now that there is something to write
       temp = tempFor(plan, 'tmp');
-      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
+      // A file writer encrypts inside its own synchronous writes: no stream stage of its own.
+      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level, age) : new DurableFileWriter(temp, undefined, age);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
     let done: Promise<void> | undefined;
-    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) {
-      const compressor = await codec.compressor(options.level);
-      done = pipeline(compressor, out, { end: ownsStream });
+    // Compression goes inside the encryption (age users expect to `age -d | zstd -d`).
+    const stages: Duplex[] = [];
+    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) stages.push(await codec.compressor(options.level));
+    if (age && !temp) stages.push(new AgeEncryptStream(age));
+    if (stages.length > 0) {
+      done = (pipeline as (...args: unknown[]) => Promise<void>)(...stages, out, { end: ownsStream });
       // A write error (a full disk) rejects this while the rows are still being written; the error
       // reaches the caller through the Sink and through the await below, never as an unhandled rejection.
       done.catch(() => undefined);
-      input = compressor;
+      input = stages[0]!;
     }
     const sink = new Sink(input);
     const writer = FORMAT_WRITERS[format]();
@@ -209,6 +220,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       path: dest,
       format,
       compression: codec.name,
+      ...(options.encryption ? { encryption: options.encryption.kind } : {}),
       rows: progress.rowsDone,
       bytes,
       tables: schema.tables.map((t) => ({ name: t.name, ...digests[t.name]! })),

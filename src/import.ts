@@ -11,6 +11,8 @@ import { ProgressReporter } from './core/progress.js';
 import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
 import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
+import { openAgeInput } from './codecs/age-input.js';
+import type { AgeKeys, AgeKind } from './codecs/age-reader.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
@@ -31,12 +33,16 @@ export interface ImportOptions {
   onEvent?: EventListener;
   /** Read from this stream instead of the file (the library form of `import -`). */
   stream?: Readable;
+  /** Keys for an age-encrypted input (recognised by its header): identities, or a passphrase asked for when needed. */
+  decrypt?: AgeKeys;
 }
 
 export interface ImportResult {
   into: string;
   format: FormatName;
   compression: CodecName;
+  /** How the input was encrypted (an age file), when it was. */
+  encryption?: AgeKind;
   rows: number;
   bytes: number;
   tables: { name: string; rows: number; sha256?: string; verified: boolean }[];
@@ -80,7 +86,8 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
   const temp = tempFor(plan, 'import');
   let target: SqliteTarget | undefined;
   try {
-    const { format, compression, reader } = await openInput(handle ? fileSource(handle) : iterableSource(stream!));
+    const age = await openAgeInput(handle ? fileSource(handle) : iterableSource(stream!), options.decrypt ?? {});
+    const { format, compression, reader } = await openInput(age.source);
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
     const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
     target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
@@ -102,6 +109,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
       into: options.into,
       format,
       compression,
+      ...(age.kind ? { encryption: age.kind } : {}),
       rows,
       bytes: reader.bytesRead,
       tables,
