@@ -3,6 +3,8 @@
 ** cross into JavaScript one at a time and keep their exact storage class.
 **
 **   SELECT c0, ..., cN FROM scriptorium_rows(mode, spec, data)   table-valued: the rows of a batch
+**   SELECT scriptorium_stage(mode, spec, data); SELECT c0, ..., cN FROM scriptorium_rows_staged
+**                                                   the same for rows of up to 2000 values
 **   SELECT data, rows FROM scriptorium_encode(sql, mode, keys, maxrows, maxbytes)  table-valued: the rows
 **                                                   of a query (or of a table's segments, on background
 **                                                   readers), encoded in batches (scriptorium_encode.inc)
@@ -31,7 +33,8 @@ SQLITE_EXTENSION_INIT1
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_COLS 1000
+#define MAX_COLS 2000   /* values per row: SQLITE_MAX_COLUMN, the most result columns a query has */
+#define ROWS_COLS 1997  /* scriptorium_rows: its columns and 3 hidden arguments fit SQLITE_MAX_COLUMN */
 enum { M_NDJSON = 0, M_JSON = 1, M_SQL = 2 };
 
 /* ---------------------------------------------------------------- growable buffer */
@@ -298,6 +301,14 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   (void)pzErrMsg;
   int rc = sqlite3_create_function(db, "scriptorium_every", 2, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, every_step, every_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
+  RowsStage *stage = rc == SQLITE_OK ? sqlite3_malloc(sizeof(RowsStage)) : 0;
+  if (rc == SQLITE_OK && !stage) rc = SQLITE_NOMEM;
+  if (rc == SQLITE_OK) {
+    memset(stage, 0, sizeof(*stage));
+    /* The module owns the stage (freed when the connection closes); the function only shares it. */
+    rc = sqlite3_create_module_v2(db, "scriptorium_rows_staged", &rows_module, stage, stage_free);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_stage", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, stage, stage_func, 0, 0);
   ScanShared *shared = rc == SQLITE_OK ? sqlite3_malloc(sizeof(ScanShared)) : 0;
   if (rc == SQLITE_OK && !shared) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) {

@@ -1,17 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
 import { DigestBuilder, type TableDigest } from './core/encoding.js';
 import { DurableFileWriter } from './core/file-writer.js';
 import { UsageError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
+import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
+import { AgeEncryptStream, AgeSealer, type AgeEncryption } from './codecs/age-writer.js';
 import { selectTables } from './engines/sqlite/sqlite-schema.js';
 import { SqliteSource } from './engines/sqlite/sqlite-source.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
@@ -23,6 +24,11 @@ export interface ExportOptions {
   format: FormatName;
   /** Output file; `-` for standard output; default a timestamped file in `./backups/`. */
   output?: string;
+  /**
+   * Replace an existing regular `output` (only once the export is complete). Never replaces the database
+   * being exported (or its -wal, -shm, -journal), a symlink or anything that is not a regular file.
+   */
+  force?: boolean;
   /** Directory for the default output name. */
   outputDir?: string;
   compress?: CodecName;
@@ -33,6 +39,8 @@ export interface ExportOptions {
   onEvent?: EventListener;
   /** Write to this stream instead of a file (the library form of `-o -`). */
   stream?: Writable;
+  /** Encrypt the (compressed) export as a standard age file, to a passphrase or to X25519 recipients. */
+  encryption?: AgeEncryption;
 }
 
 export interface ExportResult {
@@ -40,6 +48,8 @@ export interface ExportResult {
   path: string;
   format: FormatName;
   compression: CodecName;
+  /** How the file is encrypted (an age file), when it is. */
+  encryption?: AgeEncryption['kind'];
   rows: number;
   /** Bytes of the (compressed) output. */
   bytes: number;
@@ -64,17 +74,38 @@ export function parseFormat(name: string): FormatName {
   });
 }
 
-/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst]` */
-export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups'): string {
+/** `./backups/<db>-<UTC time>.<ext>[.gz|.zst][.age]` */
+export function defaultExportPath(source: string, format: FormatName, compress: CodecName, dir = 'backups', encrypted = false): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
   const base = path.basename(source).replace(/\.(db|sqlite3?)$/i, '');
-  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}`);
+  return path.join(dir, `${base}-${stamp}.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}${encrypted ? '.age' : ''}`);
 }
+
+/**
+ * The default output path, made unique: when a file of that name exists (two exports in the same
+ * second), `-2`, `-3`, ... is added after the time. The commit never overwrites it either.
+ */
+function freeDefaultPath(source: string, format: FormatName, compress: CodecName, dir?: string, encrypted = false): string {
+  const first = defaultExportPath(source, format, compress, dir, encrypted);
+  const ext = `.${FORMAT_EXTENSIONS[format]}${codecByName(compress).extension}${encrypted ? '.age' : ''}`;
+  const stem = first.slice(0, -ext.length);
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? first : `${stem}-${n}${ext}`;
+    try {
+      fs.lstatSync(candidate);
+    } catch {
+      return candidate;
+    }
+  }
+}
+
+const EXISTS_HINT = 'Choose another file, or pass --force to replace it (it is replaced only once the export is complete).';
 
 /**
  * Exports a SQLite database as one portable file. Streams: memory does not grow with the data. One
  * read transaction covers the whole export. The file appears only when complete (temporary name, fsync,
- * rename); on any failure nothing is left behind.
+ * rename); on any failure nothing is left behind. An existing output is replaced only with `force`, and
+ * never when it is the database itself (see src/core/target-file.ts for what else is refused).
  *
  * @example
  * const result = await exportTo('app.db', { format: 'ndjson', output: 'app.ndjson.zst', compress: 'zstd' });
@@ -84,35 +115,60 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const compress = options.compress ?? 'none';
   const codec = codecByName(compress);
   const progress = new ProgressReporter('export', options.onEvent);
+  let plan: TargetPlan | undefined;
+  let dest = '-';
+  // The output is checked before the source is opened: refusing to write over the database (or its
+  // -wal, -shm) must not touch it, and a reader would write to its -shm. A missing source is left to
+  // SqliteSource.open, which says so.
+  const toFile = !options.stream && options.output !== '-';
+  const planOutput = (): TargetPlan => {
+    const explicit = options.output !== undefined && options.output !== '';
+    dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir, options.encryption !== undefined);
+    const checked = checkTarget(dest, {
+      op: 'export',
+      force: explicit && (options.force ?? false),
+      existsHint: EXISTS_HINT,
+      sources: [{ path: source, what: 'the database being exported', database: true }],
+      createParent: true,
+    });
+    if (!checked.parentMissing) sweepStaleTemps(checked, (message, file) => progress.notice(message, file));
+    return checked;
+  };
+  if (toFile && fs.existsSync(source)) plan = planOutput();
   const src = SqliteSource.open(source, { readers: 'auto' });
   let temp: string | undefined;
-  let dest = '-';
   try {
+    if (toFile) plan ??= planOutput(); // (the source appeared only now)
     const schema = selectTables(src.schema, options.tables, options.excludeTables);
     const rowCounts: Record<string, number> = Object.create(null); // keyed by table name, and "__proto__" is one
     for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
-    if (!options.stream) {
-      dest = options.output && options.output !== '-' ? options.output : defaultExportPath(source, format, compress, options.outputDir);
-      if (options.output === '-') dest = '-';
-    }
     progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
 
+    // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
+    const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
-    else if (dest === '-') out = process.stdout;
+    else if (!plan) out = process.stdout; // -o -
     else {
-      fs.mkdirSync(path.dirname(path.resolve(dest)), { recursive: true });
-      temp = tempPathBeside(dest);
-      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level) : new DurableFileWriter(temp);
+      plan = prepareParent(plan); // ./backups/ (or -o's folder) is created only now that there is something to write
+      temp = tempFor(plan, 'tmp');
+      // A file writer encrypts inside its own synchronous writes: no stream stage of its own.
+      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level, age) : new DurableFileWriter(temp, undefined, age);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
     let done: Promise<void> | undefined;
-    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) {
-      const compressor = await codec.compressor(options.level);
-      done = pipeline(compressor, out, { end: ownsStream });
-      input = compressor;
+    // Compression goes inside the encryption (age users expect to `age -d | zstd -d`).
+    const stages: Duplex[] = [];
+    if (codec.name !== 'none' && !(out instanceof ZstdFileWriter)) stages.push(await codec.compressor(options.level));
+    if (age && !temp) stages.push(new AgeEncryptStream(age));
+    if (stages.length > 0) {
+      done = (pipeline as (...args: unknown[]) => Promise<void>)(...stages, out, { end: ownsStream });
+      // A write error (a full disk) rejects this while the rows are still being written; the error
+      // reaches the caller through the Sink and through the await below, never as an unhandled rejection.
+      done.catch(() => undefined);
+      input = stages[0]!;
     }
     const sink = new Sink(input);
     const writer = FORMAT_WRITERS[format]();
@@ -154,16 +210,17 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.progress('done', undefined, true);
     await finishOutput(input, out, done, ownsStream);
     let bytes = sink.bytes;
-    if (temp) {
-      commitFile(temp, dest, { synced: true }); // both file writers fsync before they finish
+    if (temp && plan) {
+      commitTarget(plan, temp, { synced: true }); // both file writers fsync before they finish
       temp = undefined;
-      bytes = fs.statSync(dest).size;
+      bytes = fs.statSync(plan.path).size;
     }
     progress.bytesOut = bytes;
     const result: ExportResult = {
       path: dest,
       format,
       compression: codec.name,
+      ...(options.encryption ? { encryption: options.encryption.kind } : {}),
       rows: progress.rowsDone,
       bytes,
       tables: schema.tables.map((t) => ({ name: t.name, ...digests[t.name]! })),
@@ -172,8 +229,12 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     };
     progress.completed({ path: dest, format, compression: codec.name, tables: result.tables.length });
     return result;
-  } catch (err) {
-    if (temp) removeQuietly(temp);
+  } catch (caught) {
+    let err = caught;
+    if (temp) {
+      discardTemp(temp);
+      err = targetError(err, `export: writing ${dest}`);
+    }
     progress.failed(err);
     throw err;
   } finally {

@@ -2,14 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { commitFile, removeQuietly, tempPathBeside } from './core/atomic-file.js';
+import { withPrivateUmask } from './core/atomic-file.js';
 import type { RowEncoding, TableDigest } from './core/encoding.js';
 import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
-import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
+import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
+import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
+import { openAgeInput } from './codecs/age-input.js';
+import type { AgeKeys, AgeKind } from './codecs/age-reader.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
@@ -19,6 +22,7 @@ import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
+import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { createdTableProblem } from './engines/sqlite/created-table.js';
 import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
@@ -31,12 +35,16 @@ export interface ImportOptions {
   onEvent?: EventListener;
   /** Read from this stream instead of the file (the library form of `import -`). */
   stream?: Readable;
+  /** Keys for an age-encrypted input (recognised by its header): identities, or a passphrase asked for when needed. */
+  decrypt?: AgeKeys;
 }
 
 export interface ImportResult {
   into: string;
   format: FormatName;
   compression: CodecName;
+  /** How the input was encrypted (an age file), when it was. */
+  encryption?: AgeKind;
   rows: number;
   bytes: number;
   tables: { name: string; rows: number; sha256?: string; verified: boolean }[];
@@ -54,7 +62,14 @@ export interface ImportResult {
  */
 export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
   const progress = new ProgressReporter('import', options.onEvent);
-  checkTarget(options.into, options.force ?? false);
+  const plan = checkTarget(options.into, {
+    op: 'import',
+    force: options.force ?? false,
+    replaceEmpty: true,
+    existsHint: 'Choose a new file, or pass --force to replace it (it is replaced only after the import succeeds).',
+    database: true,
+    sources: options.stream || file === '-' ? [] : [{ path: file, what: 'the file being imported' }],
+  });
   let stream: Readable | undefined;
   let handle: fs.promises.FileHandle | undefined;
   if (options.stream) stream = options.stream;
@@ -69,13 +84,15 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
       });
     }
   }
-  const temp = tempPathBeside(options.into, 'import');
+  sweepStaleTemps(plan, (message, stale) => progress.notice(message, stale));
+  const temp = tempFor(plan, 'import');
   let target: SqliteTarget | undefined;
   try {
-    const { format, compression, reader } = await openInput(handle ? fileSource(handle) : iterableSource(stream!));
+    const age = await openAgeInput(handle ? fileSource(handle) : iterableSource(stream!), options.decrypt ?? {});
+    const { format, compression, reader } = await openInput(age.source);
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
     const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
-    target = SqliteTarget.create(temp);
+    target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
     const load = await loadItems(items, target, progress, () => {
       progress.bytesIn = reader.bytesRead;
     });
@@ -86,14 +103,15 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     target.finish(load.objects, load.meta);
     target.close();
     progress.progress('swap', undefined, true);
-    commitFile(temp, options.into);
+    commitTarget(plan, temp); // the replaced file's mode, owner and group; 0600 for a new one
     const rows = tables.reduce((a, t) => a + t.rows, 0);
     progress.rowsDone = rows;
-    progress.bytesOut = fs.statSync(options.into).size;
+    progress.bytesOut = fs.statSync(plan.path).size;
     const result: ImportResult = {
       into: options.into,
       format,
       compression,
+      ...(age.kind ? { encryption: age.kind } : {}),
       rows,
       bytes: reader.bytesRead,
       tables,
@@ -101,38 +119,19 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     };
     progress.completed({ into: options.into, format, compression, tables: tables.length });
     return result;
-  } catch (err) {
-    target?.close();
-    removeQuietly(temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`);
+  } catch (caught) {
+    try {
+      target?.close();
+    } catch {
+      // the temporary goes anyway
+    }
+    discardTemp(temp);
+    const err = targetError(caught, `import: writing ${options.into}`);
     stream?.destroy();
     progress.failed(err);
     throw err;
   } finally {
     await handle?.close().catch(() => undefined);
-  }
-}
-
-/** Refuses a non-empty target without `force`, and a target that another connection has open in WAL mode. */
-function checkTarget(into: string, force: boolean): void {
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(into);
-  } catch {
-    return;
-  }
-  if (stat.isDirectory()) throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} is a directory`, { hint: 'Name a database file.' });
-  if (stat.size > 0 && !force) {
-    throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${into} already exists and is not empty`, {
-      hint: 'Choose a new file, or pass --force to replace it (it is replaced only after the import succeeds).',
-    });
-  }
-  for (const side of ['-wal', '-journal']) {
-    const f = `${into}${side}`;
-    if (fs.existsSync(f) && fs.statSync(f).size > 0) {
-      throw new ScriptoriumError('E_TARGET_BUSY', `import: ${into} has a ${side.slice(1)} file: it is in use or was not closed cleanly`, {
-        hint: 'Stop the application using it (or open and close it once with sqlite3 to recover), then retry.',
-      });
-    }
   }
 }
 
@@ -190,7 +189,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
-  let values = Buffer.alloc(0);
+  let values: Buffer = Buffer.alloc(0);
   let lastYield = Date.now();
 
   const flush = (): void => {
@@ -202,6 +201,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     try {
       progress.rowsDone += target.load(p.table, 'sql', { data, rows: -1 }, p.columns ?? p.table.columns.map((c) => c.name));
     } catch (err) {
+      if (isDiskFull(err)) throw err; // not the statement's fault: reported as E_NO_SPACE
       throw notLiteral(p.line, p.table.name, (err as Error).message.replace(/^load [^:]*: /, ''));
     }
     gate.add(data.length);
@@ -239,16 +239,25 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         }
         const ncols = item.columns?.length ?? table.columns.length;
         if (!target.native(table, ncols)) {
-          // Without the extension the statement runs as written, after a strict literal check.
-          const sql = item.statement.toString('utf8');
-          if (!literalsOnly(sql.slice(item.statement.toString('utf8', 0, item.valuesAt).length))) throw notLiteral(item.line, item.table);
-          execAt(target, sql, item.line);
+          // Without the extension each piece runs as an INSERT of its own, after a strict literal check.
+          const text = item.values.toString('utf8');
+          if (!literalsOnly(text)) throw notLiteral(item.line, item.table);
+          execAt(target, item.head + text, item.line);
           break;
         }
         const key = item.columns?.join('\0') ?? null;
         if (pending && (pending.table !== table || pending.key !== key || pending.bytes > MAX_PENDING_BYTES)) flush();
+        const length = item.values.length;
+        if (!pending && length > MAX_PENDING_BYTES) {
+          // A long piece (of a long INSERT) loads straight from the reader's buffer, not copied first.
+          const kept = values;
+          pending = { table, columns: item.columns, key, statements: 1, bytes: length, line: item.line };
+          values = item.values;
+          flush();
+          values = kept;
+          break;
+        }
         pending ??= { table, columns: item.columns, key, statements: 0, bytes: 0, line: item.line };
-        const length = item.statement.length - item.valuesAt;
         const need = pending.bytes + 1 + length;
         if (need > values.length) {
           const grown = Buffer.allocUnsafe(Math.max(need, 2 * values.length, MAX_PENDING_BYTES + (64 << 10)));
@@ -256,7 +265,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           values = grown;
         }
         if (pending.statements++ > 0) values[pending.bytes++] = COMMA;
-        pending.bytes += item.statement.copy(values, pending.bytes, item.valuesAt);
+        pending.bytes += item.values.copy(values, pending.bytes);
         break;
       }
       case 'exec':
@@ -352,8 +361,11 @@ function checkSchemaSql(claimed: ClaimedObject, sql: string): void {
  */
 function execAt(target: SqliteTarget, sql: string, line: number, table?: string): void {
   try {
-    if (table !== undefined) target.createTables([{ name: table, sql }]);
-    else target.exec(sql);
+    if (table !== undefined) {
+      // A script's CREATE VIRTUAL TABLE marks itself; its FTS5 options follow as INSERTs into it.
+      const module = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(sql) ? virtualModule(sql) : undefined;
+      target.createTables([{ name: table, sql, ...(module ? { virtual: { module: module as CarriedModule } } : {}) }]);
+    } else target.exec(sql);
   } catch (err) {
     throw new ScriptoriumError('E_CORRUPT', `sql: line ${line}: ${(err as Error).message}`, {
       hint: 'The statement is damaged or does not fit the table; nothing was written to the target.',

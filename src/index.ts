@@ -12,12 +12,16 @@ export { compareDatabases } from './engines/sqlite/compare.js';
 export { SqliteSource } from './engines/sqlite/sqlite-source.js';
 export { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 export { createDemoDatabase, demoRowCounts } from './demo/demo-data.js';
-export { ScriptoriumError, UsageError, NotFoundError, IntegrityError, isScriptoriumError, type ErrorCode } from './core/errors.js';
+export { ScriptoriumError, UsageError, NotFoundError, IntegrityError, AuthError, isScriptoriumError, type ErrorCode } from './core/errors.js';
 export type { OperationEvent, OperationKind, EventListener } from './core/events.js';
 export type { DatabaseSchema, TableSchema, ColumnSchema, SchemaObject, DatabaseMeta } from './core/schema.js';
 export type { RowEncoding, TableDigest } from './core/encoding.js';
 export type { FormatName } from './formats/format.js';
 export type { CodecName } from './codecs/codec.js';
+export { X25519Identity, X25519Recipient, parseIdentityFile, parseRecipientsFile } from './codecs/age-keys.js';
+export type { AgeEncryption } from './codecs/age-writer.js';
+export type { AgeKeys, AgeKind } from './codecs/age-reader.js';
+export { readPassphrase, type PassphraseOptions } from './core/passphrase.js';
 export * from './repository/index.js';
 export * from './stores/index.js';
 export {

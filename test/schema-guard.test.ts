@@ -174,8 +174,8 @@ describe.runIf(EXTENSION)('the guard on SqliteTarget connections (native/scripto
     const target = open('guarded-2.db');
     try {
       target.createTables([
-        { name: 'ft', sql: 'CREATE VIRTUAL TABLE ft USING fts5(body)' },
-        { name: 'box', sql: 'CREATE VIRTUAL TABLE box USING rtree(id, x0, x1)' },
+        { name: 'ft', sql: 'CREATE VIRTUAL TABLE ft USING fts5(body)', virtual: { module: 'fts5' } },
+        { name: 'box', sql: 'CREATE VIRTUAL TABLE box USING rtree(id, x0, x1)', virtual: { module: 'rtree' } },
         { name: 'plain', sql: 'CREATE TABLE plain(a INTEGER PRIMARY KEY, b TEXT CHECK (length(b) < 100))' },
       ]);
       target.db.prepare("INSERT INTO ft VALUES ('the quick brown fox')").run();

@@ -1,9 +1,12 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 import { Command } from 'commander';
+import { removeRegisteredTemps } from '../core/atomic-file.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerHistoryCommand } from './history-command.js';
+import { registerKeygenCommand } from './keygen-command.js';
+import { exportEncryption, importKeys, withDecryptOptions, withEncryptOptions, type DecryptFlags, type EncryptFlags } from './age-options.js';
 import { registerRepositoryCommands } from './repository-commands.js';
 import { formatBytes, formatCount, printError, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
@@ -24,25 +27,28 @@ export function buildProgram(): Command {
     .version(GENERATOR.split(' ')[1]!)
     .showHelpAfterError('(run with --help for usage)');
 
-  withOutput(
+  withOutput(withEncryptOptions(
     program
       .command('export')
       .description('export a SQLite database as one json, ndjson or sql file (streamed, consistent snapshot)')
       .argument('<db>', 'SQLite database file')
       .requiredOption('-f, --format <format>', 'json | ndjson | sql')
       .option('-o, --output <file>', 'output file, - for stdout (default: ./backups/<db>-<time>.<ext>)')
+      .option('--force', 'replace an existing output file (only once the export is complete; never the database itself)')
       .option('-c, --compress <codec>', 'gzip | zstd')
       .option('--level <n>', 'compression level', wholeNumber)
       .option('--tables <a,b>', 'only these tables', list)
       .option('--exclude-tables <c,d>', 'all tables but these', list),
-  ).action(async (db: string, o: OutputOptions & { format: string; output?: string; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
+  )).action(async (db: string, o: OutputOptions & EncryptFlags & { format: string; output?: string; force?: boolean; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
     const { exportTo, parseFormat } = await import('../export.js');
     await runOperation(
       o,
-      (onEvent) =>
+      async (onEvent) =>
         exportTo(db, {
+          encryption: await exportEncryption(o),
           format: parseFormat(o.format),
           ...(o.output ? { output: o.output } : {}),
+          force: o.force ?? false,
           compress: (o.compress ? codecByName(o.compress).name : 'none') as CodecName,
           ...(o.level !== undefined ? { level: o.level } : {}),
           ...(o.tables ? { tables: o.tables } : {}),
@@ -50,26 +56,26 @@ export function buildProgram(): Command {
           onEvent,
         }),
       (r) =>
-        `${r.path === '-' ? '' : `${r.path}\n`}exported ${formatCount(r.rows)} rows from ${r.tables.length} tables as ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}: ${formatBytes(r.bytes)} in ${(r.durationMs / 1000).toFixed(2)} s (${formatCount(r.rows / Math.max(r.durationMs / 1000, 1e-3))} rows/s)`,
+        `${r.path === '-' ? '' : `${r.path}\n`}exported ${formatCount(r.rows)} rows from ${r.tables.length} tables as ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}${r.encryption ? '+age' : ''}: ${formatBytes(r.bytes)} in ${(r.durationMs / 1000).toFixed(2)} s (${formatCount(r.rows / Math.max(r.durationMs / 1000, 1e-3))} rows/s)`,
       o.output === '-' ? process.stderr : process.stdout,
     );
   });
 
-  withOutput(
+  withOutput(withDecryptOptions(
     program
       .command('import')
       .description('import an export file (json, ndjson or sql; plain, gzip or zstd) into a new SQLite database')
       .argument('<file>', 'export file, - for stdin')
       .requiredOption('--into <db>', 'SQLite database to create')
       .option('--force', 'replace an existing non-empty database (only after the import succeeds)'),
-  ).action(async (file: string, o: OutputOptions & { into: string; force?: boolean }) => {
+  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; force?: boolean }) => {
     const { importFrom } = await import('../import.js');
     await runOperation(
       o,
-      (onEvent) => importFrom(file, { into: o.into, force: o.force ?? false, onEvent }),
+      async (onEvent) => importFrom(file, { into: o.into, force: o.force ?? false, decrypt: importKeys(o), onEvent }),
       (r) => {
         const verified = r.tables.filter((t) => t.verified).length;
-        return `imported ${formatCount(r.rows)} rows into ${r.tables.length} tables of ${r.into} from ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`} in ${(r.durationMs / 1000).toFixed(2)} s; ${verified}/${r.tables.length} tables verified by digest`;
+        return `imported ${formatCount(r.rows)} rows into ${r.tables.length} tables of ${r.into} from ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}${r.encryption ? '+age' : ''} in ${(r.durationMs / 1000).toFixed(2)} s; ${verified}/${r.tables.length} tables verified by digest`;
       },
     );
   });
@@ -92,10 +98,27 @@ export function buildProgram(): Command {
 
   registerRepositoryCommands(program);
   registerHistoryCommand(program);
+  registerKeygenCommand(program);
   registerBenchCommand(program);
   return program;
 }
 
+/**
+ * Interrupted (Ctrl-C, `kill`): remove the temporary files of the operation in progress (a half-built
+ * database can be as large as the real one) and exit with the shell's code for the signal. Nothing else
+ * needs undoing: targets are only ever replaced by a rename of a complete file.
+ */
+function removeTempsOnSignals(): void {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.once(signal, () => {
+      const removed = removeRegisteredTemps();
+      process.stderr.write(`scriptorium: interrupted by ${signal}${removed.length ? `; removed the temporary file${removed.length > 1 ? 's' : ''} ${removed.join(', ')}` : ''}\n`);
+      process.exit(code);
+    });
+  }
+}
+
+removeTempsOnSignals();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {

@@ -34,6 +34,7 @@ export async function runOperation<T extends object>(
     const m = monitor;
     const onEvent = (e: OperationEvent): void => {
       if (e.type === 'started') opId ??= e.id;
+      if (e.type === 'notice' && !opts.quiet) process.stderr.write(`scriptorium: ${e.message}\n`);
       m.listener(e);
       progress.listener(e);
     };

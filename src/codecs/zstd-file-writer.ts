@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
-import { BackgroundFlusher } from '../core/file-writer.js';
+import { openPrivate } from '../core/atomic-file.js';
+import { BackgroundFlusher, type ByteEncoder } from '../core/file-writer.js';
 import { zstdBinding, type ZstdBinding as Binding } from './codec.js';
 
 /**
@@ -16,10 +17,12 @@ export class ZstdFileWriter extends Writable {
   readonly #binding: Binding;
   readonly #out: Buffer;
   readonly #flusher: BackgroundFlusher;
+  readonly #encoder: ByteEncoder | undefined;
 
-  private constructor(fd: number, binding: Binding, level: number) {
+  private constructor(fd: number, binding: Binding, level: number, encoder: ByteEncoder | undefined) {
     super({ highWaterMark: 1 << 20 });
     this.#fd = fd;
+    this.#encoder = encoder;
     this.#flusher = new BackgroundFlusher(fd);
     this.#binding = binding;
     this.#cctx = new binding.CCtx();
@@ -27,9 +30,18 @@ export class ZstdFileWriter extends Writable {
     this.#out = Buffer.allocUnsafe(binding.cStreamOutSize());
   }
 
-  /** Creates `file` (truncating it) and returns a writer that compresses into it. */
-  static async create(file: string, level = 3): Promise<ZstdFileWriter> {
-    return new ZstdFileWriter(fs.openSync(file, 'w'), await zstdBinding(), level);
+  /**
+   * Creates `file` (which must not exist; private, 0600) and returns a writer that compresses into it;
+   * with an `encoder` (encryption), the compressed blocks pass through it on their way into the file.
+   */
+  static async create(file: string, level = 3, encoder?: ByteEncoder): Promise<ZstdFileWriter> {
+    const binding = await zstdBinding(); // before the file exists: a failure here leaves nothing behind
+    return new ZstdFileWriter(openPrivate(file), binding, level, encoder);
+  }
+
+  #put(data: Buffer): void {
+    writeFully(this.#fd, data);
+    this.#flusher.wrote(data.length);
   }
 
   #compress(chunk: Buffer, end: boolean): void {
@@ -38,11 +50,15 @@ export class ZstdFileWriter extends Writable {
     for (;;) {
       const [remaining, produced, consumed] = this.#cctx.compressStream2(this.#out, input, directive);
       if (produced > 0) {
-        writeFully(this.#fd, this.#out.subarray(0, produced));
-        this.#flusher.wrote(produced);
+        // The encoder copies what it keeps: #out is reused for the next block.
+        if (this.#encoder) for (const b of this.#encoder.update(this.#out.subarray(0, produced))) this.#put(b);
+        else this.#put(this.#out.subarray(0, produced));
       }
       input = input.subarray(consumed);
-      if (input.length === 0 && (!end || remaining === 0)) return;
+      if (input.length === 0 && (!end || remaining === 0)) {
+        if (end && this.#encoder) for (const b of this.#encoder.final()) this.#put(b);
+        return;
+      }
     }
   }
 

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'E_TRUNCATED'
   | 'E_CORRUPT'
   | 'E_DIGEST_MISMATCH'
+  | 'E_AUTH'
   | 'E_UNSUPPORTED_SQL'
   | 'E_TARGET_EXISTS'
   | 'E_TARGET_BUSY'
@@ -67,6 +68,16 @@ export class NotFoundError extends ScriptoriumError {
 export class IntegrityError extends ScriptoriumError {
   constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(code, message, options);
+  }
+}
+
+/**
+ * Encrypted data did not authenticate: a wrong passphrase or key, or bytes that were changed (an AEAD
+ * tag or a MAC did not match). Nothing that failed is used.
+ */
+export class AuthError extends ScriptoriumError {
+  constructor(message: string, options: ErrorOptions = {}) {
+    super('E_AUTH', message, options);
   }
 }
 

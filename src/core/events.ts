@@ -59,6 +59,17 @@ export interface FailedEvent extends EventBase {
   durationMs: number;
 }
 
-export type OperationEvent = StartedEvent | ProgressEvent | CompletedEvent | FailedEvent;
+/**
+ * Something the user should know that is not a failure, such as a stale temporary file removed before
+ * the work started. The CLI prints `message` on stderr.
+ */
+export interface NoticeEvent extends EventBase {
+  type: 'notice';
+  message: string;
+  /** The file concerned, when there is one. */
+  path?: string;
+}
+
+export type OperationEvent = StartedEvent | ProgressEvent | CompletedEvent | FailedEvent | NoticeEvent;
 
 export type EventListener = (event: OperationEvent) => void;

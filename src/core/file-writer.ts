@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { Writable } from 'node:stream';
+import { openPrivate } from './atomic-file.js';
 
 /** Bytes written between background flushes. */
 export const FLUSH_EVERY = 16 << 20;
@@ -50,9 +51,20 @@ export class BackgroundFlusher {
 }
 
 /**
+ * A transformation of the bytes on their way into a file (encryption): `update` returns what is ready,
+ * `final` the rest. It runs inside the writer's own synchronous writes, without a stream of its own.
+ */
+export interface ByteEncoder {
+  /** Appends the encoded bytes that are ready to `out` (or a new array) and returns it. */
+  update(data: Buffer, out?: Buffer[]): Buffer[];
+  final(out?: Buffer[]): Buffer[];
+}
+
+/**
  * A file written synchronously, flushed in the background as it grows (on libuv's thread pool) and
  * fsynced before it finishes: when `finish` (the stream's end callback) has run, every byte is durable.
- * It writes `file` from the start, creating or truncating it.
+ * It creates `file`, which must not exist, private (0600 whatever the umask: exports hold the data of
+ * databases that are usually private themselves), and refuses to follow a symlink there.
  *
  * Why synchronous writes: the thread pool made the caller wait for a round trip through the event loop
  * whenever its 1 MiB of buffer filled, and the main thread of an export has little else to do now that
@@ -62,22 +74,31 @@ export class BackgroundFlusher {
 export class DurableFileWriter extends Writable {
   readonly #fd: number;
   readonly #flusher: BackgroundFlusher;
+  readonly #encoder: ByteEncoder | undefined;
 
-  constructor(file: string, highWaterMark = 1 << 20) {
+  /** With an `encoder`, every byte written passes through it on the way into the file. */
+  constructor(file: string, highWaterMark = 1 << 20, encoder?: ByteEncoder) {
     super({ highWaterMark });
-    this.#fd = fs.openSync(file, 'w');
+    this.#fd = openPrivate(file);
     this.#flusher = new BackgroundFlusher(this.#fd);
+    this.#encoder = encoder;
   }
 
   override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
-    this.#writeAll(
-      chunks.map((c) => c.chunk),
-      done,
-    );
+    const buffers = chunks.map((c) => c.chunk);
+    if (!this.#encoder) return this.#encode(buffers, done);
+    const out: Buffer[] = [];
+    for (const b of buffers) this.#encoder.update(b, out);
+    this.#encode(out, done);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.#writeAll([chunk], done);
+    this.#encode(this.#encoder ? this.#encoder.update(chunk) : [chunk], done);
+  }
+
+  #encode(buffers: Buffer[], done: (err?: Error | null) => void): void {
+    if (buffers.length === 0) done();
+    else this.#writeAll(buffers, done);
   }
 
   #writeAll(buffers: Buffer[], done: (err?: Error | null) => void): void {
@@ -108,10 +129,15 @@ export class DurableFileWriter extends Writable {
   }
 
   override _final(done: (err?: Error | null) => void): void {
-    this.#flusher.finish().then(
-      () => fs.close(this.#fd, (err) => done(err)),
-      (err: Error) => done(err),
-    );
+    const finish = (err?: Error | null): void => {
+      if (err) return done(err);
+      this.#flusher.finish().then(
+        () => fs.close(this.#fd, (e) => done(e)),
+        (e: Error) => done(e),
+      );
+    };
+    if (this.#encoder) this.#encode(this.#encoder.final(), finish);
+    else finish();
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {

@@ -64,6 +64,11 @@ export class ProgressReporter {
     });
   }
 
+  /** Tells the user something that is not a failure (a `notice` event). */
+  notice(message: string, path?: string): void {
+    this.#listener?.({ type: 'notice', id: this.id, kind: this.#kind, time: Date.now(), message, ...(path !== undefined ? { path } : {}) });
+  }
+
   failed(err: unknown): void {
     this.#listener?.({
       type: 'failed',

@@ -5,6 +5,7 @@
  * text is only type-checked here: what it may contain is the schema guard's business
  * (engines/sqlite/schema-guard.ts).
  */
+import { CARRIED_MODULES } from './schema.js';
 
 const ROWID_NAMES = new Set(['rowid', '_rowid_', 'oid']);
 const INT64_MIN = -(2n ** 63n);
@@ -114,7 +115,19 @@ export function tableSchemaProblem(t: Record<string, unknown>): string | undefin
   const pk = t.primaryKey;
   if (pk.length !== byPk.size || pk.some((name, i) => byPk.get(i + 1) !== name)) return 'primaryKey: does not match the columns\' pk positions';
   if (t.withoutRowid && pk.length === 0) return 'primaryKey: a WITHOUT ROWID table needs one';
-  const wantsAlias = !t.withoutRowid && pk.length === 0;
+  const virtual = (t as { virtual?: unknown }).virtual;
+  if (virtual !== undefined) {
+    const module = (virtual as { module?: unknown } | null)?.module;
+    if (typeof virtual !== 'object' || virtual === null || !(CARRIED_MODULES as readonly unknown[]).includes(module)) return `virtual: ${show(virtual)} is not a carried virtual table`;
+  }
+  // The mark decides how rows are read back; the target checks the module against the statement too.
+  const createsVirtual = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(t.sql);
+  if (createsVirtual !== (virtual !== undefined)) {
+    return `virtual: marked as ${virtual === undefined ? 'a plain table' : 'a virtual table'}, but its statement creates ${createsVirtual ? 'a virtual table' : 'a plain table'}`;
+  }
+  // An R*Tree's first column is its rowid; every other rowid table without a key carries its rowid.
+  const rtree = virtual !== undefined && (virtual as { module: string }).module !== 'fts5';
+  const wantsAlias = !t.withoutRowid && pk.length === 0 && !rtree;
   if (t.rowidAlias === undefined) return wantsAlias ? 'rowidAlias: missing for a table without a primary key' : undefined;
   if (!wantsAlias) return 'rowidAlias: only a rowid table without a primary key has one';
   if (typeof t.rowidAlias !== 'string' || !ROWID_NAMES.has(t.rowidAlias) || columns.has(t.rowidAlias)) {

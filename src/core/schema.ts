@@ -32,6 +32,41 @@ export interface TableSchema {
    * only identity.
    */
   rowidAlias?: string;
+  /**
+   * Set for a virtual table that scriptorium carries (see {@link CARRIED_MODULES}): `sql` is its
+   * `CREATE VIRTUAL TABLE` statement, its rows are read through the virtual table (rowid first for
+   * FTS5, whose rowid is not a column; an R*Tree's first column is its rowid) and loaded by INSERT
+   * through it, which rebuilds its index. Its shadow tables are never carried: they are derived.
+   */
+  virtual?: VirtualTableSchema;
+}
+
+/** The virtual-table modules whose tables are carried; every other module is refused by name. */
+export const CARRIED_MODULES = ['fts5', 'rtree', 'rtree_i32'] as const;
+
+/** One of {@link CARRIED_MODULES}. */
+export type CarriedModule = (typeof CARRIED_MODULES)[number];
+
+/** What marks a carried virtual table (see {@link TableSchema.virtual}). */
+export interface VirtualTableSchema {
+  module: CarriedModule;
+  /**
+   * FTS5 only: the persistent configuration options set with `INSERT INTO ft(ft, rank) VALUES(key, value)`
+   * (`rank`, `pgsz`, `automerge`, ...; the `version` row is FTS5's own), as [key, value] pairs in key
+   * order. They are set again, the same way, right after the table is created.
+   */
+  config?: Array<[string, string | number]>;
+  /** FTS5 with external content: the table named by its `content=` option, which is carried as a plain table. */
+  content?: string;
+}
+
+/** A table that is in the database but cannot be carried (a virtual table of another module, ...). */
+export interface UnsupportedTable {
+  name: string;
+  /** Why, for the error message. */
+  reason: string;
+  /** What the user can do. */
+  hint: string;
 }
 
 /** A schema object other than a table: index, view or trigger, recreated after the data is loaded. */
@@ -59,6 +94,11 @@ export interface DatabaseSchema {
   tables: TableSchema[];
   objects: SchemaObject[];
   meta: DatabaseMeta;
+  /**
+   * Tables of the source that cannot be carried. Only a freshly read schema has them; selecting
+   * tables refuses them when they are selected and drops this list, so it is never written anywhere.
+   */
+  unsupported?: UnsupportedTable[];
 }
 
 /** The names of the columns a row carries, in order (the rowid alias first when present). */

@@ -1,7 +1,10 @@
 import type { RowBatch } from '../core/encoding.js';
 import { IntegrityError } from '../core/errors.js';
+import { collectAll } from '../core/memory.js';
+import { BYTES_PER_ESCAPE, MAX_BUFFER_BYTES, maxUnitBytes, unitTooBigForNode, unitTooLong } from './limits.js';
 
 const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
 
 /** Where a ByteReader's bytes come from: `read` copies up to `length` bytes into `into` at `offset`. */
 export interface ByteSource {
@@ -13,60 +16,144 @@ export interface ByteSource {
 const INITIAL_BYTES = 512 << 10;
 
 /**
+ * A dropped buffer this large is freed at once by a full collection (a few ms, once per doubling):
+ * V8 would keep every size a growing unit went through until its heap grows, 2x the unit in all.
+ */
+const COLLECT_BYTES = 32 << 20;
+
+/**
  * A pull reader over a source of bytes, for format readers. It reads into one buffer of its own, which
  * it reuses (unread bytes move to its front on every fill), so streaming a file leaves no garbage behind.
  * It hands out views of that buffer, valid until the next fill, and counts lines and bytes for errors
  * and progress.
+ *
+ * Contract with format readers: a reader calls {@link fill} only when the unread bytes are one
+ * incomplete unit (a line, a value, a statement, a tuple): everything complete before it has been
+ * consumed. So the unread bytes are what must be held, and fill refuses to hold more than the bound of
+ * src/formats/limits.ts (E_CORRUPT, named by {@link describe}). Each fill reads until the buffer is
+ * full, and the buffer doubles when most of it is one unit: a unit that grows is rescanned by its
+ * reader at most once per doubling, so time stays linear in its length whatever the source's chunks.
  */
 export class ByteReader {
   #buf: Buffer;
   #pos = 0;
   #end = 0;
   #eof = false;
+  /** A large buffer was dropped: collect it once the caller, which may still hold a view of it, waits. */
+  #collect = false;
+  /** Bytes after #pos already searched for a newline without finding one. */
+  #scanned = 0;
   readonly #source: ByteSource;
   readonly #initial: number;
+  readonly #maxUnit: number;
+  /** Backslashes counted in the unit that starts at stream offset #escUnit, up to stream offset #escTo. */
+  #escUnit = -1;
+  #escTo = 0;
+  #escapes = 0;
   /** Lines consumed so far (1-based number of the last line returned). */
   line = 0;
   /** Bytes read from the source so far. */
   bytesRead = 0;
+  /** Names the unit being read, for the error when it is too long (format readers set their own). */
+  describe: () => string = () => `line ${this.line + 1}`;
 
-  constructor(source: ByteSource | AsyncIterable<Buffer>, initialBytes = INITIAL_BYTES) {
+  /**
+   * @param initialBytes the buffer's size to start with (and to shrink back to after a long unit)
+   * @param maxUnit the longest unit held before escapes are counted (limits.ts: maxUnitBytes)
+   */
+  constructor(source: ByteSource | AsyncIterable<Buffer>, initialBytes = INITIAL_BYTES, maxUnit = maxUnitBytes()) {
     // A Node readable has a read() method of its own: anything iterable is read as chunks.
     this.#source = Symbol.asyncIterator in source ? iterableSource(source) : source;
     this.#initial = initialBytes;
+    this.#maxUnit = maxUnit;
     this.#buf = Buffer.allocUnsafe(initialBytes);
   }
 
   /**
-   * Reads more bytes after the unread ones; false at the end of input. Views handed out before are
-   * invalid afterwards (the buffer is reused).
+   * Reads more bytes after the unread ones, until the buffer is full; false at the end of input. Views
+   * handed out before are invalid afterwards (the buffer is reused). Throws E_CORRUPT when the unread
+   * bytes (one unit, by the contract above) are already longer than any legal unit.
    */
   async fill(): Promise<boolean> {
     if (this.#eof) return false;
     const unread = this.#end - this.#pos;
+    const limit = unread > this.#maxUnit ? this.#unitLimit(unread) : this.#maxUnit;
     if (this.#buf.length > 4 * this.#initial && unread < this.#initial / 2) {
-      // A long line made the buffer grow: give the memory back once it has been read.
+      // A long unit made the buffer grow: give the memory back once it has been read.
       const small = Buffer.allocUnsafe(this.#initial);
       this.#buf.copy(small, 0, this.#pos, this.#end);
-      this.#buf = small;
+      this.#replace(small);
     } else if (unread > this.#buf.length / 2) {
-      // Most of the buffer is one incomplete line or value: make room for the rest of it.
-      const big = Buffer.allocUnsafe(this.#buf.length * 2);
+      // Most of the buffer is one incomplete unit: make room for the rest of it, doubling, but near the
+      // bound straight to one byte past it (reading that byte is what proves the unit too long; a
+      // doubling that lands on the bound would cost one more copy of it all for that byte). When
+      // escapes moved the bound just past the unit, grow by an eighth instead of by a few bytes a copy:
+      // that may read past the bound, so readLine and readLines check the lines they return.
+      const doubled = this.#buf.length * 2;
+      const size = Math.min(doubled >= limit ? Math.max(limit + 1, unread + (unread >> 3)) : doubled, MAX_BUFFER_BYTES);
+      if (size <= unread) throw unitTooBigForNode(this.describe());
+      const big = Buffer.allocUnsafe(size);
       this.#buf.copy(big, 0, this.#pos, this.#end);
-      this.#buf = big;
+      this.#replace(big);
     } else if (this.#pos > 0) {
       this.#buf.copyWithin(0, this.#pos, this.#end);
     }
     this.#pos = 0;
     this.#end = unread;
-    const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
-    if (n === 0) {
-      this.#eof = true;
-      return false;
+    let got = 0;
+    while (this.#end < this.#buf.length) {
+      const n = await this.#source.read(this.#buf, this.#end, this.#buf.length - this.#end);
+      if (this.#collect) {
+        // Now the format reader's frame is suspended, and its views of the old buffer are dead.
+        this.#collect = false;
+        collectAll();
+      }
+      if (n === 0) {
+        this.#eof = true;
+        break;
+      }
+      this.#end += n;
+      this.bytesRead += n;
+      got += n;
     }
-    this.#end += n;
-    this.bytesRead += n;
-    return true;
+    return got > 0;
+  }
+
+  #replace(buf: Buffer): void {
+    if (this.#buf.length >= COLLECT_BYTES) this.#collect = true;
+    this.#buf = buf;
+  }
+
+  /**
+   * The bound for the unit that starts the `unread` bytes and is `length` of them: the base bound plus
+   * what its backslashes may expand (counted once per byte: the count carries over while the same
+   * unit grows). Throws when the unit is past it.
+   */
+  #unitLimit(unread: number, length = unread): number {
+    const unit = this.bytesRead - unread;
+    if (unit !== this.#escUnit) {
+      this.#escUnit = unit;
+      this.#escTo = unit;
+      this.#escapes = 0;
+    }
+    // indexOf, not a loop over bytes: units this long have offsets past V8's small integers.
+    const rest = this.#buf.subarray(this.#pos + (this.#escTo - unit), this.#pos + length);
+    for (let i = rest.indexOf(BACKSLASH); i >= 0; i = rest.indexOf(BACKSLASH, i + 1)) this.#escapes++;
+    this.#escTo = unit + length;
+    const limit = this.#maxUnit + BYTES_PER_ESCAPE * this.#escapes;
+    if (length > limit) throw unitTooLong(this.describe(), limit);
+    return limit;
+  }
+
+  /** Index of the next newline in the unread bytes, or -1; bytes searched before are not searched again. */
+  #newline(): number {
+    const from = this.#pos + this.#scanned;
+    const at = this.#buf.subarray(from, this.#end).indexOf(NEWLINE);
+    if (at < 0) {
+      this.#scanned = this.#end - this.#pos;
+      return -1;
+    }
+    return from + at;
   }
 
   /** The unread bytes (valid until the next fill). */
@@ -81,15 +168,19 @@ export class ByteReader {
   /** Marks `n` bytes of `view` as consumed. */
   skip(n: number): void {
     this.#pos += n;
+    this.#scanned = Math.max(0, this.#scanned - n);
   }
 
   /** The next line without its newline (valid until the next fill), or null at the end. A last line without newline is truncation. */
   async readLine(): Promise<Buffer | null> {
     for (;;) {
-      const nl = this.#buf.indexOf(NEWLINE, this.#pos);
-      if (nl >= 0 && nl < this.#end) {
+      const nl = this.#newline();
+      if (nl >= 0) {
+        // The last growth may overshoot the bound (by an eighth, where escapes move it): check the line.
+        if (nl - this.#pos > this.#maxUnit) this.#unitLimit(this.#end - this.#pos, nl - this.#pos);
         const line = this.#buf.subarray(this.#pos, nl);
         this.#pos = nl + 1;
+        this.#scanned = 0;
         this.line++;
         return line;
       }
@@ -110,12 +201,10 @@ export class ByteReader {
    * next line does not start with `first`.
    */
   async readLines(first: number, max: number): Promise<RowBatch | null> {
-    for (;;) {
-      const nl = this.#buf.indexOf(NEWLINE, this.#pos);
-      if (nl >= 0 && nl < this.#end) break;
+    while (this.#newline() < 0) {
       if (!(await this.fill())) return null; // readLine reports the truncation
     }
-    const buf = this.#buf;
+    const buf = this.#buf.subarray(0, this.#end); // searches stop at the unread bytes' end
     const start = this.#pos;
     if (buf[start] !== first) return null;
     const limit = this.#end;
@@ -125,11 +214,19 @@ export class ByteReader {
     while (rows < max && pos < limit && buf[pos] === first) {
       const nl = buf.indexOf(NEWLINE, pos);
       if (nl < 0 || nl >= limit) break;
+      if (nl - pos > this.#maxUnit) {
+        this.#pos = pos; // the check names and measures this line
+        this.line += rows;
+        this.#unitLimit(limit - pos, nl - pos);
+        this.line -= rows;
+        this.#pos = start;
+      }
       end = nl;
       pos = nl + 1;
       rows++;
     }
     this.#pos = pos;
+    this.#scanned = 0;
     this.line += rows;
     return { data: buf.subarray(start, end), rows };
   }

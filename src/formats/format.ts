@@ -42,10 +42,12 @@ export type ImportItem =
   /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
   | { kind: 'exec'; sql: string; line: number; table?: string }
   /**
-   * An INSERT (sql) whose VALUES list, from byte `valuesAt` of `statement`, the importer parses or checks
-   * (`statement` is a view of the reader's buffer: copy what is kept past the next item).
+   * An INSERT (sql), or a piece of one: `values` is a VALUES list of whole tuples that the importer
+   * parses or checks, `head` the statement's text before it (`INSERT INTO … VALUES`). A long INSERT
+   * comes as several items, one per piece, so that no item holds more than the reader's buffer.
+   * `values` is a view of the reader's buffer: copy what is kept past the next item.
    */
-  | { kind: 'insert'; table: string; columns: string[] | null; statement: Buffer; valuesAt: number; line: number }
+  | { kind: 'insert'; table: string; columns: string[] | null; head: string; values: Buffer; line: number }
   /** Index, view or trigger (sql): created after all data. */
   | { kind: 'object'; object: SchemaObject }
   | { kind: 'meta'; meta: DatabaseMeta }

@@ -146,11 +146,12 @@ class JsonScanner {
   /** The next non-whitespace byte (not consumed), or -1 at the end of input. */
   async peek(): Promise<number> {
     for (;;) {
-      const view = this.reader.view;
+      let view: Buffer | undefined = this.reader.view;
       let i = 0;
       while (i < view.length && (view[i] === 0x20 || view[i] === 0x0a || view[i] === 0x0d || view[i] === 0x09)) i++;
       this.reader.skip(i);
       if (i < view.length) return view[i]!;
+      view = undefined; // see value()
       if (!(await this.reader.fill())) return -1;
     }
   }
@@ -165,12 +166,15 @@ class JsonScanner {
   async value(what: string): Promise<Buffer> {
     if ((await this.peek()) < 0) throw truncated(what);
     for (;;) {
-      const view = this.reader.view;
+      let view: Buffer | undefined = this.reader.view;
       const end = valueEnd(view, 0);
       if (end >= 0) {
         this.reader.skip(end);
         return view.subarray(0, end);
       }
+      // Drop the view before the reader fills: when its buffer grows, the old one must be garbage at
+      // once (a suspended function keeps its locals), or a long value costs its size once more.
+      view = undefined;
       if (!(await this.reader.fill())) throw truncated(what);
     }
   }
@@ -215,7 +219,7 @@ class JsonScanner {
         return { data: Buffer.alloc(0), rows: 0, closed: true };
       }
       if (first !== OPEN_OBJ) throw first < 0 ? truncated('a table') : corrupt('expected a row object');
-      const view = this.reader.view;
+      let view: Buffer | undefined = this.reader.view;
       const fast = lineRun(view);
       if (fast) {
         this.#afterRow = false;
@@ -248,6 +252,7 @@ class JsonScanner {
         this.reader.skip(skip);
         return { data: view.subarray(0, end), rows, closed: false };
       }
+      view = undefined; // see value()
       if (!(await this.reader.fill())) throw truncated('a row');
     }
   }
@@ -256,6 +261,7 @@ class JsonScanner {
 /** Reads a json export written by scriptorium (the original document plus its schema). */
 export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {
   const scan = new JsonScanner(reader);
+  reader.describe = () => `json: the value at byte ${reader.bytesRead - reader.view.length}`;
   await scan.expect(OPEN_OBJ, 'the document');
   let schema: DatabaseSchema | undefined;
   let sawTables = false;

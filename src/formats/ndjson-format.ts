@@ -55,6 +55,7 @@ const OPEN_BRACKET = 0x5b;
 
 /** Reads an ndjson export; rows pass through as byte ranges, parsed only by SQLite. */
 export async function* readNdjson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {
+  reader.describe = () => `ndjson: line ${reader.line + 1}`;
   let line = await reader.readLine();
   if (line === null) throw truncated(reader.line, 'no header line');
   const header = parseControl(line, reader.line);

@@ -4,8 +4,8 @@ import { rowColumns, type SchemaObject, type TableSchema } from '../core/schema.
 import { quoteIdent, quoteText } from '../engines/sqlite/sql-text.js';
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter, ImportItem } from './format.js';
-import { SqlSplitter } from './sql-splitter.js';
-import { classifyStatement } from './sql-statements.js';
+import { SqlSplitter, type SqlPiece } from './sql-splitter.js';
+import { classifyStatement, HEAD_CHARS, INSERT_HEAD_CHARS } from './sql-statements.js';
 
 /**
  * A script that SQLite's own shell loads (`sqlite3 new.db < dump.sql`): one transaction, foreign keys
@@ -27,7 +27,7 @@ export class SqlWriter implements FormatWriter {
       `-- SQLite ${h.schema.engineVersion}; ${h.schema.tables.length} tables, ${h.totalRows} rows. Load with: sqlite3 new.db < this-file.sql`,
       'PRAGMA foreign_keys=OFF;',
       'BEGIN TRANSACTION;',
-      ...h.schema.tables.map((t) => terminate(t.sql)),
+      ...h.schema.tables.flatMap((t) => [terminate(t.sql), ...fts5Config(t)]),
     ];
     return `${lines.join('\n')}\n`;
   }
@@ -62,6 +62,17 @@ export class SqlWriter implements FormatWriter {
     lines.push(`-- scriptorium:end ${JSON.stringify({ tables: h.schema.tables.length, rows: h.totalRows })}`);
     return `${lines.join('\n')}\n`;
   }
+}
+
+/**
+ * An FTS5 table's configuration options as the statements that set them (`INSERT INTO ft(ft, rank)
+ * VALUES('rank', 'bm25(10.0, 5.0)')`), which SQLite's shell and import both run like any INSERT.
+ */
+function fts5Config(table: TableSchema): string[] {
+  const name = quoteIdent(table.name);
+  return (table.virtual?.config ?? []).map(
+    ([key, value]) => `INSERT INTO ${name}(${name},rank) VALUES(${quoteText(key)},${typeof value === 'number' ? String(value) : quoteText(value)});`,
+  );
 }
 
 /**
@@ -110,10 +121,15 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
   const tables = new Set<string>();
   // The splitter works on the reader's buffer: pieces are views of it, used before the next fill.
+  reader.describe = () => `sql: the statement at line ${splitter.line}`;
+  /** The INSERT whose later pieces (whole tuples) are still to come. */
+  let streaming: { table: string; columns: string[] | null; head: string } | 'ignore' | null = null;
   let more = true;
   for (;;) {
-    const view = reader.view;
-    for (const piece of splitter.drain(view)) {
+    // No local keeps a view (or the splitter's generator, which holds one) while the reader fills:
+    // when its buffer grows, the old one must be garbage at once, not 1x the unit more of memory.
+    let pieces: Generator<SqlPiece> | undefined = splitter.drain(reader.view);
+    for (const piece of pieces) {
       if (piece.comment !== undefined) {
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
@@ -129,11 +145,26 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
         } // the end comment only restates COMMIT, which is what marks a complete script
         continue;
       }
+      if (piece.values && !piece.values.first) {
+        // More tuples of the INSERT judged on its first piece.
+        if (streaming && streaming !== 'ignore') yield { kind: 'insert', ...streaming, values: piece.data, line: piece.line };
+        if (piece.values.last) streaming = null;
+        continue;
+      }
+      const continues = piece.values !== undefined && !piece.values.last;
       if (committed) throw unsupported(piece.line, 'statements after COMMIT');
       // INSERTs are judged on their head; their VALUES stay bytes until the importer parses them.
       const isInsert = /^INSERT\s/i.test(piece.data.toString('latin1', 0, 8));
-      const text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, 4096)) : piece.data.toString('utf8');
-      const st = classifyStatement(text, piece.line, tables);
+      let text = isInsert ? piece.data.toString('utf8', 0, Math.min(piece.data.length, HEAD_CHARS)) : piece.data.toString('utf8');
+      let st: ReturnType<typeof classifyStatement>;
+      try {
+        st = classifyStatement(text, piece.line, tables);
+      } catch (err) {
+        // A wide table's column list does not fit the usual head: judge it on a longer one.
+        if (!isInsert || piece.data.length <= HEAD_CHARS) throw err;
+        text = piece.data.toString('utf8', 0, Math.min(piece.data.length, INSERT_HEAD_CHARS));
+        st = classifyStatement(text, piece.line, tables);
+      }
       switch (st.kind) {
         case 'begin':
           began = true;
@@ -142,19 +173,22 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           committed = true;
           break;
         case 'ignore':
+          if (continues) streaming = 'ignore';
           break;
         case 'create-table':
           tables.add(st.name);
           yield { kind: 'exec', sql: text, line: piece.line, table: st.name };
           break;
         case 'insert':
-          // `statement` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
-          yield { kind: 'insert', table: st.table, columns: st.columns, statement: piece.data, valuesAt: Buffer.byteLength(st.head), line: piece.line };
+          // `values` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
+          yield { kind: 'insert', table: st.table, columns: st.columns, head: st.head, values: piece.data.subarray(Buffer.byteLength(st.head)), line: piece.line };
+          if (continues) streaming = { table: st.table, columns: st.columns, head: st.head };
           break;
         case 'object':
           yield { kind: 'object', object: st.object };
           break;
         case 'sequence':
+          if (continues) throw unsupported(piece.line, 'an INSERT into sqlite_sequence of more than a few rows');
           (meta.sequences ??= Object.create(null) as Record<string, string>)[st.name] = st.value; // a table may be "__proto__"
           break;
         case 'pragma':
@@ -163,6 +197,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
       }
     }
+    pieces = undefined;
     reader.skip(splitter.consumed);
     if (!more) break;
     more = await reader.fill();

@@ -15,6 +15,8 @@ export type Statement =
 const IDENT = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
 const INSERT = new RegExp(String.raw`^INSERT\s+INTO\s+(${IDENT})\s*(\(\s*${IDENT}(?:\s*,\s*${IDENT})*\s*\))?\s*VALUES\s*`, 'i');
 const CREATE_TABLE = new RegExp(String.raw`^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})\s*\(`, 'i');
+/** The virtual tables an import creates: exactly the modules scriptorium carries (CARRIED_MODULES). */
+const CREATE_VIRTUAL = new RegExp(String.raw`^CREATE\s+VIRTUAL\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})\s+USING\s+(fts5|rtree|rtree_i32)\s*\(`, 'i');
 const CREATE_OBJECT = new RegExp(
   String.raw`^CREATE\s+(UNIQUE\s+INDEX|INDEX|VIEW|TRIGGER)\s+(?:IF\s+NOT\s+EXISTS\s+)?(${IDENT})`,
   'i',
@@ -22,6 +24,12 @@ const CREATE_OBJECT = new RegExp(
 // A trigger may name its table as main.t (SQLite keeps that text as written).
 const ON_TABLE = new RegExp(String.raw`\sON\s+(${IDENT})(?:\s*\.\s*(${IDENT}))?`, 'i');
 const SEQUENCE = /^INSERT\s+INTO\s+"?sqlite_sequence"?\s*(?:\(\s*name\s*,\s*seq\s*\))?\s*VALUES\s*\(\s*'((?:[^']|'')*)'\s*,\s*(-?\d+)\s*\)\s*$/i;
+
+/** Characters of a statement that are enough to judge it (the rest of an INSERT is its VALUES). */
+export const HEAD_CHARS = 4096;
+
+/** Characters an INSERT's head may take: 2000 column names of up to 64 characters, quoted, and more. */
+export const INSERT_HEAD_CHARS = 256 << 10;
 
 /** The unquoted name of an identifier token. */
 export function unquoteIdent(token: string): string {
@@ -38,7 +46,7 @@ export function unquoteIdent(token: string): string {
  * `E_UNSUPPORTED_SQL` naming the line.
  */
 export function classifyStatement(sql: string, line: number, tables: ReadonlySet<string>): Statement {
-  const head = sql.length > 4096 ? sql.slice(0, 4096) : sql;
+  const head = sql.length > HEAD_CHARS ? sql.slice(0, HEAD_CHARS) : sql;
   if (/^BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'begin' };
   if (/^(?:COMMIT|END)(?:\s+TRANSACTION)?\s*$/i.test(head)) return { kind: 'commit' };
   if (/^PRAGMA\s+(?:foreign_keys|defer_foreign_keys)\s*=\s*\w+\s*$/i.test(head)) return { kind: 'ignore' };
@@ -51,7 +59,8 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
   const seq = SEQUENCE.exec(head);
   if (seq) return { kind: 'sequence', name: seq[1]!.replaceAll("''", "'"), value: seq[2]! };
 
-  const insert = INSERT.exec(head);
+  // The column list of an INSERT into a wide table (up to 2000 quoted names) is longer than any other head.
+  const insert = INSERT.exec(head) ?? (sql.length > HEAD_CHARS && /^INSERT\s/i.test(head) ? INSERT.exec(sql.slice(0, INSERT_HEAD_CHARS)) : null);
   if (insert) {
     const table = unquoteIdent(insert[1]!);
     if (!tables.has(table)) throw refuse(line, `INSERT into ${insert[1]}, a table this script did not create`);
@@ -59,11 +68,14 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     const columns = insert[2] ? [...insert[2].slice(1, -1).matchAll(new RegExp(IDENT, 'g'))].map((m) => unquoteIdent(m[0])) : null;
     return { kind: 'insert', table, columns, head: insert[0] };
   }
-  const create = CREATE_TABLE.exec(head);
+  const create = CREATE_TABLE.exec(head) ?? CREATE_VIRTUAL.exec(head);
   if (create) {
     const name = unquoteIdent(create[1]!);
     plainCreate({ type: 'table', name }, sql, line);
     return { kind: 'create-table', name };
+  }
+  if (/^CREATE\s+VIRTUAL\s+TABLE\s/i.test(head)) {
+    throw refuse(line, `CREATE VIRTUAL TABLE of a module other than fts5, rtree and rtree_i32: ${head.slice(0, 60).replace(/\s+/g, ' ')}`);
   }
   const object = CREATE_OBJECT.exec(head);
   if (object) {
@@ -76,7 +88,7 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
     return { kind: 'object', object: { type, name, table, sql } };
   }
   if (/^PRAGMA\s+writable_schema/i.test(head)) {
-    throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, which cannot be imported)');
+    throw refuse(line, 'PRAGMA writable_schema (sqlite3 .dump writes it for virtual tables, whose shadow tables it copies as they are; export the database with scriptorium export --format sql, which carries FTS5 and R*Tree tables)');
   }
   throw refuse(line, `unsupported statement: ${head.slice(0, 60).replace(/\s+/g, ' ')}${head.length > 60 ? '…' : ''}`);
 }

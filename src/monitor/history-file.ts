@@ -9,7 +9,7 @@
  * the seal, or no seal yet, which means the seal will come after it) the compactor copies it. So each
  * line ends up in the new file exactly once, without appenders ever taking a lock.
  */
-import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
 
@@ -61,13 +61,21 @@ export function appendLine(path: string, line: Buffer): number {
   for (let attempt = 0; ; attempt++) {
     let fd: number;
     try {
-      fd = openSync(path, 'a+');
+      fd = openSync(path, 'a+', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
       mkdirSync(dirname(path), { recursive: true });
       continue;
     }
     try {
+      // A file this call created is empty: make it exactly 0600 (open's mode is reduced by the umask).
+      if (fstatSync(fd).size === 0) {
+        try {
+          fchmodSync(fd, 0o600);
+        } catch {
+          // someone else's empty file: append to it as it is
+        }
+      }
       writeAll(fd, line);
       const size = fstatSync(fd).size;
       if (pathIsFd(path, fd)) return size;

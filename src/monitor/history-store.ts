@@ -27,7 +27,7 @@
  * compaction may summarise some records twice (each roll-up carries the time range it covers); if it
  * dies after the rename but before the hand-over, lines appended during that compaction are lost.
  */
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync } from 'node:fs';
+import { appendFileSync, closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname } from 'node:path';
@@ -267,19 +267,23 @@ export class HistoryStore {
       discardedLines,
       kinds: [...groupByKind(dropped).values()].map(summarizeKind),
     };
-    appendFileSync(this.archivePath, `${JSON.stringify(entry)}\n`);
+    appendFileSync(this.archivePath, `${JSON.stringify(entry)}\n`, { mode: 0o600 }); // private, like the history
   }
 
   /** Writes `body` to a temporary file, flushes it and renames it over the history. */
   #replace(body: Buffer): void {
     const temp = `${this.path}.${process.pid}-${randomUUID().slice(0, 8)}.tmp`;
-    const fd = openSync(temp, 'wx');
+    const fd = openSync(temp, 'wx', 0o600);
     try {
+      fchmodSync(fd, 0o600); // private whatever the umask: the history names databases and paths
       writeAll(fd, body);
       fsyncSync(fd);
-    } finally {
+    } catch (err) {
       closeSync(fd);
+      unlinkSync(temp); // a full disk must not leave a half history behind
+      throw err;
     }
+    closeSync(fd);
     try {
       renameSync(temp, this.path);
     } catch (err) {

@@ -21,11 +21,12 @@ const NEWLINE = Buffer.from('\n');
 const TWO_32 = 2 ** 32;
 
 /**
- * How many leading values of a row identify it: 1 for a rowid-aliased table, the key's length when the
+ * How many leading values of a row identify it: 1 for a rowid-aliased table (and an R*Tree), the key's length when the
  * primary-key columns are the table's first columns, else 0 (the whole row is hashed).
  */
 export function identityValues(table: TableSchema): number {
-  if (table.rowidAlias) return 1;
+  // An R*Tree's first column is its rowid.
+  if (table.rowidAlias || table.virtual?.module === 'rtree' || table.virtual?.module === 'rtree_i32') return 1;
   const pk = table.primaryKey;
   if (pk.length === 0 || pk.some((name, i) => table.columns[i]?.name !== name)) return 0;
   return pk.length;

@@ -89,7 +89,8 @@ async function diffTable(cache: PackCache, sa: Snapshot, sb: Snapshot, name: str
   }
   let removed = 0;
   for (const [key, lines] of before) removed += Math.max(0, lines.length - (after.get(key)?.length ?? 0));
-  const schemaChanged = !!schemaA && !!schemaB && schemaA.sql !== schemaB.sql;
+  // An FTS5 table's options (virtual.config) are part of its schema too.
+  const schemaChanged = !!schemaA && !!schemaB && (schemaA.sql !== schemaB.sql || JSON.stringify(schemaA.virtual ?? null) !== JSON.stringify(schemaB.virtual ?? null));
   const status = !ta ? 'added' : !tb ? 'removed' : ta.sha256 === tb.sha256 && !schemaChanged ? 'unchanged' : 'changed';
   return {
     name, status, rowsBefore: ta?.rows ?? 0, rowsAfter: tb?.rows ?? 0, rowsAdded: added, rowsRemoved: removed,

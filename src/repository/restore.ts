@@ -1,8 +1,8 @@
 /** `restore`: rebuilds a database from a snapshot beside the target, verifies it, then swaps it in. */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { commitFile, removeQuietly, tempPathBeside } from '../core/atomic-file.js';
-import { ScriptoriumError, UsageError } from '../core/errors.js';
+import { withPrivateUmask } from '../core/atomic-file.js';
+import { checkTarget, commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from '../core/target-file.js';
 import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
 import type { Snapshot, TableEntry } from './manifest.js';
@@ -53,12 +53,18 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
   const into = resolve(options.into);
   return reporter.run(() =>
     withRepository(repository, options, async (repo) => {
-      checkTarget(into, options.force ?? false);
+      const plan = checkTarget(into, {
+        op: 'restore',
+        force: options.force ?? false,
+        existsHint: 'Pass --force to replace it (only after the restore is verified), or restore into a new file.',
+        database: true,
+        notInside: [{ path: repo.location, what: 'the repository' }],
+      });
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
         const snapshot = await repo.resolve(ref);
         await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
-        return await restoreSnapshot(repo, snapshot, into, options, reporter);
+        return await restoreSnapshot(repo, snapshot, plan, options, reporter);
       } finally {
         await lock.release();
       }
@@ -88,24 +94,12 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   }
 }
 
-function checkTarget(into: string, force: boolean): void {
-  if (!existsSync(into)) return;
-  if (!force) {
-    throw new UsageError(`restore: ${into} already exists`, { code: 'E_TARGET_EXISTS', hint: 'Pass --force to replace it, or restore into a new file.' });
-  }
-  const wal = `${into}-wal`;
-  if (existsSync(wal) && statSync(wal).size > 0) {
-    throw new ScriptoriumError('E_TARGET_BUSY', `restore: ${into} has a write-ahead log (${wal}) that is not checkpointed`, {
-      hint: 'Stop the applications using the database (or run `PRAGMA wal_checkpoint(TRUNCATE)`), then retry.',
-    });
-  }
-}
-
-async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: string, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
+async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: TargetPlan, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
   const { SqliteTarget } = await import('../engines/sqlite/sqlite-target.js');
   // The manifest's schema SQL runs only if every statement is the plain CREATE it claims to be.
   const schemaProblems = manifestSchemaProblems(snapshot);
   if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, 'restore');
+  const into = plan.given;
   const schemaTables = selectTables(snapshot.schema, options.tables, `snapshot ${snapshot.id.slice(0, 8)}`);
   const entries = snapshot.tables.filter((t) => schemaTables.some((s) => s.name === t.name));
   const schema = subsetSchema(snapshot.schema, schemaTables.map((t) => t.name));
@@ -113,9 +107,11 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: into, format: 'repository',
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,
   });
-  const temp = tempPathBeside(into, 'restore');
-  const target = SqliteTarget.create(temp);
+  sweepStaleTemps(plan, (message, stale) => reporter.notice(message, stale));
+  const temp = tempFor(plan, 'restore');
+  let target: SqliteTarget | undefined;
   try {
+    target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
     target.createTables(schema.tables);
     checkCreatedTables(snapshot, schema.tables, target.schema().tables, 'restore');
     await loadTables(repo, snapshot, schema, entries, target, reporter);
@@ -135,13 +131,17 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, into: strin
     }
     target.close();
     reporter.progress('swap', undefined, true);
-    commitFile(temp, into);
+    commitTarget(plan, temp); // the replaced file's mode, owner and group; 0600 for a new one
   } catch (err) {
-    target.close();
-    removeQuietly(temp, `${temp}-journal`);
-    throw err;
+    try {
+      target?.close();
+    } catch {
+      // the temporary goes anyway
+    }
+    discardTemp(temp);
+    throw targetError(err, `restore: writing ${into}`);
   }
-  reporter.bytesOut = statSync(into).size;
+  reporter.bytesOut = statSync(plan.path).size;
   const result: RestoreResult = {
     snapshot: snapshot.id, into, rows: reporter.rowsDone,
     tables: entries.map((t) => ({ name: t.name, rows: t.rows, sha256: t.sha256 })),

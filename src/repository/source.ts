@@ -2,6 +2,7 @@
 import type { RowBatch, RowEncoding, TableDigest } from '../core/encoding.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { UsageError } from '../core/errors.js';
+import { checkContentTables, refuseUnsupported } from '../engines/sqlite/sqlite-schema.js';
 
 /** What backup needs from a database: a consistent schema and rows in key order (SqliteSource fits). */
 export interface RowSource {
@@ -22,11 +23,15 @@ export async function openSqliteSource(file: string): Promise<RowSource> {
 
 /**
  * Picks the tables named in `names` (all when undefined), in schema order. Throws a UsageError naming
- * the tables that do not exist.
+ * the tables that do not exist, and E_UNSUPPORTED for a selected table that cannot be carried (a
+ * virtual table of another module): those are skipped when they are not selected.
  */
 export function selectTables(schema: DatabaseSchema, names: string[] | undefined, where: string): TableSchema[] {
-  if (names === undefined || names.length === 0) return schema.tables;
-  const known = new Set(schema.tables.map((t) => t.name));
+  if (names === undefined || names.length === 0) {
+    refuseUnsupported(schema, () => true);
+    return schema.tables;
+  }
+  const known = new Set([...schema.tables, ...(schema.unsupported ?? [])].map((t) => t.name));
   const missing = names.filter((n) => !known.has(n));
   if (missing.length > 0) {
     throw new UsageError(`${where} has no table${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')}`, {
@@ -35,7 +40,10 @@ export function selectTables(schema: DatabaseSchema, names: string[] | undefined
     });
   }
   const wanted = new Set(names);
-  return schema.tables.filter((t) => wanted.has(t.name));
+  refuseUnsupported(schema, (name) => wanted.has(name));
+  const tables = schema.tables.filter((t) => wanted.has(t.name));
+  checkContentTables(tables, schema.tables);
+  return tables;
 }
 
 /** A table's digest as recomputed from a loaded target. */
@@ -46,8 +54,9 @@ export function subsetSchema(schema: DatabaseSchema, names: string[]): DatabaseS
   const keep = new Set(names);
   const full = schema.tables.every((t) => keep.has(t.name));
   const sequences = Object.fromEntries(Object.entries(schema.meta.sequences ?? {}).filter(([name]) => keep.has(name)));
+  const { unsupported: _left, ...rest } = schema; // never written into a manifest
   return {
-    ...schema,
+    ...rest,
     tables: schema.tables.filter((t) => keep.has(t.name)),
     objects: schema.objects.filter((o) => full || (o.type !== 'view' && keep.has(o.table))),
     meta: { ...schema.meta, sequences },

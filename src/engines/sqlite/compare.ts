@@ -3,7 +3,8 @@ import { SqliteSource, tableDigest } from './sqlite-source.js';
 /**
  * Compares two SQLite databases value for value: the schema (every CREATE statement), the metadata
  * (user_version, application_id, AUTOINCREMENT counters) and every table's rows through the exact
- * ndjson encoding. Returns the differences; an empty list means identical.
+ * ndjson encoding. A virtual table's rows are read through it (an FTS5 table's with their rowids), and
+ * an FTS5 table's configuration options count as its schema. Returns the differences; an empty list means identical.
  */
 export function compareDatabases(a: string, b: string): string[] {
   const left = SqliteSource.open(a);
@@ -11,7 +12,7 @@ export function compareDatabases(a: string, b: string): string[] {
   try {
     const diffs: string[] = [];
     const objects = (s: SqliteSource): string[] =>
-      [...s.schema.tables.map((t) => `table ${t.name}: ${t.sql}`), ...s.schema.objects.map((o) => `${o.type} ${o.name}: ${o.sql}`)].sort();
+      [...s.schema.tables.map((t) => `table ${t.name}: ${t.sql}${t.virtual?.config ? ` with ${JSON.stringify(t.virtual.config)}` : ''}`), ...s.schema.objects.map((o) => `${o.type} ${o.name}: ${o.sql}`)].sort();
     const lo = objects(left);
     const ro = new Set(objects(right));
     for (const o of lo) if (!ro.has(o)) diffs.push(`schema: only in ${a}: ${o.slice(0, 80)}`);

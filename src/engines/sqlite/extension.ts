@@ -9,8 +9,18 @@ import type Database from 'better-sqlite3';
  * functions, only slower. Set SCRIPTORIUM_NO_EXTENSION=1 to force that path (tests compare the two).
  */
 
-/** The most columns a table may have for the extension path: SQLite 3.53 allows 1000 function arguments, two are ours. */
-export const EXTENSION_MAX_COLUMNS = 998;
+/**
+ * The most values per row the extension encodes (MAX_COLS in native/scriptorium_sqlite.c): SQLite's
+ * own limit of result columns, SQLITE_MAX_COLUMN, 2000 in every build we know.
+ */
+export const EXTENSION_MAX_COLUMNS = 2000;
+
+/**
+ * The most values per row the extension's parser, scriptorium_rows, returns (ROWS_COLS): a virtual
+ * table of 1997 columns and its three hidden arguments, within SQLite's 2000 columns per table. Wider
+ * rows load through SQLite's JSON functions.
+ */
+export const EXTENSION_MAX_LOAD_COLUMNS = 1997;
 
 const loaded = new WeakSet<Database.Database>();
 const guarded = new WeakSet<Database.Database>();
@@ -41,7 +51,7 @@ export function loadExtension(db: Database.Database): boolean {
   return true;
 }
 
-/** Whether `db` can encode and decode `columns` columns in C. */
+/** Whether `db` can encode rows of `columns` values in C. */
 export function hasExtension(db: Database.Database, columns: number): boolean {
   return loaded.has(db) && columns <= EXTENSION_MAX_COLUMNS;
 }
@@ -71,4 +81,9 @@ export function guardConnection(db: Database.Database): boolean {
 /** Whether `db` runs under the guard (for tests and diagnostics). */
 export function isGuarded(db: Database.Database): boolean {
   return guarded.has(db);
+}
+
+/** Whether `db` can decode rows of `columns` values in C (scriptorium_rows). */
+export function hasLoader(db: Database.Database, columns: number): boolean {
+  return loaded.has(db) && columns <= EXTENSION_MAX_LOAD_COLUMNS;
 }

@@ -61,6 +61,7 @@ export function rowExpression(table: TableSchema, encoding: RowEncoding, exact =
   // x'00' silently becomes null. Tag BLOBs explicitly; only -0.0 needs the full form (no-affinity columns).
   const json = (r: string, i: number): string =>
     exact || affinity(types[i]!, strict) === 'BLOB' ? jsonValue(r) : `iif(typeof(${r}) = 'blob', json_object('$blob', hex(${r})), ${r})`;
+  if (refs.length > FUNCTION_ARGS) return wideRowExpression(refs, cols, encoding, json);
   switch (encoding) {
     case 'ndjson':
       return `json_array(${refs.map(json).join(', ')})`;
@@ -69,6 +70,45 @@ export function rowExpression(table: TableSchema, encoding: RowEncoding, exact =
     case 'sql':
       return `'(' || ${refs.map(sqlValue).join(" || ',' || ")} || ')'`;
   }
+}
+
+/**
+ * Values per function call in {@link wideRowExpression}: json_object takes two arguments per value, and
+ * SQLite allows SQLITE_MAX_FUNCTION_ARG (1000 in every build we know) arguments per call.
+ */
+const FUNCTION_ARGS = 450;
+
+/**
+ * The row expression of a table too wide for one function call (more than {@link FUNCTION_ARGS}
+ * values; up to SQLite's 2000 columns): the same text, built from pieces.
+ *
+ * A JSON piece other than the last gets a marker value that ends it (`,"x"]` or `,"":"x"}`); trimming
+ * the marker's characters stops at the comma before it, since no JSON text of a value ends in a comma.
+ * So each piece is its values followed by a comma, and the last piece closes the array or object. A
+ * chain of `||` as long as the row would exceed SQLite's expression depth (1000), so SQL tuples join
+ * pieces with concat_ws (values are never NULL there: quote() writes NULL as text).
+ */
+function wideRowExpression(refs: string[], cols: string[], encoding: RowEncoding, json: (r: string, i: number) => string): string {
+  const pieces: string[] = [];
+  for (let at = 0; at < refs.length; at += FUNCTION_ARGS) {
+    const last = at + FUNCTION_ARGS >= refs.length;
+    const part = refs.slice(at, at + FUNCTION_ARGS);
+    if (encoding === 'sql') {
+      pieces.push(`concat_ws(',', ${part.map(sqlValue).join(', ')})`);
+      continue;
+    }
+    const values =
+      encoding === 'ndjson'
+        ? part.map((r, i) => json(r, at + i))
+        : part.map((r, i) => `${quoteText(cols[at + i]!)}, ${json(r, at + i)}`);
+    const open = encoding === 'ndjson' ? '[' : '{';
+    const call = encoding === 'ndjson' ? 'json_array' : 'json_object';
+    const marker = encoding === 'ndjson' ? `'x'` : `'', 'x'`;
+    const trim = encoding === 'ndjson' ? `'"x]'` : `'"x:}'`;
+    const text = last ? `${call}(${values.join(', ')})` : `rtrim(${call}(${values.join(', ')}, ${marker}), ${trim})`;
+    pieces.push(at === 0 ? text : `ltrim(${text}, '${open}')`);
+  }
+  return encoding === 'sql' ? `concat('(', concat_ws(',', ${pieces.join(', ')}), ')')` : pieces.join(' || ');
 }
 
 /** How a table is walked: by its rowid (storage order) or, for WITHOUT ROWID tables, its primary key. */
@@ -97,14 +137,30 @@ export function batchQuery(table: TableSchema, encoding: RowEncoding, order: Tab
   const keyNames = order.keys.map((_, i) => `k${i}`).join(', ');
   const where = first ? '' : `WHERE (${order.keys.join(', ')}) > (${order.keys.map(() => '?').join(', ')})`;
   const sep = quoteText(ROW_SEPARATOR[encoding]);
-  const inner =
-    `SELECT ${keyCols}, ${rowExpression(table, encoding, exact)} AS line FROM ${quoteIdent(table.name)} ` +
-    `${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
+  const inner = isRtree(table)
+    ? rtreeBatch(table, rowExpression(table, encoding, exact), first)
+    : `SELECT ${keyCols}, ${rowExpression(table, encoding, exact)} AS line FROM ${quoteIdent(table.name)} ` +
+      `${where} ORDER BY ${order.keys.join(', ')} LIMIT ?`;
   const agg = `CAST(group_concat(line, ${sep}) AS BLOB) AS data, count(*) AS n`;
   // An integer rowid only grows, so the batch's last key is its max. A composite key needs the row
   // itself: SQLite fills bare columns from the row that holds max(rn).
   if (order.keys.length === 1 && !table.withoutRowid) return `SELECT ${agg}, 0, max(k0) FROM (${inner})`;
   return `SELECT ${agg}, max(rn), ${keyNames} FROM (SELECT row_number() OVER () AS rn, * FROM (${inner}))`;
+}
+
+function isRtree(table: TableSchema): boolean {
+  return table.virtual?.module === 'rtree' || table.virtual?.module === 'rtree_i32';
+}
+
+/**
+ * One batch of an R*Tree after a rowid: the module answers `rowid > ?` with a scan of the whole tree
+ * and a sort (a batch each: quadratic), but `rowid = ?` with a lookup. So the batch's rowids come from
+ * its `_rowid` shadow table (a b-tree keyed by rowid, only read), and each row from the R*Tree itself.
+ */
+function rtreeBatch(table: TableSchema, line: string, first: boolean): string {
+  const name = quoteIdent(table.name);
+  const ids = `SELECT rowid AS scriptorium_k FROM ${quoteIdent(`${table.name}_rowid`)} ${first ? '' : 'WHERE rowid > ? '}ORDER BY rowid LIMIT ?`;
+  return `SELECT ${name}.rowid AS k0, ${line} AS line FROM (${ids}) AS scriptorium_ids CROSS JOIN ${name} ON ${name}.rowid = scriptorium_ids.scriptorium_k ORDER BY scriptorium_ids.scriptorium_k`;
 }
 
 /** The `keys` argument of the extension's json mode: column names JSON-encoded, joined by newlines. */
@@ -119,8 +175,10 @@ export function rowsQuery(table: TableSchema, where = ''): string {
 }
 
 /** Loads a batch through the extension's parser: parameters mode, spec (column count or keys), data. */
-export function nativeLoadStatement(table: TableSchema, columns: string[] = rowColumns(table)): string {
-  return `INSERT INTO ${quoteIdent(table.name)} (${columns.map(quoteIdent).join(', ')}) SELECT ${columns.map((_, i) => `c${i}`).join(', ')} FROM scriptorium_rows(?, ?, ?)`;
+export function nativeLoadStatement(table: TableSchema, columns: string[] = rowColumns(table), staged = false): string {
+  // `staged`: rows wider than scriptorium_rows' 1997 columns, from the batch scriptorium_stage handed over.
+  const from = staged ? 'scriptorium_rows_staged' : 'scriptorium_rows(?, ?, ?)';
+  return `INSERT INTO ${quoteIdent(table.name)} (${columns.map(quoteIdent).join(', ')}) SELECT ${columns.map((_, i) => `c${i}`).join(', ')} FROM ${from}`;
 }
 
 /**
@@ -137,7 +195,12 @@ export function loadStatement(table: TableSchema, encoding: Exclude<RowEncoding,
       : `value ->> ${p}`,
   );
   const input = encoding === 'ndjson' ? `'[' || replace(CAST(? AS TEXT), char(10), ',') || ']'` : `'[' || CAST(? AS TEXT) || ']'`;
-  return `${target} SELECT ${values.join(', ')} FROM json_each(${input})`;
+  if (cols.length <= FUNCTION_ARGS) return `${target} SELECT ${values.join(', ')} FROM json_each(${input})`;
+  // A wide row is looked up once per column: as text, each lookup finds the row's parse again by
+  // comparing its whole text (measured: 86 rows of 2000 columns took 35 s). Converted once to JSONB,
+  // in a table of its own, every lookup reads the binary form directly (the same values: JSONB keeps
+  // numbers and strings as their text).
+  return `WITH r(value) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(${input})) ${target} SELECT ${values.join(', ')} FROM r`;
 }
 
 /** The byte pattern that marks a batch as needing the slow load path. */

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ScriptoriumError } from '../../core/errors.js';
-import type { ColumnSchema, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
+import { CARRIED_MODULES, rowColumns, type CarriedModule, type ColumnSchema, type DatabaseSchema, type SchemaObject, type TableSchema, type UnsupportedTable, type VirtualTableSchema } from '../../core/schema.js';
 import { quoteIdent } from './sql-text.js';
 
 type Db = Database.Database;
@@ -20,45 +20,60 @@ interface XInfoRow {
   hidden: number | bigint;
 }
 
+/** The most values a query's row may have (SQLITE_MAX_COLUMN of every build we know; also the limit of an INSERT's VALUES rows). */
+export const MAX_ROW_VALUES = 2000;
+
+/** FTS5 configuration keys that are carried (https://sqlite.org/fts5.html#configuration_options_config_table_). */
+const FTS5_CONFIG_KEYS = new Set(['automerge', 'crisismerge', 'deletemerge', 'insttoken', 'pgsz', 'rank', 'secure-delete', 'usermerge']);
+
 /** Reads tables, other schema objects and metadata from an open SQLite database. */
 export function readSqliteSchema(db: Db): DatabaseSchema {
   const rows = db
     .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid")
     .all() as SchemaRow[];
   const withoutRowid = new Set<string>();
+  // Shadow tables (an FTS5 table's _data, _idx, ...; an R*Tree's _node, _rowid, _parent) are derived
+  // from their virtual table and rebuilt with it: never carried.
+  const shadow = new Set<string>();
   for (const t of db.prepare('PRAGMA main.table_list').all() as { name: string; wr: number | bigint; type: string }[]) {
-    if (Number(t.wr) === 1) withoutRowid.add(t.name);
+    if (Number(t.wr) === 1 && t.type === 'table') withoutRowid.add(t.name);
+    if (t.type === 'shadow') shadow.add(t.name);
   }
   const tables: TableSchema[] = [];
   const objects: SchemaObject[] = [];
+  const unsupported: UnsupportedTable[] = [];
   for (const row of rows) {
     if (row.sql === null) continue; // automatic indexes (UNIQUE / PRIMARY KEY constraints)
     if (row.type === 'table') {
       if (row.name.startsWith('sqlite_')) continue; // sqlite_sequence, sqlite_stat*: kept as metadata
-      if (/^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(row.sql)) {
-        throw new ScriptoriumError('E_UNSUPPORTED', `sqlite: virtual table ${quoteIdent(row.name)} cannot be exported`, {
-          hint: 'Virtual tables (FTS, R*Tree, ...) are derived from other tables or modules; drop or exclude it with --exclude-tables.',
+      if (shadow.has(row.name)) continue;
+      const virtual = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(row.sql);
+      const table = virtual ? readVirtualTable(db, row.name, row.sql) : readTable(db, row.name, row.sql, withoutRowid.has(row.name));
+      if ('reason' in table) unsupported.push(table);
+      else if (rowColumns(table).length > MAX_ROW_VALUES) {
+        unsupported.push({
+          name: row.name,
+          reason: `has ${table.columns.length} columns and no primary key: with its rowid, a row has more values than SQLite's limit of ${MAX_ROW_VALUES} in one query`,
+          hint: `Give it a primary key (an INTEGER PRIMARY KEY column is its rowid), or ${leaveOut(row.name)}.`,
         });
-      }
-      tables.push(readTable(db, row.name, row.sql, withoutRowid.has(row.name)));
+      } else tables.push(table);
     } else if (row.type === 'index' || row.type === 'view' || row.type === 'trigger') {
       objects.push({ type: row.type, name: row.name, table: row.tbl_name, sql: row.sql });
     }
   }
-  return {
+  const schema: DatabaseSchema = {
     engine: 'sqlite',
     engineVersion: String((db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v),
     tables,
     objects,
     meta: readMeta(db),
   };
+  if (unsupported.length > 0) schema.unsupported = unsupported;
+  return schema;
 }
 
 function readTable(db: Db, name: string, sql: string, withoutRowid: boolean): TableSchema {
-  const info = db.prepare(`PRAGMA main.table_xinfo(${quoteIdent(name)})`).all() as XInfoRow[];
-  const columns: ColumnSchema[] = info
-    .filter((c) => Number(c.hidden) === 0)
-    .map((c) => ({ name: c.name, type: c.type, notNull: Number(c.notnull) === 1, pk: Number(c.pk) }));
+  const columns = readColumns(db, name);
   const primaryKey = columns
     .filter((c) => c.pk > 0)
     .sort((a, b) => a.pk - b.pk)
@@ -69,6 +84,135 @@ function readTable(db: Db, name: string, sql: string, withoutRowid: boolean): Ta
     table.rowidAlias = rowidName(columns.map((c) => c.name), name);
   }
   return table;
+}
+
+function readColumns(db: Db, name: string): ColumnSchema[] {
+  const info = db.prepare(`PRAGMA main.table_xinfo(${quoteIdent(name)})`).all() as XInfoRow[];
+  return info
+    .filter((c) => Number(c.hidden) === 0)
+    .map((c) => ({ name: c.name, type: c.type, notNull: Number(c.notnull) === 1, pk: Number(c.pk) }));
+}
+
+/** How to leave a table out: export's --exclude-tables, or backup's --tables naming the others. */
+function leaveOut(name: string): string {
+  return `leave it out (export --exclude-tables ${quoteIdent(name)}; backup --tables with the tables you want)`;
+}
+
+/** The module a `CREATE VIRTUAL TABLE` statement names (lower case), or undefined. */
+export function virtualModule(sql: string): string | undefined {
+  return /\bUSING\s+([A-Za-z_][\w$]*)/i.exec(sql)?.[1]?.toLowerCase();
+}
+
+/** The value of an FTS5 `content=` option as written in its CREATE statement (unquoted), or undefined. */
+export function fts5ContentOption(sql: string): string | undefined {
+  const args = sql.slice(sql.indexOf('(') + 1);
+  const m = /(?:^|,)\s*content\s*=\s*('(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]|[^\s,)]+)/i.exec(args);
+  if (!m) return undefined;
+  const v = m[1]!;
+  if (v.startsWith("'")) return v.slice(1, -1).replaceAll("''", "'");
+  if (v.startsWith('"')) return v.slice(1, -1).replaceAll('""', '"');
+  if (v.startsWith('`')) return v.slice(1, -1).replaceAll('``', '`');
+  if (v.startsWith('[')) return v.slice(1, -1);
+  return v;
+}
+
+/**
+ * A virtual table: an FTS5 or R*Tree table as a table whose rows are read through it, or the reason
+ * it cannot be carried.
+ */
+function readVirtualTable(db: Db, name: string, sql: string): TableSchema | UnsupportedTable {
+  const module = virtualModule(sql) ?? '?';
+  const skip = leaveOut(name);
+  if (!(CARRIED_MODULES as readonly string[]).includes(module)) {
+    return {
+      name,
+      reason: `is a virtual table of module ${module}, which scriptorium does not carry`,
+      hint: `Only FTS5 and R*Tree (rtree, rtree_i32) virtual tables are carried; ${skip} (its data lives in whatever the module reads, or in its own tables).`,
+    };
+  }
+  let columns: ColumnSchema[];
+  try {
+    columns = readColumns(db, name);
+  } catch (err) {
+    return { name, reason: `is a virtual table that SQLite cannot open here (${(err as Error).message})`, hint: `Check the table, or ${skip}.` };
+  }
+  const virtual: VirtualTableSchema = { module: module as CarriedModule };
+  if (module === 'fts5') {
+    const content = fts5ContentOption(sql);
+    if (content === '') {
+      return {
+        name,
+        reason: "is a contentless FTS5 table (content=''): it keeps only its index, not the text, so its rows cannot be read back",
+        hint: `Rebuild it from the text it indexes after restoring, or ${skip}.`,
+      };
+    }
+    if (content !== undefined) virtual.content = content;
+    let rows: [unknown, unknown][];
+    try {
+      rows = db.prepare(`SELECT k, v FROM ${quoteIdent(`${name}_config`)} ORDER BY k`).raw().all() as [unknown, unknown][];
+    } catch (err) {
+      return { name, reason: `is an FTS5 table whose configuration cannot be read (${(err as Error).message})`, hint: `Check it with INSERT INTO ${quoteIdent(name)}(${quoteIdent(name)}) VALUES('integrity-check'), or ${skip}.` };
+    }
+    const config = rows.filter(([k]) => k !== 'version');
+    for (const [k, v] of config) {
+      if (typeof k !== 'string' || !FTS5_CONFIG_KEYS.has(k) || !(typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint')) {
+        return { name, reason: `is an FTS5 table with a configuration option scriptorium does not know (${String(k)})`, hint: `Reset the option, or ${skip}.` };
+      }
+    }
+    if (config.length > 0) virtual.config = config.map(([k, v]) => [k as string, typeof v === 'bigint' ? Number(v) : (v as string | number)]);
+    // FTS5's rowid is not a column: carry it, as for a table without a primary key.
+    return { name, sql, columns, primaryKey: [], withoutRowid: false, rowidAlias: 'rowid', virtual };
+  }
+  // An R*Tree's first column is its rowid (an integer id), so its rows carry it already.
+  return { name, sql, columns, primaryKey: [], withoutRowid: false, virtual };
+}
+
+/**
+ * Checks an FTS5 configuration list from a schema that came from outside (a file or a manifest):
+ * only known keys with plain values, so that setting them runs nothing else.
+ */
+export function checkFts5Config(table: string, config: unknown): Array<[string, string | number]> {
+  if (!Array.isArray(config)) throw badConfig(table);
+  for (const entry of config) {
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || !FTS5_CONFIG_KEYS.has(entry[0])) throw badConfig(table);
+    const v: unknown = entry[1];
+    if (!(typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) throw badConfig(table);
+  }
+  return config as Array<[string, string | number]>;
+}
+
+function badConfig(table: string): ScriptoriumError {
+  return new ScriptoriumError('E_CORRUPT', `schema: the FTS5 configuration of ${quoteIdent(table)} is damaged`, {
+    hint: 'Only the FTS5 options rank, pgsz, automerge, crisismerge, usermerge, deletemerge, secure-delete and insttoken are carried; the file or manifest was edited.',
+  });
+}
+
+/**
+ * Refuses the tables of `schema` that cannot be carried and are among `selected` (every table when
+ * nothing was selected), naming each with its reason and what to do.
+ */
+export function refuseUnsupported(schema: DatabaseSchema, selected: (name: string) => boolean): void {
+  const refused = (schema.unsupported ?? []).filter((u) => selected(u.name));
+  if (refused.length === 0) return;
+  const first = refused[0]!;
+  const more = refused.length > 1 ? ` (and ${refused.slice(1).map((u) => quoteIdent(u.name)).join(', ')})` : '';
+  throw new ScriptoriumError('E_UNSUPPORTED', `sqlite: table ${quoteIdent(first.name)} ${first.reason}${more}`, { hint: first.hint });
+}
+
+/**
+ * Refuses an FTS5 table with external content whose content table is left out: its rows are read
+ * through that table, on the source and on the target.
+ */
+export function checkContentTables(tables: TableSchema[], all: TableSchema[]): void {
+  const names = new Set(tables.map((t) => t.name));
+  for (const t of tables) {
+    const content = t.virtual?.content;
+    if (content === undefined || names.has(content)) continue;
+    if (!all.some((o) => o.name === content)) continue; // a view, or a table of another schema: nothing to select
+    throw new ScriptoriumError('E_USAGE', `table ${quoteIdent(t.name)} is an FTS5 index of table ${quoteIdent(content)}, which is not selected`, {
+      hint: `Select ${quoteIdent(content)} too, or leave ${quoteIdent(t.name)} out as well.`,
+    });
+  }
 }
 
 /** The first of SQLite's names for the rowid that no column shadows. */
@@ -102,7 +246,7 @@ function readMeta(db: Db): DatabaseSchema['meta'] {
 
 /** Tables picked by `--tables` / `--exclude-tables`; unknown names are an error, not silently ignored. */
 export function selectTables(schema: DatabaseSchema, include?: string[], exclude?: string[]): DatabaseSchema {
-  const known = new Set(schema.tables.map((t) => t.name));
+  const known = new Set([...schema.tables, ...(schema.unsupported ?? [])].map((t) => t.name));
   for (const name of [...(include ?? []), ...(exclude ?? [])]) {
     if (!known.has(name)) {
       throw new ScriptoriumError('E_NOT_FOUND', `no table named ${quoteIdent(name)}`, {
@@ -112,7 +256,9 @@ export function selectTables(schema: DatabaseSchema, include?: string[], exclude
   }
   const keep = (name: string): boolean =>
     (!include || include.length === 0 || include.includes(name)) && !(exclude ?? []).includes(name);
+  refuseUnsupported(schema, keep);
   const tables = schema.tables.filter((t) => keep(t.name));
+  checkContentTables(tables, schema.tables);
   const names = new Set(tables.map((t) => t.name));
   // Indexes and triggers follow their table; views (and INSTEAD OF triggers on them) are kept only
   // when every table is.
@@ -121,5 +267,6 @@ export function selectTables(schema: DatabaseSchema, include?: string[], exclude
   const sequences = schema.meta.sequences
     ? Object.fromEntries(Object.entries(schema.meta.sequences).filter(([t]) => names.has(t)))
     : undefined;
-  return { ...schema, tables, objects, meta: { ...schema.meta, ...(sequences ? { sequences } : {}) } };
+  const { unsupported: _left, ...rest } = schema;
+  return { ...rest, tables, objects, meta: { ...schema.meta, ...(sequences ? { sequences } : {}) } };
 }

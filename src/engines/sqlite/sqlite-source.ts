@@ -134,7 +134,8 @@ export class SqliteSource {
    */
   rowEstimate(table: TableSchema): number {
     const known = this.#rowCounts.get(table.name);
-    if (known !== undefined || table.withoutRowid) return known ?? this.rowCount(table);
+    // A virtual table has no b-tree ends to look at (min(rowid) would scan it): count it.
+    if (known !== undefined || table.withoutRowid || table.virtual) return known ?? this.rowCount(table);
     const range = rowidRange(this.#db, table);
     if (range === null) return 0;
     if (range === undefined) return this.rowCount(table);
@@ -149,7 +150,9 @@ export class SqliteSource {
   *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
     const batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
     let segments: string[] | undefined;
-    if (this.#readers > 0 && hasExtension(this.#db, rowColumns(table).length)) {
+    // Virtual tables are read on this connection in one pass: their modules answer rowid ranges with
+    // a scan each (R*Tree), and min/max of their rowid with a scan too.
+    if (this.#readers > 0 && !table.virtual && hasExtension(this.#db, rowColumns(table).length)) {
       this.#usedReaders = true;
       segments = planSegments(this.#db, table, this.rowCount(table), batchRows, encoding);
     }
@@ -220,7 +223,7 @@ function* readSqlBatches(db: Database.Database, table: TableSchema, encoding: Ro
     } catch (err) {
       if (!/too large|too many/i.test((err as Error).message)) throw err;
       throw new ScriptoriumError('E_UNSUPPORTED', `sqlite: table ${quoteIdent(table.name)} has too many columns (${table.columns.length}) to export as ${encoding}`, {
-        hint: `SQLite could not build the query that encodes its rows (${(err as Error).message}); rows of more than 998 columns are not supported yet. Leave the table out with --exclude-tables.`,
+        hint: `SQLite could not build the query that encodes its rows (${(err as Error).message}). Leave the table out with --exclude-tables.`,
         cause: err,
       });
     }

@@ -4,10 +4,10 @@ import type { RowBatch, RowEncoding, TableDigest } from '../../core/encoding.js'
 import { fromSqliteError, IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
-import { guardConnection, hasExtension, loadExtension } from './extension.js';
+import { guardConnection, hasExtension, hasLoader, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { schemaProblem, type ClaimedObject } from './schema-guard.js';
-import { readSqliteSchema } from './sqlite-schema.js';
+import { checkFts5Config, readSqliteSchema, virtualModule } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
@@ -26,6 +26,7 @@ export class SqliteTarget {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  #staged: Database.Statement | null | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -68,10 +69,37 @@ export class SqliteTarget {
   /**
    * Creates the tables (only tables: indexes, views and triggers come in `finish`). Each `sql` must be
    * the plain CREATE TABLE of its `name`; otherwise nothing is created and E_CORRUPT names the table.
+   * An FTS5 table gets its configuration options back right away, before its rows are indexed (`pgsz`
+   * shapes the index).
    */
-  createTables(tables: Pick<TableSchema, 'name' | 'sql'>[]): void {
+  createTables(tables: Pick<TableSchema, 'name' | 'sql' | 'virtual'>[]): void {
     for (const table of tables) refuseUnlessPlain({ type: 'table', name: table.name }, table.sql);
-    for (const table of tables) this.#create({ type: 'table', name: table.name }, table.sql);
+    for (const table of tables) {
+      // The mark decides how rows are read back (an R*Tree by its _rowid table): it must match the statement.
+      const module = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(table.sql) ? (virtualModule(table.sql) ?? '?') : undefined;
+      if (module !== table.virtual?.module) {
+        throw new ScriptoriumError('E_CORRUPT', `schema: table ${quoteIdent(table.name)} is marked as ${table.virtual ? `a virtual table of ${String(table.virtual.module)}` : 'a plain table'}, but its statement creates ${module ? `a virtual table of ${module}` : 'a plain table'}`, {
+          hint: 'The file or manifest was edited; nothing was written to the target.',
+        });
+      }
+      const config = table.virtual?.config === undefined ? [] : checkFts5Config(table.name, table.virtual.config);
+      if (config.length > 0 && table.virtual?.module !== 'fts5') throw new ScriptoriumError('E_CORRUPT', `schema: ${table.name} has FTS5 options but is not an FTS5 table`);
+      this.#create({ type: 'table', name: table.name }, table.sql);
+      if (config.length === 0) continue;
+      const name = quoteIdent(table.name);
+      const put = this.#db.prepare(`INSERT INTO ${name} (${name}, rank) VALUES (?, ?)`);
+      for (const [key, value] of config) {
+        try {
+          // FTS5 wants integer options as integers; a JS number binds as REAL.
+          put.run(key, typeof value === 'number' && Number.isInteger(value) ? BigInt(value) : value);
+        } catch (err) {
+          throw new ScriptoriumError('E_CORRUPT', `schema: FTS5 option ${key} of ${table.name} is refused by SQLite: ${(err as Error).message}`, {
+            hint: 'The file or manifest was edited, or was written by a newer SQLite; nothing was written to the target.',
+            cause: err,
+          });
+        }
+      }
+    }
   }
 
   /**
@@ -115,7 +143,22 @@ export class SqliteTarget {
 
   /** Whether rows of `table` load through the extension's C parser (required for the `sql` encoding). */
   native(table: TableSchema, columns = rowColumns(table).length): boolean {
-    return hasExtension(this.#db, columns);
+    return hasLoader(this.#db, columns) || (hasExtension(this.#db, columns) && this.#stage() !== undefined);
+  }
+
+  /**
+   * `SELECT scriptorium_stage(mode, spec, data)`, which hands a batch of rows too wide for
+   * scriptorium_rows to scriptorium_rows_staged; undefined with an extension built before it existed.
+   */
+  #stage(): Database.Statement | undefined {
+    if (this.#staged === undefined) {
+      try {
+        this.#staged = this.#db.prepare('SELECT scriptorium_stage(?, ?, ?)');
+      } catch {
+        this.#staged = null;
+      }
+    }
+    return this.#staged ?? undefined;
   }
 
   /**
@@ -127,17 +170,18 @@ export class SqliteTarget {
     const native = this.native(table, cols.length);
     if (!native && encoding === 'sql') throw new TypeError('SqliteTarget.load: sql tuples need the scriptorium extension');
     const slow = !native && batch.data.includes(TAGGED_VALUE);
+    const wide = native && !hasLoader(this.#db, cols.length); // more values than scriptorium_rows has columns
     const key = `${native ? 'n' : encoding}\0${slow ? 1 : 0}\0${table.name}\0${columns ? cols.join('\0') : ''}`;
     let stmt = this.#statements.get(key);
     if (!stmt) {
-      stmt = this.#db.prepare(native ? nativeLoadStatement(table, cols) : loadStatement(table, encoding as 'ndjson' | 'json', slow));
+      stmt = this.#db.prepare(native ? nativeLoadStatement(table, cols, wide) : loadStatement(table, encoding as 'ndjson' | 'json', slow));
       this.#statements.set(key, stmt);
     }
     let changes: number;
     try {
-      changes = native
-        ? stmt.run(encoding, encoding === 'json' ? jsonKeys(table) : cols.length, batch.data).changes
-        : stmt.run(batch.data).changes;
+      const spec = encoding === 'json' ? jsonKeys(table) : cols.length;
+      if (wide) this.#stage()!.run(encoding, spec, batch.data);
+      changes = wide ? stmt.run().changes : native ? stmt.run(encoding, spec, batch.data).changes : stmt.run(batch.data).changes;
     } catch (err) {
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
         hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
