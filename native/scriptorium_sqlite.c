@@ -33,11 +33,19 @@ enum { M_NDJSON = 0, M_JSON = 1, M_SQL = 2 };
 /* ---------------------------------------------------------------- growable buffer */
 typedef struct Buf { char *p; sqlite3_int64 n, cap; int oom; } Buf;
 
+/* The most sqlite3_realloc64 allocates at once (SQLITE_MAX_ALLOCATION_SIZE). */
+#define BUF_MAX_ALLOC 2147483391LL
+/* Input bytes escaped per reservation: a JSON string reserves 6 bytes per input byte for the worst
+** case, which for one value of hundreds of MB would ask for more than SQLite allocates at once. */
+#define ESCAPE_WINDOW (1 << 16)
+
 static int buf_reserve(Buf *b, sqlite3_int64 extra) {
   if (b->oom) return 0;
   if (b->n + extra <= b->cap) return 1;
   sqlite3_int64 cap = b->cap ? b->cap * 2 : 65536;
   while (cap < b->n + extra) cap *= 2;
+  /* SQLite allocates at most BUF_MAX_ALLOC at once: doubling past it would fail a buffer that fits */
+  if (cap > BUF_MAX_ALLOC) cap = b->n + extra > BUF_MAX_ALLOC ? b->n + extra : BUF_MAX_ALLOC;
   char *p = sqlite3_realloc64(b->p, (sqlite3_uint64)cap);
   if (!p) { b->oom = 1; return 0; }
   b->p = p; b->cap = cap;
@@ -111,30 +119,37 @@ static inline int copy_plain(char **o, const unsigned char *s, int i, int n, int
   return i;
 }
 
-/* A JSON string: copied eight bytes at a time where nothing needs escaping. */
+/* A JSON string: copied eight bytes at a time where nothing needs escaping; reserved window by window. */
 static void put_json_text(Buf *b, const unsigned char *s, int n) {
-  if (!buf_reserve(b, 6 * (sqlite3_int64)n + 2)) return;
+  int i = 0, end = n > ESCAPE_WINDOW ? ESCAPE_WINDOW : n;
+  if (!buf_reserve(b, 6 * (sqlite3_int64)end + 2)) return;
   char *o = b->p + b->n;
   *o++ = '"';
-  int i = 0;
-  while (i < n) {
-    i = copy_plain(&o, s, i, n, 0);
-    int stop = i + 8 < n ? i + 8 : n;
-    for (; i < stop; i++) {
-      unsigned char c = s[i];
-      if (!json_escaped(c)) { *o++ = (char)c; continue; }
-      *o++ = '\\';
-      switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = HEX_LO[c >> 4]; *o++ = HEX_LO[c & 15];
+  for (;;) {
+    while (i < end) {
+      i = copy_plain(&o, s, i, end, 0);
+      int stop = i + 8 < end ? i + 8 : end;
+      for (; i < stop; i++) {
+        unsigned char c = s[i];
+        if (!json_escaped(c)) { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+          case '"': *o++ = '"'; break;
+          case '\\': *o++ = '\\'; break;
+          case '\n': *o++ = 'n'; break;
+          case '\r': *o++ = 'r'; break;
+          case '\t': *o++ = 't'; break;
+          case '\b': *o++ = 'b'; break;
+          case '\f': *o++ = 'f'; break;
+          default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = HEX_LO[c >> 4]; *o++ = HEX_LO[c & 15];
+        }
       }
     }
+    if (i >= n) break;
+    b->n = o - b->p;
+    end = n - i > ESCAPE_WINDOW ? i + ESCAPE_WINDOW : n;
+    if (!buf_reserve(b, 6 * (sqlite3_int64)(end - i) + 1)) return;
+    o = b->p + b->n;
   }
   *o++ = '"';
   b->n = o - b->p;
