@@ -120,12 +120,12 @@ static inline int copy_plain(char **o, const unsigned char *s, int i, int n, int
 }
 
 /* A JSON string: copied eight bytes at a time where nothing needs escaping; reserved window by window. */
-static void put_json_text(Buf *b, const unsigned char *s, int n) {
-  int i = 0, end = n > ESCAPE_WINDOW ? ESCAPE_WINDOW : n;
-  if (!buf_reserve(b, 6 * (sqlite3_int64)end + 2)) return;
-  char *o = b->p + b->n;
-  *o++ = '"';
-  for (;;) {
+static void put_json_body(Buf *b, const unsigned char *s, int n) {
+  int i = 0;
+  while (i < n) {
+    int end = n - i > ESCAPE_WINDOW ? i + ESCAPE_WINDOW : n;
+    if (!buf_reserve(b, 6 * (sqlite3_int64)(end - i) + 2)) return;
+    char *o = b->p + b->n;
     while (i < end) {
       i = copy_plain(&o, s, i, end, 0);
       int stop = i + 8 < end ? i + 8 : end;
@@ -145,14 +145,15 @@ static void put_json_text(Buf *b, const unsigned char *s, int n) {
         }
       }
     }
-    if (i >= n) break;
     b->n = o - b->p;
-    end = n - i > ESCAPE_WINDOW ? i + ESCAPE_WINDOW : n;
-    if (!buf_reserve(b, 6 * (sqlite3_int64)(end - i) + 1)) return;
-    o = b->p + b->n;
   }
-  *o++ = '"';
-  b->n = o - b->p;
+}
+
+/* A JSON string (the body reserves 2 bytes of slack in every window: the quotes never grow it for small text). */
+static void put_json_text(Buf *b, const unsigned char *s, int n) {
+  buf_ch(b, '"');
+  put_json_body(b, s, n);
+  buf_ch(b, '"');
 }
 
 /*
@@ -257,16 +258,7 @@ static int keys_parse(Keys *k, sqlite3_value *v) {
 /* What separates two rows of a batch (ROW_SEPARATOR in src/core/encoding.ts). */
 static const char *row_separator(int mode) { return mode == M_NDJSON ? "\n" : ",\n"; }
 
-/* One row: a JSON array (ndjson), a JSON object (json) or a SQL tuple (sql). */
-static void put_row(Buf *b, int mode, const Keys *keys, sqlite3_value **v, int n) {
-  buf_ch(b, mode == M_NDJSON ? '[' : mode == M_JSON ? '{' : '(');
-  for (int i = 0; i < n; i++) {
-    if (i) buf_ch(b, ',');
-    if (mode == M_JSON) { buf_put(b, keys->k[i], keys->len[i]); buf_ch(b, ':'); }
-    put_value(b, v[i], mode);
-  }
-  buf_ch(b, mode == M_NDJSON ? ']' : mode == M_JSON ? '}' : ')');
-}
+/* Rows are encoded by put_row_from() (native/scriptorium_big.inc), which also reads large values in pieces. */
 
 /* ---------------------------------------------------------------- scriptorium_every() */
 /* scriptorium_every(key, n): the key of every n-th row (the 1st, the (n+1)-th, ...) as 8-byte
@@ -293,6 +285,7 @@ static void every_final(sqlite3_context *ctx) {
   sqlite3_result_blob64(ctx, e->out.p, (sqlite3_uint64)e->out.n, sqlite3_free);
 }
 
+#include "scriptorium_big.inc"
 #include "scriptorium_rows.inc"
 #include "scriptorium_scan.inc"
 #include "scriptorium_pack.inc"
@@ -308,6 +301,7 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   (void)pzErrMsg;
   int rc = sqlite3_create_function(db, "scriptorium_every", 2, SQLITE_UTF8 | SQLITE_INNOCUOUS, 0, 0, every_step, every_final);
   if (rc == SQLITE_OK) rc = sqlite3_create_module(db, "scriptorium_rows", &rows_module, 0);
+  if (rc == SQLITE_OK) rc = big_register(db);
   ScanShared *shared = rc == SQLITE_OK ? sqlite3_malloc(sizeof(ScanShared)) : 0;
   if (rc == SQLITE_OK && !shared) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) {

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { RowEncoding } from '../../core/encoding.js';
 import type { TableSchema } from '../../core/schema.js';
-import { rowsQuery, tableOrder } from './row-sql.js';
+import { readsBigValues, rowsQuery, tableOrder } from './row-sql.js';
 import { quoteIdent } from './sql-text.js';
 
 /**
@@ -42,9 +42,10 @@ export function planSegments(db: Database.Database, table: TableSchema, rows: nu
   } else {
     bounds = Array.from({ length: count }, (_, i) => min + (span * BigInt(i)) / BigInt(count));
   }
+  const big = readsBigValues(db, table);
   return bounds.map((from, i) => {
     const to = bounds[i + 1];
-    return rowsQuery(table, [i > 0 ? `${key} >= ${from}` : '', to !== undefined ? `${key} < ${to}` : ''].filter(Boolean).join(' AND '));
+    return rowsQuery(table, [i > 0 ? `${key} >= ${from}` : '', to !== undefined ? `${key} < ${to}` : ''].filter(Boolean).join(' AND '), big);
   });
 }
 

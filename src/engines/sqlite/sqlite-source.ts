@@ -7,7 +7,7 @@ import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
 import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
-import { batchQuery, jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
+import { batchQuery, jsonKeys, readsBigValues, rowsQuery, tableOrder } from './row-sql.js';
 import { planSegments, rowidRange, segmentsArgument } from './segments.js';
 import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
@@ -256,12 +256,14 @@ export const NATIVE_BATCH_BYTES = 1 << 20;
  */
 function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const keys = encoding === 'json' ? jsonKeys(table) : null;
-  const scan = db.prepare('SELECT data, rows, digest FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
-  const sql = segments ? segmentsArgument(segments) : rowsQuery(table);
-  for (const [data, rows, digest] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint, Buffer | null]>) {
+  const scan = db.prepare('SELECT data, rows, digest, partial FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
+  // Large values are read in pieces, and a row that holds one comes in batches of about NATIVE_BATCH_BYTES.
+  const sql = segments ? segmentsArgument(segments) : rowsQuery(table, '', readsBigValues(db, table));
+  for (const [data, rows, digest, partial] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint, Buffer | null, bigint]>) {
     // Background readers hash the batches too (the digest comes last, on a row of its own).
-    if (digest === null) yield { data, rows: Number(rows) };
-    else if (digest.length === 32) yield { data, rows: 0, tableSha256: digest.toString('hex') };
-    else yield { data, rows: Number(rows), hashed: true };
+    const batch: RowBatch = digest?.length === 32 ? { data, rows: 0, tableSha256: digest.toString('hex') } : { data, rows: Number(rows) };
+    if (digest !== null && digest.length !== 32) batch.hashed = true;
+    if (partial) batch.partial = true;
+    yield batch;
   }
 }
