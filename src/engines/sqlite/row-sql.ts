@@ -117,7 +117,7 @@ export function jsonKeys(table: TableSchema): string {
  * native/scriptorium_big.inc) instead of whole, and an export hands them out in batches of about
  * NATIVE_BATCH_BYTES: memory then stays flat however large a value is.
  */
-export const BIG_VALUE_BYTES = 1 << 20;
+export const BIG_VALUE_BYTES = 1 << 20; // BIG_LIMIT in native/scriptorium_encode.inc
 
 /**
  * Every row's values (the rowid first where it is kept), in the table's key order; `where` narrows them.

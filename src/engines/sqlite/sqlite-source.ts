@@ -8,7 +8,7 @@ import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
 import { batchQuery, jsonKeys, readsBigValues, rowsQuery, tableOrder } from './row-sql.js';
-import { planSegments, rowidRange, segmentsArgument } from './segments.js';
+import { planSegmentRanges, rowidRange, segmentsArgument } from './segments.js';
 import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
@@ -148,12 +148,12 @@ export class SqliteSource {
    */
   *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
     const batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
-    let segments: string[] | undefined;
+    let ranges: string[] | undefined;
     if (this.#readers > 0 && hasExtension(this.#db, rowColumns(table).length)) {
       this.#usedReaders = true;
-      segments = planSegments(this.#db, table, this.rowCount(table), batchRows, encoding);
+      ranges = planSegmentRanges(this.#db, table, this.rowCount(table), batchRows, encoding);
     }
-    yield* readBatches(this.#db, table, encoding, batchRows, segments);
+    yield* readBatches(this.#db, table, encoding, batchRows, ranges);
   }
 
   close(): void {
@@ -197,7 +197,8 @@ export function tableDigest(db: Database.Database, table: TableSchema, encoding:
 
 /**
  * A table's batches over any connection (a source, or a freshly loaded target for its digest).
- * `segments` (see segments.ts) are read by the background readers, if any.
+ * `segments` (the WHERE conditions of planSegmentRanges in segments.ts) are read by the background
+ * readers, if any.
  */
 export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const gate = new GarbageGate();
@@ -256,10 +257,13 @@ export const NATIVE_BATCH_BYTES = 1 << 20;
  */
 function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const keys = encoding === 'json' ? jsonKeys(table) : null;
-  const scan = db.prepare('SELECT data, rows, digest, partial FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
-  // Large values are read in pieces, and a row that holds one comes in batches of about NATIVE_BATCH_BYTES.
-  const sql = segments ? segmentsArgument(segments) : rowsQuery(table, '', readsBigValues(db, table));
-  for (const [data, rows, digest, partial] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint, Buffer | null, bigint]>) {
+  const scan = db.prepare('SELECT data, rows, digest, partial FROM scriptorium_encode(?, ?, ?, ?, ?, ?)').raw();
+  const ranges = segments ?? [''];
+  const sql = segmentsArgument(ranges.map((where) => rowsQuery(table, where)));
+  // From a row that holds a value above BIG_VALUE_BYTES on, a segment goes on with its big query: large
+  // values read in pieces, and a row that holds one comes in batches of about NATIVE_BATCH_BYTES.
+  const big = readsBigValues(db, table) ? segmentsArgument(ranges.map((where) => `${rowsQuery(table, where, true)} LIMIT -1 OFFSET ?1`)) : null;
+  for (const [data, rows, digest, partial] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES, big) as IterableIterator<[Buffer, bigint, Buffer | null, bigint]>) {
     // Background readers hash the batches too (the digest comes last, on a row of its own).
     const batch: RowBatch = digest?.length === 32 ? { data, rows: 0, tableSha256: digest.toString('hex') } : { data, rows: Number(rows) };
     if (digest !== null && digest.length !== 32) batch.hashed = true;
