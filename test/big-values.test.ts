@@ -115,6 +115,29 @@ describe('values larger than every internal buffer', () => {
     expect(d.code).toBe(0);
   }, 60_000);
 
+  it('a large value amid ordinary rows, on the background readers, exports as SQLite\'s own JSON functions spell it', () => {
+    // 30,000 rows make several segments; large values sit in the middle of one and at the end of another
+    const mixed = makeDb(path.join(dir, 'mixed.db'), (db) => {
+      db.exec('CREATE TABLE m (id INTEGER PRIMARY KEY, v)');
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000) INSERT INTO m SELECT i, 'row ' || i FROM n`);
+      db.prepare('UPDATE m SET v = ? WHERE id = 12345').run(ESCAPED);
+      db.prepare('UPDATE m SET v = randomblob(3000000) WHERE id = 20000').run();
+      db.prepare('UPDATE m SET v = ? WHERE id = 30000').run(WITH_NUL);
+    });
+    const ours = path.join(dir, 'mixed.ndjson');
+    const theirs = path.join(dir, 'mixed-sql-functions.ndjson');
+    expect(cli(['export', mixed, '--format', 'ndjson', '-o', ours, '-q']).code).toBe(0);
+    expect(cli(['export', mixed, '--format', 'ndjson', '-o', theirs, '-q'], { env: { ...process.env, SCRIPTORIUM_NO_EXTENSION: '1' } }).code).toBe(0);
+    const body = (file: string): Buffer => {
+      const text = fs.readFileSync(file);
+      return text.subarray(text.indexOf(10) + 1); // after the header line (it holds the export's time)
+    };
+    expect(body(ours).equals(body(theirs))).toBe(true);
+    const into = path.join(dir, 'mixed-import.db');
+    expect(cli(['import', ours, '--into', into, '-q']).code).toBe(0);
+    expect(compareDatabases(mixed, into)).toEqual([]);
+  }, 60_000);
+
   it('a UTF-16 database exports its large values through the whole-value path, exactly', () => {
     const utf16 = makeDb(path.join(dir, 'utf16.db'), (db) => {
       db.pragma('encoding = "UTF-16le"');
