@@ -136,6 +136,13 @@ describe('values larger than every internal buffer', () => {
     const into = path.join(dir, 'mixed-import.db');
     expect(cli(['import', ours, '--into', into, '-q']).code).toBe(0);
     expect(compareDatabases(mixed, into)).toEqual([]);
+    // backup reads the same way (its scan goes on with the big-value query from row 12345)
+    const repo = path.join(dir, 'mixed-repo');
+    expect(cli(['init', repo, '-q']).code).toBe(0);
+    expect(cli(['backup', mixed, '--repo', repo, '-q']).code).toBe(0);
+    const restored = path.join(dir, 'mixed-restored.db');
+    expect(cli(['restore', 'latest', '--repo', repo, '--into', restored, '-q']).code).toBe(0);
+    expect(values(restored, 'm')).toEqual(values(mixed, 'm'));
   }, 60_000);
 
   it('a UTF-16 database exports its large values through the whole-value path, exactly', () => {

@@ -38,7 +38,17 @@ export interface ChunkBatch {
  */
 export const CHUNK_BATCH_BYTES = 128 << 10;
 
-const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?)';
+const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/**
+ * The table's row query, and the one the scan goes on with from its first value above BIG_VALUE_BYTES
+ * (values read in pieces, never whole in SQLite), or null when the table's values cannot be (see
+ * readsBigValues in row-sql.ts).
+ */
+async function scanQueries(db: Database.Database, table: TableSchema): Promise<[string, string | null]> {
+  const { readsBigValues, rowsQuery } = await import('../engines/sqlite/row-sql.js');
+  return [rowsQuery(table), readsBigValues(db, table) ? `${rowsQuery(table, '', true)} LIMIT -1 OFFSET ?1` : null];
+}
 
 /**
  * The chunks of `table` read by the extension, or undefined when `source` is not a SQLite source with
@@ -56,11 +66,7 @@ export async function nativeChunks(
 ): Promise<Iterable<ChunkBatch> | undefined> {
   const db = (source as { db?: unknown }).db as Database.Database | undefined;
   if (!db || typeof db !== 'object' || typeof db.prepare !== 'function' || !db.open) return undefined;
-  const [{ hasExtension }, { readsBigValues, rowsQuery }, { rowColumns }] = await Promise.all([
-    import('../engines/sqlite/extension.js'),
-    import('../engines/sqlite/row-sql.js'),
-    import('../core/schema.js'),
-  ]);
+  const [{ hasExtension }, { rowColumns }] = await Promise.all([import('../engines/sqlite/extension.js'), import('../core/schema.js')]);
   const columns = rowColumns(table);
   if (!hasExtension(db, columns.length)) return undefined;
   let statement: Database.Statement;
@@ -70,8 +76,8 @@ export async function nativeChunks(
     return undefined; // an extension built before scriptorium_chunks (or its digest column) existed
   }
   // The same values, in the same order, as an export; large values read in pieces (no copy of them in SQLite).
-  const sql = rowsQuery(table, '', readsBigValues(db, table));
-  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer];
+  const [sql, big] = await scanQueries(db, table);
+  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer, big];
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {
       for (const row of statement.iterate(...args) as IterableIterator<[Buffer | null, bigint | number, Buffer, Buffer, Buffer | null]>) {
@@ -111,22 +117,18 @@ export async function nativeDigest(db: Database.Database, table: TableSchema): P
  * or SHA instructions (the caller hashes the batches itself).
  */
 async function hashedDigest(db: Database.Database, table: TableSchema, fixed: ChunkerSettings): Promise<{ rows: number; sha256: string } | undefined> {
-  const [{ hasExtension }, { readsBigValues, rowsQuery }, { rowColumns }] = await Promise.all([
-    import('../engines/sqlite/extension.js'),
-    import('../engines/sqlite/row-sql.js'),
-    import('../core/schema.js'),
-  ]);
+  const [{ hasExtension }, { rowColumns }] = await Promise.all([import('../engines/sqlite/extension.js'), import('../core/schema.js')]);
   if (!hasExtension(db, rowColumns(table).length)) return undefined;
   let statement: Database.Statement;
   try {
-    statement = db.prepare('SELECT rows, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?)').raw();
+    statement = db.prepare('SELECT rows, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?, ?)').raw();
   } catch {
     return undefined;
   }
-  const sql = rowsQuery(table, '', readsBigValues(db, table));
+  const [sql, big] = await scanQueries(db, table);
   let rows = 0;
   let digest: Buffer | null = null;
-  for (const row of statement.iterate(sql, 0, fixed.minBytes, fixed.targetBytes, fixed.maxBytes, CHUNK_BATCH_BYTES, 2, 0) as IterableIterator<[bigint | number, Buffer | null]>) {
+  for (const row of statement.iterate(sql, 0, fixed.minBytes, fixed.targetBytes, fixed.maxBytes, CHUNK_BATCH_BYTES, 2, 0, big) as IterableIterator<[bigint | number, Buffer | null]>) {
     rows += Number(row[0]);
     if (row[1]) digest = row[1];
   }
