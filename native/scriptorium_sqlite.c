@@ -40,11 +40,19 @@ enum { M_NDJSON = 0, M_JSON = 1, M_SQL = 2 };
 /* ---------------------------------------------------------------- growable buffer */
 typedef struct Buf { char *p; sqlite3_int64 n, cap; int oom; } Buf;
 
+/* The most sqlite3_realloc64 allocates at once (SQLITE_MAX_ALLOCATION_SIZE). */
+#define BUF_MAX_ALLOC 2147483391LL
+/* Input bytes escaped per reservation: a JSON string reserves 6 bytes per input byte for the worst
+** case, which for one value of hundreds of MB would ask for more than SQLite allocates at once. */
+#define ESCAPE_WINDOW (1 << 16)
+
 static int buf_reserve(Buf *b, sqlite3_int64 extra) {
   if (b->oom) return 0;
   if (b->n + extra <= b->cap) return 1;
   sqlite3_int64 cap = b->cap ? b->cap * 2 : 65536;
   while (cap < b->n + extra) cap *= 2;
+  /* SQLite allocates at most BUF_MAX_ALLOC at once: doubling past it would fail a buffer that fits */
+  if (cap > BUF_MAX_ALLOC) cap = b->n + extra > BUF_MAX_ALLOC ? b->n + extra : BUF_MAX_ALLOC;
   char *p = sqlite3_realloc64(b->p, (sqlite3_uint64)cap);
   if (!p) { b->oom = 1; return 0; }
   b->p = p; b->cap = cap;
@@ -118,33 +126,41 @@ static inline int copy_plain(char **o, const unsigned char *s, int i, int n, int
   return i;
 }
 
-/* A JSON string: copied eight bytes at a time where nothing needs escaping. */
-static void put_json_text(Buf *b, const unsigned char *s, int n) {
-  if (!buf_reserve(b, 6 * (sqlite3_int64)n + 2)) return;
-  char *o = b->p + b->n;
-  *o++ = '"';
+/* A JSON string: copied eight bytes at a time where nothing needs escaping; reserved window by window. */
+static void put_json_body(Buf *b, const unsigned char *s, int n) {
   int i = 0;
   while (i < n) {
-    i = copy_plain(&o, s, i, n, 0);
-    int stop = i + 8 < n ? i + 8 : n;
-    for (; i < stop; i++) {
-      unsigned char c = s[i];
-      if (!json_escaped(c)) { *o++ = (char)c; continue; }
-      *o++ = '\\';
-      switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = HEX_LO[c >> 4]; *o++ = HEX_LO[c & 15];
+    int end = n - i > ESCAPE_WINDOW ? i + ESCAPE_WINDOW : n;
+    if (!buf_reserve(b, 6 * (sqlite3_int64)(end - i) + 2)) return;
+    char *o = b->p + b->n;
+    while (i < end) {
+      i = copy_plain(&o, s, i, end, 0);
+      int stop = i + 8 < end ? i + 8 : end;
+      for (; i < stop; i++) {
+        unsigned char c = s[i];
+        if (!json_escaped(c)) { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+          case '"': *o++ = '"'; break;
+          case '\\': *o++ = '\\'; break;
+          case '\n': *o++ = 'n'; break;
+          case '\r': *o++ = 'r'; break;
+          case '\t': *o++ = 't'; break;
+          case '\b': *o++ = 'b'; break;
+          case '\f': *o++ = 'f'; break;
+          default: *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = HEX_LO[c >> 4]; *o++ = HEX_LO[c & 15];
+        }
       }
     }
+    b->n = o - b->p;
   }
-  *o++ = '"';
-  b->n = o - b->p;
+}
+
+/* A JSON string (the body reserves 2 bytes of slack in every window: the quotes never grow it for small text). */
+static void put_json_text(Buf *b, const unsigned char *s, int n) {
+  buf_ch(b, '"');
+  put_json_body(b, s, n);
+  buf_ch(b, '"');
 }
 
 /*
@@ -249,16 +265,7 @@ static int keys_parse(Keys *k, sqlite3_value *v) {
 /* What separates two rows of a batch (ROW_SEPARATOR in src/core/encoding.ts). */
 static const char *row_separator(int mode) { return mode == M_NDJSON ? "\n" : ",\n"; }
 
-/* One row: a JSON array (ndjson), a JSON object (json) or a SQL tuple (sql). */
-static void put_row(Buf *b, int mode, const Keys *keys, sqlite3_value **v, int n) {
-  buf_ch(b, mode == M_NDJSON ? '[' : mode == M_JSON ? '{' : '(');
-  for (int i = 0; i < n; i++) {
-    if (i) buf_ch(b, ',');
-    if (mode == M_JSON) { buf_put(b, keys->k[i], keys->len[i]); buf_ch(b, ':'); }
-    put_value(b, v[i], mode);
-  }
-  buf_ch(b, mode == M_NDJSON ? ']' : mode == M_JSON ? '}' : ')');
-}
+/* Rows are encoded by put_row_from() (native/scriptorium_big.inc), which also reads large values in pieces. */
 
 /* ---------------------------------------------------------------- scriptorium_every() */
 /* scriptorium_every(key, n): the key of every n-th row (the 1st, the (n+1)-th, ...) as 8-byte
@@ -285,6 +292,7 @@ static void every_final(sqlite3_context *ctx) {
   sqlite3_result_blob64(ctx, e->out.p, (sqlite3_uint64)e->out.n, sqlite3_free);
 }
 
+#include "scriptorium_big.inc"
 #include "scriptorium_rows.inc"
 #include "scriptorium_scan.inc"
 #include "scriptorium_pack.inc"
@@ -309,6 +317,7 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
     rc = sqlite3_create_module_v2(db, "scriptorium_rows_staged", &rows_module, stage, stage_free);
   }
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_stage", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, stage, stage_func, 0, 0);
+  if (rc == SQLITE_OK) rc = big_register(db);
   ScanShared *shared = rc == SQLITE_OK ? sqlite3_malloc(sizeof(ScanShared)) : 0;
   if (rc == SQLITE_OK && !shared) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) {

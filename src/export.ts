@@ -187,12 +187,14 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       await sink.write(writer.tableStart(table, rowCounts[table.name]!, index));
       const digest = new DigestBuilder(writer.encoding);
       let first = true;
+      let inRow = false; // the last batch ended inside a row (a large value comes in pieces)
       for (const batch of src.batches(table, writer.encoding, { batchRows: writer.batchRows })) {
         digest.add(batch);
-        if (batch.rows === 0) continue; // the digest, from the engine
-        await sink.write(writer.batchPrefix(table, first));
+        if (batch.rows === 0 && !batch.partial) continue; // the digest, from the engine
+        if (!inRow) await sink.write(writer.batchPrefix(table, first));
         await sink.write(batch.data);
-        await sink.write(writer.batchSuffix(table));
+        inRow = batch.partial === true;
+        if (!inRow) await sink.write(writer.batchSuffix(table));
         first = false;
         progress.rowsDone += batch.rows;
         progress.bytesIn += batch.data.length;

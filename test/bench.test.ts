@@ -93,6 +93,18 @@ describe('scriptorium bench --quick', () => {
       expect(report.targets.some((t) => t.issue === 4 && t.name.startsWith(name))).toBe(true);
   });
 
+  it('runs the large-value case (16 MB with --quick) through export, import, backup and restore', () => {
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
+    const big = report.bigValue!;
+    expect(big.valueBytes).toBe(16e6);
+    expect(big.boundBytes).toBe(1.5 * 16e6 + 100e6);
+    expect(big.runs.map((r) => r.id)).toEqual(['export-ndjson', 'import-ndjson', 'backup', 'restore']);
+    for (const r of big.runs) expect(r.seconds).toBeGreaterThan(0);
+    if (report.rssMeasured) expect(report.targets.filter((t) => t.issue === 13)).toHaveLength(4);
+    const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md'))!), 'utf8');
+    expect(md).toContain('## One large value (issue 13)');
+  });
+
   it('measures deduplication at the largest size only', () => {
     const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
     const d = report.dedup!;

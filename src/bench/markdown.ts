@@ -80,7 +80,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(mainTable(largest.cases), '');
   }
   if (r.targets.length) {
-    out.push('## Targets (issue 2: export/import; issue 4: backup repository)', '');
+    out.push('## Targets (issue 2: export/import; issue 4: backup repository; issue 13: large values)', '');
     out.push(
       table(['issue', 'target', 'required', 'measured', 'met'], r.targets.map((t) => [String(t.issue), t.name, t.required, t.measured, t.met ? 'yes' : '**no**']), ['r', 'l', 'r', 'r', 'l']),
       '',
@@ -97,6 +97,18 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
     out.push(dedupTable(d), '');
+  }
+  if (r.bigValue) {
+    const b = r.bigValue;
+    out.push(`## One large value (issue 13): ${mb(b.valueBytes)} MB of TEXT in one row`, '');
+    out.push(
+      table(
+        ['command', 'seconds', 'peak RSS (MB)', 'bound (MB)', 'met'],
+        b.runs.map((run) => [run.label, run.seconds.toFixed(1), mb(run.peakRssBytes), mb(b.boundBytes), run.peakRssBytes === null ? '?' : run.peakRssBytes <= b.boundBytes ? 'yes' : '**no**']),
+        ['l', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+    );
   }
   const sizeHead = r.sizes.map((s) => `${count(s.rows)} rows`);
   out.push('## Scaling: wall µs per row by size', '');

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { createDemoDatabase } from '../demo/demo-data.js';
+import { BIG_VALUE_BYTES, bigValueTargets, QUICK_BIG_VALUE_BYTES, runBigValue } from './big-value.js';
 import { benchCases, runOrder, type BenchCase } from './cases.js';
 import { renderChart } from './chart.js';
 import { dirBytes, runDedup } from './dedup.js';
@@ -32,6 +33,11 @@ export interface BenchOptions {
   log?: (line: string) => void;
   /** Run the deduplication scenarios at the largest size (default true). */
   dedup?: boolean;
+  /**
+   * The large-value case: one value of this many bytes through export, import, backup and restore
+   * (default 300 MB, quick 16 MB); false skips it.
+   */
+  bigValue?: number | false;
 }
 
 /** What {@link runBenchmark} produced. */
@@ -180,6 +186,9 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   }
   const largest = sizes[sizes.length - 1];
   const dedup = o.dedup !== false && largest !== undefined ? await benchDedup(largest, workDir, log) : undefined;
+  const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
+  if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
+  const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -194,8 +203,9 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     command: o.command ?? 'npm run bench',
     sizes: results,
     trends: trends(results),
-    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : [])],
+    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
+    ...(bigValue ? { bigValue } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

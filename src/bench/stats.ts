@@ -1,3 +1,4 @@
+import type { BigValueReport } from './big-value.js';
 import type { Side } from './cases.js';
 import type { DedupResult } from './dedup.js';
 
@@ -62,7 +63,7 @@ export interface CaseTrend {
 
 /** A performance target from an issue, checked at the largest size. */
 export interface TargetCheck {
-  /** The issue that sets it: 2 (export/import), 4 (backup repository). */
+  /** The issue that sets it: 2 (export/import), 4 (backup repository), 13 (large values). */
   issue: number;
   name: string;
   required: string;
@@ -88,6 +89,8 @@ export interface BenchReport {
   targets: TargetCheck[];
   /** The backup repository's deduplication scenarios, at the largest size (absent when skipped). */
   dedup?: DedupReport;
+  /** One large value through export, import, backup and restore (absent when skipped). */
+  bigValue?: BigValueReport;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

@@ -28,6 +28,7 @@ interface BenchCliOptions {
   json?: boolean;
   quiet?: boolean;
   dedup: boolean;
+  bigValue: boolean;
 }
 
 /**
@@ -45,6 +46,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--out <dir>', 'directory for the reports', 'bench/results')
     .option('--work-dir <dir>', 'cache of demo databases and scratch files (default: <tmpdir>/scriptorium-bench)')
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
+    .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -58,6 +60,7 @@ export function registerBenchCommand(program: Command): void {
           repeat: o.repeat ?? (quick ? 1 : 3),
           quick,
           dedup: o.dedup,
+          ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
           command: args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench',

@@ -21,6 +21,11 @@ export const ROW_SEPARATOR: Readonly<Record<RowEncoding, string>> = {
 export interface RowBatch {
   data: Buffer;
   rows: number;
+  /**
+   * The batch ends inside a row, which goes on in the next batch: no separator follows it, and `rows`
+   * counts only the rows that end in it (a row with a large value comes in several batches).
+   */
+  partial?: boolean;
   /** The engine hashed this batch for the table digest already (see {@link DigestBuilder}). */
   hashed?: boolean;
   /**
@@ -55,14 +60,14 @@ export class DigestBuilder {
 
   add(batch: RowBatch): void {
     if (batch.tableSha256 !== undefined) this.#given = batch.tableSha256;
-    if (batch.rows === 0) return;
+    if (batch.rows === 0 && !batch.partial) return;
     this.#rows += batch.rows;
     if (batch.hashed) {
       this.#hashedRows += batch.rows;
       return;
     }
     this.#hash.update(batch.data);
-    this.#hash.update(this.#separator);
+    if (!batch.partial) this.#hash.update(this.#separator);
   }
 
   finish(): TableDigest {

@@ -49,6 +49,8 @@ export class RowChunker {
   readonly #maxBytes: number;
   readonly #keyValues: number;
   #pieces: Buffer[] = [];
+  /** Batches of a row that goes on in the next batch (RowBatch.partial). */
+  #partial: Buffer[] = [];
   #bytes = 0;
   #rows = 0;
 
@@ -63,6 +65,13 @@ export class RowChunker {
   /** Takes one batch (row encodings joined by `\n`) and returns the chunks it completed. */
   push(batch: RowBatch): Chunk[] {
     const out: Chunk[] = [];
+    if (batch.partial || this.#partial.length > 0) {
+      // a row in pieces (a large value): whole rows are cut, so the pieces are joined first
+      this.#partial.push(batch.data);
+      if (batch.partial) return out;
+      batch = { data: Buffer.concat(this.#partial), rows: batch.rows };
+      this.#partial = [];
+    }
     if (batch.rows === 0) return out;
     const data = batch.data;
     let segment = 0;

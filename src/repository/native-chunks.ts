@@ -38,7 +38,17 @@ export interface ChunkBatch {
  */
 export const CHUNK_BATCH_BYTES = 128 << 10;
 
-const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?)';
+const QUERY = 'SELECT data, rows, chunks, ids, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/**
+ * The table's row query, and the one the scan goes on with from its first value above BIG_VALUE_BYTES
+ * (values read in pieces, never whole in SQLite), or null when the table's values cannot be (see
+ * readsBigValues in row-sql.ts).
+ */
+async function scanQueries(db: Database.Database, table: TableSchema): Promise<[string, string | null]> {
+  const { readsBigValues, rowsQuery } = await import('../engines/sqlite/row-sql.js');
+  return [rowsQuery(table), readsBigValues(db, table) ? `${rowsQuery(table, '', true)} LIMIT -1 OFFSET ?1` : null];
+}
 
 /**
  * The chunks of `table` read by the extension, or undefined when `source` is not a SQLite source with
@@ -56,11 +66,7 @@ export async function nativeChunks(
 ): Promise<Iterable<ChunkBatch> | undefined> {
   const db = (source as { db?: unknown }).db as Database.Database | undefined;
   if (!db || typeof db !== 'object' || typeof db.prepare !== 'function' || !db.open) return undefined;
-  const [{ hasExtension }, { rowsQuery }, { rowColumns }] = await Promise.all([
-    import('../engines/sqlite/extension.js'),
-    import('../engines/sqlite/row-sql.js'),
-    import('../core/schema.js'),
-  ]);
+  const [{ hasExtension }, { rowColumns }] = await Promise.all([import('../engines/sqlite/extension.js'), import('../core/schema.js')]);
   const columns = rowColumns(table);
   if (!hasExtension(db, columns.length)) return undefined;
   let statement: Database.Statement;
@@ -69,8 +75,9 @@ export async function nativeChunks(
   } catch {
     return undefined; // an extension built before scriptorium_chunks (or its digest column) existed
   }
-  const sql = rowsQuery(table); // the same values, in the same order, as an export
-  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer];
+  // The same values, in the same order, as an export; large values read in pieces (no copy of them in SQLite).
+  const [sql, big] = await scanQueries(db, table);
+  const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer, big];
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {
       for (const row of statement.iterate(...args) as IterableIterator<[Buffer | null, bigint | number, Buffer, Buffer, Buffer | null]>) {
@@ -87,6 +94,8 @@ export async function nativeChunks(
 export async function nativeDigest(db: Database.Database, table: TableSchema): Promise<{ rows: number; sha256: string } | undefined> {
   // Fixed-size cuts (min = max): no per-row hashing, no chunk ids; only the bytes matter here.
   const fixed = { algorithm: 'row-key-v1' as const, targetBytes: 1 << 16, minBytes: 1 << 16, maxBytes: 1 << 16 };
+  const hashed = await hashedDigest(db, table, fixed);
+  if (hashed) return hashed;
   const scan = await nativeChunks({ db } as unknown as RowSource, table, fixed, 0, CHUNK_BATCH_BYTES, false);
   if (!scan) return undefined;
   const { createHash } = await import('node:crypto');
@@ -100,4 +109,28 @@ export async function nativeDigest(db: Database.Database, table: TableSchema): P
     gate.add(batch.data!.length);
   }
   return { rows, sha256: digest.digest('hex') };
+}
+
+/**
+ * The table digest hashed in C (ids = 2: no chunk ids), with no row data crossing into JavaScript: a
+ * table with one large value is then read once, in pieces. Undefined without the extension's scanner
+ * or SHA instructions (the caller hashes the batches itself).
+ */
+async function hashedDigest(db: Database.Database, table: TableSchema, fixed: ChunkerSettings): Promise<{ rows: number; sha256: string } | undefined> {
+  const [{ hasExtension }, { rowColumns }] = await Promise.all([import('../engines/sqlite/extension.js'), import('../core/schema.js')]);
+  if (!hasExtension(db, rowColumns(table).length)) return undefined;
+  let statement: Database.Statement;
+  try {
+    statement = db.prepare('SELECT rows, digest FROM scriptorium_chunks(?, ?, ?, ?, ?, ?, ?, ?, ?)').raw();
+  } catch {
+    return undefined;
+  }
+  const [sql, big] = await scanQueries(db, table);
+  let rows = 0;
+  let digest: Buffer | null = null;
+  for (const row of statement.iterate(sql, 0, fixed.minBytes, fixed.targetBytes, fixed.maxBytes, CHUNK_BATCH_BYTES, 2, 0, big) as IterableIterator<[bigint | number, Buffer | null]>) {
+    rows += Number(row[0]);
+    if (row[1]) digest = row[1];
+  }
+  return digest ? { rows, sha256: digest.toString('hex') } : undefined;
 }

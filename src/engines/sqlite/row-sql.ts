@@ -168,10 +168,40 @@ export function jsonKeys(table: TableSchema): string {
   return rowColumns(table).map((c) => JSON.stringify(c)).join('\n');
 }
 
-/** Every row's values (the rowid first where it is kept), in the table's key order; `where` narrows them. */
-export function rowsQuery(table: TableSchema, where = ''): string {
-  const refs = rowColumns(table).map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
-  return `SELECT ${refs.join(', ')} FROM ${quoteIdent(table.name)}${where ? ` WHERE ${where}` : ''} ORDER BY ${tableOrder(table).keys.join(', ')}`;
+/**
+ * TEXT and BLOB values above this many bytes are read in pieces by the extension (sqlite3_blob_read,
+ * native/scriptorium_big.inc) instead of whole, and an export hands them out in batches of about
+ * NATIVE_BATCH_BYTES: memory then stays flat however large a value is.
+ */
+export const BIG_VALUE_BYTES = 1 << 20; // BIG_LIMIT in native/scriptorium_encode.inc
+
+/**
+ * Every row's values (the rowid first where it is kept), in the table's key order; `where` narrows them.
+ * With `bigValues` (only for the extension's encoders, on a rowid table of a UTF-8 database: see
+ * {@link readsBigValues}), a value above {@link BIG_VALUE_BYTES} is selected as
+ * `scriptorium_big(table, column, type, rowid)`, which names it without reading it
+ * (octet_length() and typeof() read only the record header).
+ */
+export function rowsQuery(table: TableSchema, where = '', bigValues = false): string {
+  const names = rowColumns(table);
+  const refs = names.map((name, i) => (i === 0 && table.rowidAlias ? table.rowidAlias : quoteIdent(name)));
+  const rowid = tableOrder(table).keys[0]!;
+  const values = bigValues && !table.withoutRowid
+    ? refs.map((ref, i) =>
+        i === 0 && table.rowidAlias
+          ? ref
+          : `CASE WHEN octet_length(${ref}) > ${BIG_VALUE_BYTES} THEN scriptorium_big(${quoteText(table.name)}, ${quoteText(names[i]!)}, typeof(${ref}), ${rowid}) ELSE ${ref} END`,
+      )
+    : refs;
+  return `SELECT ${values.join(', ')} FROM ${quoteIdent(table.name)}${where ? ` WHERE ${where}` : ''} ORDER BY ${tableOrder(table).keys.join(', ')}`;
+}
+
+/**
+ * Whether the extension can read `table`'s large values in pieces on `db`: a rowid table (the blob API
+ * needs the rowid) of a UTF-8 database (it hands out the stored bytes, which the encoders take as UTF-8).
+ */
+export function readsBigValues(db: { pragma(sql: string, options: { simple: true }): unknown }, table: TableSchema): boolean {
+  return !table.withoutRowid && db.pragma('encoding', { simple: true }) === 'UTF-8';
 }
 
 /** Loads a batch through the extension's parser: parameters mode, spec (column count or keys), data. */

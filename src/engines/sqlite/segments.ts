@@ -24,6 +24,11 @@ export const SEGMENT_ROWS = 8192;
  * - otherwise, for json and ndjson, where batches only concatenate: [min, max] is cut in equal parts.
  */
 export function planSegments(db: Database.Database, table: TableSchema, rows: number, batchRows: number, encoding: RowEncoding): string[] | undefined {
+  return planSegmentRanges(db, table, rows, batchRows, encoding)?.map((where) => rowsQuery(table, where));
+}
+
+/** The WHERE conditions of {@link planSegments}' queries (the first and last are open-ended), or undefined. */
+export function planSegmentRanges(db: Database.Database, table: TableSchema, rows: number, batchRows: number, encoding: RowEncoding): string[] | undefined {
   const perSegment = Math.ceil(SEGMENT_ROWS / batchRows) * batchRows;
   const count = Math.ceil(rows / perSegment);
   if (table.withoutRowid || count < 2) return undefined;
@@ -44,7 +49,7 @@ export function planSegments(db: Database.Database, table: TableSchema, rows: nu
   }
   return bounds.map((from, i) => {
     const to = bounds[i + 1];
-    return rowsQuery(table, [i > 0 ? `${key} >= ${from}` : '', to !== undefined ? `${key} < ${to}` : ''].filter(Boolean).join(' AND '));
+    return [i > 0 ? `${key} >= ${from}` : '', to !== undefined ? `${key} < ${to}` : ''].filter(Boolean).join(' AND ');
   });
 }
 

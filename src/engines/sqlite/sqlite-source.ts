@@ -7,8 +7,8 @@ import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
 import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
 import { hasExtension, loadExtension } from './extension.js';
-import { batchQuery, jsonKeys, rowsQuery, tableOrder } from './row-sql.js';
-import { planSegments, rowidRange, segmentsArgument } from './segments.js';
+import { batchQuery, jsonKeys, readsBigValues, rowsQuery, tableOrder } from './row-sql.js';
+import { planSegmentRanges, rowidRange, segmentsArgument } from './segments.js';
 import { holdWriters } from './writer-hold.js';
 import { readSqliteSchema } from './sqlite-schema.js';
 import { quoteIdent } from './sql-text.js';
@@ -149,14 +149,14 @@ export class SqliteSource {
    */
   *batches(table: TableSchema, encoding: RowEncoding, opts: { batchRows?: number } = {}): Generator<RowBatch> {
     const batchRows = opts.batchRows ?? DEFAULT_BATCH_ROWS;
-    let segments: string[] | undefined;
+    let ranges: string[] | undefined;
     // Virtual tables are read on this connection in one pass: their modules answer rowid ranges with
     // a scan each (R*Tree), and min/max of their rowid with a scan too.
     if (this.#readers > 0 && !table.virtual && hasExtension(this.#db, rowColumns(table).length)) {
       this.#usedReaders = true;
-      segments = planSegments(this.#db, table, this.rowCount(table), batchRows, encoding);
+      ranges = planSegmentRanges(this.#db, table, this.rowCount(table), batchRows, encoding);
     }
-    yield* readBatches(this.#db, table, encoding, batchRows, segments);
+    yield* readBatches(this.#db, table, encoding, batchRows, ranges);
   }
 
   close(): void {
@@ -200,7 +200,8 @@ export function tableDigest(db: Database.Database, table: TableSchema, encoding:
 
 /**
  * A table's batches over any connection (a source, or a freshly loaded target for its digest).
- * `segments` (see segments.ts) are read by the background readers, if any.
+ * `segments` (the WHERE conditions of planSegmentRanges in segments.ts) are read by the background
+ * readers, if any.
  */
 export function* readBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const gate = new GarbageGate();
@@ -259,12 +260,17 @@ export const NATIVE_BATCH_BYTES = 1 << 20;
  */
 function* readNativeBatches(db: Database.Database, table: TableSchema, encoding: RowEncoding, batchRows: number, segments?: string[]): Generator<RowBatch> {
   const keys = encoding === 'json' ? jsonKeys(table) : null;
-  const scan = db.prepare('SELECT data, rows, digest FROM scriptorium_encode(?, ?, ?, ?, ?)').raw();
-  const sql = segments ? segmentsArgument(segments) : rowsQuery(table);
-  for (const [data, rows, digest] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES) as IterableIterator<[Buffer, bigint, Buffer | null]>) {
+  const scan = db.prepare('SELECT data, rows, digest, partial FROM scriptorium_encode(?, ?, ?, ?, ?, ?)').raw();
+  const ranges = segments ?? [''];
+  const sql = segmentsArgument(ranges.map((where) => rowsQuery(table, where)));
+  // From a row that holds a value above BIG_VALUE_BYTES on, a segment goes on with its big query: large
+  // values read in pieces, and a row that holds one comes in batches of about NATIVE_BATCH_BYTES.
+  const big = readsBigValues(db, table) ? segmentsArgument(ranges.map((where) => `${rowsQuery(table, where, true)} LIMIT -1 OFFSET ?1`)) : null;
+  for (const [data, rows, digest, partial] of scan.iterate(sql, encoding, keys, batchRows, NATIVE_BATCH_BYTES, big) as IterableIterator<[Buffer, bigint, Buffer | null, bigint]>) {
     // Background readers hash the batches too (the digest comes last, on a row of its own).
-    if (digest === null) yield { data, rows: Number(rows) };
-    else if (digest.length === 32) yield { data, rows: 0, tableSha256: digest.toString('hex') };
-    else yield { data, rows: Number(rows), hashed: true };
+    const batch: RowBatch = digest?.length === 32 ? { data, rows: 0, tableSha256: digest.toString('hex') } : { data, rows: Number(rows) };
+    if (digest !== null && digest.length !== 32) batch.hashed = true;
+    if (partial) batch.partial = true;
+    yield batch;
   }
 }

@@ -183,6 +183,13 @@ export class SqliteTarget {
       if (wide) this.#stage()!.run(encoding, spec, batch.data);
       changes = wide ? stmt.run().changes : native ? stmt.run(encoding, spec, batch.data).changes : stmt.run(batch.data).changes;
     } catch (err) {
+      if (/too big/i.test((err as Error).message)) {
+        // One row's encoding above SQLite's SQLITE_MAX_LENGTH (1e9 bytes): a value near that limit, not damage.
+        throw new ScriptoriumError('E_UNSUPPORTED', `load ${table.name}: a row's encoding (${batch.data.length} bytes) is larger than SQLite takes in one piece`, {
+          hint: 'A value near SQLite\'s length limit (1e9 bytes; BLOBs count twice, as hex) cannot be loaded yet: import and restore hand a row to SQLite whole. The target was not changed.',
+          cause: err,
+        });
+      }
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
         hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
         cause: err,

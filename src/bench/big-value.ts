@@ -1,0 +1,97 @@
+/**
+ * The benchmark's large-value case (issue 13): a database of one row holding one TEXT value of
+ * `valueBytes` bytes goes through export ndjson, import of that file, backup and restore, once each, as
+ * separate processes; each run's time and peak RSS are set against the bound 1.5 × the value + 100 MB.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { cliNodeFlags } from '../cli/node-flags.js';
+import { init } from '../repository/index.js';
+import { CLI_PATH } from './cases.js';
+import { removeDatabase, runTimed } from './process.js';
+import type { TargetCheck } from './stats.js';
+
+/** The value's size in the default run: 300 MB. */
+export const BIG_VALUE_BYTES = 300e6;
+/** The value's size in the `--quick` smoke run. */
+export const QUICK_BIG_VALUE_BYTES = 16e6;
+
+/** One command's run on the large-value database. */
+export interface BigValueRun {
+  id: string;
+  label: string;
+  seconds: number;
+  /** Peak RSS in bytes, or null without GNU time. */
+  peakRssBytes: number | null;
+}
+
+/** The large-value case as reported. */
+export interface BigValueReport {
+  valueBytes: number;
+  /** 1.5 × valueBytes + 100 MB. */
+  boundBytes: number;
+  runs: BigValueRun[];
+}
+
+/**
+ * The cached database of one TEXT value of `bytes` bytes (hex of random bytes: it does not compress
+ * away, and every path carries it as it is).
+ */
+function bigValueDatabase(workDir: string, bytes: number): string {
+  fs.mkdirSync(workDir, { recursive: true });
+  const file = path.join(workDir, `big-value-${bytes}.db`);
+  if (fs.existsSync(file)) return file;
+  const tmp = `${file}.building-${process.pid}`;
+  removeDatabase(tmp);
+  const db = new Database(tmp);
+  try {
+    db.exec('CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT, v TEXT)');
+    db.prepare('INSERT INTO big VALUES (1, ?, hex(randomblob(?)))').run('one large value', Math.ceil(bytes / 2));
+  } finally {
+    db.close();
+  }
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+/** Runs the large-value case with a value of `valueBytes` bytes, in `workDir`. */
+export async function runBigValue(o: { workDir: string; valueBytes: number; log: (s: string) => void }): Promise<BigValueReport> {
+  const db = bigValueDatabase(o.workDir, o.valueBytes);
+  const dir = path.join(o.workDir, `big-value-run-${process.pid}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const f = (name: string): string => path.join(dir, name);
+  const cli = (...args: string[]) => ({ cmd: process.execPath, args: [...cliNodeFlags(), CLI_PATH, ...args, '--json'] });
+  const steps: Array<{ id: string; label: string; spec: ReturnType<typeof cli> }> = [
+    { id: 'export-ndjson', label: 'export ndjson', spec: cli('export', db, '--format', 'ndjson', '-o', f('out.ndjson')) },
+    { id: 'import-ndjson', label: 'import ndjson', spec: cli('import', f('out.ndjson'), '--into', f('import.db')) },
+    { id: 'backup', label: 'backup', spec: cli('backup', db, '--repo', f('repo')) },
+    { id: 'restore', label: 'restore', spec: cli('restore', 'latest', '--repo', f('repo'), '--into', f('restore.db')) },
+  ];
+  try {
+    await init(f('repo'));
+    const runs: BigValueRun[] = [];
+    for (const step of steps) {
+      const r = await runTimed(step.spec);
+      runs.push({ id: step.id, label: step.label, seconds: r.wallMs / 1000, peakRssBytes: r.peakRssBytes });
+      o.log(`  one ${(o.valueBytes / 1e6).toFixed(0)} MB value: ${step.label} ${(r.wallMs / 1000).toFixed(1)} s, peak RSS ${r.peakRssBytes === null ? '?' : (r.peakRssBytes / 1e6).toFixed(0)} MB`);
+    }
+    return { valueBytes: o.valueBytes, boundBytes: 1.5 * o.valueBytes + 100e6, runs };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Issue 13's memory target: every path's peak RSS at most 1.5 × the value + 100 MB. */
+export function bigValueTargets(r: BigValueReport): TargetCheck[] {
+  return r.runs
+    .filter((run) => run.peakRssBytes !== null)
+    .map((run) => ({
+      issue: 13,
+      name: `peak RSS of ${run.label}, one ${(r.valueBytes / 1e6).toFixed(0)} MB value`,
+      required: `≤ ${(r.boundBytes / 1e6).toFixed(0)} MB (1.5× + 100 MB)`,
+      measured: `${(run.peakRssBytes! / 1e6).toFixed(1)} MB`,
+      met: run.peakRssBytes! <= r.boundBytes,
+    }));
+}
