@@ -223,6 +223,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         if (!created.has(table.name)) {
           checkSchemaSql({ type: 'table', name: table.name }, table.sql);
           target.createTables([table]);
+          checkCreatedShape(target, table);
           created.add(table.name);
         }
         progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
@@ -296,9 +297,24 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     if (created.has(table.name)) continue;
     checkSchemaSql({ type: 'table', name: table.name }, table.sql);
     target.createTables([table]);
+    checkCreatedShape(target, table);
   }
   for (const object of state.objects) checkSchemaSql({ type: object.type, name: object.name, table: object.table }, object.sql);
   return state;
+}
+
+/**
+ * The header's columns must be the columns its CREATE statement made: rows are inserted and the digest
+ * is taken over the header's columns only, so a CREATE with one more column (whose DEFAULT would run on
+ * every row, e.g. `randomblob(1e9)`) or other columns would otherwise load unchecked or fail in SQLite.
+ */
+function checkCreatedShape(target: SqliteTarget, table: TableSchema): void {
+  const shape = (t: TableSchema | undefined): string =>
+    t ? JSON.stringify([t.columns.map((c) => [c.name, c.type, c.notNull, c.pk]), t.primaryKey, t.withoutRowid, t.rowidAlias ?? null]) : 'none';
+  if (shape(target.table(table.name)) === shape(table)) return;
+  throw new IntegrityError('E_CORRUPT', `import: the file describes the columns or key of table ${JSON.stringify(table.name)} differently from its CREATE statement`, {
+    hint: 'The file was edited or damaged; nothing was written to the target.',
+  });
 }
 
 /**
