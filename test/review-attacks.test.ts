@@ -66,3 +66,45 @@ describe('an export whose CREATE TABLE does not make the columns its header list
     expect(r.code, r.stderr).toBe(0);
   });
 });
+
+describe('prune when a snapshot cannot be listed', () => {
+  /** A repository with one snapshot of src.db, whose packs are all in use. */
+  function repository(name: string): { repo: string; packs: () => string[] } {
+    const repo = path.join(dir, name);
+    for (const args of [['init', repo], ['backup', path.join(dir, 'src.db'), '-r', repo, '-q']]) {
+      const r = cli(args);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const packs = (): string[] => fs.readdirSync(path.join(repo, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+    expect(packs().length).toBeGreaterThan(0);
+    return { repo, packs };
+  }
+
+  it('a snapshots folder that is a link to the real one elsewhere: prune deletes nothing (it deleted every pack)', () => {
+    const { repo, packs } = repository('linked-folder');
+    const moved = path.join(dir, 'snapshots-elsewhere');
+    fs.renameSync(path.join(repo, 'snapshots'), moved);
+    fs.symlinkSync(moved, path.join(repo, 'snapshots'));
+    const before = packs();
+    const r = cli(['prune', '-r', repo]);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).toMatch(/^scriptorium: error E_CORRUPT: prune: snapshots is not a regular folder/m);
+    expect(packs()).toEqual(before);
+    expect(fs.readdirSync(moved)).toHaveLength(1);
+  });
+
+  it('a snapshot file that is a link: prune and forget --prune delete nothing', () => {
+    const { repo, packs } = repository('linked-snapshot');
+    const [id] = fs.readdirSync(path.join(repo, 'snapshots'));
+    const at = path.join(repo, 'snapshots', id!);
+    fs.renameSync(at, path.join(dir, 'snapshot-elsewhere'));
+    fs.symlinkSync(path.join(dir, 'snapshot-elsewhere'), at);
+    const before = packs();
+    for (const args of [['prune', '-r', repo], ['forget', '--keep-last', '1', '--prune', '-r', repo]]) {
+      const r = cli(args);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(/^scriptorium: error E_CORRUPT: prune: snapshots\/[0-9a-f]{64} is not a regular file/m);
+      expect(packs()).toEqual(before);
+    }
+  });
+});
