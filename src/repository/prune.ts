@@ -93,6 +93,15 @@ async function lockOnFullDisk(repo: Repository, waitMs: number) {
 }
 
 async function pruneLocked(repo: Repository, dryRun: boolean, reporter: OperationReporter): Promise<PruneResult> {
+  // A snapshot that cannot be listed (its folder or its file a link, a FIFO, a device) still uses its
+  // packs: prune cannot tell which, so it deletes nothing rather than every pack of that snapshot.
+  const strays = await findStrays(repo.store);
+  const hidden = strays.filter((key) => key === 'snapshots' || /^snapshots\/[0-9a-f]{64}$/.test(key));
+  if (hidden.length > 0) {
+    throw new ScriptoriumError('E_CORRUPT', `prune: ${hidden.join(', ')} ${hidden.length === 1 ? 'is' : 'are'} not a regular ${hidden[0] === 'snapshots' ? 'folder' : 'file'} of the repository, so prune cannot tell which packs ${hidden[0] === 'snapshots' ? 'the snapshots' : 'that snapshot'} use; nothing was deleted`, {
+      hint: 'Something other than scriptorium put it there. Replace it with the real folder or file (after looking at what it is), or remove it, then run prune again.',
+    });
+  }
   const used = new Set<string>();
   for (const snapshot of await repo.snapshots()) for (const pack of snapshot.packs) used.add(pack);
   const sizes = new Map<string, number>();
@@ -122,7 +131,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
   }
   const result: PruneResult = {
     packsKept: kept.length, packsDeleted: unused.length, bytesDeleted: unused.reduce((a, p) => a + (sizes.get(p) ?? 0), 0),
-    indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, strays: await findStrays(repo.store), dryRun,
+    indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, strays, dryRun,
   };
   const indexed = [...known.keys()].filter((p) => used.has(p) && sizes.has(p)).length;
   const indexChanges = unused.length > 0 || oldIndexFiles.length > 1 || known.size !== kept.length || indexed !== kept.length;
