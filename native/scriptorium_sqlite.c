@@ -46,7 +46,9 @@ typedef struct Buf { char *p; sqlite3_int64 n, cap; int oom; } Buf;
 ** case, which for one value of hundreds of MB would ask for more than SQLite allocates at once. */
 #define ESCAPE_WINDOW (1 << 16)
 
-static int buf_reserve(Buf *b, sqlite3_int64 extra) {
+/* buf_reserve()'s slow path: grows the buffer (kept out of line, so that the fast path inlines). */
+static int buf_grow(Buf *b, sqlite3_int64 extra) __attribute__((noinline));
+static int buf_grow(Buf *b, sqlite3_int64 extra) {
   if (b->oom) return 0;
   if (b->n + extra <= b->cap) return 1;
   sqlite3_int64 cap = b->cap ? b->cap * 2 : 65536;
@@ -58,10 +60,15 @@ static int buf_reserve(Buf *b, sqlite3_int64 extra) {
   b->p = p; b->cap = cap;
   return 1;
 }
+/* Room for `extra` more bytes (0 when out of memory, with b->oom set). Called for every byte written. */
+static inline int buf_reserve(Buf *b, sqlite3_int64 extra) {
+  if (__builtin_expect(!b->oom && b->n + extra <= b->cap, 1)) return 1;
+  return buf_grow(b, extra);
+}
 static void buf_put(Buf *b, const void *s, sqlite3_int64 n) {
   if (n > 0 && buf_reserve(b, n)) { memcpy(b->p + b->n, s, (size_t)n); b->n += n; }
 }
-static void buf_ch(Buf *b, char c) { if (buf_reserve(b, 1)) b->p[b->n++] = c; }
+static inline void buf_ch(Buf *b, char c) { if (buf_reserve(b, 1)) b->p[b->n++] = c; }
 static void buf_str(Buf *b, const char *s) { buf_put(b, s, (sqlite3_int64)strlen(s)); }
 
 static const char HEX_UP[] = "0123456789ABCDEF";
