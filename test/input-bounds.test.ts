@@ -66,7 +66,7 @@ function importMeasured(file: string, into: string, env: NodeJS.ProcessEnv = { [
 
 const NDJSON_HEADER =
   '{"format":"scriptorium-ndjson","version":1,"engine":"sqlite","engineVersion":"3.53.2","objects":[],"meta":{},"table_count":1,"total_rows":1}';
-const TABLE = { name: 't', sql: 'CREATE TABLE t(a)', columns: [{ name: 'a', type: '', notNull: false, pk: 0 }], primaryKey: [], withoutRowid: false };
+const TABLE = { name: 't', sql: 'CREATE TABLE t(a PRIMARY KEY)', columns: [{ name: 'a', type: '', notNull: false, pk: 1 }], primaryKey: ['a'], withoutRowid: false };
 const SCHEMA = { engine: 'sqlite', engineVersion: '3.53.2', tables: [TABLE], objects: [], meta: {} };
 
 /** 16 MiB of one byte: 320 of them make a 5 GiB line. */
