@@ -15,6 +15,19 @@ import { isMainThread } from 'node:worker_threads';
 export const HOST_TAG = createHash('sha256').update(os.hostname()).digest('hex').slice(0, 8);
 
 /**
+ * Whether process `pid` runs on this host: true unless it is known to be gone (ESRCH); one we may not
+ * signal (EPERM, another user's) runs. Temporaries and locks of a process that no longer runs are stale.
+ */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
  * How a temporary beside `<name>` is named: `.<name>.<tag>-<pid>-h<host>-<random>`, plus SQLite's
  * `-journal`, `-wal` or `-shm` for its side files. Groups: 1 name, 2 tag, 3 pid, 4 host, 5 side suffix.
  */

@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import {
   fsyncDir,
   HOST_TAG,
+  processRuns,
   registerTemp,
   releaseTemp,
   removeQuietly,
@@ -238,16 +239,6 @@ export function prepareParent(plan: TargetPlan): TargetPlan {
   return checkTarget(plan.given, { ...plan.options, createParent: false });
 }
 
-/** True unless `pid` is known to be gone (ESRCH); a process we may not signal (EPERM) is alive. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
 /**
  * Removes the temporaries that killed processes of this host left beside the target (any operation's:
  * their names carry pid and host, see TEMP_NAME), calling `notice` once for each. Temporaries of live
@@ -269,7 +260,7 @@ export function sweepStaleTemps(plan: TargetPlan, notice: (message: string, file
     const m = TEMP_NAME.exec(entry);
     if (!m || m[1] !== base || m[4] !== HOST_TAG) continue;
     const pid = Number(m[3]);
-    if (pid === process.pid || alive(pid)) continue;
+    if (pid === process.pid || processRuns(pid)) continue;
     const file = path.join(dir, entry);
     if (!lstatOrUndefined(file)?.isFile()) continue;
     try {

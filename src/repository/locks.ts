@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { processRuns } from '../core/atomic-file.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ScriptoriumError } from '../core/errors.js';
 import type { Store } from '../stores/store.js';
@@ -68,12 +69,7 @@ export function isStale(lock: LockInfo, now = Date.now()): boolean {
   if (!(age < LOCK_STALE_MS)) return true;
   if (lock.host !== hostname()) return false;
   if (lock.pid === process.pid) return false;
-  try {
-    process.kill(lock.pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processRuns(lock.pid);
 }
 
 /** Reads every lock in the store (locks that vanish or do not parse are skipped). */

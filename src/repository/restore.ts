@@ -12,7 +12,8 @@ import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
-import { checkCreatedTables, checkSnapshot } from './snapshot-check.js';
+import { checkSnapshot } from './snapshot-check.js';
+import { createdTableProblem } from '../engines/sqlite/created-table.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 
@@ -113,7 +114,12 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
   try {
     target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
     target.createTables(schema.tables);
-    checkCreatedTables(snapshot, schema.tables, target.schema().tables, 'restore');
+    // Rows load and re-digest by the manifest's description: it must be what the CREATE statements made.
+    const differs = schema.tables.flatMap((t) => {
+      const message = createdTableProblem(target!.db, t, 'the manifest');
+      return message === undefined ? [] : [{ code: 'E_CORRUPT', snapshot: snapshot.id, table: t.name, message }];
+    });
+    if (differs.length > 0) throw new RepositoryIntegrityError(differs, 'restore');
     await loadTables(repo, snapshot, schema, entries, target, reporter);
     reporter.progress('indexes', undefined, true);
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it

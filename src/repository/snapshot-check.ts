@@ -12,8 +12,8 @@
 import { ScriptoriumError } from '../core/errors.js';
 import { decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
-import type { TableSchema } from '../core/schema.js';
 import type { Snapshot } from './manifest.js';
+import { listObjects, MAX_BYTES } from './objects.js';
 import { packKey } from './pack.js';
 import type { Repository } from './repository.js';
 import { chunkName } from './snapshot-reader.js';
@@ -94,10 +94,10 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
   const present = new Set<string>();
   for (const hash of wanted) if (await repo.store.has(packKey(hash))) present.add(hash);
   const counts = new Map<string, number>();
-  for await (const { key } of repo.store.list('index/')) {
+  for await (const { key } of listObjects(repo.store, 'index/')) {
     let packs;
     try {
-      packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key));
+      packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }));
     } catch (err) {
       if (err instanceof ScriptoriumError) continue; // a damaged index only costs deduplication; verify reports it
       throw err;
@@ -111,28 +111,5 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
     ...options,
     chunkName: (pack, entry) => chunkName(repo, pack, entry),
   });
-  if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
-}
-
-/**
- * Checks that the tables a restore created from the manifest's CREATE statements are the tables the
- * manifest describes (columns in order with their types, primary key, rowid): rows are loaded and
- * re-digested by the description, so a description that disagrees with the statement (columns swapped,
- * say) would load values into the wrong columns and still match the digest. Throws
- * RepositoryIntegrityError (E_CORRUPT) naming the table.
- */
-export function checkCreatedTables(snapshot: Snapshot, described: TableSchema[], created: TableSchema[], operation: string): void {
-  const shape = (t: TableSchema | undefined): string =>
-    t ? JSON.stringify([t.columns.map((c) => [c.name, c.type, c.notNull, c.pk]), t.primaryKey, t.withoutRowid, t.rowidAlias ?? null]) : 'none';
-  const problems: Problem[] = [];
-  for (const table of described) {
-    const made = created.find((t) => t.name === table.name);
-    if (shape(made) !== shape(table)) {
-      problems.push({
-        code: 'E_CORRUPT', snapshot: snapshot.id, table: table.name,
-        message: made ? 'the manifest describes the table\'s columns or key differently from its CREATE statement' : 'its CREATE statement creates no table of that name',
-      });
-    }
-  }
   if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
 }

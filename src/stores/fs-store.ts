@@ -1,10 +1,10 @@
 /** A Store in a local directory: one file per key, written to a temporary name, synced, then renamed. */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants as bufferLimits } from 'node:buffer';
 import { constants, type Dirent, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { basename, dirname, join, resolve, sep } from 'node:path';
+import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { noSpaceError, NotFoundError, ScriptoriumError } from '../core/errors.js';
 import {
   checkKey, checkPrefix, type GetOptions, type ListOptions, type RemovedTemporary, type Store, type StoreCapabilities, type StoreEntry,
@@ -29,11 +29,6 @@ const TEMP_NAME = /^\.tmp-([0-9a-f]{8})-([1-9][0-9]{0,9})-[0-9a-f]{16}(?:-[0-9a-
 /** Largest read of one call to `read` (the file system API takes at most 2 GiB − 1 per call). */
 const READ_PIECE = 1 << 30;
 
-/** The host part of temporary names on this host (see {@link TEMP_NAME}). */
-function hostTag(): string {
-  return createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
-}
-
 /**
  * A {@link Store} kept in a directory of the local file system. `put` is atomic and durable: the data
  * goes to `.tmp-<host>-<pid>-<random>` beside the final name, is fsynced, renamed over the final name,
@@ -54,7 +49,7 @@ export class FsStore implements Store {
   readonly location: string;
   readonly capabilities: StoreCapabilities = { atomicPut: true, durablePut: true, maxConcurrency: 4 };
   readonly #root: string;
-  readonly #host = hostTag();
+  readonly #host = HOST_TAG;
 
   constructor(root: string) {
     if (typeof root !== 'string' || root === '') throw new TypeError('FsStore needs a directory path');
@@ -372,16 +367,6 @@ export class FsStore implements Store {
 /** Whether a name can be a segment of a key (see {@link checkKey}). */
 function validName(name: string): boolean {
   return /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name) && name.length <= 255;
-}
-
-/** Whether process `pid` runs on this host (EPERM: it runs, as another user). */
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errno(err) !== 'ESRCH';
-  }
 }
 
 /**
