@@ -7,6 +7,9 @@ import type { EventListener } from '../core/events.js';
 import { collectAll, collectSoon, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
 import { decodeIndex, encodeIndexInto, indexKey, type ChunkIndex } from './chunk-index.js';
+import { encodeFingerprintIndex, FINGERPRINT_BYTES, PACKS_PER_INDEX_FILE } from './fingerprint-index.js';
+import { ParentIndex } from './parent-index.js';
+import { addToSnapshotList } from './snapshot-list.js';
 import { BufferPool, ZSTD_DEFAULT_LEVEL } from './compression.js';
 import { identityValues, RowChunker, type Chunk } from './chunker.js';
 import { appendRange, encodeManifest, snapshotKey, type ChunkRange, type Snapshot, type TableEntry } from './manifest.js';
@@ -62,7 +65,10 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           source: sourceName, target: repo.location, format: 'repository',
           totalRows: estimates.reduce((a, b) => a + b, 0), tables: tables.length,
         });
-        const writer = new SnapshotWriter(repo, await repo.loadIndex(false, true), reporter);
+        // Format 2 deduplicates against the previous snapshot of this source (flat memory); format 1
+        // loads every index file (memory grows with the repository).
+        const index = repo.config.version >= 2 ? await ParentIndex.open(repo, hostname(), sourceName) : await repo.loadIndex(false, true);
+        const writer = new SnapshotWriter(repo, index, reporter, options.onNotice);
         let failed = true;
         try {
           const entries: TableEntry[] = [];
@@ -113,8 +119,13 @@ interface StoredPack {
 /** Writes one snapshot: chunks into packs, then the index file, then the manifest. */
 class SnapshotWriter {
   readonly #repo: Repository;
-  readonly #index: ChunkIndex;
+  readonly #index: ChunkIndex | ParentIndex;
+  /** The same index when the repository is of format 2. */
+  readonly #v2: ParentIndex | undefined;
   readonly #reporter: OperationReporter;
+  readonly #onNotice: ((message: string) => void) | undefined;
+  /** Format 2: fingerprints of durable packs not yet in an index file. */
+  readonly #fingerprints: Array<{ ordinal: number; hash: string; fps: Buffer }> = [];
   /** Packs in JavaScript, opened on first use (with the native packer a backup may never need it, nor zstd-napi). */
   #packs: PackWriter | undefined;
   /** Packs in C, for tables the extension scans (undefined: not tried yet; null: not available). */
@@ -158,10 +169,12 @@ class SnapshotWriter {
   #storedBytes = 0;
   #bytes = 0;
 
-  constructor(repo: Repository, index: ChunkIndex, reporter: OperationReporter) {
+  constructor(repo: Repository, index: ChunkIndex | ParentIndex, reporter: OperationReporter, onNotice?: (message: string) => void) {
     this.#repo = repo;
     this.#index = index;
+    this.#v2 = index instanceof ParentIndex ? index : undefined;
     this.#reporter = reporter;
+    this.#onNotice = onNotice;
     index.compact(); // this backup's chunks: 8 bytes each in the index, the whole ids here (see #confirm)
     this.#ids = this.#idBuffers.take(this.#idBytesHint());
   }
@@ -195,6 +208,7 @@ class SnapshotWriter {
       appendRange(ranges, pack, entry);
     };
     let batches = 0;
+    await this.#v2?.beginTable(table.name);
     const keyValues = identityValues(table);
     const native = await this.#packer();
     const scan = await nativeChunks(db, table, this.#repo.config.chunker, keyValues, undefined, true, native?.handle);
@@ -293,6 +307,8 @@ class SnapshotWriter {
       const id = hashed ? batch.ids : Buffer.from(sha256Hex(data.subarray(at, at + length)), 'hex');
       const idAt = hashed ? 32 * i : 0;
       this.#chunks++;
+      const wait = this.#v2?.ready();
+      if (wait) await wait;
       let found = this.#index.find(id, idAt);
       if (found >= 0 && this.#index.isCandidate(found) && !(await this.#confirm(found, id, idAt))) found = -1;
       if (found >= 0) {
@@ -336,6 +352,8 @@ class SnapshotWriter {
       const length = (chunks[o]! | (chunks[o + 1]! << 8) | (chunks[o + 2]! << 16)) + chunks[o + 3]! * 0x1000000;
       at += length;
       const idAt = i << 5;
+      const wait = this.#v2?.ready();
+      if (wait) await wait;
       let found = index.find(ids, idAt);
       if (found >= 0 && index.isCandidate(found)) {
         if (run >= 0) run = this.#copyIds(ids, run, i);
@@ -380,6 +398,8 @@ class SnapshotWriter {
   async #store(chunk: Chunk): Promise<[number, number]> {
     this.#chunks++;
     const hash = Buffer.from(sha256Hex(chunk.data), 'hex');
+    const wait = this.#v2?.ready();
+    if (wait) await wait;
     let found = this.#index.find(hash);
     if (found >= 0 && this.#index.isCandidate(found) && !(await this.#confirm(found, hash, 0))) found = -1;
     if (found >= 0) return [this.#index.packOf(found), this.#index.entryOf(found)];
@@ -527,11 +547,40 @@ class SnapshotWriter {
       this.#gate.add(heapBytes); // the pack file, stored (when it was in the heap at all)
       this.#heapPacked += heapBytes;
       this.#index.namePack(ordinal, hash);
-      this.#written.push(ordinal);
       this.#storedBytes += size;
       this.#reporter.bytesOut += size;
+      if (this.#v2) {
+        // Format 2 keeps 8 bytes a chunk until the index file: the whole ids go back at once.
+        const pending = this.#pendingIds.get(ordinal)!;
+        const fps = Buffer.allocUnsafe((pending.ids.length / 32) * FINGERPRINT_BYTES);
+        for (let i = 0, o = 0; i < pending.ids.length; i += 32, o += FINGERPRINT_BYTES) pending.ids.copy(fps, o, i, i + FINGERPRINT_BYTES);
+        this.#idBuffers.give(pending.buffer);
+        this.#pendingIds.delete(ordinal);
+        this.#fingerprints.push({ ordinal, hash, fps });
+        if (this.#fingerprints.length >= PACKS_PER_INDEX_FILE) await this.#writeFingerprints();
+        continue;
+      }
+      this.#written.push(ordinal);
       if (this.#written.length >= INDEX_PACKS) await this.#writeIndex();
     }
+  }
+
+  /** Format 2: stores an index file of the fingerprints of the packs made durable since the last one. */
+  async #writeFingerprints(): Promise<void> {
+    if (this.#fingerprints.length === 0) return;
+    const packs = this.#fingerprints.splice(0);
+    const { file, hash } = encodeFingerprintIndex(packs.map((p) => ({ hash: p.hash, chunkIds: p.fps, idBytes: FINGERPRINT_BYTES })));
+    const existed = await this.#repo.store.has(indexKey(hash)).catch(() => true);
+    await this.#repo.store.put(indexKey(hash), file);
+    if (!existed) this.#createdIndexFiles.push(indexKey(hash));
+    for (const p of packs) this.#v2!.setHint(p.ordinal, hash);
+    if (this.#heapPacked > 0) {
+      if (this.#native) collectSoon();
+      else collectAll();
+      this.#heapPacked = 0;
+    }
+    this.#storedBytes += file.length;
+    this.#reporter.bytesOut += file.length;
   }
 
   /**
@@ -571,11 +620,29 @@ class SnapshotWriter {
     this.#native?.close();
   }
 
+  /** The manifest's `index` and `packIndex` for its `packs` (format 2). */
+  #indexHints(packs: string[]): { index: string[]; packIndex: number[] } {
+    const index: string[] = [];
+    const at = new Map<string, number>();
+    const packIndex = packs.map((hash) => {
+      const file = this.#v2!.hintOf(this.#v2!.packOrdinal(hash));
+      if (file === undefined) return -1;
+      let i = at.get(file);
+      if (i === undefined) {
+        i = index.push(file) - 1;
+        at.set(file, i);
+      }
+      return i;
+    });
+    return { index, packIndex };
+  }
+
   async finish(tables: TableEntry[], meta: Pick<Snapshot, 'time' | 'host' | 'tags' | 'source' | 'schema'>): Promise<Snapshot> {
     await this.#flush();
     this.#takeCompressed(0);
     await this.#drain(0);
     await this.#writeIndex();
+    await this.#writeFingerprints();
     // Ranges point at index-wide pack ordinals; the manifest lists only its own packs.
     const local = new Map<number, number>();
     const packs: string[] = [];
@@ -590,12 +657,15 @@ class SnapshotWriter {
       }
     }
     const rows = tables.reduce((a, t) => a + t.rows, 0);
+    // Format 2: where each pack's fingerprints are, for the next backup (which deduplicates against this one).
+    const hints = this.#v2 ? this.#indexHints(packs) : undefined;
     const manifest = {
-      version: 1 as const, repository: this.#repo.config.id, ...meta, encoding: 'ndjson' as const, packs, tables,
+      version: (this.#v2 ? 2 : 1) as 1 | 2, repository: this.#repo.config.id, ...meta, encoding: 'ndjson' as const, packs, tables,
       stats: {
         rows, bytes: this.#bytes, chunks: this.#chunks, newChunks: this.#newChunks, newChunkBytes: this.#newChunkBytes,
         storedBytes: this.#storedBytes, durationMs: this.#reporter.elapsedMs,
       },
+      ...hints,
     };
     const { codec, level } = this.#repo.config.compression;
     const native = this.#native;
@@ -612,6 +682,15 @@ class SnapshotWriter {
     this.#reporter.bytesOut += file.length;
     this.#reporter.progress('done', undefined, true);
     const snapshot = { ...manifest, id: hash, manifestBytes: file.length };
+    if (this.#v2) {
+      try {
+        await addToSnapshotList(this.#repo.store, snapshot);
+      } catch (err) {
+        // The snapshot exists; the list is a cache (the next backup lists snapshots/ instead).
+        if (!(err instanceof Error && 'code' in err)) throw err;
+        this.#onNotice?.(`snapshot ${hash.slice(0, 8)} saved, but the snapshot list could not be updated (${err.message}): the next backup looks for its parent the slow way`);
+      }
+    }
     this.#reporter.completed({
       snapshot: hash, tables: tables.length, chunks: this.#chunks, newChunks: this.#newChunks,
       storedBytes: this.#storedBytes + file.length,

@@ -5,6 +5,7 @@
  */
 import { IntegrityError } from '../core/errors.js';
 import { CODEC_IDS } from './compression.js';
+import { decodeFingerprintIndex, isFingerprintIndex } from './fingerprint-index.js';
 import { MAGIC, openObject, sha256 } from './object-file.js';
 
 /** The store key of the index file named `hash`. */
@@ -15,8 +16,15 @@ export function indexKey(hash: string): string {
 /** One pack's entry in an index file. */
 export interface IndexedPack {
   hash: string;
-  /** SHA-256 of each entry, 32 bytes each, in entry order. */
+  /** SHA-256 of each entry, 32 bytes each (or `idBytes`), in entry order. */
   chunkIds: Buffer;
+  /** Bytes per entry in `chunkIds`: 32 (whole ids, version 1, the default) or 8 (fingerprints, version 2). */
+  idBytes?: number;
+}
+
+/** Entries of an indexed pack. */
+export function indexedEntries(pack: IndexedPack): number {
+  return pack.chunkIds.length / (pack.idBytes ?? 32);
 }
 
 const SEGMENT_BITS = 14;
@@ -42,6 +50,8 @@ export class ChunkIndex {
   readonly packs: string[] = [];
   readonly #packOrdinal = new Map<string, number>();
   readonly #packStart: number[] = [];
+  /** Packs whose entries came from a version-2 index file: only their first 8 bytes are real. */
+  readonly #shortIds = new Set<number>();
   readonly #hashes: Buffer[] = [];
   /** First 8 bytes of the hashes of entries from #base on. */
   readonly #keys: Buffer[] = [];
@@ -172,16 +182,28 @@ export class ChunkIndex {
     if (pack < 0 || pack >= this.#packStart.length || entry < 0 || entry >= this.packEntries(pack)) return undefined;
     const i = this.#packStart[pack] + entry;
     if (i >= this.#base) return undefined;
-    return this.#hashes[i >> SEGMENT_BITS].toString('hex', (i & LOW) * 32, (i & LOW) * 32 + 32);
+    return this.#hashes[i >> SEGMENT_BITS].toString('hex', (i & LOW) * 32, (i & LOW) * 32 + (this.#shortIds.has(pack) ? 8 : 32));
   }
 
-  /** Adds every pack of an index file body not already known. */
+  /**
+   * Adds every pack of an index file body not already known. Fingerprints of a version-2 file are
+   * padded with zeros: {@link chunkAt} then gives only their 16 hex digits (verify compares a prefix).
+   */
   addIndexed(packs: IndexedPack[]): void {
-    this.reserve(packs.reduce((a, p) => a + p.chunkIds.length / 32, 0));
+    this.reserve(packs.reduce((a, p) => a + indexedEntries(p), 0));
+    const padded = Buffer.alloc(32);
     for (const pack of packs) {
       if (this.#packOrdinal.has(pack.hash)) continue;
       const ordinal = this.addPack(pack.hash);
-      for (let at = 0; at < pack.chunkIds.length; at += 32) this.add(pack.chunkIds, ordinal, at);
+      const step = pack.idBytes ?? 32;
+      if (step !== 32) this.#shortIds.add(ordinal);
+      for (let at = 0; at < pack.chunkIds.length; at += step) {
+        if (step === 32) this.add(pack.chunkIds, ordinal, at);
+        else {
+          pack.chunkIds.copy(padded, 0, at, at + step);
+          this.add(padded, ordinal, 0);
+        }
+      }
     }
   }
 
@@ -250,6 +272,7 @@ export function encodeIndexInto(packs: IndexedPack[], into: Buffer): { file: Buf
  * the packs themselves is checked by verify (see snapshot-check.ts).
  */
 export async function decodeIndex(hash: string, file: Buffer): Promise<IndexedPack[]> {
+  if (isFingerprintIndex(file)) return decodeFingerprintIndex(hash, file);
   const what = `index ${hash.slice(0, 16)}`;
   const body = await openObject('index', file, hash, what);
   const bad = (at: number, why: string) => new IntegrityError('E_CORRUPT', `${what}: record at byte ${at}: ${why}`, {

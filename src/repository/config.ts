@@ -4,8 +4,8 @@ import { IntegrityError, UsageError } from '../core/errors.js';
 import { checkCompression, CODEC_IDS, type CompressionCodec } from './compression.js';
 import { newerVersion, notRepository } from './errors.js';
 
-/** The repository format this code writes, and the newest it reads. */
-export const FORMAT_VERSION = 1;
+/** The repository format this code writes, and the newest it reads (it reads version 1 too). */
+export const FORMAT_VERSION = 2;
 export const FORMAT_NAME = 'scriptorium-repository';
 
 /** How rows are cut into chunks (see docs/repository-format.md, "Chunking"). */

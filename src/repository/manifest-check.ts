@@ -40,7 +40,7 @@ function show(v: unknown): string {
  */
 export function manifestProblem(m: unknown): string | undefined {
   if (!isObject(m)) return 'not a JSON object';
-  if (m.version !== 1) return `unsupported manifest version ${show(m.version)}`;
+  if (m.version !== 1 && m.version !== 2) return `unsupported manifest version ${show(m.version)}`;
   if (typeof m.repository !== 'string' || !REPOSITORY_ID.test(m.repository)) return `repository: ${show(m.repository)} is not a repository id`;
   if (typeof m.time !== 'string' || !Number.isFinite(Date.parse(m.time))) return `time: ${show(m.time)} is not a time`;
   if (typeof m.host !== 'string') return 'host: not a string';
@@ -54,6 +54,10 @@ export function manifestProblem(m: unknown): string | undefined {
     if (typeof packs[i] !== 'string' || !HASH.test(packs[i] as string)) return `packs[${i}]: ${show(packs[i])} is not a pack id`;
     if (packSet.has(packs[i] as string)) return `packs[${i}]: pack ${(packs[i] as string).slice(0, 16)} is listed twice`;
     packSet.add(packs[i] as string);
+  }
+  if (m.version === 2) {
+    const problem = indexHintsProblem(m.index, m.packIndex, packs.length);
+    if (problem) return problem;
   }
   const schemaProblem = schemaProblemOf(m.schema);
   if (schemaProblem) return `schema.${schemaProblem}`;
@@ -113,5 +117,25 @@ function statsProblem(stats: unknown, sums: { rows: number }): string | undefine
   }
   // Only the row total is derived from the tables (by backup too); the other figures describe the backup run.
   if (stats.rows !== sums.rows) return `stats.rows: ${stats.rows as number}, but the tables add up to ${sums.rows}`;
+  return undefined;
+}
+
+/**
+ * Format 2's hints of where each pack's fingerprints are: `index` lists index files (64 hex digits, each
+ * once), `packIndex[i]` is the position in `index` of the file listing `packs[i]`, or -1.
+ */
+function indexHintsProblem(index: unknown, packIndex: unknown, packCount: number): string | undefined {
+  if (!Array.isArray(index)) return 'index: not a list';
+  const seen = new Set<string>();
+  for (let i = 0; i < index.length; i++) {
+    if (typeof index[i] !== 'string' || !HASH.test(index[i] as string)) return `index[${i}]: ${show(index[i])} is not an index file id`;
+    if (seen.has(index[i] as string)) return `index[${i}]: index file ${(index[i] as string).slice(0, 16)} is listed twice`;
+    seen.add(index[i] as string);
+  }
+  if (!Array.isArray(packIndex) || packIndex.length !== packCount) return 'packIndex: not a list as long as packs';
+  for (let i = 0; i < packIndex.length; i++) {
+    const v: unknown = packIndex[i];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -1 || v >= index.length) return `packIndex[${i}]: ${show(v)} is not -1 or a position in index`;
+  }
   return undefined;
 }

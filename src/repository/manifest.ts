@@ -41,7 +41,8 @@ export interface SnapshotStats {
 
 /** The content of a manifest. */
 export interface SnapshotManifest {
-  version: 1;
+  /** 1 in a version-1 repository, 2 in a version-2 one (which adds `index` and `packIndex`). */
+  version: 1 | 2;
   /** The repository's id, so a manifest copied into another repository is recognised. */
   repository: string;
   /** ISO 8601 time the backup started. */
@@ -57,6 +58,13 @@ export interface SnapshotManifest {
   packs: string[];
   tables: TableEntry[];
   stats: SnapshotStats;
+  /**
+   * Version 2: index files that list the fingerprints of this snapshot's packs (hints for the next
+   * backup, which deduplicates against this snapshot; a prune may have replaced them since).
+   */
+  index?: string[];
+  /** Version 2: per entry of `packs`, the position in `index` of its index file, or -1. */
+  packIndex?: number[];
 }
 
 /** A manifest with its id and stored size. */

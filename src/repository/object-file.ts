@@ -15,6 +15,10 @@ export const MAGIC = {
   pack: Buffer.from('SCRPACK1', 'latin1'),
   index: Buffer.from('SCRINDX1', 'latin1'),
   snapshot: Buffer.from('SCRSNAP1', 'latin1'),
+  /** Format 2's index file: 8-byte chunk fingerprints (see fingerprint-index.ts). */
+  index2: Buffer.from('SCRINDX2', 'latin1'),
+  /** Format 2's snapshot list: which snapshots and index files a backup starts from (see snapshot-list.ts). */
+  snapshotList: Buffer.from('SCRLIST2', 'latin1'),
 } as const;
 
 export type ObjectKind = keyof typeof MAGIC;
@@ -30,7 +34,7 @@ export type ObjectKind = keyof typeof MAGIC;
  * A pack's limit depends on the repository's pack size and is given by its reader (see pack.ts).
  */
 export function maxBodyBytes(kind: Exclude<ObjectKind, 'pack'>, compressed: number): number {
-  if (kind === 'index') return 2 * compressed + (1 << 20);
+  if (kind === 'index' || kind === 'index2') return 2 * compressed + (1 << 20);
   return Math.min(256 << 20, Math.max(16 << 20, 1024 * compressed));
 }
 
@@ -142,6 +146,6 @@ export function checkObject(kind: ObjectKind, file: Buffer, hash: string, what: 
     throw new IntegrityError('E_CORRUPT', `${what}: content does not match its name (damaged or truncated: ${file.length} bytes, SHA-256 ${actual.slice(0, 16)}…)`);
   }
   if (file.length < 9 || !file.subarray(0, 8).equals(MAGIC[kind])) {
-    throw new IntegrityError('E_CORRUPT', `${what}: not a ${kind} object of format version 1`);
+    throw new IntegrityError('E_CORRUPT', `${what}: not a ${kind} object of format version ${kind === 'index2' || kind === 'snapshotList' ? 2 : 1}`);
   }
 }

@@ -12,13 +12,13 @@ const HASH = '[0-9a-f]{64}';
  */
 const LOCK = '[0-9a-z]{1,64}';
 
-const OBJECT_KEY = new RegExp(`^(?:config|snapshots/${HASH}|index/${HASH}|locks/${LOCK}|packs/([0-9a-f]{2})/(${HASH}))$`);
+const OBJECT_KEY = new RegExp(`^(?:config|snapshot-list|snapshots/${HASH}|index/${HASH}|locks/${LOCK}|packs/([0-9a-f]{2})/(${HASH}))$`);
 
 /** The folders (list prefixes) of the repository's objects. */
 export type ObjectFolder = 'snapshots/' | 'index/' | 'locks/' | 'packs/';
 
 /**
- * Whether `key` names a repository object: `config`, `snapshots/<64 hex>`, `index/<64 hex>`,
+ * Whether `key` names a repository object: `config`, `snapshot-list` (format 2), `snapshots/<64 hex>`, `index/<64 hex>`,
  * `locks/<1-64 of [0-9a-z]>`, or `packs/<2 hex>/<64 hex>` whose folder is the first two digits of its name.
  */
 export function isObjectKey(key: string): boolean {

@@ -10,7 +10,7 @@
  * restore does not need it, since it checks each pack's entry count as it opens the pack.
  */
 import { ScriptoriumError } from '../core/errors.js';
-import { decodeIndex } from './chunk-index.js';
+import { decodeIndex, indexedEntries } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
 import { listObjects, MAX_BYTES } from './objects.js';
@@ -104,7 +104,7 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
     }
     for (const pack of packs) {
       // Several index files may list a pack: keep the largest count, the pack confirms any range beyond it.
-      if (wanted.has(pack.hash)) counts.set(pack.hash, Math.max(counts.get(pack.hash) ?? 0, pack.chunkIds.length / 32));
+      if (wanted.has(pack.hash)) counts.set(pack.hash, Math.max(counts.get(pack.hash) ?? 0, indexedEntries(pack)));
     }
   }
   const problems = await referenceProblems(repo, snapshot, { exists: (h) => present.has(h), indexed: (h) => counts.get(h) }, {

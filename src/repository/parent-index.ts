@@ -1,0 +1,522 @@
+/**
+ * How a format-2 backup finds chunks it need not store, in memory that does not grow with the
+ * repository or the database (see docs/repository-format.md, "Index, version 2"):
+ *
+ * 1. The **parent**: the same table in the previous snapshot of the same host and source (or, when
+ *    there is none, the newest snapshot of all). Its chunks
+ *    are read as a stream of 8-byte fingerprints, in row order, from the index files its manifest
+ *    names; a window of three segments of {@link SEGMENT} chunks around the place where the new chunks
+ *    last matched is in memory, each with a small hash table. Rows are cut by their keys, so an
+ *    unchanged stretch of a table gives the same chunks in the same order: a chunk is first compared
+ *    with the parent's next one, then looked up in the window (an update, an insert, a deletion of up
+ *    to 2 · SEGMENT chunks moves the place; a larger deletion loses deduplication for the rest of the
+ *    table in this one backup).
+ * 2. **Recent** chunks of this backup (the last {@link RECENT} new ones, whole ids), so that a chunk
+ *    repeated within the backup (two equal tables) is stored once.
+ * 3. **Orphans**: packs of interrupted backups (index files that no listed snapshot names), up to
+ *    {@link ORPHANS} chunks, so that a backup after a killed one does not store its chunks again.
+ *
+ * The class offers the part of ChunkIndex's interface that backup.ts's SnapshotWriter uses, so that
+ * the writer serves both formats.
+ */
+import { NotFoundError, ScriptoriumError } from '../core/errors.js';
+import { decodeIndex, indexKey } from './chunk-index.js';
+import { FINGERPRINT_BYTES } from './fingerprint-index.js';
+import type { Snapshot, TableEntry } from './manifest.js';
+import { listObjects, MAX_BYTES } from './objects.js';
+import type { Repository } from './repository.js';
+import { parentCandidates, readSnapshotList, type SnapshotList } from './snapshot-list.js';
+
+/** Parent chunks per segment of the window. */
+export const SEGMENT = 1 << 14;
+/** New chunks of this backup remembered whole for repeats within it. */
+export const RECENT = 1 << 16;
+/** Chunks of interrupted backups' packs looked up by fingerprint. */
+export const ORPHANS = 1 << 17;
+/** Index files kept decoded at once. */
+const FILE_CACHE = 4;
+
+/** One segment of the parent's fingerprint stream. */
+interface Segment {
+  lo: Uint32Array;
+  hi: Uint32Array;
+  /** Pack ordinal of each chunk, -1 when its fingerprint is unknown (never matches). */
+  pack: Int32Array;
+  entry: Uint32Array;
+  /** Open addressing on `lo`: chunk position within the segment + 1, 0 empty. */
+  slots: Int32Array;
+}
+
+/** The parent's table as a fingerprint stream. */
+interface ParentTable {
+  table: TableEntry;
+  /** Position (in chunks) where each range of `table.chunks` starts. */
+  starts: Float64Array;
+  total: number;
+  segments: Map<number, Segment>;
+}
+
+/** A fixed table of whole 32-byte ids with their (pack, entry); emptied when full. */
+class RecentChunks {
+  readonly #ids: Buffer;
+  readonly #pack: Int32Array;
+  readonly #entry: Uint32Array;
+  readonly #slots: Int32Array;
+  #count = 0;
+
+  constructor(capacity: number) {
+    this.#ids = Buffer.alloc(32 * capacity);
+    this.#pack = new Int32Array(capacity);
+    this.#entry = new Uint32Array(capacity);
+    this.#slots = new Int32Array(2 * capacity);
+  }
+
+  add(ids: Buffer, at: number, pack: number, entry: number): void {
+    if (this.#count === this.#pack.length) {
+      this.#slots.fill(0);
+      this.#count = 0;
+    }
+    const i = this.#count++;
+    ids.copy(this.#ids, 32 * i, at, at + 32);
+    this.#pack[i] = pack;
+    this.#entry[i] = entry;
+    const mask = this.#slots.length - 1;
+    let s = ids.readUInt32LE(at) & mask;
+    while (this.#slots[s] !== 0) s = (s + 1) & mask;
+    this.#slots[s] = i + 1;
+  }
+
+  /** Position of the id, or -1. */
+  find(ids: Buffer, at: number): number {
+    const mask = this.#slots.length - 1;
+    const head = ids.readUInt32LE(at);
+    for (let s = head & mask; ; s = (s + 1) & mask) {
+      const i = this.#slots[s]! - 1;
+      if (i < 0) return -1;
+      if (this.#ids.readUInt32LE(32 * i) === head && this.#ids.compare(ids, at, at + 32, 32 * i, 32 * i + 32) === 0) return i;
+    }
+  }
+
+  packOf(i: number): number {
+    return this.#pack[i]!;
+  }
+
+  entryOf(i: number): number {
+    return this.#entry[i]!;
+  }
+}
+
+/** Chunks by 8-byte fingerprint, at most `capacity` (the rest are left out). */
+class FingerprintTable {
+  readonly #lo: Uint32Array;
+  readonly #hi: Uint32Array;
+  readonly #pack: Int32Array;
+  readonly #entry: Uint32Array;
+  readonly #slots: Int32Array;
+  #count = 0;
+
+  constructor(capacity: number) {
+    this.#lo = new Uint32Array(capacity);
+    this.#hi = new Uint32Array(capacity);
+    this.#pack = new Int32Array(capacity);
+    this.#entry = new Uint32Array(capacity);
+    this.#slots = new Int32Array(2 * capacity);
+  }
+
+  get full(): boolean {
+    return this.#count === this.#lo.length;
+  }
+
+  add(fps: Buffer, at: number, pack: number, entry: number): void {
+    if (this.full) return;
+    const i = this.#count++;
+    this.#lo[i] = fps.readUInt32LE(at);
+    this.#hi[i] = fps.readUInt32LE(at + 4);
+    this.#pack[i] = pack;
+    this.#entry[i] = entry;
+    const mask = this.#slots.length - 1;
+    let s = this.#lo[i]! & mask;
+    while (this.#slots[s] !== 0) s = (s + 1) & mask;
+    this.#slots[s] = i + 1;
+  }
+
+  find(lo: number, hi: number): number {
+    if (this.#count === 0) return -1;
+    const mask = this.#slots.length - 1;
+    for (let s = lo & mask; ; s = (s + 1) & mask) {
+      const i = this.#slots[s]! - 1;
+      if (i < 0) return -1;
+      if (this.#lo[i] === lo && this.#hi[i] === hi) return i;
+    }
+  }
+
+  packOf(i: number): number {
+    return this.#pack[i]!;
+  }
+
+  entryOf(i: number): number {
+    return this.#entry[i]!;
+  }
+}
+
+/** The deduplication index of a format-2 backup (see the file comment). */
+export class ParentIndex {
+  /** Pack hashes by ordinal (`''` while a pack of this backup is being written). */
+  readonly packs: string[] = [];
+  readonly #ordinals = new Map<string, number>();
+  /** Per pack ordinal: the index file known to list it, for the manifest's hints. */
+  readonly #hints: Array<string | undefined> = [];
+  /** Entries added so far to each of this backup's packs. */
+  readonly #added = new Map<number, number>();
+  readonly #repo: Repository;
+  readonly #parent: Snapshot | undefined;
+  readonly #recent = new RecentChunks(RECENT);
+  readonly #orphans = new FingerprintTable(ORPHANS);
+  /** Decoded index files, most recently used last: file → pack → fingerprints. */
+  readonly #files = new Map<string, Map<string, Buffer> | null>();
+  /** Where the parent's packs are listed when its hints fail: built once, for the parent's packs only. */
+  #located: Map<string, string> | undefined;
+  /** Index files to search for {@link #located}: the snapshot list's, or all. */
+  readonly #candidates: string[] | undefined;
+  #table: ParentTable | undefined;
+  #cursor = 0;
+  #foundPack = -1;
+  #foundEntry = -1;
+  /** Chunks matched in the parent, in this backup's other chunks, in orphans (for tests and measurements). */
+  readonly matched = { parent: 0, recent: 0, orphan: 0 };
+
+  private constructor(repo: Repository, parent: Snapshot | undefined, candidates: string[] | undefined) {
+    this.#repo = repo;
+    this.#parent = parent;
+    this.#candidates = candidates;
+  }
+
+  /**
+   * The index for a backup of `source` from `host`: its parent is the newest snapshot of them that
+   * the snapshot list names and that still exists, else the newest of all (without a list: the same
+   * choice among `snapshots/`).
+   * Interrupted backups' index files (in `index/`, named by no listed snapshot) are loaded as orphans.
+   */
+  static async open(repo: Repository, host: string, source: string): Promise<ParentIndex> {
+    const list = await readSnapshotList(repo.store);
+    const parent = list ? await parentFromList(repo, list, host, source) : await parentFromListing(repo, host, source);
+    const index = new ParentIndex(repo, parent, list?.index);
+    if (list) await index.#loadOrphans(list, parent);
+    return index;
+  }
+
+  /** The parent snapshot's id, if there is one. */
+  get parentId(): string | undefined {
+    return this.#parent?.id;
+  }
+
+  /** Nothing to do: format 2 keeps no whole index (ChunkIndex interface). */
+  compact(): void {}
+
+  /** Matches are final: an 8-byte fingerprint at its expected place, or a whole id (ChunkIndex interface). */
+  isCandidate(_i: number): boolean {
+    return false;
+  }
+
+  /** The ordinal of pack `hash`, -1 when unknown. */
+  packOrdinal(hash: string): number {
+    return this.#ordinals.get(hash) ?? -1;
+  }
+
+  /** Registers a pack of this backup (`''` until it is sealed); returns its ordinal. */
+  addPack(hash: string): number {
+    const ordinal = this.packs.push(hash) - 1;
+    if (hash) this.#ordinals.set(hash, ordinal);
+    this.#added.set(ordinal, 0);
+    return ordinal;
+  }
+
+  namePack(ordinal: number, hash: string): void {
+    this.packs[ordinal] = hash;
+    this.#ordinals.set(hash, ordinal);
+  }
+
+  /** Notes that pack `ordinal`'s fingerprints are in index file `file` (for the manifest). */
+  setHint(ordinal: number, file: string): void {
+    this.#hints[ordinal] = file;
+  }
+
+  /** The index file known to list pack ordinal `ordinal`. */
+  hintOf(ordinal: number): string | undefined {
+    return this.#hints[ordinal];
+  }
+
+  /** Adds the next entry of this backup's pack `pack`, whose id is the 32 bytes at `offset` of `hash`. */
+  add(hash: Buffer, pack: number, offset = 0): void {
+    const entry = this.#added.get(pack) ?? 0;
+    this.#added.set(pack, entry + 1);
+    this.#recent.add(hash, offset, pack, entry);
+  }
+
+  /** Starts deduplicating a table against the parent's table of the same name. */
+  async beginTable(name: string): Promise<void> {
+    this.#table = undefined;
+    this.#cursor = 0;
+    const table = this.#parent?.tables.find((t) => t.name === name);
+    if (!table || table.chunkCount === 0) return;
+    const starts = new Float64Array(table.chunks.length);
+    let total = 0;
+    for (let i = 0; i < table.chunks.length; i++) {
+      starts[i] = total;
+      total += table.chunks[i]![2];
+    }
+    this.#table = { table, starts, total, segments: new Map() };
+    await this.ready();
+  }
+
+  /**
+   * Loads the parent's segments the next lookups need; undefined (no promise) when they are loaded,
+   * which is nearly always: callers test the result before awaiting it.
+   */
+  ready(): Promise<void> | undefined {
+    const t = this.#table;
+    if (!t) return undefined;
+    const seg = Math.floor(this.#cursor / SEGMENT);
+    for (let s = seg - 1; s <= seg + 1; s++) {
+      if (s >= 0 && s * SEGMENT < t.total && !t.segments.has(s)) return this.#load(t, seg);
+    }
+    return undefined;
+  }
+
+  /**
+   * Looks up the chunk whose 32-byte id is at `offset` of `hash`: returns 0 when found (read the place
+   * with {@link packOf} and {@link entryOf}), -1 when the repository does not have it.
+   */
+  find(hash: Buffer, offset = 0): number {
+    const lo = (hash[offset]! | (hash[offset + 1]! << 8) | (hash[offset + 2]! << 16) | (hash[offset + 3]! << 24)) >>> 0;
+    const hi = (hash[offset + 4]! | (hash[offset + 5]! << 8) | (hash[offset + 6]! << 16) | (hash[offset + 7]! << 24)) >>> 0;
+    const t = this.#table;
+    if (t) {
+      const c = this.#cursor;
+      const segNo = Math.floor(c / SEGMENT);
+      const seg = t.segments.get(segNo);
+      const k = c - segNo * SEGMENT;
+      if (seg && c < t.total && seg.lo[k] === lo && seg.hi[k] === hi && seg.pack[k]! >= 0) return this.#parentMatch(seg, k, c);
+      for (let s = segNo - 1; s <= segNo + 1; s++) {
+        const other = t.segments.get(s);
+        if (!other) continue;
+        const j = probe(other, lo, hi);
+        if (j >= 0) return this.#parentMatch(other, j, s * SEGMENT + j);
+      }
+    }
+    const r = this.#recent.find(hash, offset);
+    if (r >= 0) {
+      this.matched.recent++;
+      return this.#found(this.#recent.packOf(r), this.#recent.entryOf(r));
+    }
+    const o = this.#orphans.find(lo, hi);
+    if (o >= 0) {
+      this.matched.orphan++;
+      return this.#found(this.#orphans.packOf(o), this.#orphans.entryOf(o));
+    }
+    return -1;
+  }
+
+  packOf(_found: number): number {
+    return this.#foundPack;
+  }
+
+  entryOf(_found: number): number {
+    return this.#foundEntry;
+  }
+
+  #parentMatch(seg: Segment, k: number, position: number): number {
+    this.#cursor = position + 1;
+    this.matched.parent++;
+    return this.#found(seg.pack[k]!, seg.entry[k]!);
+  }
+
+  #found(pack: number, entry: number): number {
+    this.#foundPack = pack;
+    this.#foundEntry = entry;
+    return 0;
+  }
+
+  /** The ordinal of a pack that is not this backup's, noting where its fingerprints are. */
+  #ordinalOf(hash: string, file: string | undefined): number {
+    let ordinal = this.#ordinals.get(hash);
+    if (ordinal === undefined) {
+      ordinal = this.packs.push(hash) - 1;
+      this.#ordinals.set(hash, ordinal);
+    }
+    if (file !== undefined) this.#hints[ordinal] ??= file;
+    return ordinal;
+  }
+
+  /** Loads the window around segment `seg` and drops the segments outside it. */
+  async #load(t: ParentTable, seg: number): Promise<void> {
+    for (const s of [...t.segments.keys()]) if (s < seg - 1 || s > seg + 1) t.segments.delete(s);
+    for (let s = seg - 1; s <= seg + 1; s++) {
+      if (s >= 0 && s * SEGMENT < t.total && !t.segments.has(s)) t.segments.set(s, await this.#segment(t, s));
+    }
+  }
+
+  async #segment(t: ParentTable, s: number): Promise<Segment> {
+    const first = s * SEGMENT;
+    const n = Math.min(SEGMENT, t.total - first);
+    const seg: Segment = {
+      lo: new Uint32Array(n), hi: new Uint32Array(n), pack: new Int32Array(n).fill(-1), entry: new Uint32Array(n),
+      slots: new Int32Array(2 * SEGMENT),
+    };
+    // The range holding position `first`: the last start ≤ first.
+    let r = 0;
+    let hiR = t.starts.length - 1;
+    while (r < hiR) {
+      const mid = (r + hiR + 1) >> 1;
+      if (t.starts[mid]! <= first) r = mid;
+      else hiR = mid - 1;
+    }
+    const parent = this.#parent!;
+    for (let k = 0; k < n && r < t.table.chunks.length; r++) {
+      const [p, firstEntry, count] = t.table.chunks[r]!;
+      const skip = first + k - t.starts[r]!;
+      const take = Math.min(count - skip, n - k);
+      const hash = parent.packs[p]!;
+      const located = await this.#fingerprints(hash, parent.index?.[parent.packIndex?.[p] ?? -1]);
+      if (located) {
+        const ordinal = this.#ordinalOf(hash, located.file);
+        const fps = located.fps;
+        for (let i = 0; i < take; i++) {
+          const e = firstEntry + skip + i;
+          if (FINGERPRINT_BYTES * (e + 1) > fps.length) continue; // beyond the index's count: unknown
+          seg.lo[k + i] = fps.readUInt32LE(FINGERPRINT_BYTES * e);
+          seg.hi[k + i] = fps.readUInt32LE(FINGERPRINT_BYTES * e + 4);
+          seg.pack[k + i] = ordinal;
+          seg.entry[k + i] = e;
+        }
+      }
+      k += take;
+    }
+    const mask = seg.slots.length - 1;
+    for (let k = 0; k < n; k++) {
+      if (seg.pack[k]! < 0) continue;
+      let slot = seg.lo[k]! & mask;
+      while (seg.slots[slot] !== 0) slot = (slot + 1) & mask;
+      seg.slots[slot] = k + 1;
+    }
+    return seg;
+  }
+
+  /**
+   * The fingerprints of pack `hash` (8 bytes an entry): from the index file its manifest names, else
+   * from whichever index file lists it (searched once, remembering only the parent's packs).
+   */
+  async #fingerprints(hash: string, hint: string | undefined): Promise<{ file: string; fps: Buffer } | undefined> {
+    if (hint) {
+      const fps = (await this.#file(hint))?.get(hash);
+      if (fps) return { file: hint, fps };
+    }
+    if (!this.#located) await this.#locate();
+    const file = this.#located!.get(hash);
+    const fps = file ? (await this.#file(file))?.get(hash) : undefined;
+    return fps && file ? { file, fps } : undefined;
+  }
+
+  /** Reads every candidate index file once, noting which lists each of the parent's packs. */
+  async #locate(): Promise<void> {
+    const wanted = new Set(this.#parent?.packs ?? []);
+    const located = new Map<string, string>();
+    let files = this.#candidates;
+    if (!files) {
+      files = [];
+      for await (const { key } of listObjects(this.#repo.store, 'index/')) files.push(key.slice('index/'.length));
+    }
+    for (const file of files) {
+      const packs = await this.#file(file);
+      for (const hash of packs?.keys() ?? []) if (wanted.has(hash) && !located.has(hash)) located.set(hash, file);
+    }
+    this.#located = located;
+  }
+
+  /** Index file `file` decoded (fingerprints only), or null when it is missing or damaged (a cache). */
+  async #file(file: string): Promise<Map<string, Buffer> | null> {
+    const cached = this.#files.get(file);
+    if (cached !== undefined) {
+      this.#files.delete(file);
+      this.#files.set(file, cached);
+      return cached;
+    }
+    let packs: Map<string, Buffer> | null = null;
+    try {
+      const decoded = await decodeIndex(file, await this.#repo.store.get(indexKey(file), { maxBytes: MAX_BYTES.index }));
+      packs = new Map();
+      for (const pack of decoded) packs.set(pack.hash, fingerprintsOf(pack.chunkIds, pack.idBytes ?? 32));
+    } catch (err) {
+      if (!(err instanceof NotFoundError || err instanceof ScriptoriumError)) throw err;
+    }
+    if (this.#files.size >= FILE_CACHE) this.#files.delete(this.#files.keys().next().value as string);
+    this.#files.set(file, packs);
+    return packs;
+  }
+
+  /** Loads the fingerprints of index files no listed snapshot names (interrupted backups'), up to ORPHANS. */
+  async #loadOrphans(list: SnapshotList, parent: Snapshot | undefined): Promise<void> {
+    const known = new Set([...list.index, ...(parent?.index ?? [])]);
+    for await (const { key } of listObjects(this.#repo.store, 'index/')) {
+      const file = key.slice('index/'.length);
+      if (known.has(file) || this.#orphans.full) continue;
+      const packs = await this.#file(file);
+      for (const [hash, fps] of packs ?? []) {
+        if (!(await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`))) continue;
+        const ordinal = this.#ordinalOf(hash, file);
+        for (let e = 0; FINGERPRINT_BYTES * (e + 1) <= fps.length; e++) this.#orphans.add(fps, FINGERPRINT_BYTES * e, ordinal, e);
+      }
+    }
+  }
+}
+
+function probe(seg: Segment, lo: number, hi: number): number {
+  const mask = seg.slots.length - 1;
+  for (let s = lo & mask; ; s = (s + 1) & mask) {
+    const k = seg.slots[s]! - 1;
+    if (k < 0) return -1;
+    if (seg.lo[k] === lo && seg.hi[k] === hi) return k;
+  }
+}
+
+/** 8-byte fingerprints from ids of `step` bytes each (a view when they are fingerprints already). */
+function fingerprintsOf(ids: Buffer, step: number): Buffer {
+  if (step === FINGERPRINT_BYTES) return ids;
+  const out = Buffer.allocUnsafe((ids.length / step) * FINGERPRINT_BYTES);
+  for (let i = 0, o = 0; i < ids.length; i += step, o += FINGERPRINT_BYTES) ids.copy(out, o, i, i + FINGERPRINT_BYTES);
+  return out;
+}
+
+async function existingSnapshot(repo: Repository, id: string): Promise<Snapshot | undefined> {
+  try {
+    return await repo.snapshot(id);
+  } catch (err) {
+    if (err instanceof NotFoundError || err instanceof ScriptoriumError) return undefined; // forgotten, or damaged: not a parent
+    throw err;
+  }
+}
+
+async function parentFromList(repo: Repository, list: SnapshotList, host: string, source: string): Promise<Snapshot | undefined> {
+  for (const candidate of parentCandidates(list, host, source)) {
+    const snap = await existingSnapshot(repo, candidate.id);
+    if (snap && snap.version === 2) return snap;
+  }
+  return undefined;
+}
+
+/** Whether `a` is a better parent than `b`: of this host and source, then newer. */
+function better(a: Snapshot, b: Snapshot, host: string, source: string): boolean {
+  const same = (s: Snapshot): number => (s.host === host && s.source === source ? 1 : 0);
+  return same(a) - same(b) > 0 || (same(a) === same(b) && (a.time.localeCompare(b.time) > 0 || (a.time === b.time && a.id > b.id)));
+}
+
+/** Without a snapshot list: the best parent in `snapshots/` (see {@link better}), reading one manifest at a time. */
+async function parentFromListing(repo: Repository, host: string, source: string): Promise<Snapshot | undefined> {
+  let best: Snapshot | undefined;
+  for (const id of await repo.snapshotIds()) {
+    const snap = await existingSnapshot(repo, id);
+    if (!snap || snap.version !== 2) continue;
+    if (!best || better(snap, best, host, source)) best = snap;
+  }
+  return best;
+}
