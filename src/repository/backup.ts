@@ -574,11 +574,10 @@ class SnapshotWriter {
     await this.#repo.store.put(indexKey(hash), file);
     if (!existed) this.#createdIndexFiles.push(indexKey(hash));
     for (const p of packs) this.#v2!.setHint(p.ordinal, hash);
-    if (this.#heapPacked > 0) {
-      if (this.#native) collectSoon();
-      else collectAll();
-      this.#heapPacked = 0;
-    }
+    // The file and the packs' fingerprints are garbage now, outside the V8 heap, which does not see them pile up.
+    if (this.#native) collectSoon();
+    else collectAll();
+    this.#heapPacked = 0;
     this.#storedBytes += file.length;
     this.#reporter.bytesOut += file.length;
   }

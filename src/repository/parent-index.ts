@@ -20,6 +20,7 @@
  * the writer serves both formats.
  */
 import { NotFoundError, ScriptoriumError } from '../core/errors.js';
+import { collectSoon } from '../core/memory.js';
 import { decodeIndex, indexKey } from './chunk-index.js';
 import { FINGERPRINT_BYTES } from './fingerprint-index.js';
 import type { Snapshot, TableEntry } from './manifest.js';
@@ -179,6 +180,10 @@ export class ParentIndex {
   /** Index files to search for {@link #located}: the snapshot list's, or all. */
   readonly #candidates: string[] | undefined;
   #table: ParentTable | undefined;
+  /** Segments out of the window, for reuse: one allocated per window slot, not one per segment read. */
+  readonly #spare: Segment[] = [];
+  /** Bytes of index files dropped from the cache since the last collection (they live outside the V8 heap). */
+  #dropped = 0;
   #cursor = 0;
   #foundPack = -1;
   #foundEntry = -1;
@@ -350,7 +355,11 @@ export class ParentIndex {
 
   /** Loads the window around segment `seg` and drops the segments outside it. */
   async #load(t: ParentTable, seg: number): Promise<void> {
-    for (const s of [...t.segments.keys()]) if (s < seg - 1 || s > seg + 1) t.segments.delete(s);
+    for (const [s, old] of [...t.segments]) {
+      if (s >= seg - 1 && s <= seg + 1) continue;
+      t.segments.delete(s);
+      this.#spare.push(old);
+    }
     for (let s = seg - 1; s <= seg + 1; s++) {
       if (s >= 0 && s * SEGMENT < t.total && !t.segments.has(s)) t.segments.set(s, await this.#segment(t, s));
     }
@@ -359,10 +368,12 @@ export class ParentIndex {
   async #segment(t: ParentTable, s: number): Promise<Segment> {
     const first = s * SEGMENT;
     const n = Math.min(SEGMENT, t.total - first);
-    const seg: Segment = {
-      lo: new Uint32Array(n), hi: new Uint32Array(n), pack: new Int32Array(n).fill(-1), entry: new Uint32Array(n),
+    const seg: Segment = this.#spare.pop() ?? {
+      lo: new Uint32Array(SEGMENT), hi: new Uint32Array(SEGMENT), pack: new Int32Array(SEGMENT), entry: new Uint32Array(SEGMENT),
       slots: new Int32Array(2 * SEGMENT),
     };
+    seg.pack.fill(-1);
+    seg.slots.fill(0);
     // The range holding position `first`: the last start ≤ first.
     let r = 0;
     let hiR = t.starts.length - 1;
@@ -449,7 +460,16 @@ export class ParentIndex {
     } catch (err) {
       if (!(err instanceof NotFoundError || err instanceof ScriptoriumError)) throw err;
     }
-    if (this.#files.size >= FILE_CACHE) this.#files.delete(this.#files.keys().next().value as string);
+    if (this.#files.size >= FILE_CACHE) {
+      const oldest = this.#files.keys().next().value as string;
+      for (const fps of this.#files.get(oldest)?.values() ?? []) this.#dropped += fps.length;
+      this.#files.delete(oldest);
+      // Decoded files outlive minor collections: collect beside the backup every few of them.
+      if (this.#dropped >= 4 << 20) {
+        this.#dropped = 0;
+        collectSoon();
+      }
+    }
     this.#files.set(file, packs);
     return packs;
   }

@@ -13,6 +13,8 @@
 import { ScriptoriumError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { decodeIndex, encodeIndex, indexKey, type IndexedPack } from './chunk-index.js';
+import { encodeFingerprintIndex, FINGERPRINT_BYTES, PACKS_PER_INDEX_FILE } from './fingerprint-index.js';
+import { listed, writeSnapshotList } from './snapshot-list.js';
 import { removeStaleLocks } from './locks.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey } from './pack.js';
@@ -103,7 +105,9 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
     });
   }
   const used = new Set<string>();
-  for (const snapshot of await repo.snapshots()) for (const pack of snapshot.packs) used.add(pack);
+  const all = await repo.snapshots();
+  for (const snapshot of all) for (const pack of snapshot.packs) used.add(pack);
+  const v2 = repo.config.version >= 2;
   const sizes = new Map<string, number>();
   for await (const { key, size } of listObjects(repo.store, 'packs/')) sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
   const unused = [...sizes.keys()].filter((p) => !used.has(p));
@@ -111,10 +115,15 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
   // The index to keep: every used pack's entry hashes, taken from the old index or rebuilt from the pack.
   const known = new Map<string, IndexedPack>();
   const oldIndexFiles: string[] = [];
+  /** Format 2: index files whose packs are all kept (and none listed elsewhere first), kept as they are. */
+  const intact = new Set<string>();
   for await (const { key } of listObjects(repo.store, 'index/')) {
     oldIndexFiles.push(key);
     try {
-      for (const pack of await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }))) known.set(pack.hash, pack);
+      const packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }));
+      // A version-1 file in a version-2 repository does not occur; it would be rewritten below like any other.
+      if (v2 && packs.every((p) => p.idBytes === FINGERPRINT_BYTES && used.has(p.hash) && sizes.has(p.hash) && !known.has(p.hash))) intact.add(key);
+      for (const pack of packs) if (!known.has(pack.hash)) known.set(pack.hash, pack);
     } catch {
       // a damaged index file is replaced by the rebuilt one below
     }
@@ -134,7 +143,9 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
     indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, strays, dryRun,
   };
   const indexed = [...known.keys()].filter((p) => used.has(p) && sizes.has(p)).length;
-  const indexChanges = unused.length > 0 || oldIndexFiles.length > 1 || known.size !== kept.length || indexed !== kept.length;
+  const indexChanges = v2
+    ? oldIndexFiles.length !== intact.size || indexed !== kept.length
+    : unused.length > 0 || oldIndexFiles.length > 1 || known.size !== kept.length || indexed !== kept.length;
   if (dryRun) return result;
   const deleteUnused = async (): Promise<void> => {
     for (const pack of unused.splice(0)) {
@@ -143,7 +154,37 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       reporter.progress('prune');
     }
   };
-  if (indexChanges) {
+  if (v2) {
+    // Format 2: manifests name the index files of their packs (hints), so files whose packs are all
+    // kept stay as they are; the others are rewritten, without the deleted packs, in files of at most
+    // PACKS_PER_INDEX_FILE packs, then deleted. The snapshot list is rewritten from the manifests.
+    const covered = new Set<string>();
+    const keep = new Set<string>();
+    for (const key of intact) {
+      keep.add(key);
+      for (const pack of (await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index })))) covered.add(pack.hash);
+    }
+    const rest = kept.filter((p) => !covered.has(p.hash));
+    for (let i = 0; i < rest.length && indexChanges; i += PACKS_PER_INDEX_FILE) {
+      const { file, hash } = encodeFingerprintIndex(rest.slice(i, i + PACKS_PER_INDEX_FILE));
+      try {
+        await repo.store.put(indexKey(hash), file);
+      } catch (err) {
+        if (!(err instanceof ScriptoriumError && err.code === 'E_NO_SPACE') || unused.length === 0) throw err;
+        await deleteUnused();
+        result.freedSpaceFirst = true;
+        await repo.store.put(indexKey(hash), file);
+      }
+      keep.add(indexKey(hash));
+      result.indexFilesWritten++;
+    }
+    for (const key of oldIndexFiles) {
+      if (keep.has(key)) continue;
+      await repo.store.delete(key);
+      result.indexFilesDeleted++;
+    }
+    await writeSnapshotList(repo.store, { version: 2, snapshots: all.map(listed), index: [...keep].map((k) => k.slice('index/'.length)) });
+  } else if (indexChanges) {
     let newKey: string | undefined;
     if (kept.length > 0) {
       const { file, hash } = await encodeIndex(kept);
