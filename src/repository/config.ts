@@ -44,6 +44,11 @@ export interface RepositorySettings {
   maxChunkBytes?: number;
   /** Pack size in uncompressed bytes (default 2 MiB). */
   packBytes?: number;
+  /**
+   * Format version to create (default {@link FORMAT_VERSION}); 1 writes a repository that older
+   * versions of scriptorium read (whole 32-byte ids in the index, memory growing with the repository).
+   */
+  formatVersion?: 1 | 2;
 }
 
 export const DEFAULT_SETTINGS = {
@@ -66,7 +71,7 @@ export function createConfig(settings: RepositorySettings = {}): RepositoryConfi
   const packBytes = positive('pack size', settings.packBytes ?? DEFAULT_SETTINGS.packBytes, 1024, 1 << 30);
   return {
     format: FORMAT_NAME,
-    version: FORMAT_VERSION,
+    version: settings.formatVersion === undefined ? FORMAT_VERSION : positive('format version', settings.formatVersion, 1, FORMAT_VERSION),
     id: randomBytes(16).toString('hex'),
     createdAt: new Date().toISOString(),
     chunker: { algorithm: 'row-key-v1', targetBytes, minBytes, maxBytes },

@@ -180,6 +180,8 @@ export class ParentIndex {
   /** Index files to search for {@link #located}: the snapshot list's, or all. */
   readonly #candidates: string[] | undefined;
   #table: ParentTable | undefined;
+  /** Whether each of the parent's packs exists, once asked. */
+  readonly #present = new Map<string, boolean>();
   /** Segments out of the window, for reuse: one allocated per window slot, not one per segment read. */
   readonly #spare: Segment[] = [];
   /** Bytes of index files dropped from the cache since the last collection (they live outside the V8 heap). */
@@ -388,7 +390,8 @@ export class ParentIndex {
       const skip = first + k - t.starts[r]!;
       const take = Math.min(count - skip, n - k);
       const hash = parent.packs[p]!;
-      const located = await this.#fingerprints(hash, parent.index?.[parent.packIndex?.[p] ?? -1]);
+      // A pack that was lost is not referred to: its chunks are stored again (which recreates it).
+      const located = (await this.#exists(hash)) ? await this.#fingerprints(hash, parent.index?.[parent.packIndex?.[p] ?? -1]) : undefined;
       if (located) {
         const ordinal = this.#ordinalOf(hash, located.file);
         const fps = located.fps;
@@ -411,6 +414,16 @@ export class ParentIndex {
       seg.slots[slot] = k + 1;
     }
     return seg;
+  }
+
+  /** Whether pack `hash` is in the store (asked once per pack: one stat, or one HEAD request on S3). */
+  async #exists(hash: string): Promise<boolean> {
+    let known = this.#present.get(hash);
+    if (known === undefined) {
+      known = await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`);
+      this.#present.set(hash, known);
+    }
+    return known;
   }
 
   /**
