@@ -14,7 +14,7 @@ import { ScriptoriumError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { decodeIndex, encodeIndex, indexKey, type IndexedPack } from './chunk-index.js';
 import { encodeFingerprintIndex, FINGERPRINT_BYTES, PACKS_PER_INDEX_FILE } from './fingerprint-index.js';
-import { listed, writeSnapshotList } from './snapshot-list.js';
+import { listed, writeSnapshotList, type SnapshotList } from './snapshot-list.js';
 import { removeStaleLocks } from './locks.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey } from './pack.js';
@@ -154,6 +154,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       reporter.progress('prune');
     }
   };
+  let newList: SnapshotList | undefined;
   if (v2) {
     // Format 2: manifests name the index files of their packs (hints), so files whose packs are all
     // kept stay as they are; the others are rewritten, without the deleted packs, in files of at most
@@ -183,7 +184,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       await repo.store.delete(key);
       result.indexFilesDeleted++;
     }
-    await writeSnapshotList(repo.store, { version: 2, snapshots: all.map(listed), index: [...keep].map((k) => k.slice('index/'.length)) });
+    newList = { version: 2, snapshots: all.map(listed), index: [...keep].map((k) => k.slice('index/'.length)) };
   } else if (indexChanges) {
     let newKey: string | undefined;
     if (kept.length > 0) {
@@ -207,6 +208,8 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
     }
   }
   await deleteUnused();
+  // After the packs, so that a full disk has room for it by then.
+  if (newList) await writeSnapshotList(repo.store, newList);
   result.staleLocksRemoved = await removeStaleLocks(repo.store);
   // Temporary files of puts interrupted by a crash; an hour's margin spares any put still running.
   result.temporariesRemoved = (await repo.store.removeStaleTemporaries?.(TEMPORARY_GRACE_MS)) ?? 0;

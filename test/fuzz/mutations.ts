@@ -132,19 +132,23 @@ export function objectFiles(repo: string, sub: 'snapshots' | 'index' | 'packs'):
   return readdirSync(dir).flatMap((d) => readdirSync(join(dir, d)).map((f) => join(dir, d, f)));
 }
 
-/** The body of a framed object file (its name is its hash). */
-export async function readBody(kind: ObjectKind, file: string): Promise<{ body: Buffer; codec: CompressionCodec }> {
+/**
+ * The body of a framed object file (its name is its hash). An index file of format 2 (`SCRINDX2`)
+ * is read as kind `index2` (returned in `kind`).
+ */
+export async function readBody(kind: ObjectKind, file: string): Promise<{ body: Buffer; codec: CompressionCodec; kind: ObjectKind }> {
   const data = readFileSync(file);
   const codec = (Object.entries(CODEC_IDS).find(([, id]) => id === data[8])?.[0] ?? 'none') as CompressionCodec;
   const hash = file.slice(file.lastIndexOf('/') + 1);
-  return { body: await openObject(kind, data, hash, 'fuzz', 2 ** 31), codec };
+  const real: ObjectKind = kind === 'index' && data.subarray(0, 8).toString('latin1') === 'SCRINDX2' ? 'index2' : kind;
+  return { body: await openObject(real, data, hash, 'fuzz', 2 ** 31), codec, kind: real };
 }
 
 /** Writes `body` as a new object of `kind` replacing `file`; returns the new hash. */
 export async function resealInPlace(repo: string, kind: ObjectKind, file: string, body: Buffer, codec: CompressionCodec): Promise<string> {
   const { file: data, hash } = await sealObject(kind, body, codec);
   rmSync(file);
-  const key = kind === 'snapshot' ? `snapshots/${hash}` : kind === 'index' ? `index/${hash}` : `packs/${hash.slice(0, 2)}/${hash}`;
+  const key = kind === 'snapshot' ? `snapshots/${hash}` : kind === 'index' || kind === 'index2' ? `index/${hash}` : `packs/${hash.slice(0, 2)}/${hash}`;
   const { mkdirSync } = await import('node:fs');
   mkdirSync(join(repo, key, '..'), { recursive: true });
   writeFileSync(join(repo, key), data);
@@ -162,13 +166,13 @@ export async function renamePackEverywhere(repo: string, from: string, to: strin
   }
   const fromBytes = Buffer.from(from, 'hex');
   for (const file of objectFiles(repo, 'index')) {
-    const { body, codec } = await readBody('index', file);
+    const { body, codec, kind } = await readBody('index', file);
     let changed = false;
     for (let at = body.indexOf(fromBytes); at >= 0; at = body.indexOf(fromBytes, at + 32)) {
       Buffer.from(to, 'hex').copy(body, at);
       changed = true;
     }
-    if (changed) await resealInPlace(repo, 'index', file, Buffer.from(body), codec);
+    if (changed) await resealInPlace(repo, kind, file, Buffer.from(body), codec);
   }
 }
 
@@ -179,8 +183,23 @@ export interface IndexRecord {
   ids: Buffer;
 }
 
-export function parseIndexBody(body: Buffer): IndexRecord[] {
+/**
+ * The records of an index body: format 1's (`width` 32: id, count, ids per record) or format 2's
+ * (`width` 8: a header of ids and counts, then the fingerprints).
+ */
+export function parseIndexBody(body: Buffer, width = 32): IndexRecord[] {
   const out: IndexRecord[] = [];
+  if (width !== 32) {
+    const n = body.length >= 4 ? body.readUInt32LE(0) : 0;
+    let at = 4 + 36 * n;
+    for (let i = 0; i < n && 4 + 36 * (i + 1) <= body.length; i++) {
+      const h = 4 + 36 * i;
+      const count = body.readUInt32LE(h + 32);
+      out.push({ pack: body.subarray(h, h + 32), count, ids: body.subarray(Math.min(at, body.length), Math.min(at + width * count, body.length)) });
+      at += width * count;
+    }
+    return out;
+  }
   for (let at = 0; at + 36 <= body.length; ) {
     const count = body.readUInt32LE(at + 32);
     out.push({ pack: body.subarray(at, at + 32), count, ids: body.subarray(at + 36, at + 36 + 32 * count) });
@@ -189,7 +208,16 @@ export function parseIndexBody(body: Buffer): IndexRecord[] {
   return out;
 }
 
-export function encodeIndexBody(records: IndexRecord[]): Buffer {
+export function encodeIndexBody(records: IndexRecord[], width = 32): Buffer {
+  if (width !== 32) {
+    const head = Buffer.alloc(4 + 36 * records.length);
+    head.writeUInt32LE(records.length, 0);
+    records.forEach((r, i) => {
+      r.pack.copy(head, 4 + 36 * i);
+      head.writeUInt32LE(r.count >>> 0, 4 + 36 * i + 32);
+    });
+    return Buffer.concat([head, ...records.map((r) => r.ids)]);
+  }
   return Buffer.concat(records.flatMap((r) => {
     const head = Buffer.alloc(36);
     r.pack.copy(head, 0);

@@ -174,8 +174,9 @@ describe('repository fuzz: mutated objects inside valid framing', () => {
     await fuzz('index', 25, fc.tuple(fc.nat(20), mutation), async ({ repo }, [which, [kind, at, arg]]: [number, [string, number, number]]) => {
       const files = objectFiles(repo, 'index').sort();
       const file = files[which % files.length];
-      const { body, codec } = await readBody('index', file);
-      const records = parseIndexBody(body);
+      const { body, codec, kind: objectKind } = await readBody('index', file);
+      const width = objectKind === 'index2' ? 8 : 32; // format 2: 8-byte fingerprints
+      const records = parseIndexBody(body, width);
       const i = at % records.length;
       const r = records[i];
       let out: Buffer;
@@ -184,39 +185,39 @@ describe('repository fuzz: mutated objects inside valid framing', () => {
         case 'count': {
           const count = arg === -1 ? r.count - 1 : arg === 1 && at % 2 ? r.count + 1 : arg;
           records[i] = { ...r, count };
-          out = encodeIndexBody(records);
+          out = encodeIndexBody(records, width);
           break;
         }
         case 'drop':
           records.splice(i, 1);
-          out = encodeIndexBody(records);
+          out = encodeIndexBody(records, width);
           break;
         case 'duplicate':
           records.splice(i, 0, r);
-          out = encodeIndexBody(records);
+          out = encodeIndexBody(records, width);
           break;
         case 'swap-packs': {
           const j = arg % records.length;
           [records[i], records[j]] = [{ ...records[i], pack: records[j].pack }, { ...records[j], pack: records[i].pack }];
-          out = encodeIndexBody(records);
+          out = encodeIndexBody(records, width);
           break;
         }
         case 'swap-ids': {
           // Two entries' chunk ids exchanged (within a pack or across packs).
           const ids = Buffer.concat(records.map((x) => x.ids));
-          const n = ids.length / 32;
+          const n = Math.floor(ids.length / width);
           const a = at % n;
           const b = arg % n;
-          const tmp = Buffer.from(ids.subarray(32 * a, 32 * a + 32));
-          ids.copy(ids, 32 * a, 32 * b, 32 * b + 32);
-          tmp.copy(ids, 32 * b);
+          const tmp = Buffer.from(ids.subarray(width * a, width * a + width));
+          ids.copy(ids, width * a, width * b, width * b + width);
+          tmp.copy(ids, width * b);
           let off = 0;
-          out = encodeIndexBody(records.map((x) => ({ ...x, ids: ids.subarray(off, (off += x.ids.length)) })));
+          out = encodeIndexBody(records.map((x) => ({ ...x, ids: ids.subarray(off, (off += x.ids.length)) })), width);
           break;
         }
         case 'foreign-pack':
           records[i] = { ...r, pack: Buffer.alloc(32, 0xab) };
-          out = encodeIndexBody(records);
+          out = encodeIndexBody(records, width);
           break;
         case 'truncate':
           out = body.subarray(0, Math.max(0, body.length - arg));
@@ -228,7 +229,7 @@ describe('repository fuzz: mutated objects inside valid framing', () => {
           out = Buffer.from(body);
           newCodec = 'zstd';
       }
-      await resealInPlace(repo, 'index', file, out, newCodec);
+      await resealInPlace(repo, objectKind, file, out, newCodec);
       return { what: `${kind} record ${i} (${arg}) of ${file.slice(-16)}` };
     });
   }, 120_000);
