@@ -67,7 +67,9 @@ export async function backup(source: string | RowSource, repository: RepositoryL
         });
         // Format 2 deduplicates against the previous snapshot of this source (flat memory); format 1
         // loads every index file (memory grows with the repository).
-        const index = repo.config.version >= 2 ? await ParentIndex.open(repo, hostname(), sourceName) : await repo.loadIndex(false, true);
+        const index = repo.config.version >= 2
+          ? await ParentIndex.open(repo, hostname(), sourceName, estimates.reduce((a, b) => a + b, 0))
+          : await repo.loadIndex(false, true);
         const writer = new SnapshotWriter(repo, index, reporter, options.onNotice);
         let failed = true;
         try {

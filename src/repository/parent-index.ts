@@ -48,8 +48,11 @@ interface Segment {
   slots: Int32Array;
 }
 
-/** The parent's table as a fingerprint stream. */
+/** A parent's table as a fingerprint stream. */
 interface ParentTable {
+  parent: Snapshot;
+  /** Position after the last match (where the next chunk is expected). */
+  cursor: number;
   table: TableEntry;
   /** Position (in chunks) where each range of `table.chunks` starts. */
   starts: Float64Array;
@@ -170,7 +173,8 @@ export class ParentIndex {
   /** Entries added so far to each of this backup's packs. */
   readonly #added = new Map<number, number>();
   readonly #repo: Repository;
-  readonly #parent: Snapshot | undefined;
+  /** The parents, best first (at most two: see {@link ParentIndex.open}). */
+  readonly #parents: Snapshot[];
   readonly #recent = new RecentChunks(RECENT);
   readonly #orphans = new FingerprintTable(ORPHANS);
   /** Decoded index files, most recently used last: file → pack → fingerprints. */
@@ -179,22 +183,22 @@ export class ParentIndex {
   #located: Map<string, string> | undefined;
   /** Index files to search for {@link #located}: the snapshot list's, or all. */
   readonly #candidates: string[] | undefined;
-  #table: ParentTable | undefined;
+  /** The current table's stream in each parent that has it. */
+  #tables: ParentTable[] = [];
   /** Whether each of the parent's packs exists, once asked. */
   readonly #present = new Map<string, boolean>();
   /** Segments out of the window, for reuse: one allocated per window slot, not one per segment read. */
   readonly #spare: Segment[] = [];
   /** Bytes of index files dropped from the cache since the last collection (they live outside the V8 heap). */
   #dropped = 0;
-  #cursor = 0;
   #foundPack = -1;
   #foundEntry = -1;
   /** Chunks matched in the parent, in this backup's other chunks, in orphans (for tests and measurements). */
   readonly matched = { parent: 0, recent: 0, orphan: 0 };
 
-  private constructor(repo: Repository, parent: Snapshot | undefined, candidates: string[] | undefined) {
+  private constructor(repo: Repository, parents: Snapshot[], candidates: string[] | undefined) {
     this.#repo = repo;
-    this.#parent = parent;
+    this.#parents = parents;
     this.#candidates = candidates;
   }
 
@@ -204,17 +208,17 @@ export class ParentIndex {
    * choice among `snapshots/`).
    * Interrupted backups' index files (in `index/`, named by no listed snapshot) are loaded as orphans.
    */
-  static async open(repo: Repository, host: string, source: string): Promise<ParentIndex> {
+  static async open(repo: Repository, host: string, source: string, rows?: number): Promise<ParentIndex> {
     const list = await readSnapshotList(repo.store);
-    const parent = list ? await parentFromList(repo, list, host, source) : await parentFromListing(repo, host, source);
-    const index = new ParentIndex(repo, parent, list?.index);
-    if (list) await index.#loadOrphans(list, parent);
+    const parents = list ? await parentsFromList(repo, list, host, source, rows) : await parentFromListing(repo, host, source).then((p) => (p ? [p] : []));
+    const index = new ParentIndex(repo, parents, list?.index);
+    if (list) await index.#loadOrphans(list, parents);
     return index;
   }
 
-  /** The parent snapshot's id, if there is one. */
-  get parentId(): string | undefined {
-    return this.#parent?.id;
+  /** The parent snapshots' ids, best first. */
+  get parentIds(): string[] {
+    return this.#parents.map((p) => p.id);
   }
 
   /** Nothing to do: format 2 keeps no whole index (ChunkIndex interface). */
@@ -262,17 +266,21 @@ export class ParentIndex {
 
   /** Starts deduplicating a table against the parent's table of the same name. */
   async beginTable(name: string): Promise<void> {
-    this.#table = undefined;
-    this.#cursor = 0;
-    const table = this.#parent?.tables.find((t) => t.name === name);
-    if (!table || table.chunkCount === 0) return;
-    const starts = new Float64Array(table.chunks.length);
-    let total = 0;
-    for (let i = 0; i < table.chunks.length; i++) {
-      starts[i] = total;
-      total += table.chunks[i]![2];
+    for (const t of this.#tables) for (const seg of t.segments.values()) this.#spare.push(seg);
+    this.#tables = [];
+    for (const parent of this.#parents) {
+      const table = parent.tables.find((t) => t.name === name);
+      if (!table || table.chunkCount === 0) continue;
+      // The second parent only when it differs (a table unchanged between them is one stream).
+      if (this.#tables.some((t) => t.table.sha256 === table.sha256)) continue;
+      const starts = new Float64Array(table.chunks.length);
+      let total = 0;
+      for (let i = 0; i < table.chunks.length; i++) {
+        starts[i] = total;
+        total += table.chunks[i]![2];
+      }
+      this.#tables.push({ parent, cursor: 0, table, starts, total, segments: new Map() });
     }
-    this.#table = { table, starts, total, segments: new Map() };
     await this.ready();
   }
 
@@ -281,11 +289,11 @@ export class ParentIndex {
    * which is nearly always: callers test the result before awaiting it.
    */
   ready(): Promise<void> | undefined {
-    const t = this.#table;
-    if (!t) return undefined;
-    const seg = Math.floor(this.#cursor / SEGMENT);
-    for (let s = seg - 1; s <= seg + 1; s++) {
-      if (s >= 0 && s * SEGMENT < t.total && !t.segments.has(s)) return this.#load(t, seg);
+    for (const t of this.#tables) {
+      const seg = Math.floor(t.cursor / SEGMENT);
+      for (let s = seg - 1; s <= seg + 1; s++) {
+        if (s >= 0 && s * SEGMENT < t.total && !t.segments.has(s)) return this.#load(t, seg).then(() => this.ready());
+      }
     }
     return undefined;
   }
@@ -297,18 +305,17 @@ export class ParentIndex {
   find(hash: Buffer, offset = 0): number {
     const lo = (hash[offset]! | (hash[offset + 1]! << 8) | (hash[offset + 2]! << 16) | (hash[offset + 3]! << 24)) >>> 0;
     const hi = (hash[offset + 4]! | (hash[offset + 5]! << 8) | (hash[offset + 6]! << 16) | (hash[offset + 7]! << 24)) >>> 0;
-    const t = this.#table;
-    if (t) {
-      const c = this.#cursor;
+    for (const t of this.#tables) {
+      const c = t.cursor;
       const segNo = Math.floor(c / SEGMENT);
       const seg = t.segments.get(segNo);
       const k = c - segNo * SEGMENT;
-      if (seg && c < t.total && seg.lo[k] === lo && seg.hi[k] === hi && seg.pack[k]! >= 0) return this.#parentMatch(seg, k, c);
+      if (seg && c < t.total && seg.lo[k] === lo && seg.hi[k] === hi && seg.pack[k]! >= 0) return this.#parentMatch(t, seg, k, c);
       for (let s = segNo - 1; s <= segNo + 1; s++) {
         const other = t.segments.get(s);
         if (!other) continue;
         const j = probe(other, lo, hi);
-        if (j >= 0) return this.#parentMatch(other, j, s * SEGMENT + j);
+        if (j >= 0) return this.#parentMatch(t, other, j, s * SEGMENT + j);
       }
     }
     const r = this.#recent.find(hash, offset);
@@ -332,8 +339,11 @@ export class ParentIndex {
     return this.#foundEntry;
   }
 
-  #parentMatch(seg: Segment, k: number, position: number): number {
-    this.#cursor = position + 1;
+  #parentMatch(t: ParentTable, seg: Segment, k: number, position: number): number {
+    t.cursor = position + 1;
+    // The other parent's stream moves along (the two are mostly the same chunks in the same order), so
+    // that it stays within its window of where the rows are.
+    for (const u of this.#tables) if (u !== t && u.cursor < u.total) u.cursor++;
     this.matched.parent++;
     return this.#found(seg.pack[k]!, seg.entry[k]!);
   }
@@ -384,7 +394,7 @@ export class ParentIndex {
       if (t.starts[mid]! <= first) r = mid;
       else hiR = mid - 1;
     }
-    const parent = this.#parent!;
+    const parent = t.parent;
     for (let k = 0; k < n && r < t.table.chunks.length; r++) {
       const [p, firstEntry, count] = t.table.chunks[r]!;
       const skip = first + k - t.starts[r]!;
@@ -443,7 +453,7 @@ export class ParentIndex {
 
   /** Reads every candidate index file once, noting which lists each of the parent's packs. */
   async #locate(): Promise<void> {
-    const wanted = new Set(this.#parent?.packs ?? []);
+    const wanted = new Set(this.#parents.flatMap((p) => p.packs));
     const located = new Map<string, string>();
     let files = this.#candidates;
     if (!files) {
@@ -488,8 +498,8 @@ export class ParentIndex {
   }
 
   /** Loads the fingerprints of index files no listed snapshot names (interrupted backups'), up to ORPHANS. */
-  async #loadOrphans(list: SnapshotList, parent: Snapshot | undefined): Promise<void> {
-    const known = new Set([...list.index, ...(parent?.index ?? [])]);
+  async #loadOrphans(list: SnapshotList, parents: Snapshot[]): Promise<void> {
+    const known = new Set([...list.index, ...parents.flatMap((p) => p.index ?? [])]);
     for await (const { key } of listObjects(this.#repo.store, 'index/')) {
       const file = key.slice('index/'.length);
       if (known.has(file) || this.#orphans.full) continue;
@@ -529,12 +539,35 @@ async function existingSnapshot(repo: Repository, id: string): Promise<Snapshot 
   }
 }
 
-async function parentFromList(repo: Repository, list: SnapshotList, host: string, source: string): Promise<Snapshot | undefined> {
-  for (const candidate of parentCandidates(list, host, source)) {
+/**
+ * The parents from the snapshot list: the best candidate (newest of this host and source, else newest),
+ * and, when it is not of this source, also the one whose row count is nearest `rows` (the oldest of
+ * equals): a copy of a database under a new name is most often a copy of one that was backed up, and
+ * not necessarily of the newest snapshot (measured: the benchmark's scenarios).
+ */
+async function parentsFromList(repo: Repository, list: SnapshotList, host: string, source: string, rows?: number): Promise<Snapshot[]> {
+  const candidates = parentCandidates(list, host, source);
+  const parents: Snapshot[] = [];
+  for (const candidate of candidates) {
     const snap = await existingSnapshot(repo, candidate.id);
-    if (snap && snap.version === 2) return snap;
+    if (snap && snap.version === 2) {
+      parents.push(snap);
+      break;
+    }
   }
-  return undefined;
+  const first = parents[0];
+  if (!first || rows === undefined || (first.host === host && first.source === source)) return parents;
+  const near = candidates
+    .filter((c) => c.id !== first.id && c.rows !== undefined)
+    .sort((a, b) => Math.abs(a.rows! - rows) - Math.abs(b.rows! - rows) || a.time.localeCompare(b.time));
+  for (const candidate of near.slice(0, 4)) {
+    const snap = await existingSnapshot(repo, candidate.id);
+    if (snap && snap.version === 2) {
+      parents.push(snap);
+      break;
+    }
+  }
+  return parents;
 }
 
 /** Whether `a` is a better parent than `b`: of this host and source, then newer. */

@@ -23,6 +23,8 @@ export interface ListedSnapshot {
   time: string;
   host: string;
   source: string;
+  /** Rows in the snapshot (for choosing a parent for a database of about that size). */
+  rows?: number;
 }
 
 export interface SnapshotList {
@@ -36,7 +38,7 @@ const HASH = /^[0-9a-f]{64}$/;
 
 /** The entry of a snapshot in the list. */
 export function listed(snapshot: Snapshot): ListedSnapshot {
-  return { id: snapshot.id, time: snapshot.time, host: snapshot.host, source: snapshot.source };
+  return { id: snapshot.id, time: snapshot.time, host: snapshot.host, source: snapshot.source, rows: snapshot.stats.rows };
 }
 
 /** Reads the snapshot list; undefined when there is none or it is damaged (it is a cache). */
@@ -62,7 +64,8 @@ export function parseSnapshotList(file: Buffer): SnapshotList | undefined {
   }
   if (list === null || typeof list !== 'object' || list.version !== 2 || !Array.isArray(list.snapshots) || !Array.isArray(list.index)) return undefined;
   const ok = list.snapshots.every((s) => s !== null && typeof s === 'object' && typeof s.id === 'string' && HASH.test(s.id)
-    && typeof s.time === 'string' && typeof s.host === 'string' && typeof s.source === 'string')
+    && typeof s.time === 'string' && typeof s.host === 'string' && typeof s.source === 'string'
+    && (s.rows === undefined || (Number.isSafeInteger(s.rows) && s.rows >= 0)))
     && list.index.every((i) => typeof i === 'string' && HASH.test(i));
   return ok ? list : undefined;
 }
