@@ -22,9 +22,9 @@
 import { NotFoundError, ScriptoriumError } from '../core/errors.js';
 import { collectSoon } from '../core/memory.js';
 import { decodeIndex, indexKey } from './chunk-index.js';
-import { FINGERPRINT_BYTES } from './fingerprint-index.js';
+import { FINGERPRINT_BYTES, PACKS_PER_INDEX_FILE } from './fingerprint-index.js';
 import type { Snapshot, TableEntry } from './manifest.js';
-import { listObjects, MAX_BYTES } from './objects.js';
+import { listObjects } from './objects.js';
 import type { Repository } from './repository.js';
 import { parentCandidates, readSnapshotList, type SnapshotList } from './snapshot-list.js';
 
@@ -36,6 +36,16 @@ export const RECENT = 1 << 16;
 export const ORPHANS = 1 << 17;
 /** Index files kept decoded at once. */
 const FILE_CACHE = 4;
+/**
+ * The largest index file a backup reads: what a writer of this repository can produce (32 packs of at
+ * most `packBytes / minBytes` chunks each, 8 bytes a chunk; ~1 MiB at the defaults, 2 MiB at most), so
+ * that the cache stays within 4 of them. A larger one is passed over, costing only deduplication.
+ */
+function maxIndexFileBytes(repo: Repository): number {
+  const { packBytes, chunker } = repo.config;
+  const perPack = Math.ceil(packBytes / Math.max(3, chunker.minBytes)) + 1;
+  return (1 << 16) + PACKS_PER_INDEX_FILE * (36 + FINGERPRINT_BYTES * perPack);
+}
 
 /** One segment of the parent's fingerprint stream. */
 interface Segment {
@@ -477,7 +487,7 @@ export class ParentIndex {
     }
     let packs: Map<string, Buffer> | null = null;
     try {
-      const decoded = await decodeIndex(file, await this.#repo.store.get(indexKey(file), { maxBytes: MAX_BYTES.index }));
+      const decoded = await decodeIndex(file, await this.#repo.store.get(indexKey(file), { maxBytes: maxIndexFileBytes(this.#repo) }));
       packs = new Map();
       for (const pack of decoded) packs.set(pack.hash, fingerprintsOf(pack.chunkIds, pack.idBytes ?? 32));
     } catch (err) {

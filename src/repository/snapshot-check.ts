@@ -10,7 +10,7 @@
  * restore does not need it, since it checks each pack's entry count as it opens the pack.
  */
 import { ScriptoriumError } from '../core/errors.js';
-import { decodeIndex, indexedEntries } from './chunk-index.js';
+import { decodeIndex, indexedEntries, indexKey } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
 import { listObjects, MAX_BYTES } from './objects.js';
@@ -94,7 +94,10 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
   const present = new Set<string>();
   for (const hash of wanted) if (await repo.store.has(packKey(hash))) present.add(hash);
   const counts = new Map<string, number>();
-  for await (const { key } of listObjects(repo.store, 'index/')) {
+  // Format 2: the index files the manifest names (GETs of what is needed, no listing); a file that
+  // prune has replaced since is missing, and its packs' ranges are confirmed against the packs if asked.
+  const keys = snapshot.version === 2 && snapshot.index ? snapshot.index.map(indexKey) : undefined;
+  for await (const key of keys ?? listKeys(repo)) {
     let packs;
     try {
       packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }));
@@ -112,4 +115,8 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
     chunkName: (pack, entry) => chunkName(repo, pack, entry),
   });
   if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
+}
+
+async function* listKeys(repo: Repository): AsyncGenerator<string> {
+  for await (const { key } of listObjects(repo.store, 'index/')) yield key;
 }

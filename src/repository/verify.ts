@@ -125,13 +125,13 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   report.packs = referenced.size;
   reporter.progress('verify', undefined, true);
-  if (options.readData) await readData(repo, snapshots, index, report, reporter);
+  if (options.readData) await readData(repo, snapshots, index, report, reporter, existing);
   if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems);
   return report;
 }
 
 /** Streams every distinct table of every snapshot, checking packs, chunk hashes and digests. */
-async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkIndex, report: VerifyReport, reporter: OperationReporter): Promise<void> {
+async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkIndex, report: VerifyReport, reporter: OperationReporter, existing: Set<string>): Promise<void> {
   const checked = new Set<string>();
   const cache = new CheckingCache(repo, (pack) => {
     if (checked.has(pack.hash)) return;
@@ -164,6 +164,18 @@ async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkInd
         if (err instanceof RepositoryIntegrityError) report.problems.push(...err.problems);
         else report.problems.push(asProblem(err, { snapshot: snap.id, table: table.name }));
       }
+    }
+  }
+  // Packs no snapshot references (an interrupted backup's, a forgotten snapshot's before prune): a later
+  // backup may reuse their chunks, so they are read and checked too (against their name, their entry
+  // table and the index).
+  for (const hash of [...existing].sort()) {
+    if (checked.has(hash)) continue;
+    try {
+      await cache.get(hash);
+    } catch (err) {
+      const problem = asProblem(err, { pack: hash });
+      report.problems.push({ ...problem, message: `pack ${hash.slice(0, 16)} (no snapshot uses it; a backup may reuse its chunks): ${problem.message}` });
     }
   }
   await cache.close();

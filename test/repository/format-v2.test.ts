@@ -125,6 +125,32 @@ describe('format 2', () => {
     expect(await engineDigests(out)).toEqual(await engineDigests(db));
   });
 
+  it('verify --read-data reads packs no snapshot references, and fails on a damaged one (a backup would reuse it); prune removes it', async () => {
+    const dir = tempDir('v2');
+    const db = demoDb(dir, 1500);
+    const repoDir = join(dir, 'repo');
+    await (await Repository.init(repoDir, { packBytes: 16 * 1024 })).close();
+    const kept = await backup(db, repoDir);
+    const conn = new Database(db);
+    conn.exec("UPDATE regs SET updatedAt = 'orphan' WHERE rowid % 3 = 0");
+    conn.close();
+    const dropped = await backup(db, repoDir);
+    await forget(repoDir, { ids: [dropped.id] }); // its new packs are now referenced by no snapshot
+    const orphan = dropped.packs.find((p) => !kept.packs.includes(p))!;
+    const file = join(repoDir, 'packs', orphan.slice(0, 2), orphan);
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0x40;
+    writeFileSync(file, bytes);
+    const err = await verify(repoDir, { readData: true }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_CORRUPT' });
+    expect((err as Error).message).toContain(`pack ${orphan.slice(0, 16)}`);
+    expect((err as Error).message).toMatch(/no snapshot uses it/);
+    await verify(repoDir); // without --read-data: the structure is fine
+    await prune(repoDir);
+    expect(existsSync(file)).toBe(false);
+    expect((await verify(repoDir, { readData: true })).problems).toEqual([]);
+  });
+
   it('prune rewrites index files that list deleted packs, keeps whole ones, and the next backup still deduplicates', async () => {
     const dir = tempDir('v2');
     const db = demoDb(dir, 3000);
