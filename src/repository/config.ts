@@ -3,9 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { checkCompression, CODEC_IDS, type CompressionCodec } from './compression.js';
 import { newerVersion, notRepository } from './errors.js';
+import type { EncryptionConfig } from './crypto/repository-crypto.js';
 
-/** The repository format this code writes, and the newest it reads. */
-export const FORMAT_VERSION = 1;
+/**
+ * The newest repository format this code reads. It writes version 2 for an encrypted repository and
+ * version 1 (unchanged) for an unencrypted one.
+ */
+export const FORMAT_VERSION = 2;
+/** The format of an unencrypted repository. */
+export const PLAIN_FORMAT_VERSION = 1;
 export const FORMAT_NAME = 'scriptorium-repository';
 
 /** How rows are cut into chunks (see docs/repository-format.md, "Chunking"). */
@@ -29,6 +35,8 @@ export interface RepositoryConfig {
   /** A pack is sealed once its chunks add up to this many (uncompressed) bytes. */
   packBytes: number;
   compression: { codec: CompressionCodec; level?: number };
+  /** Version 2, encrypted repositories only (see crypto/). */
+  encryption?: EncryptionConfig;
 }
 
 /** Options of `init`; everything has a default. */
@@ -63,7 +71,7 @@ export function createConfig(settings: RepositorySettings = {}): RepositoryConfi
   const packBytes = positive('pack size', settings.packBytes ?? DEFAULT_SETTINGS.packBytes, 1024, 1 << 30);
   return {
     format: FORMAT_NAME,
-    version: FORMAT_VERSION,
+    version: PLAIN_FORMAT_VERSION,
     id: randomBytes(16).toString('hex'),
     createdAt: new Date().toISOString(),
     chunker: { algorithm: 'row-key-v1', targetBytes, minBytes, maxBytes },
@@ -114,6 +122,15 @@ function configProblem(config: RepositoryConfig): string | undefined {
   if (config.version < 1) return `version: ${config.version} is not a format version`;
   if (typeof config.id !== 'string' || !/^[0-9a-f]{32}$/.test(config.id)) return 'id: not 32 hex digits';
   if (typeof config.createdAt !== 'string') return 'createdAt: not a string';
+  const e = config.encryption as unknown;
+  if (config.version === 1 && e !== undefined) return 'encryption: version 1 repositories are not encrypted';
+  if (config.version === 2) {
+    const enc = e as EncryptionConfig | null | undefined;
+    if (enc === null || typeof enc !== 'object') return 'encryption: missing (a version 2 repository is encrypted)';
+    if (enc.mode !== 'passphrase' && enc.mode !== 'recipient') return 'encryption.mode: not passphrase or recipient';
+    if (enc.cipher !== 'aes-256-gcm' || enc.frameBytes !== 64 << 10) return 'encryption: unknown cipher or frame size';
+    if (enc.mode === 'recipient' && typeof enc.recipient !== 'string') return 'encryption.recipient: missing';
+  }
   const { targetBytes, minBytes, maxBytes } = config.chunker;
   if (!int(targetBytes, 64, 1 << 24)) return 'chunker.targetBytes: not an integer from 64 to 16777216';
   if (!int(minBytes, 0, targetBytes - 1)) return 'chunker.minBytes: not an integer below targetBytes';
