@@ -26,6 +26,7 @@ const WRAPPED_BYTES = 32 + TAG_BYTES;
 const SYMMETRIC_HEADER = SEAL_MAGIC.length + 1 + SALT_BYTES;
 const RECIPIENT_HEADER = SEAL_MAGIC.length + 1 + SHARE_BYTES + WRAPPED_BYTES;
 const ZERO_NONCE = Buffer.alloc(12);
+const KIND_NAMES: Record<string, string> = { packs: 'pack', snapshots: 'snapshot', index: 'index file', locks: 'lock' };
 
 /** How an object is sealed: with a secret the sealer also opens with, or to a recipient it cannot open for. */
 export type SealKey = { kind: 'secret'; secret: Buffer } | { kind: 'recipient'; recipient: X25519Recipient };
@@ -109,7 +110,8 @@ export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, k
  * seals with its secret cannot be replaced by one sealed to some recipient, nor the other way round.
  */
 export function openObjectBytes(sealed: Buffer, repo: string, name: string, key: OpenKey): Buffer {
-  const what = `${name.split('/')[0] === 'packs' ? 'pack' : name.split('/')[0]} ${name.slice(name.indexOf('/') + 1, name.indexOf('/') + 17)}`;
+  const kind = name.slice(0, name.indexOf('/'));
+  const what = `${KIND_NAMES[kind] ?? kind} ${name.slice(kind.length + 1, kind.length + 17)}`;
   if (sealed.length < SEAL_MAGIC.length + 1 || !sealed.subarray(0, SEAL_MAGIC.length).equals(SEAL_MAGIC)) {
     throw new IntegrityError('E_CORRUPT', `${what}: not a sealed object of an encrypted repository (format version 2)`, {
       hint: 'The object is damaged, or was written by something else; run `scriptorium verify` to list what is affected.',

@@ -175,7 +175,8 @@ export async function unlockRepository(store: Store, repositoryId: string, encry
     }
     if (opened) break;
   }
-  if (!opened && (keys.identities?.length ?? 0) > 0 && !objects.some((o) => o.object.kind === 'passphrase')) throw wrongKey(store.location, 'identity');
+  // An identity was given on purpose: one that opens nothing is the answer, not a reason to ask for a passphrase.
+  if (!opened && (keys.identities?.length ?? 0) > 0) throw wrongKey(store.location, 'identity');
   if (!opened) {
     if (!keys.passphrase) {
       throw new AuthError(`repository: ${store.location} is encrypted and no passphrase was given`, {
