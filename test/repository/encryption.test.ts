@@ -364,4 +364,17 @@ describe('keyed ids and names', () => {
     await prune(a.repo, keys('same'));
     await verify(a.repo, { readData: true, ...keys('same') });
   });
+
+  it('keyed ids are the same whether the extension or JavaScript chunked and hashed: each path deduplicates against the other', () => {
+    const dir = tempDir('crypt-paths');
+    const db = demoDb(dir, 600);
+    const env = { SCRIPTORIUM_PASSWORD: 'paths' };
+    expect(cli(dir, ['init', '--encrypt', 'repo'], env).code).toBe(0);
+    const js = JSON.parse(cli(dir, ['backup', '--repo', 'repo', db, '--json'], { ...env, SCRIPTORIUM_NO_EXTENSION: '1' }).stdout);
+    expect(js.stats.newChunks).toBeGreaterThan(0);
+    const native = JSON.parse(cli(dir, ['backup', '--repo', 'repo', db, '--json'], env).stdout);
+    expect(native.stats.newChunks).toBe(0);
+    expect(native.stats.chunks).toBe(js.stats.chunks);
+    expect(cli(dir, ['verify', '--read-data', '--repo', 'repo'], env).code).toBe(0);
+  });
 });

@@ -131,9 +131,11 @@ export class RepositoryCrypto {
     return this.#dataSeal ? { kind: 'secret', secret: this.#dataSeal } : { kind: 'identity', identity: this.#identity };
   }
 
-  /** The secrets to wrap in another key object: in public-key mode a passphrase gets only the host's part. */
-  secretsFor(kind: 'passphrase' | 'recipient'): RepositorySecrets {
-    void kind;
+  /**
+   * The secrets, to wrap in another key object (key add / passwd). In public-key mode they hold no data
+   * secret at all (only names, ids, metadata and the recipient), so a new passphrase never reads data.
+   */
+  get secrets(): RepositorySecrets {
     return this.#secrets;
   }
 }
@@ -236,7 +238,7 @@ export async function listKeys(store: Store, current: RepositoryCrypto): Promise
 /** `key add`: a new passphrase key for the same secrets; returns its id. */
 export async function addKey(store: Store, current: RepositoryCrypto, passphrase: Buffer, logN?: number): Promise<string> {
   const id = newKeyId();
-  const object = await passphraseKey(current.repositoryId, id, current.secretsFor('passphrase'), passphrase, logN);
+  const object = await passphraseKey(current.repositoryId, id, current.secrets, passphrase, logN);
   await store.put(keyKey(id), Buffer.from(JSON.stringify(object, null, 2) + '\n'));
   return id;
 }
