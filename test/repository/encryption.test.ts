@@ -59,7 +59,8 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   expect(codes).toContain(code);
 }
 
-describe('encrypted repositories through the CLI', () => {
+// Each test runs the CLI a dozen times or more: on a loaded machine that takes more than the default minute.
+describe('encrypted repositories through the CLI', { timeout: 180_000 }, () => {
   it('init --encrypt, backup, restore, verify; the passphrase and the rows appear in no file, output or history', async () => {
     const dir = tempDir('crypt-cli');
     const db = demoDb(dir, 400);
@@ -320,7 +321,7 @@ describe('every encrypted object is authenticated', () => {
   });
 });
 
-describe('keyed ids and names', () => {
+describe('keyed ids and names', { timeout: 180_000 }, () => {
   it('the same database in two encrypted repositories gives different chunk ids and names; an unencrypted one uses SHA-256', async () => {
     const dir = tempDir('crypt-ids');
     const db = demoDb(dir, 500);
