@@ -47,6 +47,8 @@ export interface EncryptionSettings {
 /** Kinds of sealed objects: data (rows, schema) and metadata (what a backup host must read). */
 export type SealedKind = 'packs' | 'snapshots' | 'index' | 'locks';
 const DATA_KINDS = new Set<SealedKind>(['packs', 'snapshots']);
+/** The most key objects a repository may have (each one may cost a reader an scrypt). */
+const MAX_KEYS = 64;
 
 function subkey(secret: Buffer, info: string): Buffer {
   return Buffer.from(crypto.hkdfSync('sha256', secret, Buffer.alloc(0), `scriptorium-v2 ${info}`, 32));
@@ -143,7 +145,14 @@ export class RepositoryCrypto {
 /** Lists and parses the key objects (damaged ones are skipped, with their error kept for a message). */
 async function readKeys(store: Store): Promise<Array<{ id: string; object: KeyObject }>> {
   const out: Array<{ id: string; object: KeyObject }> = [];
+  let seen = 0;
   for await (const { key } of store.list('keys/')) {
+    // Each passphrase key costs an scrypt to try: a folder of thousands would make opening take hours.
+    if (++seen > MAX_KEYS) {
+      throw new IntegrityError('E_CORRUPT', `repository: ${store.location}: more than ${MAX_KEYS} key objects in keys/`, {
+        hint: 'No repository needs that many; someone added them to make opening it slow. Remove the ones you do not know (`scriptorium key list` after removing the extra files).',
+      });
+    }
     const id = key.slice('keys/'.length);
     try {
       out.push({ id, object: parseKeyObject(await store.get(key, { maxBytes: MAX_KEY_OBJECT_BYTES }), id) });
@@ -237,6 +246,9 @@ export async function listKeys(store: Store, current: RepositoryCrypto): Promise
 
 /** `key add`: a new passphrase key for the same secrets; returns its id. */
 export async function addKey(store: Store, current: RepositoryCrypto, passphrase: Buffer, logN?: number): Promise<string> {
+  if ((await readKeys(store)).length >= MAX_KEYS) {
+    throw new UsageError(`the repository has ${MAX_KEYS} keys, the most it may have`, { hint: 'Remove keys nobody uses (`scriptorium key list`, `key remove`) first.' });
+  }
   const id = newKeyId();
   const object = await passphraseKey(current.repositoryId, id, current.secrets, passphrase, logN);
   await store.put(keyKey(id), Buffer.from(JSON.stringify(object, null, 2) + '\n'));
