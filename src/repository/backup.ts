@@ -491,8 +491,7 @@ class SnapshotWriter {
       } finally {
         release?.(); // the store has written (or given up on) the file: its buffer can be reused
       }
-      // Sealing (an encrypted repository) made a second buffer of the file's size.
-      return { ordinal, hash, size: file.length, heapBytes: this.#repo.crypto ? 2 * file.length : file.length };
+      return { ordinal, hash, size: file.length, heapBytes: file.length };
     })();
     this.#track(stored);
   }

@@ -337,8 +337,7 @@ export class PackCache {
     if (!this.#pool) return this.#repo.pack(hash);
     const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
     const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool);
-    // An encrypted repository read the sealed file too, of about the same size: garbage as well.
-    this.#gate!.add(this.#repo.crypto ? 2 * file.length : file.length);
+    this.#gate!.add(file.length);
     return pack;
   }
 
