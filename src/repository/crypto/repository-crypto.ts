@@ -37,7 +37,10 @@ export interface EncryptionConfig {
 
 /** What `init` needs for an encrypted repository. */
 export interface EncryptionSettings {
-  /** Passphrase mode: the first passphrase. Public-key mode: the backup host's passphrase (it unlocks names, ids and the index only). */
+  /**
+   * Passphrase mode: the first passphrase. Public-key mode: the backup host's passphrase (it unlocks
+   * names, ids and the index only). `init` wipes these bytes once the key objects are made.
+   */
   passphrase: Buffer;
   /** Public-key mode: the age recipient data is sealed to. */
   recipient?: X25519Recipient;
