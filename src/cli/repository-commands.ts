@@ -5,8 +5,77 @@ import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
 import { formatBytes, formatCount, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
+import { IDENTITY_ENV } from './age-options.js';
 
-type RepoOptions = OutputOptions & { repo?: string; lockWait?: number; lock?: boolean };
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** SCRIPTORIUM_SCRYPT_LOG_N for new passphrase keys (tests set it low), else the repository default. */
+function scryptLogN(): number | undefined {
+  const raw = process.env.SCRIPTORIUM_SCRYPT_LOG_N;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 10 || n > 22) throw new UsageError(`SCRIPTORIUM_SCRYPT_LOG_N=${JSON.stringify(raw)} is not a work factor from 10 to 22 for repository keys`, { hint: 'Unset it to use the default (15).' });
+  return n;
+}
+
+/**
+ * How to unlock an encrypted repository, from the flags: a passphrase is read (file, environment or
+ * prompt) only if the repository turns out to be encrypted; identity files are read now. Giving either
+ * makes backup refuse an unencrypted repository.
+ */
+async function repoKeys(o: RepoOptions) {
+  const { parseIdentityFile } = await import('../codecs/age-keys.js');
+  const { readPassphrase, PASSWORD_ENV } = await import('../core/passphrase.js');
+  const { readFileSync } = await import('node:fs');
+  const files = o.identity ?? (process.env[IDENTITY_ENV] ? [process.env[IDENTITY_ENV]!] : []);
+  const identities = files.flatMap((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read the identity file ${f}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { code: 'E_NOT_FOUND', hint: 'Check the path given to --identity.' });
+    }
+    return parseIdentityFile(text, f);
+  });
+  const logN = scryptLogN();
+  return {
+    identities,
+    passphrase: () => readPassphrase({ ...(o.passwordFile !== undefined ? { passwordFile: o.passwordFile } : {}), prompt: 'Repository passphrase' }),
+    expectEncrypted: o.passwordFile !== undefined || !!process.env[PASSWORD_ENV] || identities.length > 0,
+    ...(logN === undefined ? {} : { scryptLogN: logN }),
+  };
+}
+
+/** init's encryption from --encrypt / --recipient (a passphrase in both: in public-key mode it is the backup host's). */
+async function encryptionSettings(o: RepoOptions & { encrypt?: boolean; recipient?: string }) {
+  if (!o.encrypt && o.recipient === undefined) {
+    if (o.passwordFile !== undefined) throw new UsageError('--password-file is given without --encrypt or --recipient', { hint: 'Add --encrypt to create an encrypted repository.' });
+    return {};
+  }
+  const { X25519Recipient } = await import('../codecs/age-keys.js');
+  const { readPassphrase } = await import('../core/passphrase.js');
+  const recipient = o.recipient === undefined ? undefined : X25519Recipient.parse(o.recipient);
+  const passphrase = await readPassphrase({
+    ...(o.passwordFile !== undefined ? { passwordFile: o.passwordFile } : {}), confirm: true,
+    prompt: recipient ? 'Passphrase for backups (it does not read data)' : 'Passphrase for the new repository',
+  });
+  const logN = scryptLogN();
+  return { encryption: { passphrase, ...(recipient ? { recipient } : {}), ...(logN === undefined ? {} : { scryptLogN: logN }) } };
+}
+
+/** The new passphrase of `key add` / `key passwd`: --new-password-file, SCRIPTORIUM_NEW_PASSWORD, or asked twice. */
+function newPassphrase(o: { newPasswordFile?: string }): () => Promise<Buffer> {
+  return async () => {
+    const { readPassphrase } = await import('../core/passphrase.js');
+    return readPassphrase({
+      ...(o.newPasswordFile !== undefined ? { passwordFile: o.newPasswordFile } : {}),
+      env: { SCRIPTORIUM_PASSWORD: process.env.SCRIPTORIUM_NEW_PASSWORD },
+      confirm: true, prompt: 'New passphrase',
+    });
+  };
+}
+
+type RepoOptions = OutputOptions & { repo?: string; lockWait?: number; lock?: boolean; passwordFile?: string; identity?: string[] };
 
 
 /** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
@@ -16,6 +85,8 @@ function repoCommand(program: Command, name: string, description: string): Comma
     .description(description)
     .addOption(new Option('-r, --repo <repo>', 'repository: a directory (s3:// later)').env('SCRIPTORIUM_REPO'))
     .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', wholeNumber)
+    .option('--password-file <file>', 'encrypted repository: read its passphrase from the first line of this file (else SCRIPTORIUM_PASSWORD, else asked)')
+    .option('-i, --identity <file>', `public-key repository: age identity file that reads its data (repeatable; default $${IDENTITY_ENV})`, collect)
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a machine-readable summary')
     .option('--debug', 'print stack traces with errors');
@@ -35,7 +106,8 @@ async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof run
 // backup and restore, whose time is measured against their peers, import only their own modules.
 const repository = () => import('../repository/index.js');
 
-const lockWait = (o: RepoOptions) => ({
+const lockWait = async (o: RepoOptions) => ({
+  keys: await repoKeys(o),
   ...(o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 }),
   ...(o.lock === false ? { noLock: true } : {}),
   onNotice: (message: string) => {
@@ -70,13 +142,17 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--level <n>', 'compression level (zstd -7..22, gzip 1..9)', Number)
     .option('--chunk-size <bytes>', 'average chunk size', wholeNumber)
     .option('--pack-size <bytes>', 'pack size (uncompressed)', wholeNumber)
-    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number }) =>
+    .option('--encrypt', 'encrypt the repository (format version 2) with a passphrase: SCRIPTORIUM_PASSWORD, --password-file, or asked twice')
+    .option('--recipient <age1…>', 'public-key mode: seal data to this age public key; backups need only the passphrase, reading data needs the identity')
+    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number; encrypt?: boolean; recipient?: string }) =>
       act(o, async (onEvent) => (await repository()).init(repo ?? repoOf(o), {
+        ...(await encryptionSettings(o)),
         compression: o.compression as CompressionCodec, onEvent,
         ...(o.level === undefined ? {} : { compressionLevel: o.level }),
         ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
         ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
-      }), (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec})`),
+      }), (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec}` +
+        `${c.encryption ? `, encrypted${c.encryption.recipient ? `: data sealed to ${c.encryption.recipient}, readable only with its identity` : ' with a passphrase'}` : ''})`),
     );
 
   repoCommand(program, 'backup', 'take a snapshot of a SQLite database into the repository')
@@ -84,7 +160,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
     .option('--tables <a,b>', 'only these tables', list)
     .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[] }) =>
-      act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (s) =>
+      act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...(await lockWait(o)) }), (s) =>
         `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
         `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +
         `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
@@ -93,7 +169,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'snapshots', 'list the snapshots in the repository')
     .option(NO_LOCK, 'accepted for symmetry: listing takes no lock anyway')
     .action((o: RepoOptions) =>
-      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
+      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o), { keys: await repoKeys(o) }) }), ({ snapshots: list }) => renderSnapshots(list)),
     );
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
@@ -103,7 +179,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--force', 'replace an existing database (only after the restore is verified)')
     .option(NO_LOCK, NO_LOCK_HELP)
     .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
-      act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...(await lockWait(o)) }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );
 
@@ -112,7 +188,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--drill', 'restore the latest snapshot into a temporary database and compare')
     .option(NO_LOCK, NO_LOCK_HELP)
     .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
-      act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...(await lockWait(o)) }), (r) =>
         `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
         `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}` +
         straysLine(r.strays)),
@@ -131,7 +207,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--prune', 'prune unreferenced data afterwards')
     .action((ids: string[], o: RepoOptions & Record<string, unknown>) =>
       act(o, async (onEvent) => (await repository()).forget(repoOf(o), {
-        ids, onEvent, ...lockWait(o), dryRun: !!o.dryRun, prune: !!o.prune,
+        ids, onEvent, ...(await lockWait(o)), dryRun: !!o.dryRun, prune: !!o.prune,
         keepLast: o.keepLast as number | undefined, keepHourly: o.keepHourly as number | undefined, keepDaily: o.keepDaily as number | undefined,
         keepWeekly: o.keepWeekly as number | undefined, keepMonthly: o.keepMonthly as number | undefined, keepYearly: o.keepYearly as number | undefined,
         keepTags: o.keepTag as string[] | undefined,
@@ -146,7 +222,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'prune', 'delete data no snapshot references (needs the exclusive lock)')
     .option('--dry-run', 'only show what would be deleted')
     .action((o: RepoOptions & { dryRun?: boolean }) =>
-      act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
+      act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...(await lockWait(o)) }), (r) =>
         `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
         `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}` +
         `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` + straysLine(r.strays)),
@@ -157,7 +233,7 @@ export function registerRepositoryCommands(program: Command): void {
     .argument('<b>', 'newer snapshot (or latest)')
     .option(NO_LOCK, NO_LOCK_HELP)
     .action((a: string, b: string, o: RepoOptions) =>
-      act(o, async (onEvent) => (await repository()).diff(a, b, repoOf(o), { onEvent, ...lockWait(o) }), (d) => [
+      act(o, async (onEvent) => (await repository()).diff(a, b, repoOf(o), { onEvent, ...(await lockWait(o)) }), (d) => [
         `snapshot ${short(d.a)} → ${short(d.b)}`,
         ...d.tables.map((t) => `${t.status.padEnd(9)} ${t.name}: ${formatCount(t.rowsBefore)} → ${formatCount(t.rowsAfter)} rows; ` +
           `+${formatCount(t.rowsAdded)} −${formatCount(t.rowsRemoved)} ~${formatCount(t.rowsChanged)} rows; ` +
@@ -165,10 +241,32 @@ export function registerRepositoryCommands(program: Command): void {
       ].join('\n')),
     );
 
+  const key = program.command('key').description('manage the passphrases of an encrypted repository (no data is re-encrypted)');
+  repoCommand(key, 'list', 'list the key objects (the one used marked *)')
+    .action((o: RepoOptions) =>
+      act(o, async () => (await repository()).keyList(repoOf(o), { keys: await repoKeys(o) }), (r) =>
+        r.keys.map((k) => `${k.current ? '*' : ' '} ${k.id}  ${k.kind.padEnd(10)}  ${k.created}${k.recipient ? `  ${k.recipient}` : ''}`).join('\n')),
+    );
+  repoCommand(key, 'add', 'add a passphrase (the new one: --new-password-file, SCRIPTORIUM_NEW_PASSWORD, or asked twice)')
+    .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
+    .action((o: RepoOptions & { newPasswordFile?: string }) =>
+      act(o, async () => (await repository()).keyAdd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o) }), (r) => `added key ${r.added}`),
+    );
+  repoCommand(key, 'remove', 'remove a key (never the last one, nor the one used to open the repository)')
+    .argument('<id>', 'key id or unique prefix (from `key list`)')
+    .action((id: string, o: RepoOptions) =>
+      act(o, async () => (await repository()).keyRemove(repoOf(o), id, { keys: await repoKeys(o) }), (r) => `removed key ${r.removed}`),
+    );
+  repoCommand(key, 'passwd', 'change the passphrase used to open the repository')
+    .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
+    .action((o: RepoOptions & { newPasswordFile?: string }) =>
+      act(o, async () => (await repository()).keyPasswd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o) }), (r) => `changed the passphrase: key ${r.removed} replaced by ${r.added}`),
+    );
+
   repoCommand(program, 'unlock', 'remove stale locks (of processes gone from this host, or not refreshed for a while)')
     .option('--older-than <minutes>', 'also remove locks not refreshed for this long (default 5: every lock that old is stale)', wholeNumber)
     .action((o: RepoOptions & { olderThan?: number }) =>
-      act(o, async () => (await repository()).unlock(repoOf(o), { ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
+      act(o, async () => (await repository()).unlock(repoOf(o), { keys: await repoKeys(o), ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
         ...r.removed.map((l) => `removed ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}, ${l.time}): ${l.reason}`),
         ...r.future.map((l) => `left ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}): ${l.reason}`),
         ...r.held.map((l) => `left ${l.kind} lock: ${l.reason}`),

@@ -3,6 +3,7 @@ import { createHash, hash as oneShotHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { AuthError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { collectAll, collectSoon, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
@@ -54,6 +55,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
   return reporter.run(() =>
     withRepository(repository, options, async (repo) => {
       const time = options.time ?? new Date();
+      refusePlaintext(repo, options);
       const lock = await repo.lock('shared', 'backup', options.lockWaitMs ?? 60_000);
       let db: RowSource | undefined;
       try {
@@ -95,6 +97,17 @@ export async function backup(source: string | RowSource, repository: RepositoryL
       }
     }),
   );
+}
+
+/**
+ * Refuses to write a backup into an unencrypted repository when the caller gave a passphrase or an
+ * identity: someone who could replace the repository by an unencrypted one must not get plaintext.
+ */
+function refusePlaintext(repo: Repository, options: BackupOptions): void {
+  if (repo.crypto || !options.keys?.expectEncrypted) return;
+  throw new AuthError(`backup: repository ${repo.location} is not encrypted, but a passphrase or identity was given`, {
+    hint: 'Refusing to write plaintext where encrypted backups were expected: check that --repo is the encrypted repository (was it replaced?), or unset SCRIPTORIUM_PASSWORD / --password-file for an unencrypted one.',
+  });
 }
 
 const NEWLINE = Buffer.from('\n');
@@ -220,7 +233,10 @@ class SnapshotWriter {
       if (native && (this.#packs?.entries ?? 0) > 0) await this.#flush(); // a pack holds one writer's entries
       if (!native) await this.#packWriter();
       let sha256: string | undefined;
-      for (const batch of scan) {
+      const crypto = this.#repo.crypto;
+      for (let batch of scan) {
+        // An encrypted repository's ids are keyed: the extension's SHA-256 of each chunk, encrypted (one call a batch).
+        if (crypto && batch.ids.length > 0) batch = { ...batch, ids: crypto.keyIds(batch.ids) };
         if (batch.data && batch.ids.length === 0) digest.update(batch.data); // no SHA instructions: the table is hashed here
         if (batch.digest) sha256 = batch.digest.toString('hex');
         const size = await this.#storeBatch(batch, ranges);
@@ -306,7 +322,7 @@ class SnapshotWriter {
     let at = 0;
     for (let i = 0; i < count; i++) {
       const length = chunks.readUInt32LE(8 * i);
-      const id = hashed ? batch.ids : Buffer.from(sha256Hex(data.subarray(at, at + length)), 'hex');
+      const id = hashed ? batch.ids : this.#chunkId(data.subarray(at, at + length));
       const idAt = hashed ? 32 * i : 0;
       this.#chunks++;
       const wait = this.#v2?.ready();
@@ -383,6 +399,12 @@ class SnapshotWriter {
     return at;
   }
 
+  /** The id of a chunk the extension did not hash: its SHA-256, keyed in an encrypted repository. */
+  #chunkId(data: Buffer): Buffer {
+    const sha = Buffer.from(sha256Hex(data), 'hex');
+    return this.#repo.crypto ? this.#repo.crypto.keyIds(sha) : sha;
+  }
+
   /** Appends the ids of chunks `first` to `end - 1` of `ids` to the current pack's; returns -1 (no run). */
   #copyIds(ids: Buffer, first: number, end: number): number {
     const bytes = 32 * (end - first);
@@ -399,7 +421,7 @@ class SnapshotWriter {
   /** Returns (pack ordinal, entry) of the chunk, adding it to the current pack when the repository lacks it. */
   async #store(chunk: Chunk): Promise<[number, number]> {
     this.#chunks++;
-    const hash = Buffer.from(sha256Hex(chunk.data), 'hex');
+    const hash = this.#chunkId(chunk.data);
     const wait = this.#v2?.ready();
     if (wait) await wait;
     let found = this.#index.find(hash);

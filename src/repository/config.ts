@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { IntegrityError, UsageError } from '../core/errors.js';
 import { checkCompression, CODEC_IDS, type CompressionCodec } from './compression.js';
 import { newerVersion, notRepository } from './errors.js';
+import type { EncryptionConfig } from './crypto/repository-crypto.js';
 
 /** The repository format this code writes, and the newest it reads (it reads version 1 too). */
 export const FORMAT_VERSION = 2;
@@ -29,6 +30,8 @@ export interface RepositoryConfig {
   /** A pack is sealed once its chunks add up to this many (uncompressed) bytes. */
   packBytes: number;
   compression: { codec: CompressionCodec; level?: number };
+  /** Version 2, encrypted repositories only (see crypto/). */
+  encryption?: EncryptionConfig;
 }
 
 /** Options of `init`; everything has a default. */
@@ -122,6 +125,15 @@ function configProblem(config: RepositoryConfig): string | undefined {
   if (config.version < 1) return `version: ${config.version} is not a format version`;
   if (typeof config.id !== 'string' || !/^[0-9a-f]{32}$/.test(config.id)) return 'id: not 32 hex digits';
   if (typeof config.createdAt !== 'string') return 'createdAt: not a string';
+  const e = config.encryption as unknown;
+  if (config.version === 1 && e !== undefined) return 'encryption: version 1 repositories are not encrypted';
+  if (config.version === 2 && e !== undefined) {
+    const enc = e as EncryptionConfig | null;
+    if (enc === null || typeof enc !== 'object') return 'encryption: not an object';
+    if (enc.mode !== 'passphrase' && enc.mode !== 'recipient') return 'encryption.mode: not passphrase or recipient';
+    if (enc.cipher !== 'aes-256-gcm' || enc.frameBytes !== 64 << 10) return 'encryption: unknown cipher or frame size';
+    if (enc.mode === 'recipient' && typeof enc.recipient !== 'string') return 'encryption.recipient: missing';
+  }
   const { targetBytes, minBytes, maxBytes } = config.chunker;
   if (!int(targetBytes, 64, 1 << 24)) return 'chunker.targetBytes: not an integer from 64 to 16777216';
   if (!int(minBytes, 0, targetBytes - 1)) return 'chunker.minBytes: not an integer below targetBytes';

@@ -15,3 +15,5 @@ export type { Snapshot, SnapshotManifest, TableEntry, SnapshotStats } from './ma
 export { RepositoryIntegrityError, LockedError, type Problem } from './errors.js';
 export type { RowSource } from './source.js';
 export type { CompressionCodec } from './compression.js';
+export { keyList, keyAdd, keyRemove, keyPasswd } from './crypto/key-operations.js';
+export type { RepositoryKeys, KeyInfo, EncryptionSettings } from './crypto/repository-crypto.js';

@@ -12,10 +12,13 @@ const HASH = '[0-9a-f]{64}';
  */
 const LOCK = '[0-9a-z]{1,64}';
 
-const OBJECT_KEY = new RegExp(`^(?:config|snapshot-list|snapshots/${HASH}|index/${HASH}|locks/${LOCK}|packs/([0-9a-f]{2})/(${HASH}))$`);
+/** Key objects of an encrypted repository (format version 2): `keys/<16-64 hex>`. */
+const KEY = '[0-9a-f]{16,64}';
+
+const OBJECT_KEY = new RegExp(`^(?:config|snapshot-list|snapshots/${HASH}|index/${HASH}|locks/${LOCK}|keys/${KEY}|packs/([0-9a-f]{2})/(${HASH}))$`);
 
 /** The folders (list prefixes) of the repository's objects. */
-export type ObjectFolder = 'snapshots/' | 'index/' | 'locks/' | 'packs/';
+export type ObjectFolder = 'snapshots/' | 'index/' | 'locks/' | 'packs/' | 'keys/';
 
 /**
  * Whether `key` names a repository object: `config`, `snapshot-list` (format 2), `snapshots/<64 hex>`, `index/<64 hex>`,

@@ -1,6 +1,7 @@
 /** `init` and `snapshots`: the two repository operations that are one call each. */
 import type { EventListener } from '../core/events.js';
 import type { RepositorySettings } from './config.js';
+import type { EncryptionSettings } from './crypto/repository-crypto.js';
 import type { Snapshot } from './manifest.js';
 import { OperationReporter } from './progress.js';
 import { Repository, withRepository, type OpenOptions, type RepositoryLocation } from './repository.js';
@@ -13,7 +14,7 @@ import { Repository, withRepository, type OpenOptions, type RepositoryLocation }
  * const { id } = await init('/mnt/nas/backups', { compression: 'zstd', compressionLevel: 6 });
  * ```
  */
-export async function init(location: RepositoryLocation, settings: RepositorySettings & OpenOptions & { onEvent?: EventListener } = {}) {
+export async function init(location: RepositoryLocation, settings: RepositorySettings & OpenOptions & { onEvent?: EventListener; encryption?: EncryptionSettings } = {}) {
   const reporter = new OperationReporter('init', settings.onEvent);
   return reporter.run(async () => {
     reporter.started({ target: typeof location === 'string' ? location : location.location });

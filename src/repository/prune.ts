@@ -134,7 +134,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
     let pack = known.get(hash);
     if (!pack) {
       const opened = await repo.pack(hash);
-      pack = { hash, chunkIds: Buffer.from(Array.from({ length: opened.entries }, (_, e) => opened.chunkHash(e)).join(''), 'hex') };
+      pack = { hash, chunkIds: Buffer.from(Array.from({ length: opened.entries }, (_, e) => repo.chunkId(opened.chunkHash(e))).join(''), 'hex') };
     }
     kept.push(pack);
   }

@@ -15,6 +15,9 @@ import { Pack, packKey } from './pack.js';
 import { listObjects, MAX_BYTES, maxPackBytes } from './objects.js';
 import { BufferPool } from './compression.js';
 import { collectAll, GarbageGate } from '../core/memory.js';
+import { createEncryption, unlockRepository, type EncryptionSettings, type RepositoryCrypto, type RepositoryKeys } from './crypto/repository-crypto.js';
+import { keyKey } from './crypto/key-objects.js';
+import { SealedStore } from './crypto/sealed-store.js';
 
 /** Where a repository is: a location string (path or URL) or an already opened Store. */
 export type RepositoryLocation = string | Store;
@@ -31,6 +34,8 @@ export interface OpenOptions {
   noLock?: boolean;
   /** Called with a line for the user when the repository was tidied on the way (stale temporaries removed). */
   onNotice?: (message: string) => void;
+  /** How to unlock an encrypted repository (asked for only when it is one). */
+  keys?: RepositoryKeys;
 }
 
 /** Operations that only read the repository, which may run without a lock ({@link OpenOptions.noLock}). */
@@ -38,14 +43,23 @@ const READ_ONLY_OPERATIONS = new Set(['restore', 'verify', 'diff']);
 
 /** An open repository. Close it (which closes its store) when done. */
 export class Repository {
+  /** The repository's objects; in an encrypted repository a SealedStore over the real one. */
   readonly store: Store;
   readonly config: RepositoryConfig;
+  /** The keys of an encrypted repository (undefined: not encrypted). */
+  readonly crypto: RepositoryCrypto | undefined;
   readonly #options: OpenOptions;
 
-  private constructor(store: Store, config: RepositoryConfig, options: OpenOptions = {}) {
-    this.store = store;
+  private constructor(store: Store, config: RepositoryConfig, options: OpenOptions = {}, crypto?: RepositoryCrypto) {
+    this.store = crypto ? new SealedStore(store, crypto) : store;
     this.config = config;
+    this.crypto = crypto;
     this.#options = options;
+  }
+
+  /** The id of a chunk whose SHA-256 is `sha256Hex`: keyed in an encrypted repository, the hash itself otherwise. */
+  chunkId(sha256Hex: string): string {
+    return this.crypto ? this.crypto.keyIdHex(sha256Hex) : sha256Hex;
   }
 
   /** Where the repository lives, for messages. */
@@ -63,8 +77,23 @@ export class Repository {
    * await repo.close();
    * ```
    */
-  static async init(location: RepositoryLocation, settings: RepositorySettings = {}, options: OpenOptions = {}): Promise<Repository> {
+  static async init(location: RepositoryLocation, settings: RepositorySettings & { encryption?: EncryptionSettings } = {}, options: OpenOptions = {}): Promise<Repository> {
     const config = createConfig(settings);
+    if (settings.encryption && config.version < 2) {
+      settings.encryption.passphrase.fill(0);
+      throw new UsageError(`repository: format version ${config.version} cannot be encrypted`, {
+        hint: 'Encrypted repositories are format version 2; leave the format version at its default.',
+      });
+    }
+    let encrypted: Awaited<ReturnType<typeof createEncryption>> | undefined;
+    try {
+      encrypted = settings.encryption ? await createEncryption(config.id, settings.encryption) : undefined;
+    } finally {
+      settings.encryption?.passphrase.fill(0);
+    }
+    if (encrypted) {
+      config.encryption = encrypted.config;
+    }
     const store = await toStore(location, options);
     try {
       if (await store.has('config')) {
@@ -88,8 +117,10 @@ export class Repository {
           hint: 'Initialise a repository in a new or empty directory.',
         });
       }
+      // Keys first: a config that says "encrypted" is never there without a key to open it.
+      for (const [id, object] of encrypted?.keys ?? []) await store.put(keyKey(id), Buffer.from(JSON.stringify(object, null, 2) + '\n'));
       await store.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'));
-      return new Repository(store, config, options);
+      return new Repository(store, config, options, encrypted?.crypto);
     } catch (err) {
       if (typeof location === 'string') await store.close();
       throw err;
@@ -107,7 +138,9 @@ export class Repository {
         if (err instanceof NotFoundError) throw notRepository(store.location, err);
         throw err;
       }
-      return new Repository(store, parseConfig(data, store.location), options);
+      const config = parseConfig(data, store.location);
+      const crypto = config.encryption ? await unlockRepository(store, config.id, config.encryption, options.keys) : undefined;
+      return new Repository(store, config, options, crypto);
     } catch (err) {
       if (typeof location === 'string') await store.close();
       throw err;

@@ -90,7 +90,7 @@ export async function* readTable(
       const entry = err.code === 'E_CORRUPT' && /no entry/.test(err.message) ? first + count - 1 : first;
       const chunk = await chunkName(repo, packHash, entry);
       const message = err.code === 'E_NOT_FOUND' ? `pack ${packHash.slice(0, 16)} is missing` : err.message;
-      throw new RepositoryIntegrityError([{ code: 'E_CORRUPT', message, snapshot: snapshot.id, table: table.name, chunk, pack: packHash }], operation);
+      throw new RepositoryIntegrityError([{ code: err.code === 'E_AUTH' ? 'E_AUTH' : 'E_CORRUPT', message, snapshot: snapshot.id, table: table.name, chunk, pack: packHash }], operation);
     }
     partsPack = packHash;
     // Consecutive entries lie back to back in the pack: hand them on as views, in batch-sized spans.

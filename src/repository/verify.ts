@@ -142,7 +142,7 @@ async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkInd
     }
     for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
       const expected = index.chunkAt(ordinal, e);
-      if (expected && !pack.chunkHash(e).startsWith(expected)) {
+      if (expected && !repo.chunkId(pack.chunkHash(e)).startsWith(expected)) {
         report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
       }
     }

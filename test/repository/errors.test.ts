@@ -25,6 +25,7 @@ describe('bad arguments get clear errors', () => {
   it('a repository of a newer format version', async () => {
     const dir = tempDir();
     const config = await init(dir);
+    // Version 2 (encrypted repositories) is read now; 3 is the first one this code does not know.
     writeFileSync(join(dir, 'config'), JSON.stringify({ ...config, version: 3 }));
     const err = await snapshots(dir).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'E_VERSION' });

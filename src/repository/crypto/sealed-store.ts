@@ -1,0 +1,114 @@
+/**
+ * The store of an encrypted repository as the rest of the code sees it: a Store that seals every
+ * object it puts (packs, manifests, index files, locks) and opens and authenticates every object it
+ * gets (and format 2's snapshot list), under its logical name, while the names in the underlying store are keyed permutations of
+ * those names (see RepositoryCrypto.storedName). `config` and `keys/` pass through: they are read
+ * before there is a key. Everything above this layer (framing, compression, ids by content) is the
+ * same as in an unencrypted repository.
+ */
+import type { GetOptions, ListOptions, RemovedTemporary, Store, StoreCapabilities, StoreEntry } from '../../stores/store.js';
+import { maxSealedBytes, openObjectBytes, sealObjectBytes } from './object-seal.js';
+import type { RepositoryCrypto, SealedKind } from './repository-crypto.js';
+
+const NAMED = /^(packs|snapshots|index)\/(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
+const LOCK = /^locks\/[0-9a-z]{1,64}$/;
+
+interface Mapped {
+  kind: SealedKind;
+  /** The key in the underlying store. */
+  stored: string;
+  /** The logical name bound into the seal. */
+  name: string;
+}
+
+export class SealedStore implements Store {
+  readonly #base: Store;
+  readonly #crypto: RepositoryCrypto;
+  readonly removeStaleTemporaries?: (olderThanMs: number) => Promise<number>;
+  readonly removeDeadTemporaries?: () => Promise<RemovedTemporary[]>;
+
+  constructor(base: Store, crypto: RepositoryCrypto) {
+    this.#base = base;
+    this.#crypto = crypto;
+    if (base.removeStaleTemporaries) this.removeStaleTemporaries = (ms) => base.removeStaleTemporaries!(ms);
+    if (base.removeDeadTemporaries) this.removeDeadTemporaries = () => base.removeDeadTemporaries!();
+    // No tempPrefix/putFile: a pack must pass through here to be sealed, so the native packer hands its files over.
+  }
+
+  get location(): string {
+    return this.#base.location;
+  }
+
+  get capabilities(): StoreCapabilities {
+    return this.#base.capabilities;
+  }
+
+  /** The underlying store (for key objects and config). */
+  get base(): Store {
+    return this.#base;
+  }
+
+  /** How `key` is stored, or undefined for a key that passes through unsealed. */
+  #map(key: string): Mapped | undefined {
+    const m = NAMED.exec(key);
+    if (m) {
+      const kind = m[1] as SealedKind;
+      if ((kind === 'packs') !== (m[2] !== undefined) || (m[2] !== undefined && !m[3]!.startsWith(m[2]))) return undefined;
+      const stored = this.#crypto.storedName(m[3]!);
+      return { kind, name: `${kind}/${m[3]}`, stored: kind === 'packs' ? `packs/${stored.slice(0, 2)}/${stored}` : `${kind}/${stored}` };
+    }
+    if (LOCK.test(key)) return { kind: 'locks', name: key, stored: key };
+    // The snapshot list names snapshots, hosts, sources and times: metadata, sealed like the index.
+    if (key === 'snapshot-list') return { kind: 'snapshot-list', name: key, stored: key };
+    return undefined;
+  }
+
+  /** The logical key of stored key `key` (the inverse of #map), or the key itself when it is no sealed object. */
+  #unmap(key: string): string {
+    const m = NAMED.exec(key);
+    if (!m) return key;
+    const kind = m[1]!;
+    if ((kind === 'packs') !== (m[2] !== undefined) || (m[2] !== undefined && !m[3]!.startsWith(m[2]))) return key;
+    const plain = this.#crypto.plainName(m[3]!);
+    return kind === 'packs' ? `packs/${plain.slice(0, 2)}/${plain}` : `${kind}/${plain}`;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const mapped = this.#map(key);
+    if (!mapped) return this.#base.put(key, data);
+    return this.#base.put(mapped.stored, sealObjectBytes(data, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind)));
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
+    const mapped = this.#map(key);
+    if (!mapped) return this.#base.get(key, options);
+    const sealed = await this.#base.get(mapped.stored, options.maxBytes === undefined ? {} : { maxBytes: maxSealedBytes(options.maxBytes) });
+    return openObjectBytes(sealed, this.#crypto.repositoryId, mapped.name, this.#crypto.openKey(mapped.kind));
+  }
+
+  has(key: string): Promise<boolean> {
+    return this.#base.has(this.#map(key)?.stored ?? key);
+  }
+
+  async stat(key: string): Promise<StoreEntry> {
+    const entry = await this.#base.stat(this.#map(key)?.stored ?? key);
+    return { key, size: entry.size };
+  }
+
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<StoreEntry> {
+    // Logical and stored names share their folders, but not the two-digit folders of packs.
+    const folder = /^packs\/[0-9a-f]{2}\/?$/.test(prefix) ? 'packs/' : prefix;
+    for await (const entry of this.#base.list(folder, options)) {
+      const key = this.#unmap(entry.key);
+      if (key.startsWith(prefix)) yield { key, size: entry.size };
+    }
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#base.delete(this.#map(key)?.stored ?? key);
+  }
+
+  close(): Promise<void> {
+    return this.#base.close();
+  }
+}
