@@ -15,9 +15,31 @@ import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
 import { encryptedDedupPeer, resticDedupPeer } from './repository-peers.js';
+import { runScale } from './scale.js';
 import { addRatios, checkTargets, dedupTargets, encryptionTargets, summarizeCase, trends, type BenchReport, type DedupReport, type SizeResult, type UnavailableCases } from './stats.js';
 
-export { DEFAULT_SIZES, QUICK_SIZES } from './sizes.js';
+export { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from './sizes.js';
+
+/**
+ * The scaling case (`bench --scale`, see `scale.ts`) on the cached demo databases of `o.sizes`
+ * registrations, in `o.workDir` (default: `<os.tmpdir()>/scriptorium-bench`).
+ */
+export async function runScaleBenchmark(o: { sizes: number[]; out: string; workDir?: string; command: string; log: (line: string) => void }): ReturnType<typeof runScale> {
+  const workDir = o.workDir ?? path.join(os.tmpdir(), 'scriptorium-bench');
+  if (!hasGnuTime()) o.log('warning: /usr/bin/time (GNU time) not found; peak RSS will not be measured (apt-get install time)');
+  return runScale({
+    sizes: o.sizes,
+    workDir,
+    out: o.out,
+    command: o.command,
+    log: o.log,
+    database: (records) => {
+      o.log(`scale: demo database of ${records.toLocaleString('en-US')} registrations`);
+      const file = cachedDemoDatabase(workDir, records, o.log);
+      return { file, rows: userTables(file).rows };
+    },
+  });
+}
 
 /** Options of {@link runBenchmark}. */
 export interface BenchOptions {
