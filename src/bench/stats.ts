@@ -1,6 +1,6 @@
 import type { BigValueReport } from './big-value.js';
 import type { Side } from './cases.js';
-import type { DedupResult } from './dedup.js';
+import { DEDUP_LABELS, DEDUP_TARGETS, type DedupResult } from './dedup.js';
 
 /** Median of a non-empty list (mean of the two middle values for even lengths); NaN when empty. */
 export function median(values: number[]): number {
@@ -283,6 +283,13 @@ export function encryptionTargets(
     ratio('first snapshot repository vs sqlite3 .dump | zstd -3', dedup.repositoryBytes, 'not measured');
     const enc = dedup.peers?.find((p) => p.id === 'scriptorium-encrypted');
     ratio('first snapshot encrypted repository vs sqlite3 .dump | zstd -3', enc?.repositoryBytes, why('backup-encrypted'));
+  }
+  // The deduplication targets hold for the encrypted repository too.
+  const enc = dedup?.peers?.find((p) => p.id === 'scriptorium-encrypted');
+  for (const s of enc?.scenarios ?? []) {
+    const target = DEDUP_TARGETS[s.id];
+    if (target === null) continue;
+    out.push({ issue: 14, name: `encrypted repository, stored after: ${DEDUP_LABELS[s.id]} (${count(dedup!.rows)} rows)`, required: `≤ ${(target * 100).toFixed(0)}% of first`, measured: `${(s.share * 100).toFixed(2)}%`, met: s.share <= target });
   }
   return out;
 }
