@@ -60,7 +60,7 @@ describe('scriptorium bench --quick', () => {
   beforeAll(async () => {
     out = mkdtempSync(join(tmpdir(), 'scriptorium-bench-test-'));
     ({ stdout } = await run(process.execPath, [CLI, 'bench', '--quick', '--out', out], { maxBuffer: 16 << 20 }));
-  }, 120_000);
+  }, 240_000); // restic and the encrypted cases add a dozen processes with a key derivation each
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('writes <date>.md, .json and .svg and prints the Markdown table', () => {
