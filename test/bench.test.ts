@@ -1,27 +1,42 @@
 // `scriptorium bench --quick`: the benchmark runs end to end and writes a well-formed report (Markdown,
 // JSON, SVG). The figures themselves are not checked here: they belong to the benchmark run, not to tests.
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEDUP_TABLE_HEADER, MAIN_TABLE_HEADER } from '../src/bench/markdown.js';
+import { DEDUP_TABLE_HEADER, MAIN_TABLE_HEADER, REPOSITORIES_TABLE_HEADER } from '../src/bench/markdown.js';
 import { median } from '../src/bench/stats.js';
 import type { BenchReport } from '../src/bench/stats.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
-const CASES = [
-  'export-ndjson', 'export-json', 'export-sql', 'export-ndjson-zstd', 'import-ndjson', 'import-json', 'import-sql',
-  'backup', 'restore',
-  'sqlite3-json', 'sqlite3-dump', 'sqlite3-restore', 'sqlite3-dump-zstd', 'zstd-restore',
+/**
+ * What this machine and build can run, found independently of the benchmark's own probe: restic on the
+ * PATH, and `--encrypt` among the options of `init` and `export`.
+ */
+const HAS_RESTIC = spawnSync('restic', ['version']).status === 0;
+const hasOption = (command: string): boolean => /--encrypt\b/.test(spawnSync(process.execPath, [CLI, command, '--help'], { encoding: 'utf8' }).stdout ?? '');
+const HAS_ENCRYPTED_REPO = hasOption('init');
+const HAS_ENCRYPTED_EXPORT = hasOption('export');
+const ALL_CASES = [
+  'export-ndjson', 'export-json', 'export-sql', 'export-sql-encrypted', 'export-ndjson-zstd', 'import-ndjson', 'import-json', 'import-sql',
+  'backup', 'restore', 'backup-encrypted', 'restore-encrypted',
+  'sqlite3-json', 'sqlite3-dump', 'sqlite3-restore', 'sqlite3-dump-zstd', 'zstd-restore', 'restic-backup', 'restic-restore',
 ];
+const LEFT_OUT = [
+  ...(HAS_RESTIC ? [] : ['restic-backup', 'restic-restore']),
+  ...(HAS_ENCRYPTED_REPO ? [] : ['backup-encrypted', 'restore-encrypted']),
+  ...(HAS_ENCRYPTED_EXPORT ? [] : ['export-sql-encrypted']),
+];
+const CASES = ALL_CASES.filter((id) => !LEFT_OUT.includes(id));
 /** Each of our cases and the peer it is compared with. */
 const PEERS: Record<string, string> = {
   'export-ndjson': 'sqlite3-json', 'export-json': 'sqlite3-json', 'export-sql': 'sqlite3-dump', 'export-ndjson-zstd': 'sqlite3-dump-zstd',
+  'export-sql-encrypted': 'sqlite3-dump',
   'import-ndjson': 'sqlite3-restore', 'import-json': 'sqlite3-restore', 'import-sql': 'sqlite3-restore',
-  backup: 'sqlite3-dump-zstd', restore: 'zstd-restore',
+  backup: 'sqlite3-dump-zstd', restore: 'zstd-restore', 'backup-encrypted': 'restic-backup', 'restore-encrypted': 'restic-restore',
 };
 
 /** Minimal XML well-formedness check: every element closes, in order, and the root is <svg>. */
@@ -45,7 +60,7 @@ describe('scriptorium bench --quick', () => {
   beforeAll(async () => {
     out = mkdtempSync(join(tmpdir(), 'scriptorium-bench-test-'));
     ({ stdout } = await run(process.execPath, [CLI, 'bench', '--quick', '--out', out], { maxBuffer: 16 << 20 }));
-  }, 120_000);
+  }, 240_000); // restic and the encrypted cases add a dozen processes with a key derivation each
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('writes <date>.md, .json and .svg and prints the Markdown table', () => {
@@ -82,7 +97,8 @@ describe('scriptorium bench --quick', () => {
         expect(c.peakRssBytes === null || c.peakRssBytes > 0).toBe(true);
         if (c.side === 'ours') {
           expect(c.peer).toBe(PEERS[c.id]);
-          expect(c.ratio).toBeGreaterThan(0);
+          if (CASES.includes(c.peer!)) expect(c.ratio).toBeGreaterThan(0);
+          else expect(c.ratio).toBeUndefined();
         }
       }
     }
@@ -91,6 +107,35 @@ describe('scriptorium bench --quick', () => {
     expect(report.targets.length).toBeGreaterThan(0);
     for (const name of ['backup vs', 'restore vs', 'peak RSS of backup', 'peak RSS of restore', 'stored after: 1% new rows appended'])
       expect(report.targets.some((t) => t.issue === 4 && t.name.startsWith(name))).toBe(true);
+  });
+
+  it('sets restic and the encrypted repository beside ours, or says plainly which of them could not run', () => {
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
+    const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md'))!), 'utf8');
+    expect((report.unavailable ?? []).flatMap((u) => u.cases).sort()).toEqual([...LEFT_OUT].sort());
+    for (const u of report.unavailable ?? []) {
+      expect(u.reason.length).toBeGreaterThan(0);
+      expect(md).toContain(`not available: ${u.reason}`);
+    }
+    expect(md).toContain(REPOSITORIES_TABLE_HEADER);
+    const d = report.dedup!;
+    expect(d.repositoryBytes).toBeGreaterThan(d.firstBytes); // the config file too
+    expect(d.dumpZstdBytes).toBeGreaterThan(0);
+    const peers = (d.peers ?? []).map((p) => p.id);
+    expect(peers).toEqual([...(HAS_ENCRYPTED_REPO ? ['scriptorium-encrypted'] : []), ...(HAS_RESTIC ? ['restic'] : [])]);
+    for (const p of d.peers ?? []) {
+      expect(p.scenarios.map((s) => s.id)).toEqual(d.scenarios.map((s) => s.id));
+      expect(p.repositoryBytes).toBeGreaterThan(p.firstBytes);
+      for (const s of p.scenarios) expect(s.storedBytes).toBeGreaterThan(0);
+    }
+    // Issue 14's targets: each one measured, or marked not available when its cases could not run.
+    for (const name of ['encrypted backup time', 'encrypted restore time', 'export sql --encrypt time', 'first snapshot repository', 'first snapshot encrypted repository']) {
+      const t = report.targets.find((x) => x.issue === 14 && x.name.startsWith(name));
+      expect(t, name).toBeDefined();
+      const needs = name.startsWith('export') ? HAS_ENCRYPTED_EXPORT : name.includes('encrypted') ? HAS_ENCRYPTED_REPO : true;
+      expect(t!.available !== false).toBe(needs);
+      if (!needs) expect(t!.measured).toMatch(/^not available: /);
+    }
   });
 
   it('runs the large-value case (16 MB with --quick) through export, import, backup and restore', () => {

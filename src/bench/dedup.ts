@@ -57,6 +57,30 @@ export interface DedupScenarioResult {
   backupMs: number;
 }
 
+/**
+ * Another repository that takes the same snapshots, beside ours: restic, or our own through the CLI
+ * (the encrypted repository). Both calls run as processes and throw when they fail.
+ */
+export interface DedupPeer {
+  id: string;
+  label: string;
+  /** Creates an empty repository in `repo` (a directory that does not exist yet). */
+  init(repo: string): void | Promise<void>;
+  /** Backs `file` up into `repo`. */
+  backup(file: string, repo: string): void | Promise<void>;
+}
+
+/** What one {@link DedupPeer} stored in each scenario. */
+export interface DedupPeerResult {
+  id: string;
+  label: string;
+  /** Bytes the first backup added to the empty repository. */
+  firstBytes: number;
+  /** Bytes of the whole repository after the first backup (config and keys included). */
+  repositoryBytes: number;
+  scenarios: { id: DedupScenarioId; storedBytes: number; share: number; backupMs: number }[];
+}
+
 /** Everything {@link runDedup} measured. */
 export interface DedupResult {
   /** Rows of the base database. */
@@ -66,7 +90,11 @@ export interface DedupResult {
   settings: RepositorySettings;
   /** Bytes of the first snapshot on disk (the repository minus its config file). */
   firstBytes: number;
+  /** Bytes of the whole repository after the first snapshot (its config included). */
+  repositoryBytes?: number;
   scenarios: DedupScenarioResult[];
+  /** The same scenarios in the peers' repositories (absent when none was given). */
+  peers?: DedupPeerResult[];
 }
 
 /** Options of {@link runDedup}. */
@@ -76,6 +104,8 @@ export interface DedupOptions {
   /** Scratch directory for the repository and the copies (created; removed afterwards unless `keep`). */
   dir: string;
   settings?: RepositorySettings;
+  /** Repositories that back up the same databases after ours, each scenario in turn. */
+  peers?: DedupPeer[];
   keep?: boolean;
   log?: (line: string) => void;
 }
@@ -188,7 +218,10 @@ export async function runDedup(o: DedupOptions): Promise<DedupResult> {
     await init(repo, settings);
     const scenarios: DedupScenarioResult[] = [];
     let firstBytes = 0;
+    let repositoryBytes = 0;
     let rows = 0;
+    const peers = (o.peers ?? []).map((peer) => ({ peer, repo: path.join(o.dir, `peer-${peer.id}`), result: { id: peer.id, label: peer.label, firstBytes: 0, repositoryBytes: 0, scenarios: [] } as DedupPeerResult }));
+    for (const p of peers) await p.peer.init(p.repo);
     for (const id of DEDUP_SCENARIOS) {
       let file = o.base;
       let changed = 0;
@@ -206,6 +239,7 @@ export async function runDedup(o: DedupOptions): Promise<DedupResult> {
       const stored = dirBytes(repo) - before;
       if (id === 'first') {
         firstBytes = stored;
+        repositoryBytes = dirBytes(repo);
         rows = snap.stats.rows;
         changed = rows;
       }
@@ -230,9 +264,31 @@ export async function runDedup(o: DedupOptions): Promise<DedupResult> {
           `${(stored / 1e6).toFixed(3)} MB stored (manifest ${(r.manifestBytes / 1e3).toFixed(1)} kB) = ${(100 * share).toFixed(2)}% of the first snapshot` +
           `${target === null ? '' : ` (target ≤ ${target * 100}%: ${r.met ? 'met' : 'NOT met'})`}, backup ${r.backupMs} ms`,
       );
+      for (const p of peers) {
+        const peerBefore = dirBytes(p.repo);
+        const p0 = performance.now();
+        await p.peer.backup(file, p.repo);
+        const ms = Math.round(performance.now() - p0);
+        const peerStored = dirBytes(p.repo) - peerBefore;
+        if (id === 'first') {
+          p.result.firstBytes = peerStored;
+          p.result.repositoryBytes = dirBytes(p.repo);
+        }
+        const peerShare = peerStored / p.result.firstBytes;
+        p.result.scenarios.push({ id, storedBytes: peerStored, share: peerShare, backupMs: ms });
+        log(`  dedup ${id.padEnd(16)} ${p.peer.label}: ${(peerStored / 1e6).toFixed(3)} MB stored = ${(100 * peerShare).toFixed(2)}% of its first snapshot, backup ${ms} ms`);
+      }
       if (file !== o.base) removeDatabase(file);
     }
-    return { rows, dbBytes: fs.statSync(o.base).size, settings, firstBytes, scenarios };
+    return {
+      rows,
+      dbBytes: fs.statSync(o.base).size,
+      settings,
+      firstBytes,
+      repositoryBytes,
+      scenarios,
+      ...(peers.length ? { peers: peers.map((p) => p.result) } : {}),
+    };
   } finally {
     if (!o.keep) fs.rmSync(o.dir, { recursive: true, force: true });
   }

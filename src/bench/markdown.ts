@@ -1,4 +1,5 @@
-import type { BenchReport, CaseResult, DedupReport } from './stats.js';
+import { DEDUP_SCENARIOS } from './dedup.js';
+import type { BenchReport, CaseResult, DedupReport, SizeResult, UnavailableCases } from './stats.js';
 
 /** Column header of the main table (the test and the README look for it). */
 export const MAIN_TABLE_HEADER =
@@ -56,6 +57,51 @@ export function dedupTable(d: DedupReport): string {
   return table(head, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'l']);
 }
 
+/** Column header of the repositories table (scriptorium plain and encrypted, restic). */
+export const REPOSITORIES_TABLE_HEADER =
+  '| repository | backup s | backup RSS MB | restore s | restore RSS MB | first snapshot bytes | × dump+zstd -3 | 1% updated (uniform) | 1% updated (runs) | 1% appended | unchanged |';
+
+/**
+ * Our repository, plain and encrypted, beside restic's: times and peak RSS from the main run at the
+ * largest size, bytes from the deduplication scenarios (what each backup added to the repository).
+ */
+export function repositoriesTable(size: SizeResult | undefined, d: DedupReport | undefined, unavailable: UnavailableCases[]): string {
+  const rowsOf: { label: string; backup: string; restore: string; dedup: string; feature: string }[] = [
+    { label: 'scriptorium', backup: 'backup', restore: 'restore', dedup: 'scriptorium', feature: '' },
+    { label: 'scriptorium (encrypted)', backup: 'backup-encrypted', restore: 'restore-encrypted', dedup: 'scriptorium-encrypted', feature: 'encryptedRepository' },
+    { label: 'restic (`sqlite3 .dump | restic backup --stdin`)', backup: 'restic-backup', restore: 'restic-restore', dedup: 'restic', feature: 'restic' },
+  ];
+  const head = REPOSITORIES_TABLE_HEADER.slice(2, -2).split(' | ');
+  const withShare = (bytes: number, share: number): string => `${count(bytes)} (${(share * 100).toFixed(2)}%)`;
+  const rows = rowsOf.map((r) => {
+    const missing = unavailable.find((u) => u.feature === r.feature);
+    if (missing) return [r.label, `not available: ${missing.reason}`, ...head.slice(2).map(() => '')];
+    const b = size?.cases.find((c) => c.id === r.backup);
+    const rs = size?.cases.find((c) => c.id === r.restore);
+    const peer = d?.peers?.find((p) => p.id === r.dedup);
+    const first = r.dedup === 'scriptorium' ? (d ? d.repositoryBytes ?? d.firstBytes : undefined) : peer?.repositoryBytes;
+    const scen = (id: string): string => {
+      if (r.dedup === 'scriptorium') {
+        const s = d?.scenarios.find((x) => x.id === id);
+        return s ? withShare(s.storedBytes, s.share) : '';
+      }
+      const s = peer?.scenarios.find((x) => x.id === id);
+      return s ? withShare(s.storedBytes, s.share) : '';
+    };
+    return [
+      r.label,
+      b ? secs(b.seconds) : '',
+      b ? mb(b.peakRssBytes) : '',
+      rs ? secs(rs.seconds) : '',
+      rs ? mb(rs.peakRssBytes) : '',
+      first === undefined ? '' : count(first),
+      first !== undefined && d?.dumpZstdBytes ? `${(first / d.dumpZstdBytes).toFixed(3)}×` : '',
+      ...DEDUP_SCENARIOS.filter((id) => id !== 'first').map(scen),
+    ];
+  });
+  return table(head, rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
+}
+
 /** Renders the whole report as Markdown. */
 export function renderMarkdown(r: BenchReport): string {
   const largest = r.sizes[r.sizes.length - 1];
@@ -75,14 +121,19 @@ export function renderMarkdown(r: BenchReport): string {
       `"speed vs peer" = peer time / scriptorium time (above 1 means faster). Total run time ${(r.totalSeconds / 60).toFixed(1)} min.`,
     '',
   );
+  for (const u of r.unavailable ?? []) out.push(`Not available in this run: ${u.cases.map((c) => `\`${c}\``).join(', ')} (${u.reason}).`, '');
   if (largest) {
     out.push(`## ${count(largest.rows)} rows (N = ${count(largest.records)} registrations, database ${mb(largest.dbBytes)} MB)`, '');
     out.push(mainTable(largest.cases), '');
   }
   if (r.targets.length) {
-    out.push('## Targets (issue 2: export/import; issue 4: backup repository; issue 13: large values)', '');
+    out.push('## Targets (issue 2: export/import; issue 4: backup repository; issue 13: large values; issue 14: encryption, size)', '');
     out.push(
-      table(['issue', 'target', 'required', 'measured', 'met'], r.targets.map((t) => [String(t.issue), t.name, t.required, t.measured, t.met ? 'yes' : '**no**']), ['r', 'l', 'r', 'r', 'l']),
+      table(
+        ['issue', 'target', 'required', 'measured', 'met'],
+        r.targets.map((t) => [String(t.issue), t.name, t.required, t.measured, t.available === false ? 'not available' : t.met ? 'yes' : '**no**']),
+        ['r', 'l', 'r', 'r', 'l'],
+      ),
       '',
     );
   }
@@ -97,6 +148,18 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
     out.push(dedupTable(d), '');
+  }
+  if (r.dedup || r.unavailable?.some((u) => u.feature !== 'encryptedExport') || largest?.cases.some((c) => c.id === 'restic-backup')) {
+    out.push(`## Backup repositories: scriptorium (plain and encrypted) and restic${largest ? ` (${count(largest.rows)} rows)` : ''}`, '');
+    out.push(
+      'Times and peak RSS: the main run at the largest size (a fresh repository each run; restic reads `sqlite3 .dump` on stdin, ' +
+        'and restores with `restic dump latest dump.sql | sqlite3 new.db`; restic always encrypts, so it runs beside the encrypted backup). ' +
+        'Bytes: the deduplication scenarios, where each repository takes the same snapshots one after another: the whole repository after the first ' +
+        '(config and keys included), against `sqlite3 .dump | zstd -3` of the same database' +
+        `${r.dedup?.dumpZstdBytes ? ` (${count(r.dedup.dumpZstdBytes)} bytes)` : ''}, then the bytes each later backup added (share of that repository's first snapshot).`,
+      '',
+    );
+    out.push(repositoriesTable(largest, r.dedup, r.unavailable ?? []), '');
   }
   if (r.bigValue) {
     const b = r.bigValue;

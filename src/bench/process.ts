@@ -12,6 +12,8 @@ export interface CommandSpec {
   stdin?: string;
   /** File to connect to the child's stdout (like `> file`); otherwise stdout is captured (keep it small). */
   stdout?: string;
+  /** Variables added to the child's environment (a passphrase: never put one in `args`). */
+  env?: Record<string, string>;
 }
 
 /** What one run of a {@link CommandSpec} measured. */
@@ -54,7 +56,7 @@ export async function runTimed(spec: CommandSpec): Promise<TimedRun> {
   try {
     const t0 = performance.now();
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(cmd, args, { stdio: [stdinFd ?? 'ignore', stdoutFd ?? 'pipe', 'pipe'] });
+      const child = spawn(cmd, args, { stdio: [stdinFd ?? 'ignore', stdoutFd ?? 'pipe', 'pipe'], ...(spec.env ? { env: { ...process.env, ...spec.env } } : {}) });
       let out = '';
       let err = '';
       child.stdout?.on('data', (d: Buffer) => {

@@ -1,20 +1,45 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, scryptSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { DEFAULT_SCRYPT_LOG_N } from '../codecs/age-format.js';
 import { createDemoDatabase } from '../demo/demo-data.js';
 import { BIG_VALUE_BYTES, bigValueTargets, QUICK_BIG_VALUE_BYTES, runBigValue } from './big-value.js';
-import { benchCases, runOrder, type BenchCase } from './cases.js';
+import { probeAvailability, type Availability } from './availability.js';
+import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalCases } from './cases.js';
 import { renderChart } from './chart.js';
-import { dirBytes, runDedup } from './dedup.js';
+import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
-import { addRatios, checkTargets, dedupTargets, summarizeCase, trends, type BenchReport, type DedupReport, type SizeResult } from './stats.js';
+import { encryptedDedupPeer, resticDedupPeer } from './repository-peers.js';
+import { runScale } from './scale.js';
+import { addRatios, checkTargets, dedupTargets, encryptionTargets, summarizeCase, trends, type BenchReport, type DedupReport, type SizeResult, type UnavailableCases } from './stats.js';
 
-export { DEFAULT_SIZES, QUICK_SIZES } from './sizes.js';
+export { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from './sizes.js';
+
+/**
+ * The scaling case (`bench --scale`, see `scale.ts`) on the cached demo databases of `o.sizes`
+ * registrations, in `o.workDir` (default: `<os.tmpdir()>/scriptorium-bench`).
+ */
+export async function runScaleBenchmark(o: { sizes: number[]; out: string; workDir?: string; command: string; log: (line: string) => void }): ReturnType<typeof runScale> {
+  const workDir = o.workDir ?? path.join(os.tmpdir(), 'scriptorium-bench');
+  if (!hasGnuTime()) o.log('warning: /usr/bin/time (GNU time) not found; peak RSS will not be measured (apt-get install time)');
+  return runScale({
+    sizes: o.sizes,
+    workDir,
+    out: o.out,
+    command: o.command,
+    log: o.log,
+    database: (records) => {
+      o.log(`scale: demo database of ${records.toLocaleString('en-US')} registrations`);
+      const file = cachedDemoDatabase(workDir, records, o.log);
+      return { file, rows: userTables(file).rows };
+    },
+  });
+}
 
 /** Options of {@link runBenchmark}. */
 export interface BenchOptions {
@@ -112,14 +137,14 @@ function reportedDuration(stdout: string): number | undefined {
  * back what the case before left dirty, so no run pays for another's writes, and what the case reads is
  * read once, so every run starts with it in the page cache.
  */
-async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void): Promise<SizeResult> {
+async function benchSize(records: number, o: BenchOptions, workDir: string, log: (s: string) => void, optional: OptionalCases): Promise<SizeResult> {
   const db = cachedDemoDatabase(workDir, records, log);
   const { tables, rows } = userTables(db);
   const dir = path.join(workDir, `run-${records}-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   try {
-    const cases: BenchCase[] = benchCases(db, tables, dir);
+    const cases: BenchCase[] = benchCases(db, tables, dir, 'sqlite3', optional);
     const runs = new Map(cases.map((c) => [c.id, { ms: [] as number[], rss: [] as (number | null)[], reported: [] as number[] }]));
     for (let round = 0; round < o.repeat; round++) {
       for (const c of runOrder(cases, round)) {
@@ -148,13 +173,44 @@ async function benchSize(records: number, o: BenchOptions, workDir: string, log:
   }
 }
 
-/** The deduplication scenarios on the demo database of `records` registrations (in-process, bytes on disk). */
-async function benchDedup(records: number, workDir: string, log: (s: string) => void): Promise<DedupReport> {
+/** Bytes of `sqlite3 db .dump | zstd -3` (single-threaded, as the issue measures it). */
+function dumpZstdBytes(db: string): number {
+  const r = spawnSync('bash', ['-c', 'set -o pipefail; sqlite3 "$1" .dump | zstd -q -3 -c | wc -c', 'bench', db], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3 .dump | zstd -3 failed: ${r.stderr.trim()}`);
+  return Number(r.stdout.trim());
+}
+
+/**
+ * The deduplication scenarios on the demo database of `records` registrations (ours in-process, bytes
+ * on disk), with the same snapshots taken by `peers` (restic, our encrypted repository) beside ours.
+ */
+async function benchDedup(records: number, workDir: string, log: (s: string) => void, peers: DedupPeer[]): Promise<DedupReport> {
   const db = cachedDemoDatabase(workDir, records, log);
-  log(`deduplication scenarios at N=${records.toLocaleString('en-US')}`);
+  log(`deduplication scenarios at N=${records.toLocaleString('en-US')}${peers.length ? `, beside ${peers.map((p) => p.label).join(' and ')}` : ''}`);
   const t0 = performance.now();
-  const r = await runDedup({ base: db, dir: path.join(workDir, `dedup-${records}-${process.pid}`), log });
-  return { records, ...r, seconds: (performance.now() - t0) / 1000 };
+  const r = await runDedup({ base: db, dir: path.join(workDir, `dedup-${records}-${process.pid}`), log, peers });
+  return { records, ...r, dumpZstdBytes: dumpZstdBytes(db), seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The time of one scrypt key derivation at the work factor an encrypted export uses by default (age's
+ * 2^18, r = 8), measured here in-process: a fixed cost of every passphrase-encrypted file.
+ */
+function ageScryptCost(): { logN: number; seconds: number } {
+  const logN = DEFAULT_SCRYPT_LOG_N;
+  const t0 = performance.now();
+  scryptSync('bench', 'salt', 32, { N: 2 ** logN, r: 8, p: 1, maxmem: 2 ** (logN + 10) + (1 << 20) });
+  return { logN, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The optional features that cannot run, as reported, with the cases each would have added. */
+function unavailableCases(a: Availability): UnavailableCases[] {
+  const features: [keyof OptionalCases, boolean][] = [
+    ['restic', a.restic !== null],
+    ['encryptedRepository', a.encryptedRepository],
+    ['encryptedExport', a.encryptedExport],
+  ];
+  return features.filter(([, ok]) => !ok).map(([feature]) => ({ feature, cases: OPTIONAL_CASE_IDS[feature], reason: a.reasons[feature] ?? 'not available' }));
 }
 
 /**
@@ -179,13 +235,18 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     zstd: toolVersion('zstd'),
   };
   if (!hasGnuTime()) log('warning: /usr/bin/time (GNU time) not found; peak RSS will not be measured (apt-get install time)');
+  const available = probeAvailability();
+  const unavailable = unavailableCases(available);
+  for (const u of unavailable) log(`not available: ${u.cases.join(', ')} (${u.reason})`);
+  const optional: OptionalCases = { restic: available.restic !== null, encryptedRepository: available.encryptedRepository, encryptedExport: available.encryptedExport };
   const results: SizeResult[] = [];
   for (const records of sizes) {
     log(`size N=${records.toLocaleString('en-US')} registrations`);
-    results.push(await benchSize(records, o, workDir, log));
+    results.push(await benchSize(records, o, workDir, log, optional));
   }
   const largest = sizes[sizes.length - 1];
-  const dedup = o.dedup !== false && largest !== undefined ? await benchDedup(largest, workDir, log) : undefined;
+  const peers = [...(available.encryptedRepository ? [encryptedDedupPeer()] : []), ...(available.restic !== null ? [resticDedupPeer()] : [])];
+  const dedup = o.dedup !== false && largest !== undefined ? await benchDedup(largest, workDir, log, peers) : undefined;
   const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
@@ -197,13 +258,14 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     totalSeconds: (finished.getTime() - started.getTime()) / 1000,
     repeat: o.repeat,
     quick: o.quick,
-    machine,
+    machine: { ...machine, ...(available.restic !== null ? { restic: available.restic } : {}) },
+    unavailable,
     loadAverage: [loadAtStart, os.loadavg()[0]!],
     rssMeasured: hasGnuTime(),
     command: o.command ?? 'npm run bench',
     sizes: results,
     trends: trends(results),
-    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...(bigValue ? bigValueTargets(bigValue) : [])],
+    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
     ...(bigValue ? { bigValue } : {}),
   };

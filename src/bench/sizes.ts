@@ -7,3 +7,5 @@
 export const DEFAULT_SIZES = [1000, 5000, 10000, 25000, 50000, 520000];
 /** Sizes of the `--quick` smoke run. */
 export const QUICK_SIZES = [1000, 5000];
+/** Sizes of the scaling case (`bench --scale`): 520K ≈ 1.0M rows and 5.2M ≈ 10.1M rows. */
+export const SCALE_SIZES = [520_000, 5_200_000];

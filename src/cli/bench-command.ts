@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_SIZES, QUICK_SIZES } from '../bench/sizes.js';
+import { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from '../bench/sizes.js';
 import { printError } from './output.js';
 
 const sizesArg = (v: string): number[] => {
@@ -29,6 +29,7 @@ interface BenchCliOptions {
   quiet?: boolean;
   dedup: boolean;
   bigValue: boolean;
+  scale?: boolean;
 }
 
 /**
@@ -47,12 +48,28 @@ export function registerBenchCommand(program: Command): void {
     .option('--work-dir <dir>', 'cache of demo databases and scratch files (default: <tmpdir>/scriptorium-bench)')
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
+    .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
       try {
         const quick = o.quick ?? false;
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
+        const command = args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench';
+        const log = o.quiet || o.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+        if (o.scale) {
+          const { runScaleBenchmark } = await import('../bench/run.js');
+          const { report, markdown, files } = await runScaleBenchmark({
+            sizes: o.sizes ?? SCALE_SIZES,
+            out: o.out,
+            ...(o.workDir ? { workDir: o.workDir } : {}),
+            command: args.join(' ') === '--scale' ? 'npm run bench:scale' : command,
+            log,
+          });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
         // Loaded here, not at start-up: the benchmark pulls in the demo and repository code.
         const { runBenchmark } = await import('../bench/run.js');
         const { report, markdown, files } = await runBenchmark({
@@ -63,8 +80,8 @@ export function registerBenchCommand(program: Command): void {
           ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
-          command: args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench',
-          log: o.quiet || o.json ? () => {} : (s) => process.stderr.write(`${s}\n`),
+          command,
+          log,
         });
         if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}, ${files.svg}\n`);

@@ -190,7 +190,7 @@ export function registerRepositoryCommands(program: Command): void {
     .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
       act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...(await lockWait(o)) }), (r) =>
         `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
-        `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}` +
+        `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked, ${formatCount(r.unreferencedPacks)} unreferenced packs read` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}` +
         straysLine(r.strays)),
     );
 

@@ -1,8 +1,9 @@
 /**
  * `verify`: checks a repository. Always: the config, every manifest (hash, format), every index file,
  * and that every chunk a snapshot references exists. With `readData`: reads and decompresses every
- * referenced pack, checks each chunk against the hash the index gives it, and recomputes every table's
- * digest. With `drill`: restores the latest snapshot into a temporary database and compares it.
+ * pack, checks each chunk against the hash the index gives it, and recomputes every table's digest;
+ * packs that no snapshot references (left by an interrupted backup) are read too, since a later backup
+ * that finds their chunks in the index reuses them instead of storing them again. With `drill`: restores the latest snapshot into a temporary database and compares it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,7 @@ import { referenceProblems } from './snapshot-check.js';
 import { readTable } from './snapshot-reader.js';
 
 export interface VerifyOptions extends OpenOptions {
-  /** Read every referenced chunk and recompute every table digest. */
+  /** Read every pack (referenced or not), check every chunk and recompute every table digest. */
   readData?: boolean;
   /** Restore the latest snapshot into a temporary database and compare it with its manifest. */
   drill?: boolean;
@@ -33,6 +34,11 @@ export interface VerifyOptions extends OpenOptions {
 export interface VerifyReport {
   snapshots: number;
   packs: number;
+  /**
+   * Packs that no snapshot references and that readData read and checked (0 without readData). They
+   * are not problems (prune removes them), but a damaged one is: a later backup could reuse its chunks.
+   */
+  unreferencedPacks: number;
   /** Chunk references checked (and, with readData, chunks read). */
   chunks: number;
   tablesRead: number;
@@ -96,7 +102,7 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   const existing = new Set<string>();
   for await (const { key } of listObjects(repo.store, 'packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
-  const report: VerifyReport = { snapshots: snapshots.length, packs: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
+  const report: VerifyReport = { snapshots: snapshots.length, packs: 0, unreferencedPacks: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const strays = new Set(report.strays);
   const referenced = new Set<string>();
   const facts = {
@@ -125,13 +131,25 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   report.packs = referenced.size;
   reporter.progress('verify', undefined, true);
-  if (options.readData) await readData(repo, snapshots, index, report, reporter, existing);
+  const unreferenced = [...existing].filter((hash) => !referenced.has(hash) && !strays.has(packKey(hash))).sort();
+  if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter);
   if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems);
   return report;
 }
 
-/** Streams every distinct table of every snapshot, checking packs, chunk hashes and digests. */
-async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkIndex, report: VerifyReport, reporter: OperationReporter, existing: Set<string>): Promise<void> {
+/**
+ * Streams every distinct table of every snapshot, checking packs, chunk hashes and digests; then opens
+ * every pack in `unreferenced` (no snapshot uses it) and checks it the same way: its name, its
+ * compression and entry table, and its chunks against the index.
+ */
+async function readData(
+  repo: Repository,
+  snapshots: Snapshot[],
+  index: ChunkIndex,
+  unreferenced: string[],
+  report: VerifyReport,
+  reporter: OperationReporter,
+): Promise<void> {
   const checked = new Set<string>();
   const cache = new CheckingCache(repo, (pack) => {
     if (checked.has(pack.hash)) return;
@@ -166,17 +184,19 @@ async function readData(repo: Repository, snapshots: Snapshot[], index: ChunkInd
       }
     }
   }
-  // Packs no snapshot references (an interrupted backup's, a forgotten snapshot's before prune): a later
-  // backup may reuse their chunks, so they are read and checked too (against their name, their entry
-  // table and the index).
-  for (const hash of [...existing].sort()) {
+  for (const hash of unreferenced) {
     if (checked.has(hash)) continue;
     try {
       await cache.get(hash);
+      report.unreferencedPacks++;
     } catch (err) {
-      const problem = asProblem(err, { pack: hash });
-      report.problems.push({ ...problem, message: `pack ${hash.slice(0, 16)} (no snapshot uses it; a backup may reuse its chunks): ${problem.message}` });
+      const p = asProblem(err, { pack: hash });
+      report.problems.push({
+        ...p,
+        message: `unreferenced pack ${hash.slice(0, 16)} (no snapshot uses it; a later backup may reuse its chunks) is damaged: ${p.message} (\`scriptorium prune\` removes it)`,
+      });
     }
+    reporter.progress('verify');
   }
   await cache.close();
 }
