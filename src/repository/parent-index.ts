@@ -34,6 +34,13 @@ export const SEGMENT = 1 << 14;
 export const RECENT = 1 << 16;
 /** Chunks of interrupted backups' packs looked up by fingerprint. */
 export const ORPHANS = 1 << 17;
+/**
+ * A host in public-key mode cannot open manifests (they are sealed to the recipient), so it has no
+ * parent stream: it looks chunks up by fingerprint in the newest index files instead, up to this many
+ * (24 bytes each: 24 MiB, about 600 MB of rows at the default chunk size). Memory stays bounded; past
+ * that, older chunks are stored again rather than found.
+ */
+export const BLIND_ORPHANS = 1 << 20;
 /** Index files kept decoded at once. */
 const FILE_CACHE = 4;
 /**
@@ -186,7 +193,7 @@ export class ParentIndex {
   /** The parents, best first (at most two: see {@link ParentIndex.open}). */
   readonly #parents: Snapshot[];
   readonly #recent = new RecentChunks(RECENT);
-  readonly #orphans = new FingerprintTable(ORPHANS);
+  readonly #orphans: FingerprintTable;
   /** Decoded index files, most recently used last: file → pack → fingerprints. */
   readonly #files = new Map<string, Map<string, Buffer> | null>();
   /** Where the parent's packs are listed when its hints fail: built once, for the parent's packs only. */
@@ -206,8 +213,9 @@ export class ParentIndex {
   /** Chunks matched in the parent, in this backup's other chunks, in orphans (for tests and measurements). */
   readonly matched = { parent: 0, recent: 0, orphan: 0 };
 
-  private constructor(repo: Repository, parents: Snapshot[], candidates: string[] | undefined) {
+  private constructor(repo: Repository, parents: Snapshot[], candidates: string[] | undefined, orphans = ORPHANS) {
     this.#repo = repo;
+    this.#orphans = new FingerprintTable(orphans);
     this.#parents = parents;
     this.#candidates = candidates;
   }
@@ -220,9 +228,11 @@ export class ParentIndex {
    */
   static async open(repo: Repository, host: string, source: string, rows?: number): Promise<ParentIndex> {
     const list = await readSnapshotList(repo.store);
-    const parents = list ? await parentsFromList(repo, list, host, source, rows) : await parentFromListing(repo, host, source).then((p) => (p ? [p] : []));
-    const index = new ParentIndex(repo, parents, list?.index);
-    if (list) await index.#loadOrphans(list, parents);
+    // Public-key mode without the identity: no manifest opens, so every listed index file is a source.
+    const blind = repo.crypto !== undefined && !repo.crypto.readsData;
+    const parents = blind ? [] : list ? await parentsFromList(repo, list, host, source, rows) : await parentFromListing(repo, host, source).then((p) => (p ? [p] : []));
+    const index = new ParentIndex(repo, parents, list?.index, blind ? BLIND_ORPHANS : ORPHANS);
+    if (list) await index.#loadOrphans(list, parents, blind);
     return index;
   }
 
@@ -508,17 +518,28 @@ export class ParentIndex {
   }
 
   /** Loads the fingerprints of index files no listed snapshot names (interrupted backups'), up to ORPHANS. */
-  async #loadOrphans(list: SnapshotList, parents: Snapshot[]): Promise<void> {
-    const known = new Set([...list.index, ...parents.flatMap((p) => p.index ?? [])]);
+  async #loadOrphans(list: SnapshotList, parents: Snapshot[], blind: boolean): Promise<void> {
+    const known = new Set(blind ? [] : [...list.index, ...parents.flatMap((p) => p.index ?? [])]);
+    const loaded = new Set<string>();
+    // Blind (see BLIND_ORPHANS): the listed index files first, newest snapshot's last in the list.
+    for (const file of blind ? [...list.index].reverse() : []) {
+      if (this.#orphans.full) return;
+      loaded.add(file);
+      await this.#loadOrphanFile(file);
+    }
     for await (const { key } of listObjects(this.#repo.store, 'index/')) {
       const file = key.slice('index/'.length);
-      if (known.has(file) || this.#orphans.full) continue;
-      const packs = await this.#file(file);
-      for (const [hash, fps] of packs ?? []) {
-        if (!(await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`))) continue;
-        const ordinal = this.#ordinalOf(hash, file);
-        for (let e = 0; FINGERPRINT_BYTES * (e + 1) <= fps.length; e++) this.#orphans.add(fps, FINGERPRINT_BYTES * e, ordinal, e);
-      }
+      if (known.has(file) || loaded.has(file) || this.#orphans.full) continue;
+      await this.#loadOrphanFile(file);
+    }
+  }
+
+  async #loadOrphanFile(file: string): Promise<void> {
+    const packs = await this.#file(file);
+    for (const [hash, fps] of packs ?? []) {
+      if (!(await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`))) continue;
+      const ordinal = this.#ordinalOf(hash, file);
+      for (let e = 0; FINGERPRINT_BYTES * (e + 1) <= fps.length; e++) this.#orphans.add(fps, FINGERPRINT_BYTES * e, ordinal, e);
     }
   }
 }
