@@ -5,16 +5,27 @@ import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
 import { formatBytes, formatCount, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
+import { addS3Options, CommandStores, withObjectLock, type S3Flags } from './s3-options.js';
 
-type RepoOptions = OutputOptions & { repo?: string; lockWait?: number; lock?: boolean };
+type RepoOptions = OutputOptions & S3Flags & { repo?: string; lockWait?: number; lock?: boolean };
+
+/** Each command's store registry (with its S3 settings), made once per parsed options object. */
+const commandStores = new WeakMap<object, CommandStores>();
+function storesOf(o: RepoOptions): CommandStores {
+  let stores = commandStores.get(o);
+  if (!stores) commandStores.set(o, (stores = new CommandStores(o)));
+  return stores;
+}
+/** The store registry option every repository operation takes. */
+const storeOptions = (o: RepoOptions) => ({ stores: storesOf(o).registry });
 
 
 /** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
 function repoCommand(program: Command, name: string, description: string): Command {
-  return program
+  return addS3Options(program
     .command(name)
     .description(description)
-    .addOption(new Option('-r, --repo <repo>', 'repository: a directory (s3:// later)').env('SCRIPTORIUM_REPO'))
+    .addOption(new Option('-r, --repo <repo>', 'repository: a directory or s3://bucket/prefix').env('SCRIPTORIUM_REPO')))
     .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', wholeNumber)
     .option('-q, --quiet', 'print nothing but errors')
     .option('--json', 'print a machine-readable summary')
@@ -26,9 +37,16 @@ function repoOf(o: RepoOptions): string {
   return o.repo;
 }
 
-/** Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). */
-async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
-  await runOperation(o, fn, summary);
+/**
+ * Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). On
+ * an S3 repository the result also carries `requests`: the requests made, by kind.
+ */
+async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
+  await runOperation(o, async (onEvent) => {
+    const result = await fn(onEvent);
+    const requests = storesOf(o).requests();
+    return requests ? { ...result, requests } : result;
+  }, summary);
 }
 
 /** The repository code, loaded only by the command that runs (it is not needed to start up). */
@@ -36,6 +54,7 @@ async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof run
 const repository = () => import('../repository/index.js');
 
 const lockWait = (o: RepoOptions) => ({
+  ...storeOptions(o),
   ...(o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 }),
   ...(o.lock === false ? { noLock: true } : {}),
   onNotice: (message: string) => {
@@ -70,13 +89,18 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--level <n>', 'compression level (zstd -7..22, gzip 1..9)', Number)
     .option('--chunk-size <bytes>', 'average chunk size', wholeNumber)
     .option('--pack-size <bytes>', 'pack size (uncompressed)', wholeNumber)
-    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number }) =>
-      act(o, async (onEvent) => (await repository()).init(repo ?? repoOf(o), {
-        compression: o.compression as CompressionCodec, onEvent,
-        ...(o.level === undefined ? {} : { compressionLevel: o.level }),
-        ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
-        ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
-      }), (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec})`),
+    .option('--object-lock <days>', 's3 only: retain every snapshot, index and pack this many days with S3 Object Lock (bucket must have it enabled)', wholeNumber)
+    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number; objectLock?: number }) =>
+      act(o, async (onEvent) => {
+        const run = async (location: string | import('../stores/store.js').Store) => (await repository()).init(location, {
+          compression: o.compression as CompressionCodec, onEvent, ...storeOptions(o),
+          ...(o.level === undefined ? {} : { compressionLevel: o.level }),
+          ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
+          ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
+        });
+        const location = repo ?? repoOf(o);
+        return o.objectLock === undefined ? run(location) : withObjectLock(location, o.objectLock, storesOf(o), run);
+      }, (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec})`),
     );
 
   repoCommand(program, 'backup', 'take a snapshot of a SQLite database into the repository')
@@ -93,7 +117,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'snapshots', 'list the snapshots in the repository')
     .option(NO_LOCK, 'accepted for symmetry: listing takes no lock anyway')
     .action((o: RepoOptions) =>
-      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
+      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o), storeOptions(o)) }), ({ snapshots: list }) => renderSnapshots(list)),
     );
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
@@ -168,7 +192,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'unlock', 'remove stale locks (of processes gone from this host, or not refreshed for a while)')
     .option('--older-than <minutes>', 'also remove locks not refreshed for this long (default 5: every lock that old is stale)', wholeNumber)
     .action((o: RepoOptions & { olderThan?: number }) =>
-      act(o, async () => (await repository()).unlock(repoOf(o), { ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
+      act(o, async () => (await repository()).unlock(repoOf(o), { ...storeOptions(o), ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
         ...r.removed.map((l) => `removed ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}, ${l.time}): ${l.reason}`),
         ...r.future.map((l) => `left ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}): ${l.reason}`),
         ...r.held.map((l) => `left ${l.kind} lock: ${l.reason}`),

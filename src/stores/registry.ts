@@ -60,5 +60,6 @@ export async function openStore(location: string, registry: StoreRegistry = defa
 
 /** Removes credentials from a URL before it goes into a message. */
 export function redact(location: string): string {
-  return location.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+  // Up to the last `@`: a secret may itself hold a `/`.
+  return location.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@');
 }

@@ -58,14 +58,15 @@ const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
  * ```
  */
 export function parseS3Location(location: string): S3Location {
-  const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(location);
-  if (!match) throw new UsageError(`s3: ${redactS3(location)}: not an s3://bucket/prefix location`, { hint: 'Write the repository as s3://bucket or s3://bucket/some/prefix.' });
-  const bucket = match[1]!;
-  if (bucket.includes('@')) {
+  // No key, prefix or bucket has an `@`: one anywhere means credentials (whose secret may hold a `/`).
+  if (/^s3:\/\/.*@/is.test(location)) {
     throw new UsageError(`s3: ${redactS3(location)}: credentials in the repository location are refused`, {
       hint: 'Give credentials through AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or instance metadata, never in --repo.',
     });
   }
+  const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/i.exec(location);
+  if (!match) throw new UsageError(`s3: ${redactS3(location)}: not an s3://bucket/prefix location`, { hint: 'Write the repository as s3://bucket or s3://bucket/some/prefix.' });
+  const bucket = match[1]!;
   if (!BUCKET.test(bucket)) throw new UsageError(`s3: ${location}: "${bucket}" is not a valid bucket name`, { hint: 'Bucket names are 3-63 lowercase letters, digits, dots and hyphens.' });
   const path = (match[2] ?? '').replace(/\/+$/, '');
   if (path !== '') {
@@ -79,7 +80,7 @@ export function parseS3Location(location: string): S3Location {
 
 /** Removes anything before an `@` in an s3:// URL, so that a pasted secret never reaches a message. */
 export function redactS3(location: string): string {
-  return location.replace(/^(s3:\/\/)[^/]*@/i, '$1***@');
+  return location.replace(/^(s3:\/\/).*@/is, '$1***@');
 }
 
 /**
@@ -91,7 +92,7 @@ export function checkEndpoint(endpoint: string): string {
   try {
     url = new URL(endpoint);
   } catch {
-    throw new UsageError(`s3: endpoint ${JSON.stringify(endpoint.replace(/\/\/[^/]*@/, '//***@'))} is not a URL`, { hint: 'Pass --s3-endpoint https://host[:port] (for example https://ACCOUNT.r2.cloudflarestorage.com).' });
+    throw new UsageError(`s3: endpoint ${JSON.stringify(endpoint.replace(/\/\/.*@/s, '//***@'))} is not a URL`, { hint: 'Pass --s3-endpoint https://host[:port] (for example https://ACCOUNT.r2.cloudflarestorage.com).' });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`s3: endpoint ${url.protocol}// is not http or https`, { hint: 'Pass --s3-endpoint https://host[:port].' });
   if (url.username || url.password) throw new UsageError('s3: credentials in the endpoint URL are refused', { hint: 'Give credentials through the AWS environment variables or a profile.' });

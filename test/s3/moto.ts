@@ -15,6 +15,8 @@ export const MOTO = findOnPath('moto_server');
 export const MOTO_MISSING = 'moto_server is not installed (pip install "moto[server]"): S3 tests skipped';
 
 /** Test credentials: moto accepts any; these must never appear in a URL or a log line. */
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export const TEST_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDTESTSCRIPTORIUM1', AWS_SECRET_ACCESS_KEY: 'secret+Test/Scriptorium+do-not-leak' };
 
 function findOnPath(name: string): string | undefined {
