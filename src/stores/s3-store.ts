@@ -30,7 +30,11 @@ export interface S3Capabilities extends StoreCapabilities {
   conditionalPut: boolean;
 }
 
-/** Object Lock settings of a repository, kept in the store's own object `.scriptorium-object-lock`. */
+/**
+ * Object Lock settings of a repository, kept as metadata of its `config` object
+ * (`x-amz-meta-scriptorium-object-lock: COMPLIANCE;30`), so that opening the repository, which reads
+ * `config` anyway, learns them without a request of its own.
+ */
 export interface ObjectLockSettings {
   /** Each immutable object is retained this many days from its upload. */
   days: number;
@@ -47,7 +51,8 @@ export interface S3StoreOptions extends S3Settings {
   immutablePrefixes?: readonly string[];
 }
 
-const OWN_LOCK_OBJECT = '.scriptorium-object-lock';
+/** The metadata entry of `config` that holds the Object Lock settings. */
+const LOCK_META = 'scriptorium-object-lock';
 const LIST_PAGE = 1000;
 
 /**
@@ -163,12 +168,15 @@ export class S3Store implements Store {
     const md5 = createHash('md5').update(body).digest('base64');
     const immutable = this.#isImmutable(key);
     const lock = immutable ? await this.#lockSettings() : undefined;
+    // The config carries the Object Lock settings (set by enableObjectLock, or read with the config before).
+    const meta = key === 'config' && this.#lock ? await this.#lock : undefined;
     await this.#request('PUT', 'put', key, async () => {
       const conditional = immutable && this.capabilities.conditionalPut;
       try {
         await this.#client.send(new this.#sdk.PutObjectCommand({
           Bucket: this.#bucket, Key: full, Body: body, ContentLength: body.length, ContentMD5: md5,
           ...(conditional ? { IfNoneMatch: '*' } : {}),
+          ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
         }));
       } catch (err) {
@@ -216,6 +224,7 @@ export class S3Store implements Store {
           throw new TransientError('body does not match its ETag');
         }
       }
+      if (key === 'config') this.#lock = Promise.resolve(parseLockSettings(response.Metadata?.[LOCK_META], this.location));
       return data;
     });
   }
@@ -283,7 +292,6 @@ export class S3Store implements Store {
         const full = object.Key ?? '';
         if (!full.startsWith(this.#prefix)) continue;
         const key = full.slice(this.#prefix.length);
-        if (key.startsWith('.')) continue; // the store's own objects (Object Lock settings)
         if (!validKey(key)) {
           options.strays?.push(key);
           continue;
@@ -327,18 +335,19 @@ export class S3Store implements Store {
     }
   }
 
-  /** The repository's Object Lock settings, read once (one GET) when first needed. */
+  /**
+   * The repository's Object Lock settings: from the `config` read when the repository was opened, else
+   * from one HEAD of `config` when first needed.
+   */
   objectLock(): Promise<ObjectLockSettings | undefined> {
     return this.#lockSettings();
   }
 
   #lockSettings(): Promise<ObjectLockSettings | undefined> {
-    this.#lock ??= this.#request('GET', 'get', OWN_LOCK_OBJECT, async () => {
+    this.#lock ??= this.#request('HEAD', 'stat', 'config', async () => {
       try {
-        const response = await this.#client.send(new this.#sdk.GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + OWN_LOCK_OBJECT }));
-        const length = response.ContentLength ?? 0;
-        if (length > 4096) throw new ScriptoriumError('E_CORRUPT', `s3: ${OWN_LOCK_OBJECT} is ${length} bytes, more than its 4096 (${this.location})`);
-        return parseLockSettings(await this.#readBody(response.Body as Readable | undefined, length), this.location);
+        const head = await this.#client.send(new this.#sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + 'config' }));
+        return parseLockSettings(head.Metadata?.[LOCK_META], this.location);
       } catch (err) {
         if (statusOf(err) === 404) return undefined;
         throw err;
@@ -349,9 +358,10 @@ export class S3Store implements Store {
   }
 
   /**
-   * Turns on Object Lock for this repository: every immutable object written from now on is retained
-   * `days` days. Checks first that the bucket has Object Lock enabled (it can only be enabled on a
-   * versioned bucket), and refuses otherwise. For `init --object-lock DAYS`, before the repository is created.
+   * Turns on Object Lock for the repository about to be created here: the `config` put next carries the
+   * settings, and every immutable object written is retained `days` days from its upload. Checks first
+   * that the bucket has Object Lock enabled (only a versioned bucket can), and refuses otherwise. For
+   * `init --object-lock DAYS`, before the repository is created.
    */
   async enableObjectLock(days: number, mode: ObjectLockSettings['mode'] = 'COMPLIANCE'): Promise<void> {
     if (!Number.isSafeInteger(days) || days < 1 || days > 36_500) throw new UsageError(`s3: --object-lock ${days}: must be a whole number of days from 1 to 36500`);
@@ -369,13 +379,7 @@ export class S3Store implements Store {
         hint: 'Create the bucket with Object Lock enabled (aws s3api create-bucket --object-lock-enabled-for-bucket), then run init again.',
       });
     }
-    const settings: ObjectLockSettings = { days, mode };
-    const body = Buffer.from(JSON.stringify({ version: 1, ...settings }) + '\n');
-    await this.#request('PUT', 'put', OWN_LOCK_OBJECT, () => this.#client.send(new this.#sdk.PutObjectCommand({
-      Bucket: this.#bucket, Key: this.#prefix + OWN_LOCK_OBJECT, Body: body, ContentLength: body.length,
-      ContentMD5: createHash('md5').update(body).digest('base64'),
-    })));
-    this.#lock = Promise.resolve(settings);
+    this.#lock = Promise.resolve({ days, mode });
   }
 
   async close(): Promise<void> {
@@ -441,20 +445,16 @@ function validKey(key: string): boolean {
   }
 }
 
-function parseLockSettings(data: Buffer, location: string): ObjectLockSettings {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(data.toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  const p = parsed as Partial<ObjectLockSettings> & { version?: number } | undefined;
-  if (!p || p.version !== 1 || !Number.isSafeInteger(p.days) || p.days! < 1 || (p.mode !== 'GOVERNANCE' && p.mode !== 'COMPLIANCE')) {
-    throw new ScriptoriumError('E_CORRUPT', `s3: ${OWN_LOCK_OBJECT} in ${location} is not valid Object Lock settings`, {
-      hint: 'Something other than scriptorium wrote it; write it again with init --object-lock on an empty prefix.',
+/** Parses `MODE;DAYS` from the config's metadata (undefined: no Object Lock). */
+function parseLockSettings(value: string | undefined, location: string): ObjectLockSettings | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(GOVERNANCE|COMPLIANCE);([1-9][0-9]{0,4})$/.exec(value);
+  if (!m) {
+    throw new ScriptoriumError('E_CORRUPT', `s3: config in ${location} has invalid Object Lock settings in its metadata (${LOCK_META})`, {
+      hint: 'Something other than scriptorium wrote the config; restore it from a copy of the repository.',
     });
   }
-  return { days: p.days!, mode: p.mode };
+  return { mode: m[1] as ObjectLockSettings['mode'], days: Number(m[2]) };
 }
 
 function tooLarge(location: string, key: string, size: number, maxBytes: number): ScriptoriumError {
