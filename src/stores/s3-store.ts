@@ -480,7 +480,7 @@ function toStoreError(op: string, key: string, location: string, err: unknown, a
     return new ScriptoriumError('E_IO', `${what}: access denied (${status} ${code}) by ${location}`, { hint: 'Check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE), the region and the bucket policy.', cause: err });
   }
   const after = retryable ? ` after ${attempts} attempt${attempts === 1 ? '' : 's'}` : '';
-  return new ScriptoriumError('E_IO', `${what}: ${describeFailure(err)}${err instanceof TransientError ? ` (${err.message})` : ''}${after} (${location})`, {
+  return new ScriptoriumError('E_IO', `${what}: ${err instanceof TransientError ? err.message : describeFailure(err)}${after} (${location})`, {
     hint: retryable ? 'The server or the network kept failing; nothing incomplete was kept. Try again later, or check --s3-endpoint.' : 'Check --repo, --s3-endpoint and the server.',
     cause: err,
   });

@@ -49,6 +49,7 @@ export class FaultProxy {
   readonly #upstream: URL;
   readonly #secret: string;
   readonly #sockets = new Set<Socket>();
+  #chaos: { every: number; faults: Fault[]; n: number; used: number[] } | undefined;
   /** Why a signature did not verify (for the failing test's message). */
   readonly signatureProblems: string[] = [];
 
@@ -79,8 +80,17 @@ export class FaultProxy {
     this.#rules.push({ match, fault, times });
   }
 
+  /**
+   * Chaos: every `every`-th request gets the next of `faults` that suits it (body faults only on object
+   * GETs, dropped uploads only on PUTs), until {@link clearFaults}.
+   */
+  chaos(every: number, faults: Fault[]): void {
+    this.#chaos = { every, faults, n: 0, used: faults.map(() => 0) };
+  }
+
   clearFaults(): void {
     this.#rules.length = 0;
+    this.#chaos = undefined;
   }
 
   /** Requests seen, by kind. */
@@ -106,7 +116,7 @@ export class FaultProxy {
     this.seen.push(seen);
     const rule = this.#rules.find((r) => r.times > 0 && r.match(seen));
     if (rule) rule.times--;
-    const fault = rule?.fault;
+    const fault = rule?.fault ?? this.#chaosFault(seen);
     if (fault) seen.fault = fault.kind;
 
     // Read the whole request body first (the signature covers its hash), unless the fault drops it midway.
@@ -163,6 +173,21 @@ export class FaultProxy {
       return;
     }
     res.end(answer);
+  }
+
+  #chaosFault(r: SeenRequest): Fault | undefined {
+    const c = this.#chaos;
+    if (!c || ++c.n % c.every !== 0) return undefined;
+    // The least used of the faults that suit this request, so that every kind gets its turn.
+    let best: number | undefined;
+    c.faults.forEach((f, i) => {
+      const suits = f.kind === 'wrong-body' || f.kind === 'truncate-body' ? r.kind === 'GET' && r.key !== ''
+        : f.kind === 'drop-upload' ? r.kind === 'PUT' : true;
+      if (suits && (best === undefined || c.used[i]! < c.used[best]!)) best = i;
+    });
+    if (best === undefined) return undefined;
+    c.used[best]!++;
+    return c.faults[best];
   }
 
   #forward(req: IncomingMessage, url: string, body: Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {

@@ -11,6 +11,11 @@ import { delimiter, join } from 'node:path';
 /** Path of the moto_server executable, or undefined when it is not on PATH. */
 export const MOTO = findOnPath('moto_server');
 
+// CI (.ci/run) must run the S3 tests: there a missing server is a failure, not a skip.
+if (!MOTO && process.env.SCRIPTORIUM_REQUIRE_S3_TESTS === '1') {
+  throw new Error('moto_server is not installed, and SCRIPTORIUM_REQUIRE_S3_TESTS=1 (CI) requires the S3 tests to run: pip install "moto[server]==5.2.1"');
+}
+
 /** Why S3 tests are skipped, for the skip message. */
 export const MOTO_MISSING = 'moto_server is not installed (pip install "moto[server]"): S3 tests skipped';
 
