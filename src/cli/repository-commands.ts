@@ -162,7 +162,9 @@ export function registerRepositoryCommands(program: Command): void {
       }), (r) => [
         ...r.kept.map((k) => `keep   ${short(k.id)}  ${k.time}  (${k.reasons.join(', ')})`),
         ...r.removed.map((k) => `${o.dryRun ? 'would remove' : 'remove'} ${short(k.id)}  ${k.time ?? ''}`),
+        ...r.held.map((k) => `held   ${short(k.id)}  ${k.time ?? ''}  (Object Lock until ${k.until}: not removed)`),
         `${r.removed.length} snapshot(s) ${o.dryRun ? 'would be ' : ''}removed, ${r.kept.length} kept` +
+          (r.held.length > 0 ? `, ${r.held.length} held by Object Lock until ${r.held.map((k) => k.until).sort().at(-1)}` : '') +
           (r.pruned ? `; pruned ${r.pruned.packsDeleted} packs (${formatBytes(r.pruned.bytesDeleted)})${straysLine(r.pruned.strays)}` : ''),
       ].join('\n')),
     );
@@ -173,7 +175,8 @@ export function registerRepositoryCommands(program: Command): void {
       act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...lockWait(o) }), (r) =>
         `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
         `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}` +
-        `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` + straysLine(r.strays)),
+        `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` +
+        `${r.packsHeld ? `; ${r.packsHeld} unused packs held by Object Lock (until ${r.heldUntil}) stay until then` : ''}` + straysLine(r.strays)),
     );
 
   repoCommand(program, 'diff', 'show per table what changed between two snapshots')

@@ -322,10 +322,12 @@ export class S3Store implements Store {
   }
 
   /**
-   * When `key` is retained by S3 Object Lock, until when (one HEAD request); undefined when it is not
-   * (or does not exist).
+   * When `key` is retained by S3 Object Lock, until when (one HEAD request, only on a repository with
+   * Object Lock); undefined when it is not (or does not exist).
    */
   async heldUntil(key: string): Promise<Date | undefined> {
+    this.#key(key);
+    if (!(await this.#lockSettings())) return undefined; // no Object Lock on this repository: no request
     try {
       const head = await this.#head('stat', key, this.#key(key));
       return head.ObjectLockRetainUntilDate ? new Date(head.ObjectLockRetainUntilDate) : undefined;

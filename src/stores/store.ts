@@ -134,6 +134,14 @@ export interface Store {
   removeDeadTemporaries?(): Promise<RemovedTemporary[]>;
 
   /**
+   * Optional, for backends that can hold objects immutable for a time (S3 Object Lock): until when
+   * `key` is held (it cannot be deleted before), or undefined when it is not held or does not exist.
+   * Resolves at once, without a request, when the repository has no such retention. forget and prune
+   * ask before deleting, and leave held objects alone.
+   */
+  heldUntil?(key: string): Promise<Date | undefined>;
+
+  /**
    * Optional, for backends on a local file system: a path prefix, unique to this call, under which the
    * caller may create files itself (appending any of `[0-9a-z]`) to hand to {@link putFile}. Such a file
    * is a temporary file until then: `list` never reports it, and `removeStaleTemporaries` removes it.

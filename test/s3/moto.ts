@@ -129,3 +129,39 @@ export async function rawGet(endpoint: string, bucket: string, key: string): Pro
     client.destroy();
   }
 }
+
+/** The Object Lock retention of an object, read with a plain SDK client. */
+export async function rawRetention(endpoint: string, bucket: string, key: string): Promise<{ mode?: string; until?: Date }> {
+  const { S3Client, HeadObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    endpoint, region: 'us-east-1', forcePathStyle: true,
+    credentials: { accessKeyId: TEST_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+  });
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { ...(head.ObjectLockMode ? { mode: head.ObjectLockMode } : {}), ...(head.ObjectLockRetainUntilDate ? { until: new Date(head.ObjectLockRetainUntilDate) } : {}) };
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Every key under `prefix` in `bucket`, with a plain SDK client. */
+export async function rawList(endpoint: string, bucket: string, prefix: string): Promise<string[]> {
+  const { S3Client, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    endpoint, region: 'us-east-1', forcePathStyle: true,
+    credentials: { accessKeyId: TEST_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+  });
+  try {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+      for (const o of page.Contents ?? []) out.push(o.Key!);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  } finally {
+    client.destroy();
+  }
+}
