@@ -18,7 +18,7 @@ export interface S3Flags {
 }
 
 /** Requests an S3 repository took, by kind, as `--json` and the history report them. */
-export type RequestCounts = Record<S3RequestKind, number> & { retries: number; total: number };
+export type RequestCounts = Record<S3RequestKind, number> & { retries: number; total: number; cacheHits: number };
 
 /** Adds the S3 flags to a repository command. */
 export function addS3Options(command: Command): Command {
@@ -68,14 +68,15 @@ export class CommandStores {
   requests(): RequestCounts | undefined {
     let sum: RequestCounts | undefined;
     for (const store of this.#opened) {
-      const counts = (store as { requestCounts?: () => Record<S3RequestKind, number> & { retries: number } }).requestCounts?.();
+      const counts = (store as { requestCounts?: () => Record<S3RequestKind, number> & { retries: number; cacheHits: number } }).requestCounts?.();
       if (!counts) continue;
-      sum ??= { GET: 0, PUT: 0, HEAD: 0, LIST: 0, DELETE: 0, retries: 0, total: 0 };
+      sum ??= { GET: 0, PUT: 0, HEAD: 0, LIST: 0, DELETE: 0, retries: 0, total: 0, cacheHits: 0 };
       for (const kind of ['GET', 'PUT', 'HEAD', 'LIST', 'DELETE'] as const) {
         sum[kind] += counts[kind];
         sum.total += counts[kind];
       }
       sum.retries += counts.retries;
+      sum.cacheHits += counts.cacheHits;
     }
     return sum;
   }

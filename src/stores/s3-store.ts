@@ -12,6 +12,7 @@ import { NotFoundError, ScriptoriumError, UsageError } from '../core/errors.js';
 import {
   checkEndpoint, DEFAULT_CONNECTIONS, DEFAULT_RETRY, needsPathStyle, parseS3Location, type RetryPolicy, type S3Settings,
 } from './s3-location.js';
+import { defaultCacheDir, LocalCache } from './local-cache.js';
 import { backoffMs, codeOf, describeFailure, isRetryable, statusOf, TransientError } from './s3-retry.js';
 import { checkKey, checkPrefix, type GetOptions, type ListOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
@@ -49,7 +50,15 @@ export interface S3StoreOptions extends S3Settings {
    * retained. Default: `packs/`, `index/`, `snapshots/`.
    */
   immutablePrefixes?: readonly string[];
+  /**
+   * Where to cache index files and manifests (`index/`, `snapshots/`) locally; `false`: no cache.
+   * Default {@link defaultCacheDir} (the user's cache directory).
+   */
+  cacheDir?: string | false;
 }
+
+/** The metadata objects kept in the local cache: immutable, named by their content, read by most commands. */
+const CACHED_PREFIXES = ['index/', 'snapshots/'];
 
 /** The metadata entry of `config` that holds the Object Lock settings. */
 const LOCK_META = 'scriptorium-object-lock';
@@ -85,9 +94,10 @@ export class S3Store implements Store {
   #active = 0;
   readonly #waiting: (() => void)[] = [];
   #lock: Promise<ObjectLockSettings | undefined> | undefined;
+  readonly #cache: LocalCache | undefined;
   #closed = false;
 
-  private constructor(sdk: Sdk, client: S3Client, location: string, bucket: string, prefix: string, options: S3StoreOptions, connections: number) {
+  private constructor(sdk: Sdk, client: S3Client, location: string, bucket: string, prefix: string, options: S3StoreOptions, connections: number, endpoint: string | undefined) {
     this.#sdk = sdk;
     this.#client = client;
     this.location = location;
@@ -98,6 +108,8 @@ export class S3Store implements Store {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#log = options.log ?? (() => undefined);
     this.capabilities = { atomicPut: true, durablePut: true, maxConcurrency: connections, conditionalPut: true };
+    const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+    if (cacheDir) this.#cache = new LocalCache(cacheDir, `${endpoint ?? 'aws'}\n${bucket}\n${prefix}`);
   }
 
   /**
@@ -144,12 +156,12 @@ export class S3Store implements Store {
       }
       client = make('us-east-1'); // S3-compatible servers take any region; us-east-1 is the conventional one
     }
-    return new S3Store(sdk, client, location.replace(/\/+$/, ''), bucket, prefix, options, connections);
+    return new S3Store(sdk, client, location.replace(/\/+$/, ''), bucket, prefix, options, connections, endpoint);
   }
 
   /** Requests made so far, by kind (every attempt counts, retries included). */
-  requestCounts(): Record<S3RequestKind, number> & { retries: number } {
-    return { ...this.#counts, retries: this.#retries };
+  requestCounts(): Record<S3RequestKind, number> & { retries: number; cacheHits: number } {
+    return { ...this.#counts, retries: this.#retries, cacheHits: this.#cache?.hits ?? 0 };
   }
 
   #key(key: string): string {
@@ -170,7 +182,7 @@ export class S3Store implements Store {
     const lock = immutable ? await this.#lockSettings() : undefined;
     // The config carries the Object Lock settings (set by enableObjectLock, or read with the config before).
     const meta = key === 'config' && this.#lock ? await this.#lock : undefined;
-    await this.#request('PUT', 'put', key, async () => {
+    const written = await this.#request('PUT', 'put', key, async () => {
       const conditional = immutable && this.capabilities.conditionalPut;
       try {
         await this.#client.send(new this.#sdk.PutObjectCommand({
@@ -179,10 +191,11 @@ export class S3Store implements Store {
           ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
         }));
+        return true;
       } catch (err) {
         const status = statusOf(err);
         // The object is there already: named by its content, it is this content (every read checks that).
-        if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return;
+        if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return false;
         // A conditional write still in flight elsewhere: the other writer's object will be the same.
         if (conditional && status === 409 && codeOf(err) === 'ConditionalRequestConflict') throw new TransientError('conditional put conflict');
         if (conditional && status === 501) {
@@ -193,12 +206,26 @@ export class S3Store implements Store {
         throw err;
       }
     });
+    // What this process wrote, it need not download again (not after a 412: that content is someone else's).
+    if (written && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const full = this.#key(key);
     const { maxBytes } = options;
     if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`S3Store.get: invalid maxBytes ${maxBytes}`);
+    const cache = this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p)) ? this.#cache : undefined;
+    if (cache) {
+      const cached = await cache.get(key, maxBytes);
+      if (cached) return cached;
+      const data = await this.#get(key, full, maxBytes);
+      await cache.put(key, data);
+      return data;
+    }
+    return this.#get(key, full, maxBytes);
+  }
+
+  async #get(key: string, full: string, maxBytes: number | undefined): Promise<Buffer> {
     let previousMismatch: string | undefined;
     return this.#request('GET', 'get', key, async () => {
       const response = await this.#client.send(new this.#sdk.GetObjectCommand({ Bucket: this.#bucket, Key: full }));
@@ -304,6 +331,7 @@ export class S3Store implements Store {
 
   async delete(key: string): Promise<void> {
     const full = this.#key(key);
+    await this.#cache?.delete(key);
     if (this.#isImmutable(key) && (await this.#lockSettings())) {
       const until = await this.heldUntil(key);
       if (until !== undefined && until.getTime() > Date.now()) {

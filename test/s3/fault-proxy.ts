@@ -44,6 +44,9 @@ interface Rule {
 /** A proxy on a free loopback port, in front of `upstream`. */
 export class FaultProxy {
   readonly seen: SeenRequest[] = [];
+  /** Requests being answered right now, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   readonly #rules: Rule[] = [];
   readonly #server: Server;
   readonly #upstream: URL;
@@ -106,6 +109,15 @@ export class FaultProxy {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let done = false;
+    const finish = () => {
+      if (!done) this.inFlight--;
+      done = true;
+    };
+    res.once('close', finish);
+    req.socket.once('close', finish);
     const url = req.url ?? '/';
     const [path, query = ''] = url.split('?', 2) as [string, string?];
     const kind: RequestKind = req.method === 'GET' && /(^|&)list-type=/.test(query) ? 'LIST'

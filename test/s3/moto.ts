@@ -4,7 +4,8 @@
  * the S3 tests skip with a message saying so (CI installs it: .ci/run).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 
@@ -21,6 +22,8 @@ export const MOTO_MISSING = 'moto_server is not installed (pip install "moto[ser
 
 /** Test credentials: moto accepts any; these must never appear in a URL or a log line. */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// The S3 store's local cache of index files and manifests: a fresh one per test file, never the user's.
+process.env.SCRIPTORIUM_CACHE_DIR = mkdtempSync(join(tmpdir(), 'scriptorium-s3-cache-'));
 
 export const TEST_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDTESTSCRIPTORIUM1', AWS_SECRET_ACCESS_KEY: 'secret+Test/Scriptorium+do-not-leak' };
 
