@@ -43,7 +43,11 @@ function repoOf(o: RepoOptions): string {
  */
 async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
   await runOperation(o, async (onEvent) => {
-    const result = await fn(onEvent);
+    // The history records the requests too (those made until the operation completed: a lock's release comes after).
+    const result = await fn((e) => {
+      const requests = e.type === 'completed' ? storesOf(o).requests() : undefined;
+      onEvent(requests && e.type === 'completed' ? { ...e, result: { ...e.result, requests } } : e);
+    });
     const requests = storesOf(o).requests();
     return requests ? { ...result, requests } : result;
   }, summary);

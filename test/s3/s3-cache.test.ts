@@ -67,7 +67,7 @@ describe.skipIf(!MOTO)('S3 local cache and connection limit', () => {
     const db = demoDb(dir, 2000);
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', SCRIPTORIUM_REPO: 's3://cache/economy', AWS_ENDPOINT_URL_S3: proxy.endpoint, SCRIPTORIUM_CACHE_DIR: join(dir, 'cache') };
     const ok = async (args: string[]) => {
-      const r = await cliAsync(args, { env });
+      const r = await cliAsync(args, { env, cwd: dir });
       expect(r.stderr + `(exit ${r.code})`).toMatch(/\(exit 0\)$/);
       return JSON.parse(r.stdout);
     };
@@ -87,6 +87,11 @@ describe.skipIf(!MOTO)('S3 local cache and connection limit', () => {
     }
     // The figure the request-economy target is about (reported, and bounded here: the repository layer's LISTs remain).
     expect(counted[1].total).toBeLessThanOrEqual(7);
+    // The history records them too, by kind (those made until the backup completed).
+    const history: Array<{ result: { requests: Record<string, number> } }> = await ok(['history', '--kind', 'backup', '--json']);
+    const last = history.at(-1)!;
+    expect(last.result.requests.GET).toBe(counted[1].GET);
+    expect(last.result.requests.LIST).toBe(counted[1].LIST);
   }, 60_000);
 
   it('runs at most --s3-connections requests at once', async () => {
