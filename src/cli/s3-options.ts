@@ -25,7 +25,7 @@ export function addS3Options(command: Command): Command {
   return command
     .option('--s3-endpoint <url>', 'S3-compatible server (MinIO, R2, B2, ...); default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS')
     .option('--s3-path-style', 'address buckets as endpoint/bucket (default for IP and localhost endpoints)')
-    .option('--s3-connections <n>', 'parallel S3 requests (default 6)', wholeNumber);
+    .option('--s3-connections <n>', 'parallel S3 requests (default 8)', wholeNumber);
 }
 
 /**

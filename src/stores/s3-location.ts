@@ -40,7 +40,7 @@ export interface RetryPolicy {
   totalMs: number;
 }
 
-export const DEFAULT_CONNECTIONS = 6;
+export const DEFAULT_CONNECTIONS = 8;
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 200, capMs: 20_000, totalMs: 120_000 };
 
 /** Bucket names as S3 accepts them (3-63 of lowercase letters, digits, dots and hyphens). */
