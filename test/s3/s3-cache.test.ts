@@ -106,4 +106,4 @@ describe.skipIf(!MOTO)('S3 local cache and connection limit', () => {
   }, 30_000);
 });
 
-it.skipIf(!!MOTO)(MOTO_MISSING, () => undefined);
+if (!MOTO) it.skip(MOTO_MISSING, () => undefined);

@@ -81,4 +81,4 @@ describe.skipIf(!MOTO)('Object Lock (moto_server)', () => {
   }, 60_000);
 });
 
-it.skipIf(!!MOTO)(MOTO_MISSING, () => undefined);
+if (!MOTO) it.skip(MOTO_MISSING, () => undefined);

@@ -101,4 +101,4 @@ describe.skipIf(!MOTO)('S3Store against moto_server', () => {
   });
 });
 
-it.skipIf(!!MOTO)(MOTO_MISSING, () => undefined);
+if (!MOTO) it.skip(MOTO_MISSING, () => undefined);
