@@ -58,8 +58,14 @@ describe.skipIf(!MOTO)('backup and restore to S3 through faults (CLI, moto_serve
     await ok(run(['init', '--json'], repo));
     proxy.chaos(2, EVERY_FAULT);
     const start = proxy.seen.length;
-    const snap = await ok(run(['backup', db, '--json', '--debug'], repo));
+    const backup = await run(['backup', db, '--json', '--debug'], repo);
+    const snap = await ok(Promise.resolve(backup));
     expect(snap.requests.retries).toBeGreaterThan(0);
+    // --debug logs each retry: what, why and how long, never a credential.
+    const retries = backup.stderr.split('\n').filter((l) => /^scriptorium: debug: s3: retry \d+\/\d+ of (GET|PUT|HEAD|LIST|DELETE) \S+ after .+: waiting \d+ ms$/.test(l));
+    expect(retries.length).toBe(snap.requests.retries);
+    expect(backup.stderr).not.toContain(TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY);
+    expect(backup.stderr).not.toContain(TEST_CREDENTIALS.AWS_ACCESS_KEY_ID);
     const into = join(dir, 'restored.db');
     const restored = await ok(run(['restore', 'latest', '--into', into, '--json'], repo));
     expect(restored.requests.retries).toBeGreaterThan(0);
