@@ -175,6 +175,26 @@ export class S3Store implements Store {
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
+    await this.#put(key, data);
+  }
+
+  /**
+   * For a content-addressed key on a server that honours `If-None-Match`, one conditional PUT: created
+   * unless the server answered 412. Otherwise (a mutable key, or no conditional puts) a HEAD, then the put.
+   */
+  async putNew(key: string, data: Uint8Array): Promise<boolean> {
+    this.#key(key);
+    if (this.#isImmutable(key) && this.capabilities.conditionalPut) return (await this.#put(key, data)) === 'created';
+    const existed = await this.has(key);
+    await this.#put(key, data);
+    return !existed;
+  }
+
+  /**
+   * Puts `data`; says `created` when a conditional put succeeded, `existed` when it answered 412, and
+   * `written` for an unconditional put (which may have replaced an object).
+   */
+  async #put(key: string, data: Uint8Array): Promise<'created' | 'existed' | 'written'> {
     const full = this.#key(key);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const md5 = createHash('md5').update(body).digest('base64');
@@ -182,7 +202,7 @@ export class S3Store implements Store {
     const lock = immutable ? await this.#lockSettings() : undefined;
     // The config carries the Object Lock settings (set by enableObjectLock, or read with the config before).
     const meta = key === 'config' && this.#lock ? await this.#lock : undefined;
-    const written = await this.#request('PUT', 'put', key, async () => {
+    const outcome = await this.#request('PUT', 'put', key, async (): Promise<'created' | 'existed' | 'written'> => {
       const conditional = immutable && this.capabilities.conditionalPut;
       try {
         await this.#client.send(new this.#sdk.PutObjectCommand({
@@ -191,11 +211,11 @@ export class S3Store implements Store {
           ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
         }));
-        return true;
+        return conditional ? 'created' : 'written';
       } catch (err) {
         const status = statusOf(err);
         // The object is there already: named by its content, it is this content (every read checks that).
-        if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return false;
+        if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return 'existed';
         // A conditional write still in flight elsewhere: the other writer's object will be the same.
         if (conditional && status === 409 && codeOf(err) === 'ConditionalRequestConflict') throw new TransientError('conditional put conflict');
         if (conditional && status === 501) {
@@ -207,7 +227,8 @@ export class S3Store implements Store {
       }
     });
     // What this process wrote, it need not download again (not after a 412: that content is someone else's).
-    if (written && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
+    if (outcome !== 'existed' && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
+    return outcome;
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {

@@ -79,6 +79,15 @@ export interface Store {
   put(key: string, data: Uint8Array): Promise<void>;
 
   /**
+   * Optional: stores `data` under `key` only when nothing is stored there yet, in one request where the
+   * backend can (S3: `If-None-Match: *`), with put's guarantees otherwise; resolves to whether this
+   * call created the object. `false` when it was there already, and also whenever the backend cannot
+   * tell (it never claims an object it may not have created). For callers that remove only their own
+   * objects after a failure: one request where `has` and `put` take two.
+   */
+  putNew?(key: string, data: Uint8Array): Promise<boolean>;
+
+  /**
    * Returns the whole content of `key`, reading at most `options.maxBytes` (when given): an object longer
    * than that is refused at once with code `E_CORRUPT`, without reading it. Throws `NotFoundError` (code
    * `E_NOT_FOUND`) when no object has that key; `E_CORRUPT` when what is stored under the key is not an

@@ -79,6 +79,22 @@ describe.skipIf(!MOTO)('S3Store against moto_server', () => {
     await store.close();
   });
 
+  it('putNew creates an object once, in one request, and says whether it did', async () => {
+    const store = await open('put-new');
+    const key = 'packs/ef/' + 'ef'.repeat(32);
+    const before = store.requestCounts();
+    expect(await store.putNew(key, Buffer.from('mine'))).toBe(true);
+    expect(await store.putNew(key, Buffer.from('theirs'))).toBe(false);
+    const after = store.requestCounts();
+    expect(after.PUT - before.PUT).toBe(2);
+    expect(after.HEAD - before.HEAD).toBe(1); // the Object Lock settings, once (no config was read): no HEAD per put
+    expect((await store.get(key)).toString()).toBe('mine');
+    // A mutable key: has, then put.
+    expect(await store.putNew('locks/x', Buffer.from('1'))).toBe(true);
+    expect(await store.putNew('locks/x', Buffer.from('2'))).toBe(false);
+    await store.close();
+  });
+
   it('refuses an object longer than maxBytes from its length, and counts requests by kind', async () => {
     const store = await open('bounded');
     await store.put('index/x', Buffer.alloc(5000, 1));
