@@ -75,15 +75,27 @@ function newPassphrase(o: { newPasswordFile?: string }): () => Promise<Buffer> {
   };
 }
 
-type RepoOptions = OutputOptions & { repo?: string; lockWait?: number; lock?: boolean; passwordFile?: string; identity?: string[] };
+type RepoOptions = OutputOptions & S3Flags & { repo?: string; lockWait?: number; lock?: boolean; passwordFile?: string; identity?: string[] };
+import { addS3Options, CommandStores, withObjectLock, type S3Flags } from './s3-options.js';
+
+
+/** Each command's store registry (with its S3 settings), made once per parsed options object. */
+const commandStores = new WeakMap<object, CommandStores>();
+function storesOf(o: RepoOptions): CommandStores {
+  let stores = commandStores.get(o);
+  if (!stores) commandStores.set(o, (stores = new CommandStores(o)));
+  return stores;
+}
+/** The store registry option every repository operation takes. */
+const storeOptions = (o: RepoOptions) => ({ stores: storesOf(o).registry });
 
 
 /** Adds --repo (or $SCRIPTORIUM_REPO), --lock-wait and the output flags to a command. */
 function repoCommand(program: Command, name: string, description: string): Command {
-  return program
+  return addS3Options(program
     .command(name)
     .description(description)
-    .addOption(new Option('-r, --repo <repo>', 'repository: a directory (s3:// later)').env('SCRIPTORIUM_REPO'))
+    .addOption(new Option('-r, --repo <repo>', 'repository: a directory or s3://bucket/prefix').env('SCRIPTORIUM_REPO')))
     .option('--lock-wait <seconds>', 'how long to wait for a conflicting operation to finish', wholeNumber)
     .option('--password-file <file>', 'encrypted repository: read its passphrase from the first line of this file (else SCRIPTORIUM_PASSWORD, else asked)')
     .option('-i, --identity <file>', `public-key repository: age identity file that reads its data (repeatable; default $${IDENTITY_ENV})`, collect)
@@ -97,9 +109,20 @@ function repoOf(o: RepoOptions): string {
   return o.repo;
 }
 
-/** Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). */
-async function act<T extends object>(o: OutputOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
-  await runOperation(o, fn, summary);
+/**
+ * Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). On
+ * an S3 repository the result also carries `requests`: the requests made, by kind.
+ */
+async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
+  await runOperation(o, async (onEvent) => {
+    // The history records the requests too (those made until the operation completed: a lock's release comes after).
+    const result = await fn((e) => {
+      const requests = e.type === 'completed' ? storesOf(o).requests() : undefined;
+      onEvent(requests && e.type === 'completed' ? { ...e, result: { ...e.result, requests } } : e);
+    });
+    const requests = storesOf(o).requests();
+    return requests ? { ...result, requests } : result;
+  }, summary);
 }
 
 /** The repository code, loaded only by the command that runs (it is not needed to start up). */
@@ -108,6 +131,7 @@ const repository = () => import('../repository/index.js');
 
 const lockWait = async (o: RepoOptions) => ({
   keys: await repoKeys(o),
+  ...storeOptions(o),
   ...(o.lockWait === undefined ? {} : { lockWaitMs: o.lockWait * 1000 }),
   ...(o.lock === false ? { noLock: true } : {}),
   onNotice: (message: string) => {
@@ -144,14 +168,20 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--pack-size <bytes>', 'pack size (uncompressed)', wholeNumber)
     .option('--encrypt', 'encrypt the repository (format version 2) with a passphrase: SCRIPTORIUM_PASSWORD, --password-file, or asked twice')
     .option('--recipient <age1…>', 'public-key mode: seal data to this age public key; backups need only the passphrase, reading data needs the identity')
-    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number; encrypt?: boolean; recipient?: string }) =>
-      act(o, async (onEvent) => (await repository()).init(repo ?? repoOf(o), {
-        ...(await encryptionSettings(o)),
-        compression: o.compression as CompressionCodec, onEvent,
-        ...(o.level === undefined ? {} : { compressionLevel: o.level }),
-        ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
-        ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
-      }), (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec}` +
+    .option('--object-lock <days>', 's3 only: retain every snapshot, index and pack this many days with S3 Object Lock (bucket must have it enabled)', wholeNumber)
+    .action((repo: string | undefined, o: RepoOptions & { compression: string; level?: number; chunkSize?: number; packSize?: number; encrypt?: boolean; recipient?: string; objectLock?: number }) =>
+      act(o, async (onEvent) => {
+        const encryption = await encryptionSettings(o);
+        const run = async (location: string | import('../stores/store.js').Store) => (await repository()).init(location, {
+          ...encryption,
+          compression: o.compression as CompressionCodec, onEvent, ...storeOptions(o),
+          ...(o.level === undefined ? {} : { compressionLevel: o.level }),
+          ...(o.chunkSize === undefined ? {} : { chunkBytes: o.chunkSize }),
+          ...(o.packSize === undefined ? {} : { packBytes: o.packSize }),
+        });
+        const location = repo ?? repoOf(o);
+        return o.objectLock === undefined ? run(location) : withObjectLock(location, o.objectLock, storesOf(o), run);
+      }, (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec}` +
         `${c.encryption ? `, encrypted${c.encryption.recipient ? `: data sealed to ${c.encryption.recipient}, readable only with its identity` : ' with a passphrase'}` : ''})`),
     );
 
@@ -169,7 +199,7 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(program, 'snapshots', 'list the snapshots in the repository')
     .option(NO_LOCK, 'accepted for symmetry: listing takes no lock anyway')
     .action((o: RepoOptions) =>
-      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o), { keys: await repoKeys(o) }) }), ({ snapshots: list }) => renderSnapshots(list)),
+      act(o, async () => ({ snapshots: await (await repository()).snapshots(repoOf(o), { keys: await repoKeys(o), ...storeOptions(o) }) }), ({ snapshots: list }) => renderSnapshots(list)),
     );
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
@@ -214,7 +244,9 @@ export function registerRepositoryCommands(program: Command): void {
       }), (r) => [
         ...r.kept.map((k) => `keep   ${short(k.id)}  ${k.time}  (${k.reasons.join(', ')})`),
         ...r.removed.map((k) => `${o.dryRun ? 'would remove' : 'remove'} ${short(k.id)}  ${k.time ?? ''}`),
+        ...r.held.map((k) => `held   ${short(k.id)}  ${k.time ?? ''}  (Object Lock until ${k.until}: not removed)`),
         `${r.removed.length} snapshot(s) ${o.dryRun ? 'would be ' : ''}removed, ${r.kept.length} kept` +
+          (r.held.length > 0 ? `, ${r.held.length} held by Object Lock until ${r.held.map((k) => k.until).sort().at(-1)}` : '') +
           (r.pruned ? `; pruned ${r.pruned.packsDeleted} packs (${formatBytes(r.pruned.bytesDeleted)})${straysLine(r.pruned.strays)}` : ''),
       ].join('\n')),
     );
@@ -225,7 +257,8 @@ export function registerRepositoryCommands(program: Command): void {
       act(o, async (onEvent) => (await repository()).prune(repoOf(o), { dryRun: o.dryRun ?? false, onEvent, ...(await lockWait(o)) }), (r) =>
         `${r.dryRun ? 'would delete' : 'deleted'} ${r.packsDeleted} unreferenced packs (${formatBytes(r.bytesDeleted)}), kept ${r.packsKept}` +
         `${r.staleLocksRemoved ? `, removed ${r.staleLocksRemoved} stale locks` : ''}` +
-        `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` + straysLine(r.strays)),
+        `${r.freedSpaceFirst ? ' (the disk was full: packs deleted before the new index was written)' : ''}` +
+        `${r.packsHeld ? `; ${r.packsHeld} unused packs held by Object Lock (until ${r.heldUntil}) stay until then` : ''}` + straysLine(r.strays)),
     );
 
   repoCommand(program, 'diff', 'show per table what changed between two snapshots')
@@ -244,29 +277,29 @@ export function registerRepositoryCommands(program: Command): void {
   const key = program.command('key').description('manage the passphrases of an encrypted repository (no data is re-encrypted)');
   repoCommand(key, 'list', 'list the key objects (the one used marked *)')
     .action((o: RepoOptions) =>
-      act(o, async () => (await repository()).keyList(repoOf(o), { keys: await repoKeys(o) }), (r) =>
+      act(o, async () => (await repository()).keyList(repoOf(o), { keys: await repoKeys(o), ...storeOptions(o) }), (r) =>
         r.keys.map((k) => `${k.current ? '*' : ' '} ${k.id}  ${k.kind.padEnd(10)}  ${k.created}${k.recipient ? `  ${k.recipient}` : ''}`).join('\n')),
     );
   repoCommand(key, 'add', 'add a passphrase (the new one: --new-password-file, SCRIPTORIUM_NEW_PASSWORD, or asked twice)')
     .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
     .action((o: RepoOptions & { newPasswordFile?: string }) =>
-      act(o, async () => (await repository()).keyAdd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o) }), (r) => `added key ${r.added}`),
+      act(o, async () => (await repository()).keyAdd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `added key ${r.added}`),
     );
   repoCommand(key, 'remove', 'remove a key (never the last one, nor the one used to open the repository)')
     .argument('<id>', 'key id or unique prefix (from `key list`)')
     .action((id: string, o: RepoOptions) =>
-      act(o, async () => (await repository()).keyRemove(repoOf(o), id, { keys: await repoKeys(o) }), (r) => `removed key ${r.removed}`),
+      act(o, async () => (await repository()).keyRemove(repoOf(o), id, { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `removed key ${r.removed}`),
     );
   repoCommand(key, 'passwd', 'change the passphrase used to open the repository')
     .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
     .action((o: RepoOptions & { newPasswordFile?: string }) =>
-      act(o, async () => (await repository()).keyPasswd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o) }), (r) => `changed the passphrase: key ${r.removed} replaced by ${r.added}`),
+      act(o, async () => (await repository()).keyPasswd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `changed the passphrase: key ${r.removed} replaced by ${r.added}`),
     );
 
   repoCommand(program, 'unlock', 'remove stale locks (of processes gone from this host, or not refreshed for a while)')
     .option('--older-than <minutes>', 'also remove locks not refreshed for this long (default 5: every lock that old is stale)', wholeNumber)
     .action((o: RepoOptions & { olderThan?: number }) =>
-      act(o, async () => (await repository()).unlock(repoOf(o), { keys: await repoKeys(o), ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
+      act(o, async () => (await repository()).unlock(repoOf(o), { keys: await repoKeys(o), ...storeOptions(o), ...(o.olderThan === undefined ? {} : { olderThanMs: o.olderThan * 60_000 }) }), (r) => [
         ...r.removed.map((l) => `removed ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}, ${l.time}): ${l.reason}`),
         ...r.future.map((l) => `left ${l.kind} lock of ${l.operation} (pid ${l.pid} on ${l.host}): ${l.reason}`),
         ...r.held.map((l) => `left ${l.kind} lock: ${l.reason}`),

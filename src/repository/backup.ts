@@ -509,7 +509,7 @@ class SnapshotWriter {
   #put(ordinal: number, hash: string, file: Buffer, release?: () => void): void {
     const stored = (async () => {
       try {
-        await this.#putCreated(packKey(hash), () => this.#repo.store.put(packKey(hash), file));
+        await this.#putCreated(packKey(hash), () => this.#repo.store.put(packKey(hash), file), file);
       } finally {
         release?.(); // the store has written (or given up on) the file: its buffer can be reused
       }
@@ -528,7 +528,13 @@ class SnapshotWriter {
    * Runs `put` of pack `key`, remembering the key when the pack did not exist before: only such a pack
    * is this backup's to remove if it fails (an identical pack already there may be some snapshot's).
    */
-  async #putCreated(key: string, put: () => Promise<void>): Promise<void> {
+  async #putCreated(key: string, put: () => Promise<void>, data?: Uint8Array): Promise<void> {
+    const { store } = this.#repo;
+    if (data && store.putNew) {
+      // One request on a store that can put conditionally (S3), where has + put take two.
+      if (await store.putNew(key, data)) this.#createdPacks.push(key);
+      return;
+    }
     const existed = await this.#repo.store.has(key).catch(() => true);
     await put();
     if (!existed) this.#createdPacks.push(key);
@@ -616,9 +622,14 @@ class SnapshotWriter {
     const packs = ordinals.map((o) => ({ hash: this.#index.packs[o], chunkIds: this.#pendingIds.get(o)!.ids }));
     const { file, hash, buffer } = encodeIndexInto(packs, this.#indexBuffer);
     this.#indexBuffer = buffer;
-    const existed = await this.#repo.store.has(indexKey(hash)).catch(() => true);
-    await this.#repo.store.put(indexKey(hash), file);
-    if (!existed) this.#createdIndexFiles.push(indexKey(hash));
+    const { store } = this.#repo;
+    if (store.putNew) {
+      if (await store.putNew(indexKey(hash), file)) this.#createdIndexFiles.push(indexKey(hash));
+    } else {
+      const existed = await store.has(indexKey(hash)).catch(() => true);
+      await store.put(indexKey(hash), file);
+      if (!existed) this.#createdIndexFiles.push(indexKey(hash));
+    }
     for (const o of ordinals) {
       this.#indexedIn.set(o, hash);
       this.#idBuffers.give(this.#pendingIds.get(o)!.buffer);

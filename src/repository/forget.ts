@@ -6,6 +6,7 @@ import { snapshotKey, type Snapshot } from './manifest.js';
 import { applyPolicy, type RetentionPolicy } from './policy.js';
 import { OperationReporter } from './progress.js';
 import { prune, type PruneResult } from './prune.js';
+import { heldObjects } from './held.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 
 export interface ForgetOptions extends OpenOptions, RetentionPolicy {
@@ -24,6 +25,8 @@ export interface ForgetOptions extends OpenOptions, RetentionPolicy {
 export interface ForgetResult {
   kept: Array<{ id: string; time: string; reasons: string[] }>;
   removed: Array<{ id: string; time?: string }>;
+  /** Snapshots the policy or the ids chose, which the store holds immutable (S3 Object Lock) until `until`: not removed. */
+  held: Array<{ id: string; time?: string; until: string }>;
   pruned?: PruneResult;
 }
 
@@ -66,16 +69,21 @@ async function forgetIds(repo: Repository, refs: string[], dryRun: boolean): Pro
     if (matches.length > 1) throw ambiguousSnapshot(ref, matches);
     chosen.add(matches[0]);
   }
-  if (!dryRun) for (const id of chosen) await repo.store.delete(snapshotKey(id));
-  return { kept: [], removed: [...chosen].map((id) => ({ id })) };
+  const held = await heldObjects(repo.store, [...chosen].map(snapshotKey));
+  const free = [...chosen].filter((id) => !held.has(snapshotKey(id)));
+  if (!dryRun) for (const id of free) await repo.store.delete(snapshotKey(id));
+  return { kept: [], removed: free.map((id) => ({ id })), held: [...chosen].filter((id) => held.has(snapshotKey(id))).map((id) => ({ id, until: held.get(snapshotKey(id))!.until })) };
 }
 
 async function forgetByPolicy(repo: Repository, options: ForgetOptions): Promise<ForgetResult> {
   const snapshots: Snapshot[] = await repo.snapshots();
   const decision = applyPolicy(snapshots, options, (options.now ?? new Date()).getTime());
-  if (!options.dryRun) for (const s of decision.remove) await repo.store.delete(snapshotKey(s.id));
+  const held = await heldObjects(repo.store, decision.remove.map((s) => snapshotKey(s.id)));
+  const free = decision.remove.filter((s) => !held.has(snapshotKey(s.id)));
+  if (!options.dryRun) for (const s of free) await repo.store.delete(snapshotKey(s.id));
   return {
     kept: decision.keep.map((s) => ({ id: s.id, time: s.time, reasons: decision.reasons.get(s.id) ?? [] })),
-    removed: decision.remove.map((s) => ({ id: s.id, time: s.time })),
+    removed: free.map((s) => ({ id: s.id, time: s.time })),
+    held: decision.remove.filter((s) => held.has(snapshotKey(s.id))).map((s) => ({ id: s.id, time: s.time, until: held.get(snapshotKey(s.id))!.until })),
   };
 }

@@ -72,10 +72,14 @@ export function isStale(lock: LockInfo, now = Date.now()): boolean {
   return !processRuns(lock.pid);
 }
 
-/** Reads every lock in the store (locks that vanish or do not parse are skipped). */
-export async function listLocks(store: Store): Promise<Array<LockInfo & { key: string }>> {
+/**
+ * Reads every lock in the store (locks that vanish or do not parse are skipped), but `except` (the
+ * caller's own, which it knows: one request fewer per lock taken on a remote store).
+ */
+export async function listLocks(store: Store, except?: string): Promise<Array<LockInfo & { key: string }>> {
   const locks: Array<LockInfo & { key: string }> = [];
   for await (const { key } of listObjects(store, 'locks/')) {
+    if (key === except) continue;
     try {
       locks.push({ ...(JSON.parse((await store.get(key, { maxBytes: MAX_BYTES.lock })).toString('utf8')) as LockInfo), key });
     } catch {
@@ -99,7 +103,7 @@ export async function acquireLock(store: Store, kind: LockKind, operation: strin
     } catch (err) {
       throw readOnly(err, store, operation) ?? err;
     }
-    const conflict = (await listLocks(store)).find(
+    const conflict = (await listLocks(store, key)).find(
       (other) => other.key !== key && (kind === 'exclusive' || other.kind === 'exclusive') && !isStale(other),
     );
     if (!conflict) return new RepositoryLock(store, key, info);

@@ -19,6 +19,7 @@ import { removeStaleLocks } from './locks.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey } from './pack.js';
 import { OperationReporter } from './progress.js';
+import { heldObjects } from './held.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 
 const TEMPORARY_GRACE_MS = 60 * 60_000;
@@ -42,6 +43,10 @@ export interface PruneResult {
   temporariesRemoved: number;
   /** Names in the repository that are not repository objects (links, foreign files): left alone. */
   strays: string[];
+  /** Unused packs the store holds immutable (S3 Object Lock): kept (and indexed) until their retention ends. */
+  packsHeld?: number;
+  /** When the last of them may go (ISO time). */
+  heldUntil?: string;
   /** The disk was full: unused packs were deleted before the new index was written. */
   freedSpaceFirst?: boolean;
   dryRun: boolean;
@@ -110,6 +115,9 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
   const v2 = repo.config.version >= 2;
   const sizes = new Map<string, number>();
   for await (const { key, size } of listObjects(repo.store, 'packs/')) sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
+  // Unused packs still held by Object Lock stay, and stay indexed, until their retention ends.
+  const held = await heldObjects(repo.store, [...sizes.keys()].filter((p) => !used.has(p)).map(packKey));
+  for (const { key } of held.values()) used.add(key.slice(key.lastIndexOf('/') + 1));
   const unused = [...sizes.keys()].filter((p) => !used.has(p));
 
   // The index to keep: every used pack's entry hashes, taken from the old index or rebuilt from the pack.
@@ -141,6 +149,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
   const result: PruneResult = {
     packsKept: kept.length, packsDeleted: unused.length, bytesDeleted: unused.reduce((a, p) => a + (sizes.get(p) ?? 0), 0),
     indexFilesWritten: 0, indexFilesDeleted: 0, staleLocksRemoved: 0, temporariesRemoved: 0, strays, dryRun,
+    ...(held.size > 0 ? { packsHeld: held.size, heldUntil: [...held.values()].map((h) => h.until).sort().at(-1)! } : {}),
   };
   const indexed = [...known.keys()].filter((p) => used.has(p) && sizes.has(p)).length;
   const indexChanges = v2
@@ -201,8 +210,9 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       }
       result.indexFilesWritten = 1;
     }
+    const heldIndex = await heldObjects(repo.store, oldIndexFiles.filter((key) => key !== newKey));
     for (const key of oldIndexFiles) {
-      if (key === newKey) continue;
+      if (key === newKey || heldIndex.has(key)) continue; // a held index file stays: its entries are in the new one too
       await repo.store.delete(key);
       result.indexFilesDeleted++;
     }

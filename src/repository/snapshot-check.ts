@@ -92,7 +92,11 @@ export async function referenceProblems(repo: Repository, snapshot: Snapshot, fa
 export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operation: string, options: Pick<ReferenceCheckOptions, 'openUnindexed'> = {}): Promise<void> {
   const wanted = new Set(snapshot.packs);
   const present = new Set<string>();
-  for (const hash of wanted) if (await repo.store.has(packKey(hash))) present.add(hash);
+  // As many checks at once as the store handles well: on a remote store each is a round trip.
+  const queue = [...wanted];
+  await Promise.all(Array.from({ length: Math.min(repo.store.capabilities.maxConcurrency, queue.length) }, async () => {
+    for (let hash = queue.shift(); hash !== undefined; hash = queue.shift()) if (await repo.store.has(packKey(hash))) present.add(hash);
+  }));
   const counts = new Map<string, number>();
   // Format 2: the index files the manifest names (GETs of what is needed, no listing); a file that
   // prune has replaced since is missing, and its packs' ranges are confirmed against the packs if asked.

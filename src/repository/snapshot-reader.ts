@@ -87,6 +87,8 @@ export async function* readTable(
       if (first + count > pack.entries) pack.chunk(first + count - 1); // throws: no such entry
     } catch (err) {
       if (!(err instanceof ScriptoriumError)) throw err;
+      // A store that could not be read (a network that kept failing) is not a damaged repository.
+      if (err.code === 'E_IO' || err.code === 'E_NO_SPACE') throw err;
       const entry = err.code === 'E_CORRUPT' && /no entry/.test(err.message) ? first + count - 1 : first;
       const chunk = await chunkName(repo, packHash, entry);
       const message = err.code === 'E_NOT_FOUND' ? `pack ${packHash.slice(0, 16)} is missing` : err.message;

@@ -2,6 +2,7 @@
 import { UsageError } from '../core/errors.js';
 import { FsStore } from './fs-store.js';
 import { MemoryStore } from './memory-store.js';
+import type { S3StoreOptions } from './s3-store.js';
 import type { Store } from './store.js';
 
 /** Opens a store for a location of its scheme (`file:///x`, `memory:name`, or a plain path). */
@@ -10,22 +11,26 @@ export type StoreFactory = (location: string) => Store | Promise<Store>;
 /** Store factories by URL scheme (without the colon); `file` also serves plain paths. */
 export type StoreRegistry = ReadonlyMap<string, StoreFactory>;
 
+/** Settings of the built-in backends that need any (the CLI's `--s3-*` options). */
+export interface StoreSettings {
+  s3?: S3StoreOptions;
+  /** Called with each store the registry opens (the CLI reads an S3 store's request counts from it). */
+  onOpen?: (store: Store) => void;
+}
+
 /**
- * The built-in backends: `file` (a local directory; plain paths too) and `memory` (one fresh store per
- * call). `s3` is reserved: it fails with a clear `UsageError` until the S3 backend lands.
+ * The built-in backends: `file` (a local directory; plain paths too), `memory` (one fresh store per
+ * call) and `s3` (`s3://bucket/prefix`; the AWS SDK is loaded only when one is opened).
  */
-export function defaultStores(): StoreRegistry {
+export function defaultStores(settings: StoreSettings = {}): StoreRegistry {
+  const opened = <T extends Store>(store: T): T => {
+    settings.onOpen?.(store);
+    return store;
+  };
   return new Map<string, StoreFactory>([
-    ['file', (location) => new FsStore(location.startsWith('file://') ? new URL(location).pathname : location)],
-    ['memory', (location) => new MemoryStore(location.slice('memory:'.length) || 'memory')],
-    [
-      's3',
-      (location) => {
-        throw new UsageError(`s3: ${redact(location)}: S3 repositories are not supported yet`, {
-          hint: 'use a local directory (or a mounted network share) for --repo',
-        });
-      },
-    ],
+    ['file', (location) => opened(new FsStore(location.startsWith('file://') ? new URL(location).pathname : location))],
+    ['memory', (location) => opened(new MemoryStore(location.slice('memory:'.length) || 'memory'))],
+    ['s3', async (location) => opened(await (await import('./s3-store.js')).S3Store.open(location, settings.s3))],
   ]);
 }
 
@@ -55,5 +60,6 @@ export async function openStore(location: string, registry: StoreRegistry = defa
 
 /** Removes credentials from a URL before it goes into a message. */
 export function redact(location: string): string {
-  return location.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+  // Up to the last `@`: a secret may itself hold a `/`.
+  return location.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@');
 }

@@ -79,6 +79,15 @@ export interface Store {
   put(key: string, data: Uint8Array): Promise<void>;
 
   /**
+   * Optional: stores `data` under `key` only when nothing is stored there yet, in one request where the
+   * backend can (S3: `If-None-Match: *`), with put's guarantees otherwise; resolves to whether this
+   * call created the object. `false` when it was there already, and also whenever the backend cannot
+   * tell (it never claims an object it may not have created). For callers that remove only their own
+   * objects after a failure: one request where `has` and `put` take two.
+   */
+  putNew?(key: string, data: Uint8Array): Promise<boolean>;
+
+  /**
    * Returns the whole content of `key`, reading at most `options.maxBytes` (when given): an object longer
    * than that is refused at once with code `E_CORRUPT`, without reading it. Throws `NotFoundError` (code
    * `E_NOT_FOUND`) when no object has that key; `E_CORRUPT` when what is stored under the key is not an
@@ -132,6 +141,14 @@ export interface Store {
    * process ever renames another's temporary file. Backends without temporary files omit it.
    */
   removeDeadTemporaries?(): Promise<RemovedTemporary[]>;
+
+  /**
+   * Optional, for backends that can hold objects immutable for a time (S3 Object Lock): until when
+   * `key` is held (it cannot be deleted before), or undefined when it is not held or does not exist.
+   * Resolves at once, without a request, when the repository has no such retention. forget and prune
+   * ask before deleting, and leave held objects alone.
+   */
+  heldUntil?(key: string): Promise<Date | undefined>;
 
   /**
    * Optional, for backends on a local file system: a path prefix, unique to this call, under which the

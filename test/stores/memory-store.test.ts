@@ -7,7 +7,7 @@ import { describeStore } from './store-suite.js';
 
 describeStore('MemoryStore', async () => ({ store: new MemoryStore() }));
 
-it('openStore picks a backend by scheme and refuses s3 for now', async () => {
+it('openStore picks a backend by scheme and refuses credentials in an s3 URL', async () => {
   expect(await openStore('memory:x')).toBeInstanceOf(MemoryStore);
   expect(await openStore('/tmp/somewhere')).toBeInstanceOf(FsStore);
   await expect(openStore('s3://key:secret@bucket/prefix')).rejects.toBeInstanceOf(UsageError);

@@ -1,0 +1,538 @@
+/**
+ * A Store in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, Backblaze B2, a test server), on the
+ * official AWS SDK v3. The SDK is imported here only, and only when an S3 store is opened, so that a user
+ * of local repositories never loads it.
+ */
+import { createHash } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { NotFoundError, ScriptoriumError, UsageError } from '../core/errors.js';
+import {
+  checkEndpoint, DEFAULT_CONNECTIONS, DEFAULT_RETRY, needsPathStyle, parseS3Location, type RetryPolicy, type S3Settings,
+} from './s3-location.js';
+import { defaultCacheDir, LocalCache } from './local-cache.js';
+import { backoffMs, codeOf, describeFailure, isRetryable, statusOf, TransientError } from './s3-retry.js';
+import { checkKey, checkPrefix, type GetOptions, type ListOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+
+/** The kinds of request the store makes, as counted in {@link S3Store.requestCounts}. */
+export type S3RequestKind = 'GET' | 'PUT' | 'HEAD' | 'LIST' | 'DELETE';
+
+/** What an S3 store promises beyond a Store's capabilities. */
+export interface S3Capabilities extends StoreCapabilities {
+  /**
+   * Objects under {@link S3StoreOptions.immutablePrefixes} are written with `If-None-Match: *`, so that
+   * no writer ever replaces an object another wrote. Starts true; turns false (for this store, with a
+   * debug line) when the server answers such a put with 501 Not Implemented.
+   */
+  conditionalPut: boolean;
+}
+
+/**
+ * Object Lock settings of a repository, kept as metadata of its `config` object
+ * (`x-amz-meta-scriptorium-object-lock: COMPLIANCE;30`), so that opening the repository, which reads
+ * `config` anyway, learns them without a request of its own.
+ */
+export interface ObjectLockSettings {
+  /** Each immutable object is retained this many days from its upload. */
+  days: number;
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+}
+
+/** Options of {@link S3Store.open}. */
+export interface S3StoreOptions extends S3Settings {
+  /**
+   * Key prefixes of content-addressed objects (named by the hash of their content): written once with
+   * `If-None-Match: *` (a 412 then means the same object is there already) and, with Object Lock,
+   * retained. Default: `packs/`, `index/`, `snapshots/`.
+   */
+  immutablePrefixes?: readonly string[];
+  /**
+   * Where to cache index files and manifests (`index/`, `snapshots/`) locally; `false`: no cache.
+   * Default {@link defaultCacheDir} (the user's cache directory).
+   */
+  cacheDir?: string | false;
+}
+
+/** The metadata objects kept in the local cache: immutable, named by their content, read by most commands. */
+const CACHED_PREFIXES = ['index/', 'snapshots/'];
+
+/** The metadata entry of `config` that holds the Object Lock settings. */
+const LOCK_META = 'scriptorium-object-lock';
+const LIST_PAGE = 1000;
+
+/**
+ * A {@link Store} in a bucket under a key prefix. `put` is atomic (S3 puts are) and durable once
+ * acknowledged. Every request goes through a limit of `connections` at once and a retry loop with
+ * full-jitter exponential backoff (5xx, 408, 429, SlowDown, resets, timeouts, bodies cut short), and is
+ * counted by kind. Reads are bounded: an object longer than `maxBytes` is refused from its length before
+ * its body is read, and a body longer or shorter than its announced length is never returned.
+ *
+ * @example
+ * ```ts
+ * const store = await S3Store.open('s3://backups/app', { endpoint: 'http://127.0.0.1:9000' });
+ * await store.put('config', Buffer.from('{}'));
+ * await store.close();
+ * ```
+ */
+export class S3Store implements Store {
+  readonly location: string;
+  readonly capabilities: S3Capabilities;
+  readonly #sdk: Sdk;
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #immutable: readonly string[];
+  readonly #retry: RetryPolicy;
+  readonly #timeoutMs: number;
+  readonly #log: (line: string) => void;
+  readonly #counts: Record<S3RequestKind, number> = { GET: 0, PUT: 0, HEAD: 0, LIST: 0, DELETE: 0 };
+  #retries = 0;
+  #active = 0;
+  readonly #waiting: (() => void)[] = [];
+  #lock: Promise<ObjectLockSettings | undefined> | undefined;
+  readonly #cache: LocalCache | undefined;
+  #closed = false;
+
+  private constructor(sdk: Sdk, client: S3Client, location: string, bucket: string, prefix: string, options: S3StoreOptions, connections: number, endpoint: string | undefined) {
+    this.#sdk = sdk;
+    this.#client = client;
+    this.location = location;
+    this.#bucket = bucket;
+    this.#prefix = prefix;
+    this.#immutable = options.immutablePrefixes ?? ['packs/', 'index/', 'snapshots/'];
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#log = options.log ?? (() => undefined);
+    this.capabilities = { atomicPut: true, durablePut: true, maxConcurrency: connections, conditionalPut: true };
+    const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+    if (cacheDir) this.#cache = new LocalCache(cacheDir, `${endpoint ?? 'aws'}\n${bucket}\n${prefix}`);
+  }
+
+  /**
+   * Opens the store for `s3://bucket/prefix`. Loads the SDK, resolves endpoint, region, path style and
+   * the checksum setting (on a custom endpoint, checksums only when an operation requires them: several
+   * S3-compatible servers reject or mis-store the SDK's default CRC32 `aws-chunked` uploads). Makes no
+   * request.
+   */
+  static async open(location: string, options: S3StoreOptions = {}): Promise<S3Store> {
+    const { bucket, prefix } = parseS3Location(location);
+    const env = process.env;
+    const endpoint = options.endpoint !== undefined ? checkEndpoint(options.endpoint)
+      : env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL ? checkEndpoint((env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL)!) : undefined;
+    const connections = options.connections ?? DEFAULT_CONNECTIONS;
+    if (!Number.isSafeInteger(connections) || connections < 1 || connections > 64) {
+      throw new UsageError(`s3: --s3-connections ${connections}: must be a whole number from 1 to 64`);
+    }
+    const pathStyle = options.pathStyle ?? (endpoint !== undefined && needsPathStyle(endpoint));
+    // The SDK warns on every start that its releases from 2027 need Node 22; scriptorium pins a release that runs on 20.
+    env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const sdk = await import('@aws-sdk/client-s3');
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const agent = { keepAlive: true, maxSockets: connections };
+    const checksums = endpoint !== undefined && !env.AWS_REQUEST_CHECKSUM_CALCULATION && !env.AWS_RESPONSE_CHECKSUM_VALIDATION
+      ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {};
+    const make = (region?: string) => new sdk.S3Client({
+      ...(endpoint !== undefined ? { endpoint } : {}),
+      ...(region !== undefined ? { region } : {}),
+      forcePathStyle: pathStyle,
+      maxAttempts: 1, // the store retries, with its own policy and log
+      ...checksums,
+      requestHandler: {
+        requestTimeout: timeoutMs, throwOnRequestTimeout: true, connectionTimeout: Math.min(timeoutMs, 10_000), socketTimeout: timeoutMs,
+        httpAgent: new HttpAgent(agent), httpsAgent: new HttpsAgent(agent),
+      },
+    });
+    let client = make(options.region);
+    try {
+      await client.config.region();
+    } catch {
+      client.destroy();
+      if (endpoint === undefined) {
+        throw new UsageError(`s3: ${location}: no region configured`, { hint: 'Set AWS_REGION (or region in your AWS profile), or pass --s3-endpoint for a non-AWS server.' });
+      }
+      client = make('us-east-1'); // S3-compatible servers take any region; us-east-1 is the conventional one
+    }
+    return new S3Store(sdk, client, location.replace(/\/+$/, ''), bucket, prefix, options, connections, endpoint);
+  }
+
+  /** Requests made so far, by kind (every attempt counts, retries included). */
+  requestCounts(): Record<S3RequestKind, number> & { retries: number; cacheHits: number } {
+    return { ...this.#counts, retries: this.#retries, cacheHits: this.#cache?.hits ?? 0 };
+  }
+
+  #key(key: string): string {
+    checkKey(key);
+    this.#open();
+    return this.#prefix + key;
+  }
+
+  #isImmutable(key: string): boolean {
+    return this.#immutable.some((p) => key.startsWith(p));
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    await this.#put(key, data);
+  }
+
+  /**
+   * For a content-addressed key on a server that honours `If-None-Match`, one conditional PUT: created
+   * unless the server answered 412. Otherwise (a mutable key, or no conditional puts) a HEAD, then the put.
+   */
+  async putNew(key: string, data: Uint8Array): Promise<boolean> {
+    this.#key(key);
+    if (this.#isImmutable(key) && this.capabilities.conditionalPut) return (await this.#put(key, data)) === 'created';
+    const existed = await this.has(key);
+    await this.#put(key, data);
+    return !existed;
+  }
+
+  /**
+   * Puts `data`; says `created` when a conditional put succeeded, `existed` when it answered 412, and
+   * `written` for an unconditional put (which may have replaced an object).
+   */
+  async #put(key: string, data: Uint8Array): Promise<'created' | 'existed' | 'written'> {
+    const full = this.#key(key);
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const md5 = createHash('md5').update(body).digest('base64');
+    const immutable = this.#isImmutable(key);
+    const lock = immutable ? await this.#lockSettings() : undefined;
+    // The config carries the Object Lock settings (set by enableObjectLock, or read with the config before).
+    const meta = key === 'config' && this.#lock ? await this.#lock : undefined;
+    const outcome = await this.#request('PUT', 'put', key, async (): Promise<'created' | 'existed' | 'written'> => {
+      const conditional = immutable && this.capabilities.conditionalPut;
+      try {
+        await this.#client.send(new this.#sdk.PutObjectCommand({
+          Bucket: this.#bucket, Key: full, Body: body, ContentLength: body.length, ContentMD5: md5,
+          ...(conditional ? { IfNoneMatch: '*' } : {}),
+          ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
+          ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
+        }));
+        return conditional ? 'created' : 'written';
+      } catch (err) {
+        const status = statusOf(err);
+        // The object is there already: named by its content, it is this content (every read checks that).
+        if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return 'existed';
+        // A conditional write still in flight elsewhere: the other writer's object will be the same.
+        if (conditional && status === 409 && codeOf(err) === 'ConditionalRequestConflict') throw new TransientError('conditional put conflict');
+        if (conditional && status === 501) {
+          this.capabilities.conditionalPut = false;
+          this.#log(`s3: ${this.location}: the server does not implement If-None-Match on put; immutable objects are now written unconditionally`);
+          throw new TransientError('If-None-Match not implemented');
+        }
+        throw err;
+      }
+    });
+    // What this process wrote, it need not download again (not after a 412: that content is someone else's).
+    if (outcome !== 'existed' && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
+    return outcome;
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Buffer> {
+    const full = this.#key(key);
+    const { maxBytes } = options;
+    if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`S3Store.get: invalid maxBytes ${maxBytes}`);
+    const cache = this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p)) ? this.#cache : undefined;
+    if (cache) {
+      const cached = await cache.get(key, maxBytes);
+      if (cached) return cached;
+      const data = await this.#get(key, full, maxBytes);
+      await cache.put(key, data);
+      return data;
+    }
+    return this.#get(key, full, maxBytes);
+  }
+
+  async #get(key: string, full: string, maxBytes: number | undefined): Promise<Buffer> {
+    let previousMismatch: string | undefined;
+    return this.#request('GET', 'get', key, async () => {
+      const response = await this.#client.send(new this.#sdk.GetObjectCommand({ Bucket: this.#bucket, Key: full }));
+      const body = response.Body as Readable | undefined;
+      const length = response.ContentLength;
+      if (length === undefined || !Number.isSafeInteger(length) || length < 0) {
+        body?.destroy();
+        throw new TransientError('answer without a Content-Length');
+      }
+      if (maxBytes !== undefined && length > maxBytes) {
+        body?.destroy();
+        throw tooLarge(this.location, key, length, maxBytes);
+      }
+      const data = await this.#readBody(body, length);
+      // A single-part upload's ETag is the MD5 of its content (unless the server encrypts with KMS or a
+      // customer key): a 200 with another body is retried. If the same body comes back again, the server's
+      // ETags are not MD5s (some servers): the bytes are returned, and checked against their name by the caller.
+      const etag = /^"?([0-9a-f]{32})"?$/.exec(response.ETag ?? '')?.[1];
+      if (etag !== undefined && !response.SSECustomerAlgorithm && !String(response.ServerSideEncryption ?? '').startsWith('aws:kms')) {
+        const md5 = createHash('md5').update(data).digest('hex');
+        if (md5 !== etag && md5 !== previousMismatch) {
+          previousMismatch = md5;
+          throw new TransientError('body does not match its ETag');
+        }
+      }
+      if (key === 'config') this.#lock = Promise.resolve(parseLockSettings(response.Metadata?.[LOCK_META], this.location));
+      return data;
+    });
+  }
+
+  /** Reads exactly `length` bytes of `body`: more or fewer is a transient failure; no progress for the timeout aborts. */
+  async #readBody(body: Readable | undefined, length: number): Promise<Buffer> {
+    if (body === undefined) {
+      if (length === 0) return Buffer.alloc(0);
+      throw new TransientError('answer without a body');
+    }
+    const data = Buffer.allocUnsafe(length);
+    let filled = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => body.destroy(new TransientError(`no data for ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    };
+    try {
+      arm();
+      for await (const piece of body as AsyncIterable<Buffer>) {
+        if (filled + piece.length > length) throw new TransientError(`body longer than its Content-Length ${length}`);
+        piece.copy(data, filled);
+        filled += piece.length;
+        arm();
+      }
+    } catch (err) {
+      body.destroy();
+      throw err instanceof TransientError ? err : new TransientError(`body cut short (${codeOf(err)})`);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (filled !== length) throw new TransientError(`body cut short: ${filled} of ${length} bytes`);
+    return data;
+  }
+
+  async has(key: string): Promise<boolean> {
+    const full = this.#key(key);
+    try {
+      await this.#head('has', key, full);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<StoreEntry> {
+    const head = await this.#head('stat', key, this.#key(key));
+    return { key, size: head.ContentLength ?? 0 };
+  }
+
+  #head(op: string, key: string, full: string) {
+    return this.#request('HEAD', op, key, () => this.#client.send(new this.#sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: full })));
+  }
+
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<StoreEntry> {
+    checkPrefix(prefix);
+    this.#open();
+    let token: string | undefined;
+    do {
+      const page = await this.#request('LIST', 'list', prefix, () => this.#client.send(new this.#sdk.ListObjectsV2Command({
+        Bucket: this.#bucket, Prefix: this.#prefix + prefix, MaxKeys: LIST_PAGE, ...(token ? { ContinuationToken: token } : {}),
+      })));
+      for (const object of page.Contents ?? []) {
+        const full = object.Key ?? '';
+        if (!full.startsWith(this.#prefix)) continue;
+        const key = full.slice(this.#prefix.length);
+        if (!validKey(key)) {
+          options.strays?.push(key);
+          continue;
+        }
+        yield { key, size: object.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    const full = this.#key(key);
+    await this.#cache?.delete(key);
+    if (this.#isImmutable(key) && (await this.#lockSettings())) {
+      const until = await this.heldUntil(key);
+      if (until !== undefined && until.getTime() > Date.now()) {
+        throw new ScriptoriumError('E_LOCKED', `s3: delete ${key}: held by Object Lock until ${until.toISOString()} (${this.location})`, {
+          hint: 'Objects under Object Lock cannot be deleted before their retention ends; try again after that date.',
+        });
+      }
+    }
+    await this.#request('DELETE', 'delete', key, async () => {
+      try {
+        await this.#client.send(new this.#sdk.DeleteObjectCommand({ Bucket: this.#bucket, Key: full }));
+      } catch (err) {
+        if (statusOf(err) !== 404) throw err;
+      }
+    });
+  }
+
+  /**
+   * When `key` is retained by S3 Object Lock, until when (one HEAD request, only on a repository with
+   * Object Lock); undefined when it is not (or does not exist).
+   */
+  async heldUntil(key: string): Promise<Date | undefined> {
+    this.#key(key);
+    if (!(await this.#lockSettings())) return undefined; // no Object Lock on this repository: no request
+    try {
+      const head = await this.#head('stat', key, this.#key(key));
+      return head.ObjectLockRetainUntilDate ? new Date(head.ObjectLockRetainUntilDate) : undefined;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The repository's Object Lock settings: from the `config` read when the repository was opened, else
+   * from one HEAD of `config` when first needed.
+   */
+  objectLock(): Promise<ObjectLockSettings | undefined> {
+    return this.#lockSettings();
+  }
+
+  #lockSettings(): Promise<ObjectLockSettings | undefined> {
+    this.#lock ??= this.#request('HEAD', 'stat', 'config', async () => {
+      try {
+        const head = await this.#client.send(new this.#sdk.HeadObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + 'config' }));
+        return parseLockSettings(head.Metadata?.[LOCK_META], this.location);
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    });
+    this.#lock.catch(() => { this.#lock = undefined; });
+    return this.#lock;
+  }
+
+  /**
+   * Turns on Object Lock for the repository about to be created here: the `config` put next carries the
+   * settings, and every immutable object written is retained `days` days from its upload. Checks first
+   * that the bucket has Object Lock enabled (only a versioned bucket can), and refuses otherwise. For
+   * `init --object-lock DAYS`, before the repository is created.
+   */
+  async enableObjectLock(days: number, mode: ObjectLockSettings['mode'] = 'COMPLIANCE'): Promise<void> {
+    if (!Number.isSafeInteger(days) || days < 1 || days > 36_500) throw new UsageError(`s3: --object-lock ${days}: must be a whole number of days from 1 to 36500`);
+    this.#open();
+    const config = await this.#request('GET', 'object-lock', this.#bucket, async () => {
+      try {
+        return await this.#client.send(new this.#sdk.GetObjectLockConfigurationCommand({ Bucket: this.#bucket }));
+      } catch (err) {
+        if (codeOf(err) === 'ObjectLockConfigurationNotFoundError' || statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    });
+    if (config?.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled') {
+      throw new UsageError(`s3: bucket ${this.#bucket} does not have Object Lock enabled`, {
+        hint: 'Create the bucket with Object Lock enabled (aws s3api create-bucket --object-lock-enabled-for-bucket), then run init again.',
+      });
+    }
+    this.#lock = Promise.resolve({ days, mode });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#client.destroy();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new TypeError(`${this.location}: store is closed`);
+  }
+
+  /**
+   * Runs one request (`attempt`, which sends it and reads its answer) within the connection limit,
+   * retrying what {@link isRetryable} allows with full-jitter backoff until the policy's attempts or
+   * its total wait run out; then maps the failure to a ScriptoriumError.
+   */
+  async #request<T>(kind: S3RequestKind, op: string, key: string, attempt: () => Promise<T>): Promise<T> {
+    let waited = 0;
+    for (let n = 1; ; n++) {
+      await this.#acquire();
+      let failure: unknown;
+      try {
+        this.#counts[kind]++;
+        return await attempt();
+      } catch (err) {
+        failure = err;
+      } finally {
+        this.#release();
+      }
+      const wait = backoffMs(this.#retry, n);
+      if (!isRetryable(failure) || n >= this.#retry.attempts || waited + wait > this.#retry.totalMs) {
+        throw toStoreError(op, key, this.location, failure, n, isRetryable(failure));
+      }
+      this.#retries++;
+      this.#log(`s3: retry ${n}/${this.#retry.attempts - 1} of ${kind} ${key} after ${describeFailure(failure)}: waiting ${wait} ms`);
+      waited += wait;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  async #acquire(): Promise<void> {
+    if (this.#active < this.capabilities.maxConcurrency) {
+      this.#active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next(); // the slot passes straight to the next waiter
+    else this.#active--;
+  }
+}
+
+function validKey(key: string): boolean {
+  try {
+    checkKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Parses `MODE;DAYS` from the config's metadata (undefined: no Object Lock). */
+function parseLockSettings(value: string | undefined, location: string): ObjectLockSettings | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(GOVERNANCE|COMPLIANCE);([1-9][0-9]{0,4})$/.exec(value);
+  if (!m) {
+    throw new ScriptoriumError('E_CORRUPT', `s3: config in ${location} has invalid Object Lock settings in its metadata (${LOCK_META})`, {
+      hint: 'Something other than scriptorium wrote the config; restore it from a copy of the repository.',
+    });
+  }
+  return { mode: m[1] as ObjectLockSettings['mode'], days: Number(m[2]) };
+}
+
+function tooLarge(location: string, key: string, size: number, maxBytes: number): ScriptoriumError {
+  return new ScriptoriumError('E_CORRUPT', `s3: get ${key}: is ${size} bytes, more than the ${maxBytes} such an object can hold (${location})`, {
+    hint: 'The object is damaged or was replaced; it was not read. Remove it, or replace it from a copy of the repository.',
+  });
+}
+
+/** Maps an SDK or network failure to the error the Store contract names; never includes a header, URL query or secret. */
+function toStoreError(op: string, key: string, location: string, err: unknown, attempts: number, retryable: boolean): Error {
+  if (err instanceof ScriptoriumError || err instanceof TypeError) return err;
+  const status = statusOf(err);
+  const code = codeOf(err);
+  const what = `s3: ${op} ${key}`;
+  if (status === 404 && (code === 'NoSuchBucket')) {
+    return new ScriptoriumError('E_NOT_FOUND', `${what}: the bucket does not exist (${location})`, { hint: 'Create the bucket first (scriptorium does not create buckets), or check --repo and --s3-endpoint.', cause: err });
+  }
+  if (status === 404 || code === 'NoSuchKey' || code === 'NotFound') return new NotFoundError(`${what}: not found in ${location}`, { cause: err });
+  if (code === 'CredentialsProviderError' || /credential/i.test((err as Error)?.message ?? '') && status === undefined) {
+    return new UsageError(`${what}: no AWS credentials found`, { hint: 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; scriptorium takes no credentials on the command line.', cause: err });
+  }
+  if (status === 403 || status === 401) {
+    return new ScriptoriumError('E_IO', `${what}: access denied (${status} ${code}) by ${location}`, { hint: 'Check the credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE), the region and the bucket policy.', cause: err });
+  }
+  const after = retryable ? ` after ${attempts} attempt${attempts === 1 ? '' : 's'}` : '';
+  return new ScriptoriumError('E_IO', `${what}: ${err instanceof TransientError ? err.message : describeFailure(err)}${after} (${location})`, {
+    hint: retryable ? 'The server or the network kept failing; nothing incomplete was kept. Try again later, or check --s3-endpoint.' : 'Check --repo, --s3-endpoint and the server.',
+    cause: err,
+  });
+}
