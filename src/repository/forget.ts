@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { ambiguousSnapshot, unknownSnapshot } from './errors.js';
 import { snapshotKey, type Snapshot } from './manifest.js';
+import { readSnapshotList, writeSnapshotList } from './snapshot-list.js';
 import { applyPolicy, type RetentionPolicy } from './policy.js';
 import { OperationReporter } from './progress.js';
 import { prune, type PruneResult } from './prune.js';
@@ -66,16 +67,33 @@ async function forgetIds(repo: Repository, refs: string[], dryRun: boolean): Pro
     if (matches.length > 1) throw ambiguousSnapshot(ref, matches);
     chosen.add(matches[0]);
   }
-  if (!dryRun) for (const id of chosen) await repo.store.delete(snapshotKey(id));
+  if (!dryRun) {
+    for (const id of chosen) await repo.store.delete(snapshotKey(id));
+    await unlist(repo, chosen);
+  }
   return { kept: [], removed: [...chosen].map((id) => ({ id })) };
 }
 
 async function forgetByPolicy(repo: Repository, options: ForgetOptions): Promise<ForgetResult> {
   const snapshots: Snapshot[] = await repo.snapshots();
   const decision = applyPolicy(snapshots, options, (options.now ?? new Date()).getTime());
-  if (!options.dryRun) for (const s of decision.remove) await repo.store.delete(snapshotKey(s.id));
+  if (!options.dryRun) {
+    for (const s of decision.remove) await repo.store.delete(snapshotKey(s.id));
+    await unlist(repo, new Set(decision.remove.map((s) => s.id)));
+  }
   return {
     kept: decision.keep.map((s) => ({ id: s.id, time: s.time, reasons: decision.reasons.get(s.id) ?? [] })),
     removed: decision.remove.map((s) => ({ id: s.id, time: s.time })),
   };
+}
+
+/**
+ * Format 2: drops forgotten snapshots from the snapshot list (a cache: a backup would pass over them
+ * anyway, at a GET each). Its index files stay listed until prune rewrites the list.
+ */
+async function unlist(repo: Repository, ids: Set<string>): Promise<void> {
+  if (ids.size === 0 || repo.config.version < 2) return;
+  const list = await readSnapshotList(repo.store);
+  if (!list || !list.snapshots.some((s) => ids.has(s.id))) return;
+  await writeSnapshotList(repo.store, { ...list, snapshots: list.snapshots.filter((s) => !ids.has(s.id)) });
 }

@@ -163,6 +163,8 @@ describe('format 2', () => {
     await backup(db, repoDir, { time: new Date('2026-03-02T00:00:00Z') });
     const before = new Set(indexFiles(repoDir));
     await forget(repoDir, { ids: [first.id] });
+    const forgotten = await readSnapshotList((await Repository.open(repoDir)).store);
+    expect(forgotten?.snapshots.map((s) => s.id)).not.toContain(first.id); // forget drops it from the list
     const result = await prune(repoDir);
     expect(result.packsDeleted).toBeGreaterThan(0);
     expect(result.indexFilesDeleted).toBeGreaterThan(0);
