@@ -184,6 +184,29 @@ describe('format 2', () => {
     expect(third.stats.newChunks).toBe(0);
   });
 
+  it('a damaged or hostile snapshot list costs only deduplication: it is ignored, and a snapshot it names that is gone is passed over', async () => {
+    const dir = tempDir('v2');
+    const db = demoDb(dir, 1000);
+    const repoDir = join(dir, 'repo');
+    await (await Repository.init(repoDir)).close();
+    const first = await backup(db, repoDir);
+    const listFile = join(repoDir, 'snapshot-list');
+    const lists = [
+      Buffer.from('not a list'),
+      Buffer.concat([MAGIC.snapshotList, Buffer.of(0), Buffer.from('{"version":2,"snapshots":[{"id":"../../etc"}],"index":[]}')]),
+      Buffer.concat([MAGIC.snapshotList, Buffer.of(0), Buffer.from(JSON.stringify({ version: 2, index: [],
+        snapshots: [{ id: 'ee'.repeat(32), time: '2999-01-01T00:00:00Z', host: first.host, source: first.source, rows: first.stats.rows }, { id: first.id, time: first.time, host: first.host, source: first.source }] }))]),
+    ];
+    for (const list of lists) {
+      writeFileSync(listFile, list);
+      const again = await backup(db, repoDir);
+      expect(again.stats.newChunks).toBe(0);
+    }
+    const out = join(dir, 'out.db');
+    await restore('latest', repoDir, { into: out });
+    expect(await engineDigests(out)).toEqual(await engineDigests(db));
+  });
+
   it('refuses a damaged version-2 index file with E_CORRUPT (counts beyond the file, a pack twice, trailing bytes)', async () => {
     const pack = { hash: 'ab'.repeat(32), chunkIds: Buffer.alloc(3 * 32, 7) };
     const { file, hash } = encodeFingerprintIndex([pack]);
