@@ -1,7 +1,10 @@
 /**
  * The chunk index: which pack holds each stored chunk, looked up by the chunk's SHA-256. Kept on disk
  * as `index/<sha256>` files (one per backup, consolidated by prune), each a list of packs with the
- * hashes of their entries; kept in memory in flat buffers (about 39 bytes a chunk).
+ * hashes of their entries; kept in memory in flat buffers (about 39 bytes a chunk). A backup uses it
+ * only in a format-1 repository; format 2 deduplicates through parent-index.ts, and its index files
+ * (8-byte fingerprints) are in fingerprint-index.ts. Verify and prune read both kinds through
+ * {@link decodeIndex}.
  */
 import { IntegrityError } from '../core/errors.js';
 import { CODEC_IDS } from './compression.js';

@@ -3,6 +3,7 @@ import { UsageError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { ambiguousSnapshot, unknownSnapshot } from './errors.js';
 import { snapshotKey, type Snapshot } from './manifest.js';
+import { readSnapshotList, writeSnapshotList } from './snapshot-list.js';
 import { applyPolicy, type RetentionPolicy } from './policy.js';
 import { OperationReporter } from './progress.js';
 import { prune, type PruneResult } from './prune.js';
@@ -71,7 +72,10 @@ async function forgetIds(repo: Repository, refs: string[], dryRun: boolean): Pro
   }
   const held = await heldObjects(repo.store, [...chosen].map(snapshotKey));
   const free = [...chosen].filter((id) => !held.has(snapshotKey(id)));
-  if (!dryRun) for (const id of free) await repo.store.delete(snapshotKey(id));
+  if (!dryRun) {
+    for (const id of free) await repo.store.delete(snapshotKey(id));
+    await unlist(repo, new Set(free));
+  }
   return { kept: [], removed: free.map((id) => ({ id })), held: [...chosen].filter((id) => held.has(snapshotKey(id))).map((id) => ({ id, until: held.get(snapshotKey(id))!.until })) };
 }
 
@@ -80,10 +84,24 @@ async function forgetByPolicy(repo: Repository, options: ForgetOptions): Promise
   const decision = applyPolicy(snapshots, options, (options.now ?? new Date()).getTime());
   const held = await heldObjects(repo.store, decision.remove.map((s) => snapshotKey(s.id)));
   const free = decision.remove.filter((s) => !held.has(snapshotKey(s.id)));
-  if (!options.dryRun) for (const s of free) await repo.store.delete(snapshotKey(s.id));
+  if (!options.dryRun) {
+    for (const s of free) await repo.store.delete(snapshotKey(s.id));
+    await unlist(repo, new Set(free.map((s) => s.id)));
+  }
   return {
     kept: decision.keep.map((s) => ({ id: s.id, time: s.time, reasons: decision.reasons.get(s.id) ?? [] })),
     removed: free.map((s) => ({ id: s.id, time: s.time })),
     held: decision.remove.filter((s) => held.has(snapshotKey(s.id))).map((s) => ({ id: s.id, time: s.time, until: held.get(snapshotKey(s.id))!.until })),
   };
+}
+
+/**
+ * Format 2: drops forgotten snapshots from the snapshot list (a cache: a backup would pass over them
+ * anyway, at a GET each). Its index files stay listed until prune rewrites the list.
+ */
+async function unlist(repo: Repository, ids: Set<string>): Promise<void> {
+  if (ids.size === 0 || repo.config.version < 2) return;
+  const list = await readSnapshotList(repo.store);
+  if (!list || !list.snapshots.some((s) => ids.has(s.id))) return;
+  await writeSnapshotList(repo.store, { ...list, snapshots: list.snapshots.filter((s) => !ids.has(s.id)) });
 }

@@ -163,6 +163,8 @@ describe('format 2', () => {
     await backup(db, repoDir, { time: new Date('2026-03-02T00:00:00Z') });
     const before = new Set(indexFiles(repoDir));
     await forget(repoDir, { ids: [first.id] });
+    const forgotten = await readSnapshotList((await Repository.open(repoDir)).store);
+    expect(forgotten?.snapshots.map((s) => s.id)).not.toContain(first.id); // forget drops it from the list
     const result = await prune(repoDir);
     expect(result.packsDeleted).toBeGreaterThan(0);
     expect(result.indexFilesDeleted).toBeGreaterThan(0);
@@ -180,6 +182,29 @@ describe('format 2', () => {
     // The remaining snapshot's hints name deleted files for some packs: the backup finds them through the list.
     const third = await backup(db, repoDir, { time: new Date('2026-03-03T00:00:00Z') });
     expect(third.stats.newChunks).toBe(0);
+  });
+
+  it('a damaged or hostile snapshot list costs only deduplication: it is ignored, and a snapshot it names that is gone is passed over', async () => {
+    const dir = tempDir('v2');
+    const db = demoDb(dir, 1000);
+    const repoDir = join(dir, 'repo');
+    await (await Repository.init(repoDir)).close();
+    const first = await backup(db, repoDir);
+    const listFile = join(repoDir, 'snapshot-list');
+    const lists = [
+      Buffer.from('not a list'),
+      Buffer.concat([MAGIC.snapshotList, Buffer.of(0), Buffer.from('{"version":2,"snapshots":[{"id":"../../etc"}],"index":[]}')]),
+      Buffer.concat([MAGIC.snapshotList, Buffer.of(0), Buffer.from(JSON.stringify({ version: 2, index: [],
+        snapshots: [{ id: 'ee'.repeat(32), time: '2999-01-01T00:00:00Z', host: first.host, source: first.source, rows: first.stats.rows }, { id: first.id, time: first.time, host: first.host, source: first.source }] }))]),
+    ];
+    for (const list of lists) {
+      writeFileSync(listFile, list);
+      const again = await backup(db, repoDir);
+      expect(again.stats.newChunks).toBe(0);
+    }
+    const out = join(dir, 'out.db');
+    await restore('latest', repoDir, { into: out });
+    expect(await engineDigests(out)).toEqual(await engineDigests(db));
   });
 
   it('refuses a damaged version-2 index file with E_CORRUPT (counts beyond the file, a pack twice, trailing bytes)', async () => {
