@@ -19,6 +19,15 @@ const KILL_AFTER_MS = 10_000;
 /** Locks of live processes never go stale by age: a run may take hours. */
 const NEVER_STALE = 10 * 365 * 86_400_000;
 
+/**
+ * The worker's file: beside this module once compiled; from the TypeScript sources (the tests), the
+ * compiled copy in dist/ (a forked process cannot load TypeScript).
+ */
+export function workerPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith('.ts') ? here.replace(/([\\/])src([\\/]daemon[\\/])task-runner\.ts$/, '$1dist$2job-worker.js') : fileURLToPath(new URL('./job-worker.js', import.meta.url));
+}
+
 /** The name of a job's task in the journal. */
 export const taskName = (job: string, kind: TaskKind) => (kind === 'prune' ? `${job}#prune` : job);
 
@@ -146,7 +155,7 @@ export class TaskRunner {
 
   #fork(plan: WorkerPlan, onChild: (c: ChildProcess) => void, timeoutMs: number | undefined, aborted: () => boolean): Promise<WorkerOutcome> {
     return new Promise((resolve) => {
-      const child = fork(fileURLToPath(new URL('./job-worker.js', import.meta.url)), [], {
+      const child = fork(workerPath(), [], {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json', cwd: this.#config.dir,
       });
       onChild(child);
