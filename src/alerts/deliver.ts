@@ -57,8 +57,9 @@ async function request(url: string, init: { method: string; body?: string; heade
     if (res.ok) return { ok: true, retry: false };
     return { ok: false, retry: res.status === 429 || res.status >= 500, error: `HTTP ${res.status} from ${new URL(url).host}` };
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const cause = e.cause?.code ?? e.cause?.message;
+    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${cause ? ` (${cause})` : ''}`;
     return { ok: false, retry: true, error: why.slice(0, MAX_ERROR) };
   }
 }

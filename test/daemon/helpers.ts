@@ -35,6 +35,18 @@ export function cli(cwd: string, ...args: string[]): { status: number | null; st
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Runs the CLI without blocking this process's event loop (needed when this process serves it HTTP). */
+export function cliAsync(cwd: string, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 /** A CLI process left running (the daemon, serve). */
 export interface Running {
   proc: ChildProcess;
