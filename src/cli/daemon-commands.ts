@@ -121,6 +121,54 @@ export function registerDaemonCommands(program: Command): void {
     }
   });
 
+  withConfig(
+    program.command('serve').description('serve the dashboard (jobs, live progress, history charts, snapshots, alerts) and its JSON API')
+      .option('--host <address>', 'address to bind (a non-loopback one needs SCRIPTORIUM_TOKEN)', '127.0.0.1')
+      .option('--port <n>', 'port (0: any free port)', (v) => Number.parseInt(v, 10), 8080)
+      .option('--jobs', 'also run the jobs on their schedules, as `scriptorium daemon` does'),
+  ).action(async (o: ConfigOptions & { host: string; port: number; jobs?: boolean }) => {
+    try {
+      const { loadDaemonConfig } = await import('../daemon/job-config.js');
+      const { startDashboard, isLoopback } = await import('../dashboard/server.js');
+      const { resolveToken } = await import('../dashboard/token.js');
+      if (!Number.isSafeInteger(o.port) || o.port < 0 || o.port > 65535) throw new ScriptoriumError('E_USAGE', `--port must be 0 to 65535, got ${o.port}`);
+      if (!isLoopback(o.host) && !process.env.SCRIPTORIUM_TOKEN) {
+        throw new ScriptoriumError('E_USAGE', `refusing to serve on ${o.host} (not a loopback address) without a token`, {
+          hint: 'set SCRIPTORIUM_TOKEN to a long random value (e.g. `openssl rand -hex 32`), or bind 127.0.0.1 and use an SSH tunnel',
+        });
+      }
+      const config = loadDaemonConfig(o.config);
+      const token = resolveToken();
+      let daemon: import('../daemon/daemon.js').Daemon | undefined;
+      if (o.jobs) {
+        const { Daemon } = await import('../daemon/daemon.js');
+        const { AlertEngine } = await import('../alerts/alert-engine.js');
+        daemon = new Daemon({ ...(o.config ? { configPath: o.config } : {}), hooks: new AlertEngine(config) });
+        daemon.start();
+      }
+      const dashboard = await startDashboard({ config: daemon?.config ?? config, token: token.token, host: o.host, port: o.port, ...(daemon ? { daemon } : {}) });
+      process.stderr.write(`scriptorium serve: dashboard at ${dashboard.url}${daemon ? ` (running ${daemon.config.jobs.size} job(s))` : ''}\n`);
+      if (token.source === 'generated') {
+        process.stderr.write(`scriptorium serve: a token for Run/Verify and scripts was generated (shown once; stored in ${token.file}):\n  ${token.token}\n`);
+      }
+      daemonSignals(async () => {
+        await dashboard.close();
+        await daemon?.stop();
+      }, () => {
+        if (daemon?.reload()) dashboard.data.setConfig(daemon.config);
+        else if (!daemon) {
+          try {
+            dashboard.data.setConfig(loadDaemonConfig(o.config));
+          } catch (err) {
+            printError(err);
+          }
+        }
+      });
+    } catch (err) {
+      process.exitCode = printError(err, o.debug);
+    }
+  });
+
   const alert = program.command('alert').description('alerts of scriptorium.config.json');
   withConfig(alert.command('test').description('send a test alert through every channel of an alert').argument('<name>', 'alert name')).action(async (name: string, o: ConfigOptions) => {
     try {
