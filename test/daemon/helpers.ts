@@ -55,7 +55,12 @@ export interface Running {
 }
 
 export function start(cwd: string, ...args: string[]): Running {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  return startWith(cwd, {}, ...args);
+}
+
+/** {@link start} with extra environment variables. */
+export function startWith(cwd: string, env: Record<string, string>, ...args: string[]): Running {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
