@@ -42,6 +42,7 @@ async function api(path, init = {}) {
 
 let jobs = [];
 let operations = [];
+let backups = [];
 const charts = {};
 
 function renderJobs() {
@@ -130,7 +131,7 @@ function chart(id, label, xs, ys, target) {
 function renderCharts() {
   if (typeof uPlot === 'undefined') return;
   const job = $('chart-job').value;
-  const rows = operations.filter((r) => r.kind === 'backup' && r.ok && (!job || r.job === job));
+  const rows = backups.filter((r) => r.ok && (!job || r.job === job));
   const xs = rows.map((r) => Date.parse(r.endedAt) / 1000);
   const t = targetsOf(job);
   chart('chart-duration', 'duration s', xs, rows.map((r) => r.durationMs / 1000), t.maxDurationMs === undefined ? undefined : t.maxDurationMs / 1000);
@@ -171,9 +172,11 @@ async function renderAlerts() {
 
 async function refresh() {
   try {
-    const [j, o] = await Promise.all([api('/api/jobs'), api('/api/operations?limit=2000')]);
+    // Recent operations for the history and the misses, and the backups of the charts: small answers, however long the history.
+    const [j, o, b] = await Promise.all([api('/api/jobs'), api('/api/operations?limit=200'), api('/api/operations?limit=500&kind=backup')]);
     jobs = j.jobs;
     operations = o.operations;
+    backups = b.operations;
     renderJobs();
     renderHistory();
     renderCharts();
