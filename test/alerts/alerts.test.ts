@@ -6,7 +6,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,34 @@ describe('alerts', () => {
     expect(readFileSync(join(dir, 'env-resolved.txt'), 'utf8')).toBe('guests failure\n');
     // Each alert is in the journal.
     expect(journal(dir).filter((e) => e.t === 'alert').map((e) => (e as { state: string }).state)).toEqual(['firing', 'resolved']);
+  });
+
+  it('alerts on a missed target and on a failed verify (a pack damaged after the backup), naming what was measured and found', async () => {
+    const { dir, url, got } = await setup();
+    makeDb(join(dir, 'app.db'), 3000);
+    expect(cli(dir, 'init', 'repo', '-q').status).toBe(0);
+    writeFileSync(join(dir, 'scriptorium.config.json'), JSON.stringify({
+      jobs: { guests: { source: 'app.db', repository: './repo', every: '1h', alerts: ['ops'], targets: { maxDurationMs: 1 }, verify: { readDataPercent: 100 } } },
+      alerts: { ops: { webhook: `${url}/hook`, on: ['target', 'verify', 'failure'] } },
+    }));
+    expect((await cliAsync(dir, 'run', 'guests')).status).toBe(0);
+    const first = got.map((g) => JSON.parse(g.body) as { condition: string; state: string; message: string });
+    expect(first.map((a) => `${a.condition}:${a.state}`)).toEqual(['target:firing']);
+    expect(first[0]!.message).toMatch(/missed its targets: maxDurationMs measured [\d.]+, limit 1/);
+    // Damage every pack: the next run's backup stores nothing new, and its verify reads every pack.
+    const packs = join(dir, 'repo', 'packs');
+    for (const sub of readdirSync(packs)) {
+      for (const f of readdirSync(join(packs, sub))) {
+        const file = join(packs, sub, f);
+        const bytes = readFileSync(file);
+        bytes[bytes.length >> 1] ^= 0xff;
+        writeFileSync(file, bytes);
+      }
+    }
+    expect((await cliAsync(dir, 'run', 'guests')).status).toBe(1);
+    const second = got.slice(1).map((g) => JSON.parse(g.body) as { condition: string; state: string; message: string });
+    expect(second.map((a) => `${a.condition}:${a.state}`)).toEqual(['verify:firing']);
+    expect(second[0]!.message).toMatch(/verifying .*repo failed: E_CORRUPT/);
   });
 
   it('retries a webhook that fails with 500, and records a delivery that never succeeds', async () => {

@@ -163,6 +163,8 @@ describe('scriptorium daemon', () => {
     expect(results[2]!.steps.find((s) => s.step === 'retention')!.detail).toEqual({ removed: 1, kept: 2 });
     expect(results.map((r) => r.readPart)).toEqual([1, 2, 1]);
     expect(results.map((r) => r.drilled ?? false)).toEqual([true, false, false]);
+    const pruned = JSON.parse(cli(w.dir, 'run', 'a', '--prune', '--json').stdout) as { status: string; kind: string; steps: Array<{ step: string; ok: boolean }> };
+    expect(pruned).toMatchObject({ status: 'ok', kind: 'prune', steps: [{ step: 'prune', ok: true }] });
     const failed = cli(w.dir, 'run', 'gone');
     expect(failed.status).toBe(1);
     expect(failed.stdout).toMatch(/backup\s+FAILED .*E_NOT_FOUND/);
