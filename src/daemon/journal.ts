@@ -13,6 +13,8 @@ import { dirname } from 'node:path';
 
 /** Most bytes read from the end of the journal. */
 export const READ_TAIL_BYTES = 16 << 20;
+/** Most entries one reader keeps in memory (the newest). */
+export const KEEP_ENTRIES = 100_000;
 const MAX_TEXT = 500;
 
 export type RunStatus = 'ok' | 'failed' | 'interrupted';
@@ -65,6 +67,9 @@ function isEntry(value: unknown): value is JournalEntry {
 /** The journal file. */
 export class Journal {
   readonly path: string;
+  // What was read so far: the file offset after the last whole line, and the entries.
+  #offset = 0;
+  #entries: JournalEntry[] = [];
 
   constructor(path: string) {
     this.path = path;
@@ -82,19 +87,32 @@ export class Journal {
     }
   }
 
-  /** Every readable entry of the journal's last {@link READ_TAIL_BYTES}, oldest first; a missing file is empty. */
+  /**
+   * Every readable entry of the journal's last {@link READ_TAIL_BYTES}, oldest first; a missing file is
+   * empty. Later calls on the same instance read only what was appended since (a long-running daemon
+   * ticking every second does not parse the whole file each time); at most {@link KEEP_ENTRIES} are kept.
+   */
   read(): JournalEntry[] {
     let fd: number;
     try {
       fd = openSync(this.path, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#offset = 0;
+        this.#entries = [];
+        return [];
+      }
       throw err;
     }
     let text: string;
     try {
       const size = fstatSync(fd).size;
-      const start = Math.max(0, size - READ_TAIL_BYTES);
+      if (size < this.#offset) {
+        // Replaced or truncated by hand: start over.
+        this.#offset = 0;
+        this.#entries = [];
+      }
+      const start = this.#offset === 0 ? Math.max(0, size - READ_TAIL_BYTES) : this.#offset;
       const buf = Buffer.alloc(size - start);
       let done = 0;
       while (done < buf.length) {
@@ -102,22 +120,27 @@ export class Journal {
         if (n === 0) break;
         done += n;
       }
-      text = buf.toString('utf8', 0, done);
-      if (start > 0) text = text.slice(text.indexOf('\n') + 1); // the first line was cut
+      // Only whole lines: a line being written now is read on the next call.
+      let end = buf.lastIndexOf(10, done - 1) + 1;
+      let from = 0;
+      if (this.#offset === 0 && start > 0) from = buf.indexOf(10) + 1; // the first line was cut
+      if (end < from) end = from;
+      text = buf.toString('utf8', from, end);
+      this.#offset = start + end;
     } finally {
       closeSync(fd);
     }
-    const entries: JournalEntry[] = [];
     for (const line of text.split('\n')) {
       if (line === '') continue;
       try {
         const value: unknown = JSON.parse(line);
-        if (isEntry(value)) entries.push(value);
+        if (isEntry(value)) this.#entries.push(value);
       } catch {
         // A torn line (a process killed mid-write): skipped.
       }
     }
-    return entries;
+    if (this.#entries.length > KEEP_ENTRIES) this.#entries = this.#entries.slice(-KEEP_ENTRIES);
+    return [...this.#entries];
   }
 }
 
