@@ -228,6 +228,7 @@ function onEvent(event, data) {
     for (const op of data.live) live.set(op.started.id, op);
     renderLive();
   } else if (event === 'progress') {
+    if (!live.has(data.started.id)) refreshSoon(); // a run began: its job's state changed
     live.set(data.started.id, data);
     renderLive();
   } else if (event === 'ended') {
