@@ -6,7 +6,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScriptoriumError } from '../core/errors.js';
 import { tryLock, type ReleaseLock } from '../monitor/file-lock.js';
@@ -65,6 +67,8 @@ export class TaskRunner {
     this.#config = config;
     this.journal = new Journal(config.journalPath);
     this.#now = now;
+    // The journal's folder (beside the history) holds the lock files too; it may not exist yet.
+    mkdirSync(dirname(config.journalPath), { recursive: true });
   }
 
   lockPath(task: string): string {

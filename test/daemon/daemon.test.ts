@@ -4,7 +4,7 @@
  * interrupted, SIGTERM's grace and clean abort (no partial snapshot), SIGHUP's reload, one daemon per
  * journal, and `scriptorium run` / `scriptorium jobs`.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cli, ends, history, journal, makeDb, needDist, start, starts, until, workDir, writeConfig, type Running } from './helpers.js';
@@ -149,6 +149,19 @@ describe('scriptorium daemon', () => {
     expect(ends(journal(w.dir)).filter((e) => e.job === 'a').length).toBe(1);
     daemon.proc.kill('SIGTERM');
     expect((await daemon.exited).code).toBe(0);
+  });
+
+  it('refuses a bad config before running anything, naming the line and the field, with a non-zero exit', () => {
+    const w = workDir();
+    cleanup = w.cleanup;
+    writeFileSync(join(w.dir, 'scriptorium.config.json'), '{\n  "jobs": {\n    "a": { "source": "a.db", "repository": "./repo",\n           "every": "2 seconds" } } }\n');
+    for (const command of ['daemon', 'jobs', 'serve']) {
+      const r = cli(w.dir, command, ...(command === 'serve' ? ['--port', '0'] : []));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/error E_CONFIG: config .*scriptorium\.config\.json line 4: jobs\.a\.every: must be a duration/);
+    }
+    expect(existsSync(join(w.dir, 'backups'))).toBe(false); // nothing written
+    expect(cli(w.dir, 'daemon', '--config', 'nope.json').stderr).toMatch(/E_NOT_FOUND: config: .*nope\.json does not exist/);
   });
 
   it('scriptorium run JOB runs one job now and fails with a non-zero exit when it fails', () => {
