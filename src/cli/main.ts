@@ -4,6 +4,7 @@ import { removeRegisteredTemps } from '../core/atomic-file.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
 import { registerBenchCommand } from './bench-command.js';
+import { registerDaemonCommands } from './daemon-commands.js';
 import { registerHistoryCommand } from './history-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { exportEncryption, importKeys, withDecryptOptions, withEncryptOptions, type DecryptFlags, type EncryptFlags } from './age-options.js';
@@ -100,6 +101,7 @@ export function buildProgram(): Command {
   registerHistoryCommand(program);
   registerKeygenCommand(program);
   registerBenchCommand(program);
+  registerDaemonCommands(program);
   return program;
 }
 

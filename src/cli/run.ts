@@ -1,5 +1,6 @@
 import type { EventListener, OperationEvent } from '../core/events.js';
 import { formatTargetsLine, loadConfig, Monitor, type OperationRecord, type TargetsResult } from '../monitor/index.js';
+import { LiveProgressWriter, liveDirFor } from '../monitor/live-progress.js';
 import { printError, progressListener, type OutputOptions } from './output.js';
 
 /** Peak resident memory of this process so far, in bytes. */
@@ -9,9 +10,13 @@ export function peakRssBytes(): number {
 
 /** The monitor every CLI operation reports to: targets and history from scriptorium.config.json. */
 export function cliMonitor(): Monitor {
-  return Monitor.fromConfig(loadConfig({}), {
+  const config = loadConfig({});
+  const monitor = Monitor.fromConfig(config, {
     onError: (err) => process.stderr.write(`scriptorium: warning: monitor: ${err instanceof Error ? err.message : String(err)}\n`),
   });
+  // Live progress beside the history, for the dashboard (`scriptorium serve`) of any process.
+  monitor.on(new LiveProgressWriter(liveDirFor(config.history.path)).listener);
+  return monitor;
 }
 
 /**

@@ -25,6 +25,8 @@ export interface StartedEvent extends EventBase {
   /** Total rows expected, when known up front. */
   totalRows?: number;
   tables?: number;
+  /** The scheduled job (scriptorium.config.json) the operation runs for, if any. */
+  job?: string;
 }
 
 export interface ProgressEvent extends EventBase {

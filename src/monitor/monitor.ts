@@ -230,6 +230,7 @@ export class Monitor {
       v: 1,
       id: end.id,
       kind: (started.kind || end.kind) as OperationKind,
+      ...(typeof started.job === 'string' ? { job: started.job } : {}),
       ...(started.source === undefined ? {} : { source: redact(started.source) }),
       ...(started.target === undefined ? {} : { target: redact(started.target) }),
       ...(started.format === undefined ? {} : { format: started.format }),

@@ -12,6 +12,8 @@ export interface OperationRecord {
   /** Operation id, as emitted in its events (unique within the process that ran it). */
   id: string;
   kind: OperationKind;
+  /** The job (scriptorium.config.json) the operation ran for, when the daemon or `scriptorium run` ran it. */
+  job?: string;
   /** Where data came from and went to, passwords redacted. */
   source?: string;
   target?: string;
@@ -55,7 +57,7 @@ export const MAX_LINE_BYTES = 2048;
 export const LINE_PREFIX = '{"v":1,';
 
 // Longest strings kept (in characters) when a line must be shortened; halved until the line fits.
-const LIMITS = { id: 80, kind: 40, source: 300, target: 300, format: 40, code: 40, message: 400 } as const;
+const LIMITS = { id: 80, job: 80, kind: 40, source: 300, target: 300, format: 40, code: 40, message: 400 } as const;
 
 function clip(text: string, max: number): string {
   const keep = Math.max(1, Math.floor(max));
@@ -70,6 +72,7 @@ function clipStrings(record: Fields, scale: number): Fields {
   return {
     ...record,
     id: clip(record.id, LIMITS.id * scale),
+    ...(record.job === undefined ? {} : { job: clip(record.job, LIMITS.job * scale) }),
     kind: clip(record.kind, LIMITS.kind * scale),
     ...optional('source'),
     ...optional('target'),

@@ -27,6 +27,12 @@ export interface VerifyOptions extends OpenOptions {
   readData?: boolean;
   /** Restore the latest snapshot into a temporary database and compare it with its manifest. */
   drill?: boolean;
+  /**
+   * Read only part `part` of `of` of the referenced packs (restic's `--read-data-subset=part/of`): each
+   * pack is read, checked against its name and its chunks against the index's hashes. The parts are
+   * fixed by the packs' names, so running parts 1 to `of` in turn reads every pack once.
+   */
+  readDataSubset?: { part: number; of: number };
   onEvent?: EventListener;
   lockWaitMs?: number;
 }
@@ -42,6 +48,8 @@ export interface VerifyReport {
   /** Chunk references checked (and, with readData, chunks read). */
   chunks: number;
   tablesRead: number;
+  /** Packs read by `readDataSubset`. */
+  packsRead?: number;
   drilled?: string;
   problems: Problem[];
   /** Names in the repository that are not repository objects (links, foreign files): not problems, left alone. */
@@ -133,6 +141,7 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   reporter.progress('verify', undefined, true);
   const unreferenced = [...existing].filter((hash) => !referenced.has(hash) && !strays.has(packKey(hash))).sort();
   if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter);
+  else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset);
   if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems);
   return report;
 }
@@ -199,6 +208,42 @@ async function readData(
     reporter.progress('verify');
   }
   await cache.close();
+}
+
+/** Which of `of` parts a pack belongs to (1-based), from the first 32 bits of its name. */
+export function packPart(hash: string, of: number): number {
+  return (Number.parseInt(hash.slice(0, 8), 16) % of) + 1;
+}
+
+/** Reads the referenced packs of one part: each is checked against its name, its chunks against the index. */
+async function readPackSubset(repo: Repository, packs: string[], index: ChunkIndex, report: VerifyReport, subset: { part: number; of: number }): Promise<void> {
+  const { part, of } = subset;
+  if (!(Number.isSafeInteger(of) && of >= 1 && Number.isSafeInteger(part) && part >= 1 && part <= of)) {
+    throw new ScriptoriumError('E_USAGE', `verify: readDataSubset must be part/of with 1 <= part <= of, got ${part}/${of}`);
+  }
+  report.packsRead = 0;
+  const cache = new CheckingCache(repo, (pack) => {
+    const ordinal = index.packOrdinal(pack.hash);
+    for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
+      const expected = index.chunkAt(ordinal, e);
+      if (expected && pack.chunkHash(e) !== expected) {
+        report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
+      }
+    }
+  });
+  try {
+    for (const hash of packs.sort()) {
+      if (packPart(hash, of) !== part) continue;
+      try {
+        await cache.get(hash);
+        report.packsRead++;
+      } catch (err) {
+        report.problems.push(asProblem(err, { pack: hash }));
+      }
+    }
+  } finally {
+    await cache.close();
+  }
 }
 
 /** A PackCache that runs `onOpen` on each pack it opens. */
