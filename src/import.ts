@@ -13,6 +13,8 @@ import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSc
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { openAgeInput } from './codecs/age-input.js';
 import type { AgeKeys, AgeKind } from './codecs/age-reader.js';
+import type { EngineName } from './engines/engine.js';
+import { resolveLocation } from './engines/registry.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
@@ -28,8 +30,13 @@ import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
-  /** The SQLite database to create (or, with `force`, replace). */
+  /**
+   * The SQLite database to create (or, with `force`, replace), or a PostgreSQL database
+   * (`postgres://…`, or with `engine: 'postgres'` the PG* variables) to load in one transaction.
+   */
   into: string;
+  /** The target's engine when its location does not say (see {@link resolveLocation}). */
+  engine?: EngineName;
   /** Replace an existing non-empty target. */
   force?: boolean;
   onEvent?: EventListener;
@@ -61,6 +68,11 @@ export interface ImportResult {
  * await importFrom('backups/app.ndjson.zst', { into: 'restored.db' });
  */
 export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
+  const location = resolveLocation(options.into, options.engine);
+  if (location.engine !== 'sqlite') {
+    const { importIntoEngine } = await import('./import-target.js');
+    return importIntoEngine(file, location, options);
+  }
   const progress = new ProgressReporter('import', options.onEvent);
   const plan = checkTarget(options.into, {
     op: 'import',
@@ -139,7 +151,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
  * Looks at the first bytes to find the compression, then at the first decompressed bytes to find the
  * format; returns a reader positioned at the start of the content.
  */
-async function openInput(raw: ByteSource): Promise<{ format: FormatName; compression: CodecName; reader: ByteReader }> {
+export async function openInput(raw: ByteSource): Promise<{ format: FormatName; compression: CodecName; reader: ByteReader }> {
   const head = await readHead(raw, 4);
   const codec = detectCodec(head);
   const rest = prefixedSource(head, raw);
@@ -211,6 +223,11 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     if (item.kind !== 'insert') flush();
     switch (item.kind) {
       case 'schema':
+        if (item.schema?.engine === 'postgres') {
+          throw new ScriptoriumError('E_UNSUPPORTED', 'import: this is an export of a PostgreSQL database, which cannot be imported into SQLite yet', {
+            hint: 'Import it into PostgreSQL (--into postgres://…). Nothing was written to the target.',
+          });
+        }
         checkFileSchema(item.schema, item.schema.tables?.length === 0);
         state.schema = item.schema;
         state.objects = item.schema.objects;
