@@ -53,3 +53,33 @@ export async function textRows(url: string, sql: string): Promise<unknown[][]> {
     return res.rows as unknown[][];
   });
 }
+
+/**
+ * What the server says about a database's schema and data, from its own catalog functions (not from
+ * scriptorium's schema reader): columns (types, defaults, identity, generated), constraints, indexes,
+ * views, sequences with their values, types, comments, and an md5 of every table's rows in key order.
+ * Two databases with equal descriptions hold the same schema and the same values.
+ */
+export async function describeDatabase(url: string): Promise<Record<string, unknown[][]>> {
+  const user = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`;
+  const q = (sql: string) => textRows(url, sql);
+  const out: Record<string, unknown[][]> = {
+    columns: await q(`SELECT table_schema, table_name, ordinal_position, column_name, data_type, udt_name, column_default, is_nullable, is_identity, identity_generation, identity_start, identity_increment, is_generated, generation_expression, character_maximum_length, numeric_precision, numeric_scale, collation_name
+      FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3`),
+    constraints: await q(`SELECT n.nspname, c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid) FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${user} ORDER BY 1, 2, 3`),
+    indexes: await q(`SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog') ORDER BY 1, 2, 3`),
+    views: await q(`SELECT n.nspname, c.relname, c.relkind, pg_get_viewdef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm') AND ${user} ORDER BY 1, 2`),
+    sequences: await q(`SELECT schemaname, sequencename, data_type::text, start_value, min_value, max_value, increment_by, cycle, cache_size, last_value FROM pg_sequences ORDER BY 1, 2`),
+    types: await q(`SELECT n.nspname, t.typname, t.typtype, format_type(t.typbasetype, t.typtypmod), (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${user} AND t.typtype IN ('e', 'd', 'c') AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') ORDER BY 1, 2`),
+    comments: await q(`SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${user} ORDER BY 1, 2`),
+    schemas: await q(`SELECT n.nspname FROM pg_namespace n WHERE ${user} AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1`),
+  };
+  const tables = await q(`SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND ${user} ORDER BY 1, 2`);
+  out.data = [];
+  for (const [schema, table] of tables as string[][]) {
+    const name = `"${schema!.replace(/"/g, '""')}"."${table!.replace(/"/g, '""')}"`;
+    // Row text forms sorted in the C collation: the same order on both servers, keys or not.
+    out.data.push([schema, table, ...(await q(`SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r COLLATE "C"), '')) FROM (SELECT t::text AS r FROM ${name} t) s`))[0]!]);
+  }
+  return out;
+}

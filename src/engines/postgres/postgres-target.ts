@@ -91,6 +91,7 @@ export class PostgresTarget implements EngineTarget {
 
   async createTable(table: TableSchema): Promise<void> {
     if (this.#tables.has(table.name)) throw new IntegrityError('E_CORRUPT', `import: the file describes table ${JSON.stringify(table.name)} twice`);
+    await this.#endAll(); // a statement waits behind an open COPY on the same connection: end it first
     let q: string;
     if (this.#fromSqlite) {
       q = qualified('public', table.name);
@@ -172,7 +173,7 @@ export class PostgresTarget implements EngineTarget {
   }
 
   async verify(table: TableSchema, expected: TableDigest | undefined): Promise<{ rows: number; sha256?: string; verified: boolean }> {
-    for (const other of this.#loading.values()) if (!other.ended) await this.#end(other);
+    await this.#endAll();
     const loading = this.#loading.get(table.name) ?? (await this.#start(table));
     if (!loading.ended) await this.#end(loading);
     const file = loading.file.digest('hex');
@@ -196,6 +197,10 @@ export class PostgresTarget implements EngineTarget {
     return { rows: loading.rows, ...(expected ? { sha256: file } : {}), verified: expected !== undefined };
   }
 
+  async #endAll(): Promise<void> {
+    for (const l of this.#loading.values()) if (!l.ended) await this.#end(l);
+  }
+
   async #end(loading: Loading): Promise<void> {
     loading.ended = true;
     loading.stream.end();
@@ -207,6 +212,7 @@ export class PostgresTarget implements EngineTarget {
   }
 
   async finish(schema: DatabaseSchema): Promise<void> {
+    await this.#endAll();
     if (this.#fromSqlite) {
       for (const table of schema.tables) {
         if (table.primaryKey.length === 0) continue;

@@ -264,13 +264,11 @@ export function sqlLiteral(kind: ValueKind, text: string): string {
   switch (kind) {
     case 'int':
       return text;
-    case 'float': {
-      const x = Number(text);
-      return Number.isFinite(x) ? encodeFloat(x) : `'${text}'`;
-    }
     case 'bool':
       return text === 't' ? 'true' : 'false';
     default:
+      // Floats too: a bare -0.0 or 1e-320 would be a numeric constant first, losing the sign or digits;
+      // a quoted literal goes straight to the column's own input function.
       return `'${text.replace(/'/g, "''")}'`;
   }
 }
