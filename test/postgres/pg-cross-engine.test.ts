@@ -3,13 +3,15 @@
  * with what PostgreSQL then holds, digests verified; values that do not fit their PostgreSQL column
  * are refused with the table and column named, and the target is left as it was.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportTo } from '../../src/export.js';
 import { importFrom } from '../../src/import.js';
 import type { FormatName } from '../../src/formats/format.js';
+import Database from 'better-sqlite3';
 import { makeDb, removeDir, tempDir } from '../export-import/helpers.js';
-import { PG_SKIP, freshDatabase, textRows } from './pg-helpers.js';
+import { PG_SKIP, freshDatabase, runSql, textRows } from './pg-helpers.js';
 
 const dir = tempDir('pg-cross');
 afterAll(() => removeDir(dir));
@@ -87,4 +89,54 @@ describe.skipIf(PG_SKIP)('SQLite → PostgreSQL', () => {
     const target = await freshDatabase('xr');
     await expect(importFrom(file, { into: target })).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH', message: expect.stringContaining('does not hold the values sent') });
   });
+
+  for (const format of ['ndjson', 'json'] as FormatName[]) {
+    it(`and back: PostgreSQL → ${format} → SQLite for the common types, verified value by value`, async () => {
+      const src = await freshDatabase('back');
+      await runSql(src, `CREATE SCHEMA sales;
+        CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL, height double precision, photo bytea, active boolean, balance numeric(12,2), born timestamptz, tags jsonb);
+        INSERT INTO people VALUES (-9223372036854775808, 'สมชาย 😀', 0.1, '\\x0001ff', true, 12.50, '2024-03-31 02:30:00 Europe/Berlin', '{"b": [1, 2]}'),
+          (9223372036854775807, E'tab\\there\\nnewline', 'Infinity', '\\x', false, NULL, 'infinity', NULL),
+          (1, '', 'NaN', NULL, NULL, -0.25, NULL, '[]'), (2, 'x', 1e300, NULL, NULL, NULL, NULL, NULL), (3, 'third', 0.3333333333333333, NULL, NULL, NULL, NULL, NULL);
+        CREATE TABLE sales.lines (n integer PRIMARY KEY, what text); INSERT INTO sales.lines VALUES (1, 'a'), (2, 'a'), (3, NULL);
+        CREATE TABLE keyless (a integer);
+        CREATE INDEX people_name ON people (name);`);
+      const file = path.join(dir, `back.${format}`);
+      await exportTo(src, { format, output: file, excludeTables: ['keyless'] });
+      const db = path.join(dir, `back-${format}.db`);
+      const notices: string[] = [];
+      const result = await importFrom(file, { into: db, onEvent: (e) => e.type === 'notice' && notices.push(e.message) });
+      expect(result.tables.map((t) => [t.name, t.rows, t.verified])).toEqual([['people', 5, true], ['sales.lines', 3, true]]);
+      expect(notices.join('\n')).toContain('not carried into SQLite: 2 PostgreSQL schema statements') // the schema sales and the index;
+      const sqlite = new Database(db, { readonly: true });
+      sqlite.defaultSafeIntegers(true);
+      try {
+        expect(sqlite.prepare('SELECT id, name, height, quote(photo) AS photo, active, balance, born, tags FROM people ORDER BY id').all()).toEqual([
+          { id: -9223372036854775808n, name: 'สมชาย 😀', height: 0.1, photo: "X'0001FF'", active: 1n, balance: '12.50', born: '2024-03-31 01:30:00+00', tags: '{"b": [1, 2]}' },
+          { id: 1n, name: '', height: 'NaN', photo: 'NULL', active: null, balance: '-0.25', born: null, tags: '[]' },
+          { id: 2n, name: 'x', height: 1e300, photo: 'NULL', active: null, balance: null, born: null, tags: null },
+          { id: 3n, name: 'third', height: 0.3333333333333333, photo: 'NULL', active: null, balance: null, born: null, tags: null },
+          { id: 9223372036854775807n, name: 'tab\there\nnewline', height: Infinity, photo: "X''", active: 0n, balance: null, born: 'infinity', tags: null },
+        ]);
+        expect(sqlite.prepare('SELECT n, what FROM "sales.lines" ORDER BY n').all()).toEqual([{ n: 1n, what: 'a' }, { n: 2n, what: 'a' }, { n: 3n, what: null }]);
+        expect((sqlite.prepare("SELECT sql FROM sqlite_schema WHERE name = 'people'").get() as { sql: string }).sql).toBe(
+          'CREATE TABLE "people" ("id" INTEGER NOT NULL, "name" TEXT NOT NULL, "height" REAL, "photo" BLOB, "active" INTEGER, "balance" TEXT, "born" TEXT, "tags" TEXT, PRIMARY KEY ("id"))',
+        );
+      } finally {
+        sqlite.close();
+      }
+      // The check can fail: one value changed in the file is a digest mismatch, and nothing is written.
+      const edited = path.join(dir, `back-edited.${format}`);
+      fs.writeFileSync(edited, fs.readFileSync(file, 'utf8').replace('"x"', '"z"'));
+      const notWritten = path.join(dir, `back-edited-${format}.db`);
+      await expect(importFrom(edited, { into: notWritten })).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+      expect(fs.existsSync(notWritten)).toBe(false);
+      // A table without a key has no rowid to carry into SQLite: refused by name, nothing written.
+      const keyless = path.join(dir, `keyless.${format}`);
+      await exportTo(src, { format, output: keyless, tables: ['keyless'] });
+      const none = path.join(dir, `keyless-${format}.db`);
+      await expect(importFrom(keyless, { into: none })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('table "keyless" of the PostgreSQL export has no primary key') });
+      expect(fs.existsSync(none)).toBe(false);
+    });
+  }
 });
