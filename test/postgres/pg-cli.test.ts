@@ -36,6 +36,7 @@ describe.skipIf(PG_SKIP)('PostgreSQL through the CLI', () => {
     expect(exp.stderr + exp.stdout).not.toContain(password);
     expect(exp.status).toBe(0);
     expect(JSON.parse(exp.stdout).rows).toBe(500);
+    expect(fs.readFileSync(file, 'utf8')).not.toContain(password); // the header's source is the redacted URL
     expect(exp.stderr).toContain('not carried from postgresql://postgres:***@');
     expect(exp.stderr).toContain('1 functions or procedures');
     const imp = cli(['import', file, '--into', dbUrl('no_such_database'), '--json']);
