@@ -5,7 +5,7 @@ import type { TableDigest } from './core/encoding.js';
 import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
 import { ProgressReporter } from './core/progress.js';
 import type { DatabaseSchema, TableSchema } from './core/schema.js';
-import { schemaProblemOf } from './core/schema-check.js';
+import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { openAgeInput } from './codecs/age-input.js';
 import type { DatabaseLocation, EngineTarget } from './engines/engine.js';
 import { engineOf } from './engines/registry.js';
@@ -18,18 +18,26 @@ import { openInput } from './import.js';
 
 const STATEMENT_KINDS = new Set(['schema', 'extension', 'type', 'sequence', 'constraint', 'index', 'foreign-key', 'view', 'sequence-value', 'owned-by', 'comment']);
 
+/** Why one table of an export cannot be used as it is, or undefined (the rest is checked as it is created). */
+function tableProblem(t: unknown): string | undefined {
+  const table = t as Record<string, unknown> | null;
+  if (typeof table !== 'object' || table === null || typeof table.name !== 'string' || typeof table.sql !== 'string') return 'a table without a name or sql';
+  if (!Array.isArray(table.columns) || table.columns.length === 0 || table.columns.some((c) => typeof (c as { name?: unknown })?.name !== 'string' || typeof (c as { type?: unknown }).type !== 'string')) return `table ${JSON.stringify(table.name)} has no list of named, typed columns`;
+  if (!Array.isArray(table.primaryKey) || table.primaryKey.some((k) => typeof k !== 'string')) return `table ${JSON.stringify(table.name)} has no primaryKey list`;
+  return undefined;
+}
+
 /** Why a PostgreSQL export's schema cannot be used as it is (the field named), or undefined. */
 export function postgresSchemaProblem(schema: DatabaseSchema): string | undefined {
   const s = schema as unknown as Record<string, unknown>;
   if (!Array.isArray(s.tables)) return 'tables is not a list';
   const names = new Set<string>();
   for (const [i, t] of (s.tables as unknown[]).entries()) {
-    const table = t as Record<string, unknown> | null;
-    if (typeof table !== 'object' || table === null || typeof table.name !== 'string' || typeof table.sql !== 'string') return `tables[${i}] has no name or sql`;
-    if (names.has(table.name)) return `table ${JSON.stringify(table.name)} is listed twice`;
-    names.add(table.name);
-    if (!Array.isArray(table.columns) || table.columns.length === 0 || table.columns.some((c) => typeof (c as { name?: unknown })?.name !== 'string')) return `table ${JSON.stringify(table.name)} has no list of named columns`;
-    if (!Array.isArray(table.primaryKey) || table.primaryKey.some((k) => typeof k !== 'string')) return `table ${JSON.stringify(table.name)} has no primaryKey list`;
+    const problem = tableProblem(t);
+    if (problem !== undefined) return `tables[${i}]: ${problem}`;
+    const name = (t as { name: string }).name;
+    if (names.has(name)) return `table ${JSON.stringify(name)} is listed twice`;
+    names.add(name);
   }
   const pg = s.postgres as Record<string, unknown> | undefined;
   if (typeof pg !== 'object' || pg === null) return 'postgres is missing';
@@ -82,6 +90,9 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
     const digests = new Map<string, TableDigest>();
     const create = async (table: TableSchema): Promise<void> => {
       if (created.has(table.name)) return;
+      // An ndjson file's table lines come after its header: each is checked before anything uses it.
+      const problem = schema!.engine === 'postgres' ? tableProblem(table) : tableSchemaProblem(table as unknown as Record<string, unknown>);
+      if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
       if (schema!.engine === 'sqlite' && table.virtual) {
         throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(table.name)} is a SQLite ${table.virtual.module} virtual table, which PostgreSQL has no counterpart of`, { hint: 'Export without it (--exclude-tables).' });
       }

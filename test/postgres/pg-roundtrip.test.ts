@@ -32,3 +32,16 @@ describe.skipIf(PG_SKIP)('PostgreSQL export and import', () => {
     expect(await tableDigest(dst, 'public.t', 'id')).toBe(await tableDigest(src, 'public.t', 'id'));
   });
 });
+
+describe.skipIf(PG_SKIP)('PostgreSQL import of damaged files', () => {
+  it('a table line without columns is E_CORRUPT naming it, and nothing is written', async () => {
+    const src = await freshDatabase('dmg');
+    await runSql(src, 'CREATE TABLE t (id integer PRIMARY KEY); INSERT INTO t VALUES (1);');
+    const file = path.join(dir, 'damaged.ndjson');
+    await exportTo(src, { format: 'ndjson', output: file });
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/"columns":\[[^\]]*\]/, '"columns":7'));
+    const dst = await freshDatabase('dmgt');
+    await expect(importFrom(file, { into: dst })).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining('table "t" has no list of named, typed columns') });
+    expect(await textRows(dst, "SELECT count(*) FROM pg_class WHERE relname = 't'")).toEqual([['0']]);
+  });
+});
