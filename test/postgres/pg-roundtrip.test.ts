@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportTo } from '../../src/export.js';
 import { importFrom } from '../../src/import.js';
@@ -43,5 +44,23 @@ describe.skipIf(PG_SKIP)('PostgreSQL import of damaged files', () => {
     const dst = await freshDatabase('dmgt');
     await expect(importFrom(file, { into: dst })).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining('table "t" has no list of named, typed columns') });
     expect(await textRows(dst, "SELECT count(*) FROM pg_class WHERE relname = 't'")).toEqual([['0']]);
+  });
+});
+
+describe.skipIf(PG_SKIP)('PostgreSQL export that fails half-way', () => {
+  it('a destination that fails during the rows ends the export with its error (the COPY in flight does not hang it)', async () => {
+    const src = await freshDatabase('half');
+    await runSql(src, "CREATE TABLE big (id integer PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 60000) g;");
+    let written = 0;
+    const failing = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        written += chunk.length;
+        done(written > 200_000 ? new Error('disk on fire') : null);
+      },
+    });
+    await expect(exportTo(src, { format: 'ndjson', stream: failing })).rejects.toThrow('disk on fire');
+    // The source's connection is gone: nothing of ours stays on the server.
+    const [[sessions]] = (await textRows(src, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'scriptorium'")) as string[][];
+    expect(sessions).toBe('0');
   });
 });

@@ -141,7 +141,8 @@ export class PostgresSource implements EngineSource {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#client.query('ROLLBACK').catch(() => undefined);
+    // No ROLLBACK first: after a failure a COPY may still be streaming, and a query would wait behind
+    // it for ever. Ending the connection ends the read-only transaction; there is nothing to undo.
     await this.#client.end().catch(() => undefined);
   }
 }

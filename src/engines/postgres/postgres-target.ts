@@ -238,7 +238,8 @@ export class PostgresTarget implements EngineTarget {
     if (this.#done) return;
     this.#done = true;
     for (const l of this.#loading.values()) if (!l.ended) l.stream.destroy(new Error('import aborted'));
-    await this.#client.query('ROLLBACK').catch(() => undefined);
+    // The connection ends without a ROLLBACK: a COPY may be in flight, and a query would wait behind it.
+    // The server rolls back the open transaction (every table, row and statement of the import) itself.
     await this.#client.end().catch(() => undefined);
   }
 }
