@@ -13,11 +13,12 @@ import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps,
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
 import { AgeEncryptStream, AgeSealer, type AgeEncryption } from './codecs/age-writer.js';
-import { selectTables } from './engines/sqlite/sqlite-schema.js';
-import { SqliteSource } from './engines/sqlite/sqlite-source.js';
+import type { EngineName, EngineSource } from './engines/engine.js';
+import { engineOf, resolveLocation } from './engines/registry.js';
 import { FORMAT_EXTENSIONS, GENERATOR, type ExportHeader, type FormatName, type FormatWriter } from './formats/format.js';
 import { JsonWriter } from './formats/json-format.js';
 import { NdjsonWriter } from './formats/ndjson-format.js';
+import { PostgresSqlWriter } from './formats/postgres-sql-format.js';
 import { SqlWriter } from './formats/sql-format.js';
 
 export interface ExportOptions {
@@ -41,6 +42,11 @@ export interface ExportOptions {
   stream?: Writable;
   /** Encrypt the (compressed) export as a standard age file, to a passphrase or to X25519 recipients. */
   encryption?: AgeEncryption;
+  /**
+   * The source's engine when its location does not say (`postgres` with an empty source or `-`: the
+   * PG* environment variables). A `postgres://` URL is PostgreSQL, anything else a SQLite file.
+   */
+  engine?: EngineName;
 }
 
 export interface ExportResult {
@@ -102,7 +108,7 @@ function freeDefaultPath(source: string, format: FormatName, compress: CodecName
 const EXISTS_HINT = 'Choose another file, or pass --force to replace it (it is replaced only once the export is complete).';
 
 /**
- * Exports a SQLite database as one portable file. Streams: memory does not grow with the data. One
+ * Exports a database (a SQLite file, or a PostgreSQL URL) as one portable file. Streams: memory does not grow with the data. One
  * read transaction covers the whole export. The file appears only when complete (temporary name, fsync,
  * rename); on any failure nothing is left behind. An existing output is replaced only with `force`, and
  * never when it is the database itself (see src/core/target-file.ts for what else is refused).
@@ -115,6 +121,9 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const compress = options.compress ?? 'none';
   const codec = codecByName(compress);
   const progress = new ProgressReporter('export', options.onEvent);
+  const location = resolveLocation(source, options.engine);
+  const engine = engineOf(location);
+  const isFile = engine.capabilities.fileLocation;
   let plan: TargetPlan | undefined;
   let dest = '-';
   // The output is checked before the source is opened: refusing to write over the database (or its
@@ -123,27 +132,29 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const toFile = !options.stream && options.output !== '-';
   const planOutput = (): TargetPlan => {
     const explicit = options.output !== undefined && options.output !== '';
-    dest = explicit ? options.output! : freeDefaultPath(source, format, compress, options.outputDir, options.encryption !== undefined);
+    dest = explicit ? options.output! : freeDefaultPath(isFile ? source : location.baseName, format, compress, options.outputDir, options.encryption !== undefined);
     const checked = checkTarget(dest, {
       op: 'export',
       force: explicit && (options.force ?? false),
       existsHint: EXISTS_HINT,
-      sources: [{ path: source, what: 'the database being exported', database: true }],
+      sources: isFile ? [{ path: source, what: 'the database being exported', database: true }] : [],
       createParent: true,
     });
     if (!checked.parentMissing) sweepStaleTemps(checked, (message, file) => progress.notice(message, file));
     return checked;
   };
-  if (toFile && fs.existsSync(source)) plan = planOutput();
-  const src = SqliteSource.open(source, { readers: 'auto' });
+  if (toFile && (!isFile || fs.existsSync(source))) plan = planOutput();
+  const shownSource = isFile ? path.basename(source) : location.display; // never a password
+  const src: EngineSource = await engine.openSource(location);
   let temp: string | undefined;
   try {
     if (toFile) plan ??= planOutput(); // (the source appeared only now)
-    const schema = selectTables(src.schema, options.tables, options.excludeTables);
+    const schema = src.select(options.tables, options.excludeTables);
     const rowCounts: Record<string, number> = Object.create(null); // keyed by table name, and "__proto__" is one
-    for (const table of schema.tables) rowCounts[table.name] = src.rowCount(table);
+    for (const table of schema.tables) rowCounts[table.name] = await src.rowCount(table);
     const totalRows = Object.values(rowCounts).reduce((a, b) => a + b, 0);
-    progress.started({ source: path.basename(source), target: dest, format, totalRows, tables: schema.tables.length });
+    progress.started({ source: shownSource, target: dest, format, totalRows, tables: schema.tables.length });
+    for (const warning of src.warnings) progress.notice(warning);
 
     // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
     const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
@@ -171,11 +182,11 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       input = stages[0]!;
     }
     const sink = new Sink(input);
-    const writer = FORMAT_WRITERS[format]();
+    const writer = format === 'sql' && schema.engine === 'postgres' ? new PostgresSqlWriter() : FORMAT_WRITERS[format]();
     const header: ExportHeader = {
       schema,
       exportedAt: new Date().toISOString(),
-      source: path.basename(source),
+      source: shownSource,
       rowCounts,
       totalRows,
       generator: GENERATOR,
@@ -188,7 +199,8 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       const digest = new DigestBuilder(writer.encoding);
       let first = true;
       let inRow = false; // the last batch ended inside a row (a large value comes in pieces)
-      for (const batch of src.batches(table, writer.encoding, { batchRows: writer.batchRows })) {
+      // SQLite's batches are a plain generator (the extension encodes them); PostgreSQL's come from COPY.
+      for await (const batch of src.batches(table, writer.encoding, { batchRows: writer.batchRows })) {
         digest.add(batch);
         if (batch.rows === 0 && !batch.partial) continue; // the digest, from the engine
         if (!inRow) await sink.write(writer.batchPrefix(table, first));
@@ -240,7 +252,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.failed(err);
     throw err;
   } finally {
-    src.close();
+    await src.close();
   }
 }
 

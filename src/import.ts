@@ -13,6 +13,8 @@ import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSc
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { openAgeInput } from './codecs/age-input.js';
 import type { AgeKeys, AgeKind } from './codecs/age-reader.js';
+import type { EngineName } from './engines/engine.js';
+import { resolveLocation } from './engines/registry.js';
 import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
@@ -24,12 +26,18 @@ import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
 import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { createdTableProblem } from './engines/sqlite/created-table.js';
+import { postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
 import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
 export interface ImportOptions {
-  /** The SQLite database to create (or, with `force`, replace). */
+  /**
+   * The SQLite database to create (or, with `force`, replace), or a PostgreSQL database
+   * (`postgres://…`, or with `engine: 'postgres'` the PG* variables) to load in one transaction.
+   */
   into: string;
+  /** The target's engine when its location does not say (see {@link resolveLocation}). */
+  engine?: EngineName;
   /** Replace an existing non-empty target. */
   force?: boolean;
   onEvent?: EventListener;
@@ -61,6 +69,11 @@ export interface ImportResult {
  * await importFrom('backups/app.ndjson.zst', { into: 'restored.db' });
  */
 export async function importFrom(file: string, options: ImportOptions): Promise<ImportResult> {
+  const location = resolveLocation(options.into, options.engine);
+  if (location.engine !== 'sqlite') {
+    const { importIntoEngine } = await import('./import-target.js');
+    return importIntoEngine(file, location, options);
+  }
   const progress = new ProgressReporter('import', options.onEvent);
   const plan = checkTarget(options.into, {
     op: 'import',
@@ -139,7 +152,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
  * Looks at the first bytes to find the compression, then at the first decompressed bytes to find the
  * format; returns a reader positioned at the start of the content.
  */
-async function openInput(raw: ByteSource): Promise<{ format: FormatName; compression: CodecName; reader: ByteReader }> {
+export async function openInput(raw: ByteSource): Promise<{ format: FormatName; compression: CodecName; reader: ByteReader }> {
   const head = await readHead(raw, 4);
   const codec = detectCodec(head);
   const rest = prefixedSource(head, raw);
@@ -164,6 +177,8 @@ interface LoadState {
   objects: SchemaObject[];
   meta: DatabaseMeta;
   digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
+  /** Set for a PostgreSQL export: each table's boolean columns (compared as false/true, loaded as 0/1). */
+  fromPostgres?: Map<string, boolean[]>;
 }
 
 /**
@@ -185,6 +200,12 @@ const COMMA = 0x2c;
 /** Feeds a format reader's items into the target. */
 async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget, progress: ProgressReporter, tick: () => void): Promise<LoadState> {
   const state: LoadState = { schema: undefined, objects: [], meta: {}, digests: new Map() };
+  /** A table of a PostgreSQL export, made a SQLite one (once) before anything reads its description. */
+  const adopt = (table: TableSchema): void => {
+    if (state.fromPostgres && !state.fromPostgres.has(table.name) && table && typeof table === 'object' && Array.isArray(table.columns) && Array.isArray(table.primaryKey)) {
+      state.fromPostgres.set(table.name, sqliteTableFromPostgres(table));
+    }
+  };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
@@ -211,6 +232,12 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     if (item.kind !== 'insert') flush();
     switch (item.kind) {
       case 'schema':
+        if (item.schema?.engine === 'postgres' && !state.fromPostgres) {
+          // A PostgreSQL export: its tables become SQLite tables of the mapped types (docs/postgres.md).
+          state.fromPostgres = new Map();
+          for (const note of sqliteSchemaFromPostgres(item.schema)) progress.notice(note);
+          for (const table of Array.isArray(item.schema.tables) ? item.schema.tables : []) adopt(table);
+        }
         checkFileSchema(item.schema, item.schema.tables?.length === 0);
         state.schema = item.schema;
         state.objects = item.schema.objects;
@@ -224,6 +251,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           tables.set(item.table, table);
         }
         if (!created.has(table.name)) {
+          adopt(table);
           createTable(target, table);
           created.add(table.name);
         }
@@ -296,6 +324,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   flush();
   // An ndjson file's tables arrive after its header: the schema is whole (names unique, counters of
   // AUTOINCREMENT tables) only now.
+  for (const table of state.fromPostgres ? (state.schema?.tables ?? []) : []) adopt(table);
   if (state.schema) checkFileSchema(state.schema);
   // Tables with no rows still exist in the file's schema.
   for (const table of state.schema?.tables ?? []) {
@@ -383,7 +412,9 @@ function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
     const declared = load.schema?.tables.find((t) => t.name === table.name) ?? table;
     const expected = load.digests.get(table.name);
     if (expected) {
-      const actual = target.digest(declared, expected.encoding);
+      const booleans = load.fromPostgres?.get(table.name);
+      // A PostgreSQL export's digests are over its own encoding (other float digits): compared value by value.
+      const actual = booleans && expected.encoding !== 'sql' ? postgresStyleDigest(target.db, declared, booleans, expected.encoding) : target.digest(declared, expected.encoding);
       if (actual.rows !== expected.digest.rows || actual.sha256 !== expected.digest.sha256) {
         throw new IntegrityError(
           'E_DIGEST_MISMATCH',

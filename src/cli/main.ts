@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { removeRegisteredTemps } from '../core/atomic-file.js';
 import { codecByName, type CodecName } from '../codecs/codec.js';
 import { GENERATOR } from '../formats/format.js';
+import { redact } from '../monitor/redact.js';
 import { registerBenchCommand } from './bench-command.js';
 import { registerDaemonCommands } from './daemon-commands.js';
 import { registerHistoryCommand } from './history-command.js';
@@ -31,8 +32,9 @@ export function buildProgram(): Command {
   withOutput(withEncryptOptions(
     program
       .command('export')
-      .description('export a SQLite database as one json, ndjson or sql file (streamed, consistent snapshot)')
-      .argument('<db>', 'SQLite database file')
+      .description('export a database (a SQLite file or a postgres:// URL) as one json, ndjson or sql file (streamed, consistent snapshot)')
+      .argument('<db>', 'SQLite database file, or postgres://user:password@host/db (- with --engine postgres: the PG* variables)')
+      .option('--engine <engine>', 'sqlite | postgres (default: postgres for a postgres:// URL, sqlite otherwise)')
       .requiredOption('-f, --format <format>', 'json | ndjson | sql')
       .option('-o, --output <file>', 'output file, - for stdout (default: ./backups/<db>-<time>.<ext>)')
       .option('--force', 'replace an existing output file (only once the export is complete; never the database itself)')
@@ -40,12 +42,14 @@ export function buildProgram(): Command {
       .option('--level <n>', 'compression level', wholeNumber)
       .option('--tables <a,b>', 'only these tables', list)
       .option('--exclude-tables <c,d>', 'all tables but these', list),
-  )).action(async (db: string, o: OutputOptions & EncryptFlags & { format: string; output?: string; force?: boolean; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
+  )).action(async (db: string, o: OutputOptions & EncryptFlags & { engine?: string; format: string; output?: string; force?: boolean; compress?: string; level?: number; tables?: string[]; excludeTables?: string[] }) => {
     const { exportTo, parseFormat } = await import('../export.js');
+    const { parseEngine } = await import('../engines/registry.js');
     await runOperation(
       o,
       async (onEvent) =>
         exportTo(db, {
+          ...(o.engine ? { engine: parseEngine(o.engine) } : {}),
           encryption: await exportEncryption(o),
           format: parseFormat(o.format),
           ...(o.output ? { output: o.output } : {}),
@@ -65,15 +69,17 @@ export function buildProgram(): Command {
   withOutput(withDecryptOptions(
     program
       .command('import')
-      .description('import an export file (json, ndjson or sql; plain, gzip or zstd) into a new SQLite database')
+      .description('import an export file (json, ndjson or sql; plain, gzip or zstd) into a new SQLite database or into PostgreSQL')
       .argument('<file>', 'export file, - for stdin')
-      .requiredOption('--into <db>', 'SQLite database to create')
+      .requiredOption('--into <db>', 'SQLite database to create, or postgres://user:password@host/db to load in one transaction (- with --engine postgres: the PG* variables)')
+      .option('--engine <engine>', 'sqlite | postgres (default: postgres for a postgres:// URL, sqlite otherwise)')
       .option('--force', 'replace an existing non-empty database (only after the import succeeds)'),
-  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; force?: boolean }) => {
+  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; engine?: string; force?: boolean }) => {
     const { importFrom } = await import('../import.js');
+    const { parseEngine } = await import('../engines/registry.js');
     await runOperation(
       o,
-      async (onEvent) => importFrom(file, { into: o.into, force: o.force ?? false, decrypt: importKeys(o), onEvent }),
+      async (onEvent) => importFrom(file, { into: o.into, ...(o.engine ? { engine: parseEngine(o.engine) } : {}), force: o.force ?? false, decrypt: importKeys(o), onEvent }),
       (r) => {
         const verified = r.tables.filter((t) => t.verified).length;
         return `imported ${formatCount(r.rows)} rows into ${r.tables.length} tables of ${r.into} from ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}${r.encryption ? '+age' : ''} in ${(r.durationMs / 1000).toFixed(2)} s; ${verified}/${r.tables.length} tables verified by digest`;
@@ -120,6 +126,17 @@ function removeTempsOnSignals(): void {
   }
 }
 
+/**
+ * A password given in a URL (`postgres://user:secret@host/db`) must not show in `ps`: the process title
+ * is set to the arguments with their secrets removed (on Linux this overwrites /proc/PID/cmdline).
+ */
+function redactProcessTitle(): void {
+  const args = process.argv.slice(2);
+  const shown = args.map(redact);
+  if (shown.some((a, i) => a !== args[i])) process.title = ['scriptorium', ...shown].join(' ');
+}
+
+redactProcessTitle();
 removeTempsOnSignals();
 buildProgram()
   .parseAsync(process.argv)

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { OperationEvent } from '../core/events.js';
 import { fromSqliteError, isScriptoriumError } from '../core/errors.js';
+import { redact } from '../monitor/redact.js';
 
 /** Global output flags shared by every command. */
 export interface OutputOptions {
@@ -77,13 +78,14 @@ export function progressListener(opts: OutputOptions, stream: NodeJS.WriteStream
 export function printError(err: unknown, debug = false, stream: NodeJS.WriteStream = process.stderr): number {
   err = fromSqliteError(err) ?? err;
   if (isScriptoriumError(err)) {
-    stream.write(`scriptorium: error ${err.code}: ${err.message}\n`);
-    if (err.hint) stream.write(`  hint: ${err.hint}\n`);
+    // Messages may quote a location as given: a password in it never reaches the terminal.
+    stream.write(`scriptorium: error ${err.code}: ${redact(err.message)}\n`);
+    if (err.hint) stream.write(`  hint: ${redact(err.hint)}\n`);
     if (debug && err.stack) stream.write(`${err.stack}\n`);
     return err.code === 'E_USAGE' || err.code === 'E_UNKNOWN_FORMAT' || err.code === 'E_UNKNOWN_COMPRESSION' ? 2 : 1;
   }
   const e = err as Error & { code?: string };
-  stream.write(`scriptorium: error ${e.code ?? 'E_INTERNAL'}: ${e.message ?? String(err)}\n`);
+  stream.write(`scriptorium: error ${e.code ?? 'E_INTERNAL'}: ${redact(e.message ?? String(err))}\n`);
   stream.write(debug && e.stack ? `${e.stack}\n` : '  hint: this looks like a bug; run again with --debug for details.\n');
   return 1;
 }

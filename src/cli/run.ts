@@ -1,6 +1,7 @@
 import type { EventListener, OperationEvent } from '../core/events.js';
 import { formatTargetsLine, loadConfig, Monitor, type OperationRecord, type TargetsResult } from '../monitor/index.js';
 import { LiveProgressWriter, liveDirFor } from '../monitor/live-progress.js';
+import { redact } from '../monitor/redact.js';
 import { printError, progressListener, type OutputOptions } from './output.js';
 
 /** Peak resident memory of this process so far, in bytes. */
@@ -48,7 +49,9 @@ export async function runOperation<T extends object>(
     const record = opId ? monitor.record(opId) : undefined;
     const targets = record ? monitor.check(record) : undefined;
     if (opts.json) {
-      out.write(`${JSON.stringify({ ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) }, null, 2)}\n`);
+      // Strings in a result may hold a location as given: passwords are removed from every one.
+      const shown = { ...result, peakRssBytes: peakRssBytes(), ...(targets ? { targets } : {}) };
+      out.write(`${JSON.stringify(shown, (_key, value: unknown) => (typeof value === 'string' ? redact(value) : value), 2)}\n`);
     } else if (!opts.quiet) {
       out.write(`${summary(result)}\n`);
       // Commands without targets (init, snapshots, ...) say nothing about them.

@@ -39,6 +39,8 @@ export interface TableSchema {
    * through it, which rebuilds its index. Its shadow tables are never carried: they are derived.
    */
   virtual?: VirtualTableSchema;
+  /** PostgreSQL only: the table's schema and name (`name` is `schema.table`, or `table` in `public`). */
+  postgres?: { schema: string; table: string };
 }
 
 /** The virtual-table modules whose tables are carried; every other module is refused by name. */
@@ -99,6 +101,29 @@ export interface DatabaseSchema {
    * tables refuses them when they are selected and drops this list, so it is never written anywhere.
    */
   unsupported?: UnsupportedTable[];
+  /** PostgreSQL only: the schema around the tables (see {@link PostgresSchema}). */
+  postgres?: PostgresSchema;
+}
+
+/**
+ * PostgreSQL only: what a database has besides its tables' CREATE statements, as statements in the
+ * order they run. `before` runs before the tables are created (schemas, extensions, types, sequences),
+ * `after` once their rows are loaded (constraints, indexes, foreign keys, views, sequence values,
+ * comments). `tables` names the tables a statement needs, so a selection leaves it out with them.
+ */
+export interface PostgresSchema {
+  before: PostgresStatement[];
+  after: PostgresStatement[];
+  /** What the source has that is not carried (said at export and import, never dropped silently). */
+  notCarried: string[];
+}
+
+/** One statement of a {@link PostgresSchema}. */
+export interface PostgresStatement {
+  kind: 'schema' | 'extension' | 'type' | 'sequence' | 'constraint' | 'index' | 'foreign-key' | 'view' | 'sequence-value' | 'owned-by' | 'comment';
+  name: string;
+  tables: string[];
+  sql: string;
 }
 
 /** The names of the columns a row carries, in order (the rowid alias first when present). */

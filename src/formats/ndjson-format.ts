@@ -76,6 +76,7 @@ export async function* readNdjson(reader: ByteReader, batchRows = 2000): AsyncGe
     tables,
     objects: (header.objects ?? []) as DatabaseSchema['objects'],
     meta: (header.meta ?? {}) as DatabaseSchema['meta'],
+    ...(header.postgres !== undefined ? { postgres: header.postgres as DatabaseSchema['postgres'] } : {}),
   };
   // Table schemas arrive one by one; the importer needs them all up front only to create tables,
   // which it can do lazily, so hand over the schema object and fill it as table lines arrive.

@@ -1,0 +1,257 @@
+import type { ColumnSchema, DatabaseSchema, PostgresStatement, TableSchema, UnsupportedTable } from '../../core/schema.js';
+import type { PgClient } from './driver.js';
+import { kindOfType, type ValueKind } from './row-codec.js';
+import { qualified, quoteIdent, quoteLiteral } from './sql-text.js';
+
+/** Schemas that belong to the server, never carried. */
+const SYSTEM = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
+/** Objects that belong to an extension are recreated by CREATE EXTENSION, not carried one by one. */
+const NOT_EXTENSION = (cls: string, oid: string): string => `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${cls}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
+
+/** A table as read, with what loading and reading it needs besides its {@link TableSchema}. */
+export interface PostgresTable {
+  table: TableSchema;
+  oid: number;
+  /** The kinds of the carried columns' values, in column order. */
+  kinds: ValueKind[];
+  /** Whether each carried column's type has a collation (its key order is then taken in "C", the same on every server). */
+  collatable: boolean[];
+}
+
+/** The schema of a PostgreSQL database, and the tables' oids and value kinds. */
+export interface PostgresSchemaRead {
+  schema: DatabaseSchema;
+  tables: Map<string, PostgresTable>;
+}
+
+/** The name a table is known by: `schema.table`, or `table` in `public`. */
+export function tableName(schema: string, table: string): string {
+  return schema === 'public' ? table : `${schema}.${table}`;
+}
+
+type Row = Record<string, unknown>;
+
+async function rows(client: PgClient, sql: string, params: unknown[] = []): Promise<Row[]> {
+  return (await client.query(sql, params)).rows as Row[];
+}
+
+/**
+ * Reads the schema inside the caller's transaction (so it is the snapshot's schema): tables with their
+ * columns (types, defaults, identity, generated, collation), constraints, indexes, views and
+ * materialized views, sequences with their values, enums, domains, composite types, schemas,
+ * extensions and comments. What is not carried is listed in `notCarried`; partitioned, inherited and
+ * foreign tables are `unsupported` (refused when selected).
+ */
+export async function readPostgresSchema(client: PgClient): Promise<PostgresSchemaRead> {
+  const version = String((await rows(client, 'SHOW server_version'))[0]!.server_version);
+  const before: PostgresStatement[] = [];
+  const after: PostgresStatement[] = [];
+  const notCarried: string[] = [];
+  const unsupported: UnsupportedTable[] = [];
+
+  for (const r of await rows(client, `SELECT n.nspname, obj_description(n.oid, 'pg_namespace') AS comment FROM pg_namespace n WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_namespace', 'n.oid')} ORDER BY n.oid`)) {
+    const name = String(r.nspname);
+    if (name !== 'public') before.push({ kind: 'schema', name, tables: [], sql: `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(name)}` });
+    if (r.comment !== null && name !== 'public') after.push({ kind: 'comment', name, tables: [], sql: `COMMENT ON SCHEMA ${quoteIdent(name)} IS ${quoteLiteral(String(r.comment))}` });
+  }
+  for (const r of await rows(client, `SELECT x.extname, n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace WHERE x.extname <> 'plpgsql' ORDER BY x.oid`)) {
+    before.push({ kind: 'extension', name: String(r.extname), tables: [], sql: `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(String(r.extname))} WITH SCHEMA ${quoteIdent(String(r.nspname))}` });
+  }
+  await readTypes(client, before, after);
+
+  const rels = await rows(client, `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition, c.relrowsecurity, c.relacl IS NOT NULL AS acl,
+      obj_description(c.oid, 'pg_class') AS comment, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS inherits
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${SYSTEM} AND ${NOT_EXTENSION('pg_class', 'c.oid')} ORDER BY c.oid`);
+  const tableRels = rels.filter((r) => r.relkind === 'r' && !r.relispartition && !r.inherits);
+  for (const r of rels) {
+    const name = tableName(String(r.nspname), String(r.relname));
+    if (r.relkind === 'p' || r.relispartition) unsupported.push({ name, reason: 'is a partitioned table or a partition, which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables.' });
+    else if (r.relkind === 'f') unsupported.push({ name, reason: 'is a foreign table (its rows live elsewhere)', hint: 'Leave it out with --exclude-tables.' });
+    else if (r.relkind === 'r' && r.inherits) unsupported.push({ name, reason: 'inherits from another table, which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables.' });
+    if (r.relrowsecurity) notCarried.push(`row-level security of ${name} (its policies are not carried; rows are read with row_security = off)`);
+    if (r.acl) notCarried.push(`privileges on ${name}`);
+  }
+  const tables = await readTables(client, tableRels, before, after);
+
+  for (const r of rels.filter((x) => x.relkind === 'v' || x.relkind === 'm')) {
+    const name = tableName(String(r.nspname), String(r.relname));
+    const def = String((await rows(client, 'SELECT pg_get_viewdef($1::oid, true) AS d', [r.oid]))[0]!.d).replace(/;\s*$/, '');
+    const uses = await rows(client, `SELECT DISTINCT n.nspname, c.relname FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+        JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE w.ev_class = $1 AND d.refobjid <> $1 AND c.relkind IN ('r', 'p')`, [r.oid]);
+    const q = qualified(String(r.nspname), String(r.relname));
+    const sql = r.relkind === 'm' ? `CREATE MATERIALIZED VIEW ${q} AS ${def} WITH DATA` : `CREATE VIEW ${q} AS ${def}`;
+    const usesNames = uses.map((u) => tableName(String(u.nspname), String(u.relname)));
+    after.push({ kind: 'view', name, tables: usesNames, sql });
+    if (r.comment !== null) after.push({ kind: 'comment', name, tables: usesNames, sql: `COMMENT ON ${r.relkind === 'm' ? 'MATERIALIZED VIEW' : 'VIEW'} ${q} IS ${quoteLiteral(String(r.comment))}` });
+  }
+  await readSequences(client, rels.filter((r) => r.relkind === 'S'), before, after);
+  await noteNotCarried(client, notCarried);
+  const schema: DatabaseSchema = {
+    engine: 'postgres',
+    engineVersion: version,
+    tables: [...tables.values()].map((t) => t.table),
+    objects: [],
+    meta: {},
+    postgres: { before, after, notCarried },
+    ...(unsupported.length > 0 ? { unsupported } : {}),
+  };
+  return { schema, tables };
+}
+
+/** Enums, domains and composite types, in creation (oid) order: each may use an earlier one. */
+async function readTypes(client: PgClient, before: PostgresStatement[], after: PostgresStatement[]): Promise<void> {
+  const types = await rows(client, `SELECT t.oid, n.nspname, t.typname, t.typtype, format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull, t.typdefault, t.typrelid,
+      obj_description(t.oid, 'pg_type') AS comment
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_type', 't.oid')}
+      AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+    ORDER BY t.oid`);
+  for (const t of types) {
+    const q = qualified(String(t.nspname), String(t.typname));
+    let sql: string;
+    if (t.typtype === 'e') {
+      const labels = await rows(client, 'SELECT enumlabel FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder', [t.oid]);
+      sql = `CREATE TYPE ${q} AS ENUM (${labels.map((l) => quoteLiteral(String(l.enumlabel))).join(', ')})`;
+    } else if (t.typtype === 'd') {
+      const checks = await rows(client, `SELECT conname, pg_get_constraintdef(oid, true) AS def FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY oid`, [t.oid]);
+      sql = `CREATE DOMAIN ${q} AS ${String(t.base)}${t.typdefault !== null ? ` DEFAULT ${String(t.typdefault)}` : ''}${t.typnotnull ? ' NOT NULL' : ''}${checks.map((c) => ` CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}`).join('')}`;
+    } else {
+      const attrs = await rows(client, 'SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [t.typrelid]);
+      sql = `CREATE TYPE ${q} AS (${attrs.map((a) => `${quoteIdent(String(a.attname))} ${String(a.type)}`).join(', ')})`;
+    }
+    before.push({ kind: 'type', name: tableName(String(t.nspname), String(t.typname)), tables: [], sql });
+    if (t.comment !== null) after.push({ kind: 'comment', name: String(t.typname), tables: [], sql: `COMMENT ON ${t.typtype === 'd' ? 'DOMAIN' : 'TYPE'} ${q} IS ${quoteLiteral(String(t.comment))}` });
+  }
+}
+
+/** Plain tables: columns, CREATE TABLE, then (for `after`) their constraints, indexes, identity values and comments. */
+async function readTables(client: PgClient, rels: Row[], before: PostgresStatement[], after: PostgresStatement[]): Promise<Map<string, PostgresTable>> {
+  void before;
+  const out = new Map<string, PostgresTable>();
+  if (rels.length === 0) return out;
+  const oids = rels.map((r) => r.oid);
+  const cols = await rows(client, `SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull, a.attidentity, a.attgenerated,
+      pg_get_expr(d.adbin, d.adrelid) AS def, t.typcollation <> 0 AS collatable, col_description(a.attrelid, a.attnum) AS comment,
+      CASE WHEN t.typtype = 'd' THEN coalesce((SELECT CASE WHEN b.typtype = 'd' THEN b.typbasetype ELSE b.oid END FROM pg_type b WHERE b.oid = t.typbasetype), t.typbasetype) ELSE t.oid END AS base,
+      CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END AS collation,
+      s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
+    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      LEFT JOIN pg_depend sd ON a.attidentity <> '' AND sd.refobjid = a.attrelid AND sd.refobjsubid = a.attnum AND sd.classid = 'pg_class'::regclass AND sd.deptype = 'i'
+      LEFT JOIN pg_sequence s ON s.seqrelid = sd.objid
+    WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum`, [oids]);
+  const cons = await rows(client, `SELECT c.conrelid, c.conname, c.contype, c.conkey, pg_get_constraintdef(c.oid, true) AS def, obj_description(c.oid, 'pg_constraint') AS comment,
+      (SELECT n.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.confrelid) AS refers, (SELECT n.nspname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.confrelid) AS refschema, (SELECT r.relname FROM pg_class r WHERE r.oid = c.confrelid) AS reftable
+    FROM pg_constraint c WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'c', 'x', 'f') ORDER BY c.contype = 'f', c.oid`, [oids]);
+  const idx = await rows(client, `SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS comment, n.nspname
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+    WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')) ORDER BY i.indexrelid`, [oids]);
+
+  for (const r of rels) {
+    const schemaName = String(r.nspname);
+    const relname = String(r.relname);
+    const name = tableName(schemaName, relname);
+    const q = qualified(schemaName, relname);
+    const mine = cols.filter((c) => c.attrelid === r.oid);
+    const pk = cons.find((c) => c.conrelid === r.oid && c.contype === 'p');
+    const pkNums = (pk?.conkey as number[] | undefined) ?? [];
+    const columns: ColumnSchema[] = [];
+    const kinds: ValueKind[] = [];
+    const collatable: boolean[] = [];
+    const defs: string[] = [];
+    for (const c of mine) {
+      const colName = String(c.attname);
+      let def = `${quoteIdent(colName)} ${String(c.type)}`;
+      if (c.collation !== null) def += ` COLLATE ${String(c.collation)}`;
+      if (c.attgenerated === 's') def += ` GENERATED ALWAYS AS (${String(c.def)}) STORED`;
+      else if (c.attidentity === 'a' || c.attidentity === 'd') {
+        def += ` GENERATED ${c.attidentity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY (START WITH ${String(c.seqstart)} INCREMENT BY ${String(c.seqincrement)} MINVALUE ${String(c.seqmin)} MAXVALUE ${String(c.seqmax)} CACHE ${String(c.seqcache)}${c.seqcycle ? ' CYCLE' : ''})`;
+      } else if (c.def !== null) def += ` DEFAULT ${String(c.def)}`;
+      if (c.attnotnull) def += ' NOT NULL';
+      defs.push(def);
+      if (c.comment !== null) after.push({ kind: 'comment', name, tables: [name], sql: `COMMENT ON COLUMN ${q}.${quoteIdent(colName)} IS ${quoteLiteral(String(c.comment))}` });
+      if (c.attgenerated === 's') continue; // recomputed by the target, never carried
+      const pos = pkNums.indexOf(Number(c.attnum));
+      columns.push({ name: colName, type: String(c.type), notNull: c.attnotnull === true, pk: pos + 1 });
+      kinds.push(kindOfType(Number(c.base)));
+      collatable.push(c.collatable === true);
+      if (c.attidentity === 'a' || c.attidentity === 'd') {
+        after.push({ kind: 'sequence-value', name, tables: [name], sql: await identityValue(client, q, colName) });
+      }
+    }
+    const persistence = r.relpersistence === 'u' ? 'UNLOGGED ' : '';
+    const sql = `CREATE ${persistence}TABLE ${q} (\n  ${defs.join(',\n  ')}\n)`;
+    const primaryKey = pkNums.map((n) => String(mine.find((c) => Number(c.attnum) === n)!.attname));
+    const table: TableSchema = { name, sql, columns, primaryKey, withoutRowid: false, postgres: { schema: schemaName, table: relname } };
+    out.set(name, { table, oid: Number(r.oid), kinds, collatable });
+    if (r.comment !== null) after.push({ kind: 'comment', name, tables: [name], sql: `COMMENT ON TABLE ${q} IS ${quoteLiteral(String(r.comment))}` });
+  }
+  for (const c of cons) {
+    const rel = rels.find((r) => r.oid === c.conrelid)!;
+    const name = tableName(String(rel.nspname), String(rel.relname));
+    const q = qualified(String(rel.nspname), String(rel.relname));
+    const tables = c.contype === 'f' ? [name, tableName(String(c.refschema), String(c.reftable))] : [name];
+    after.push({ kind: c.contype === 'f' ? 'foreign-key' : 'constraint', name: String(c.conname), tables, sql: `ALTER TABLE ONLY ${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` });
+    if (c.comment !== null) after.push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
+  }
+  // Foreign keys last: after every table's keys and indexes (a foreign key needs the referenced key).
+  const fks = after.filter((s) => s.kind === 'foreign-key');
+  for (const i of idx) {
+    const rel = rels.find((r) => r.oid === i.indrelid)!;
+    const name = tableName(String(rel.nspname), String(rel.relname));
+    after.push({ kind: 'index', name: String(i.relname), tables: [name], sql: String(i.def) });
+    if (i.comment !== null) after.push({ kind: 'comment', name: String(i.relname), tables: [name], sql: `COMMENT ON INDEX ${qualified(String(i.nspname), String(i.relname))} IS ${quoteLiteral(String(i.comment))}` });
+  }
+  for (const fk of fks) after.splice(after.indexOf(fk), 1);
+  after.push(...fks);
+  return out;
+}
+
+/** The statement that sets an identity column's sequence to its current value. */
+async function identityValue(client: PgClient, table: string, column: string): Promise<string> {
+  const seq = String((await rows(client, 'SELECT pg_get_serial_sequence($1, $2) AS s', [table, column]))[0]!.s);
+  const v = (await rows(client, `SELECT last_value::text AS v, is_called FROM ${seq}`))[0]!;
+  return `SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(${quoteLiteral(table)}, ${quoteLiteral(column)}), ${String(v.v)}, ${v.is_called ? 'true' : 'false'})`;
+}
+
+/** Sequences other than identity ones: created before the tables (defaults use them), values and owners after. */
+async function readSequences(client: PgClient, seqs: Row[], before: PostgresStatement[], after: PostgresStatement[]): Promise<void> {
+  for (const r of seqs) {
+    const identity = await rows(client, `SELECT 1 FROM pg_depend WHERE classid = 'pg_class'::regclass AND objid = $1 AND deptype = 'i'`, [r.oid]);
+    if (identity.length > 0) continue;
+    const q = qualified(String(r.nspname), String(r.relname));
+    const name = tableName(String(r.nspname), String(r.relname));
+    const s = (await rows(client, `SELECT format_type(seqtypid, NULL) AS type, seqstart, seqincrement, seqmin, seqmax, seqcache, seqcycle FROM pg_sequence WHERE seqrelid = $1`, [r.oid]))[0]!;
+    before.push({
+      kind: 'sequence',
+      name,
+      tables: [],
+      sql: `CREATE SEQUENCE ${q} AS ${String(s.type)} INCREMENT BY ${String(s.seqincrement)} MINVALUE ${String(s.seqmin)} MAXVALUE ${String(s.seqmax)} START WITH ${String(s.seqstart)} CACHE ${String(s.seqcache)}${s.seqcycle ? ' CYCLE' : ' NO CYCLE'}`,
+    });
+    const v = (await rows(client, `SELECT last_value::text AS v, is_called FROM ${q}`))[0]!;
+    after.push({ kind: 'sequence-value', name, tables: [], sql: `SELECT pg_catalog.setval(${quoteLiteral(q)}, ${String(v.v)}, ${v.is_called ? 'true' : 'false'})` });
+    const owner = await rows(client, `SELECT n.nspname, c.relname, a.attname FROM pg_depend d JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.classid = 'pg_class'::regclass AND d.objid = $1 AND d.deptype = 'a' AND d.refclassid = 'pg_class'::regclass`, [r.oid]);
+    if (owner.length > 0) {
+      const o = owner[0]!;
+      const table = tableName(String(o.nspname), String(o.relname));
+      after.push({ kind: 'owned-by', name, tables: [table], sql: `ALTER SEQUENCE ${q} OWNED BY ${qualified(String(o.nspname), String(o.relname))}.${quoteIdent(String(o.attname))}` });
+    }
+    if (r.comment !== null) after.push({ kind: 'comment', name, tables: [], sql: `COMMENT ON SEQUENCE ${q} IS ${quoteLiteral(String(r.comment))}` });
+  }
+}
+
+/** What the database has that is not carried yet: said, never dropped silently. */
+async function noteNotCarried(client: PgClient, notes: string[]): Promise<void> {
+  const count = async (what: string, sql: string): Promise<void> => {
+    const n = Number((await rows(client, sql))[0]!.n);
+    if (n > 0) notes.push(`${n} ${what}`);
+  };
+  await count('functions or procedures (CREATE FUNCTION is not carried; defaults, checks or views that call them fail on import)', `SELECT count(*) AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_proc', 'p.oid')}`);
+  await count('triggers', `SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND ${SYSTEM}`);
+  await count('row-level security policies', `SELECT count(*) AS n FROM pg_policy`);
+  await count('large objects', `SELECT count(*) AS n FROM pg_largeobject_metadata`);
+  await count('rules', `SELECT count(*) AS n FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE w.rulename <> '_RETURN' AND ${SYSTEM}`);
+  await count('publications', `SELECT count(*) AS n FROM pg_publication`);
+  await count('collations of its own', `SELECT count(*) AS n FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_collation', 'co.oid')}`);
+}

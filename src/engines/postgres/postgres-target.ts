@@ -1,0 +1,245 @@
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { DigestBuilder, type RowBatch, type TableDigest } from '../../core/encoding.js';
+import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
+import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
+import { rowColumns } from '../../core/schema.js';
+import type { DatabaseLocation, EngineTarget } from '../engine.js';
+import { connect, pgError } from './connect.js';
+import { loadDriver, type PgClient } from './driver.js';
+import { tableName, type PostgresTable } from './postgres-schema.js';
+import { copyBatches } from './postgres-source.js';
+import { copyValue, kindOfType, parseRows, type ValueKind } from './row-codec.js';
+import { statementProblem } from './statement-guard.js';
+import { qualified, quoteIdent } from './sql-text.js';
+import { sqliteColumnType } from './type-map.js';
+
+/** One table being loaded: its COPY stream and the two digests that grow with it. */
+interface Loading {
+  pg: PostgresTable;
+  /** The names a file's row carries, in order. */
+  columns: string[];
+  stream: NodeJS.WritableStream & { destroy(err?: Error): void };
+  /** Over each row's bytes as the file has them (compared with the file's digest). */
+  file: Hash;
+  /** Over the rows as the values sent should read back (compared with the loaded table). */
+  sent: Hash;
+  rows: number;
+  finished: Promise<unknown>;
+  /** The COPY has ended and the server has taken every row. */
+  ended: boolean;
+}
+
+/**
+ * Loads one export into a PostgreSQL database inside one transaction: tables with `COPY … FROM STDIN`,
+ * then constraints, indexes, foreign keys, views, sequence values and comments. Nothing is visible to
+ * others before {@link commit}, and {@link abort} (after any failure) leaves the database as it was:
+ * PostgreSQL's DDL is transactional.
+ */
+export class PostgresTarget implements EngineTarget {
+  readonly location: DatabaseLocation;
+  readonly #client: PgClient;
+  readonly #tables = new Map<string, PostgresTable>();
+  readonly #loading = new Map<string, Loading>();
+  /** The file comes from SQLite: its tables are created from their columns (types mapped, docs/postgres.md). */
+  #fromSqlite = false;
+  #done = false;
+
+  private constructor(client: PgClient, location: DatabaseLocation) {
+    this.#client = client;
+    this.location = location;
+  }
+
+  static async open(location: DatabaseLocation): Promise<PostgresTarget> {
+    const client = await connect(location);
+    try {
+      await client.query('BEGIN');
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw pgError(err, 'cannot begin a transaction on', location);
+    }
+    return new PostgresTarget(client, location);
+  }
+
+  /** Runs one statement from the file, after its shape is checked; names it when the server refuses it. */
+  async #run(kind: PostgresStatement['kind'] | 'table', name: string, sql: string): Promise<void> {
+    const problem = statementProblem(kind, sql);
+    if (problem !== undefined) {
+      throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: the ${kind} statement of ${JSON.stringify(name)} is ${problem}: ${String(sql).slice(0, 80)}`, {
+        hint: 'import runs only the statements scriptorium writes; the file was edited or is not a scriptorium export. Nothing was written to the target.',
+      });
+    }
+    try {
+      await this.#client.query(sql, []); // extended protocol: exactly one statement
+    } catch (err) {
+      const e = err as { code?: string };
+      if (e.code === '42P07' || e.code === '42710') {
+        throw new ScriptoriumError('E_TARGET_EXISTS', `import: ${kind} ${JSON.stringify(name)} already exists in ${this.location.display}`, {
+          hint: 'Import into an empty database (createdb new_db), or drop the existing objects first. Nothing was written to the target.',
+          cause: err,
+        });
+      }
+      throw pgError(err, `${kind} ${JSON.stringify(name)} failed in`, this.location);
+    }
+  }
+
+  async begin(schema: DatabaseSchema): Promise<void> {
+    this.#fromSqlite = schema.engine === 'sqlite';
+    if (!this.#fromSqlite && schema.engine !== 'postgres') throw new IntegrityError('E_CORRUPT', `import: the file's engine ${JSON.stringify(schema.engine)} is unknown`);
+    for (const s of schema.postgres?.before ?? []) await this.#run(s.kind, s.name, s.sql);
+  }
+
+  async createTable(table: TableSchema): Promise<void> {
+    if (this.#tables.has(table.name)) throw new IntegrityError('E_CORRUPT', `import: the file describes table ${JSON.stringify(table.name)} twice`);
+    await this.#endAll(); // a statement waits behind an open COPY on the same connection: end it first
+    let q: string;
+    if (this.#fromSqlite) {
+      q = qualified('public', table.name);
+      const cols = rowColumns(table).map((name, i) => {
+        const c = i === 0 && table.rowidAlias ? { name, type: 'INTEGER', notNull: true } : table.columns[table.rowidAlias ? i - 1 : i]!;
+        return `${quoteIdent(c.name)} ${sqliteColumnType(c.type)}${c.notNull ? ' NOT NULL' : ''}`;
+      });
+      await this.#run('table', table.name, `CREATE TABLE ${q} (${cols.join(', ')})`);
+    } else {
+      const pg = table.postgres;
+      if (!pg || typeof pg.schema !== 'string' || typeof pg.table !== 'string' || tableName(pg.schema, pg.table) !== table.name) {
+        throw new IntegrityError('E_CORRUPT', `import: the file's schema of table ${JSON.stringify(table.name)} does not name its PostgreSQL schema and table`);
+      }
+      q = qualified(pg.schema, pg.table);
+      if (!String(table.sql).startsWith(`CREATE TABLE ${q} (`) && !String(table.sql).startsWith(`CREATE UNLOGGED TABLE ${q} (`)) {
+        throw new ScriptoriumError('E_UNSUPPORTED_SQL', `import: the CREATE TABLE statement of ${JSON.stringify(table.name)} does not create ${q}`, { hint: 'The file was edited; nothing was written to the target.' });
+      }
+      await this.#run('table', table.name, table.sql);
+    }
+    // What was created decides how values are loaded and read: the target's catalog, not the file.
+    const res = await this.#client.query(
+      `SELECT a.attname, a.attgenerated, t.typcollation <> 0 AS collatable,
+         CASE WHEN t.typtype = 'd' THEN coalesce((SELECT CASE WHEN b.typtype = 'd' THEN b.typbasetype ELSE b.oid END FROM pg_catalog.pg_type b WHERE b.oid = t.typbasetype), t.typbasetype) ELSE t.oid END AS base
+       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+      [q],
+    );
+    const created = (res.rows as { attname: string; attgenerated: string; collatable: boolean; base: number }[]).filter((r) => r.attgenerated === '');
+    const columns = this.#fromSqlite ? rowColumns(table) : table.columns.map((c) => c.name);
+    if (created.length !== columns.length || created.some((r, i) => r.attname !== columns[i])) {
+      throw new IntegrityError('E_CORRUPT', `import: table ${JSON.stringify(table.name)}: its CREATE TABLE makes the columns ${created.map((r) => r.attname).join(', ')}, the file describes ${columns.join(', ')}`, {
+        hint: 'The file is damaged or was edited; nothing was written to the target.',
+      });
+    }
+    const loaded: TableSchema = this.#fromSqlite
+      ? { name: table.name, sql: '', columns: columns.map((name) => ({ name, type: '', notNull: false, pk: table.primaryKey.indexOf(name) + 1 })), primaryKey: table.primaryKey, withoutRowid: false, postgres: { schema: 'public', table: table.name } }
+      : table;
+    this.#tables.set(table.name, { table: loaded, oid: 0, kinds: created.map((r) => kindOfType(Number(r.base))), collatable: created.map((r) => r.collatable) });
+  }
+
+  async #start(table: TableSchema): Promise<Loading> {
+    const pg = this.#tables.get(table.name);
+    if (!pg) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(table.name)}, which the file's schema does not list`);
+    const { copyFrom } = await loadDriver();
+    const q = qualified(pg.table.postgres!.schema, pg.table.postgres!.table);
+    const columns = pg.table.columns.map((c) => c.name);
+    const stream = this.#client.query(copyFrom(`COPY ${q} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`));
+    const finished = once(stream as unknown as NodeJS.EventEmitter, 'finish');
+    finished.catch(() => undefined);
+    const loading: Loading = { pg, columns, stream, file: createHash('sha256'), sent: createHash('sha256'), rows: 0, finished, ended: false };
+    this.#loading.set(table.name, loading);
+    return loading;
+  }
+
+  async load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): Promise<number> {
+    // One COPY at a time on a connection: a table whose rows begin ends the one before.
+    for (const other of this.#loading.values()) if (other.pg.table.name !== table.name && !other.ended) await this.#end(other);
+    const loading = this.#loading.get(table.name) ?? (await this.#start(table));
+    if (loading.ended) throw new IntegrityError('E_CORRUPT', `import: the rows of table ${JSON.stringify(table.name)} come in two places`, { hint: 'The file is damaged or was edited; nothing was written to the target.' });
+    const { kinds } = loading.pg;
+    const separator = encoding === 'ndjson' ? '\n' : ',\n';
+    let out = '';
+    const rows = parseRows(batch.data.toString('utf8'), loading.columns, encoding === 'json', (values, raw) => {
+      loading.file.update(raw);
+      loading.file.update(separator);
+      let line = '';
+      let canonical = '[';
+      for (let i = 0; i < values.length; i++) {
+        const v = copyValue(kinds[i]!, values[i]!, () => `table ${JSON.stringify(table.name)} column ${JSON.stringify(loading.columns[i])} (row ${loading.rows + 1})`);
+        line += i === 0 ? v.copy : `\t${v.copy}`;
+        canonical += i === 0 ? v.canonical : `,${v.canonical}`;
+      }
+      loading.sent.update(`${canonical}]\n`);
+      out += `${line}\n`;
+      loading.rows++;
+    });
+    if (!loading.stream.write(out)) await Promise.race([once(loading.stream as unknown as NodeJS.EventEmitter, 'drain'), loading.finished]);
+    return rows;
+  }
+
+  async verify(table: TableSchema, expected: TableDigest | undefined): Promise<{ rows: number; sha256?: string; verified: boolean }> {
+    await this.#endAll();
+    const loading = this.#loading.get(table.name) ?? (await this.#start(table));
+    if (!loading.ended) await this.#end(loading);
+    const file = loading.file.digest('hex');
+    if (expected && (expected.rows !== loading.rows || expected.sha256 !== file)) {
+      throw new IntegrityError('E_DIGEST_MISMATCH', `import: table ${JSON.stringify(table.name)} does not match its digest (expected ${expected.rows} rows, sha256 ${expected.sha256.slice(0, 12)}…; the file has ${loading.rows} rows, sha256 ${file.slice(0, 12)}…)`, {
+        hint: 'The file was changed or damaged after export; nothing was written to the target.',
+      });
+    }
+    // What the table holds now, read as the values sent should read: any value the server changed shows.
+    const digest = new DigestBuilder('ndjson');
+    for await (const b of copyBatches(this.#client, loading.pg, 'ndjson', 2000)) digest.add(b);
+    const held = digest.finish();
+    const sent = loading.sent.digest('hex');
+    if (held.rows !== loading.rows || held.sha256 !== sent) {
+      throw new IntegrityError('E_DIGEST_MISMATCH', `import: table ${JSON.stringify(table.name)} in ${this.location.display} does not hold the values sent (${loading.rows} rows sent, ${held.rows} held): PostgreSQL changed some value on the way in`, {
+        hint: this.#fromSqlite
+          ? 'A SQLite value does not fit its PostgreSQL column exactly (text in a numeric column, a float in an integer one, …); see docs/postgres.md. Nothing was written to the target.'
+          : 'The target converts some value differently from the source (another server version or setting?); nothing was written to the target.',
+      });
+    }
+    return { rows: loading.rows, ...(expected ? { sha256: file } : {}), verified: expected !== undefined };
+  }
+
+  async #endAll(): Promise<void> {
+    for (const l of this.#loading.values()) if (!l.ended) await this.#end(l);
+  }
+
+  async #end(loading: Loading): Promise<void> {
+    loading.ended = true;
+    loading.stream.end();
+    try {
+      await loading.finished;
+    } catch (err) {
+      throw pgError(err, `loading table ${JSON.stringify(loading.pg.table.name)} into`, this.location);
+    }
+  }
+
+  async finish(schema: DatabaseSchema): Promise<void> {
+    await this.#endAll();
+    if (this.#fromSqlite) {
+      for (const table of schema.tables) {
+        if (table.primaryKey.length === 0) continue;
+        await this.#run('constraint', table.name, `ALTER TABLE ONLY ${qualified('public', table.name)} ADD CONSTRAINT ${quoteIdent(`${table.name}_pkey`)} PRIMARY KEY (${table.primaryKey.map(quoteIdent).join(', ')})`);
+      }
+      return;
+    }
+    for (const s of schema.postgres?.after ?? []) await this.#run(s.kind, s.name, s.sql);
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.#client.query('COMMIT');
+    } catch (err) {
+      throw pgError(err, 'cannot commit the import into', this.location);
+    } finally {
+      this.#done = true;
+      await this.#client.end().catch(() => undefined);
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    for (const l of this.#loading.values()) if (!l.ended) l.stream.destroy(new Error('import aborted'));
+    // The connection ends without a ROLLBACK: a COPY may be in flight, and a query would wait behind it.
+    // The server rolls back the open transaction (every table, row and statement of the import) itself.
+    await this.#client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,38 @@
+import type { PostgresStatement } from '../../core/schema.js';
+
+const IDENT = String.raw`"(?:[^"]|"")+"`;
+const NAME = `${IDENT}(?:\\.${IDENT})?`;
+/** An identifier as the server prints it: quoted only when it must be. */
+const ANY_IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)`;
+const ANY_NAME = `${ANY_IDENT}(?:\\.${ANY_IDENT})?`;
+const LITERAL = String.raw`'(?:[^']|'')*'`;
+
+/** The one shape each kind of statement must have (whole statement; expressions inside are the server's to parse). */
+const SHAPES: Readonly<Record<PostgresStatement['kind'] | 'table', RegExp>> = {
+  schema: new RegExp(`^CREATE SCHEMA IF NOT EXISTS ${IDENT}$`),
+  extension: new RegExp(`^CREATE EXTENSION IF NOT EXISTS ${IDENT} WITH SCHEMA ${IDENT}$`),
+  type: new RegExp(`^CREATE (?:TYPE ${NAME} AS (?:ENUM )?\\(|DOMAIN ${NAME} AS )`),
+  sequence: new RegExp(`^CREATE SEQUENCE ${NAME} AS [a-z]+ INCREMENT BY -?\\d+ MINVALUE -?\\d+ MAXVALUE -?\\d+ START WITH -?\\d+ CACHE \\d+(?: NO)? CYCLE$`),
+  table: new RegExp(`^CREATE (?:UNLOGGED )?TABLE ${NAME} \\(`),
+  constraint: new RegExp(`^ALTER TABLE ONLY ${NAME} ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK|EXCLUDE)\\b`),
+  'foreign-key': new RegExp(`^ALTER TABLE ONLY ${NAME} ADD CONSTRAINT ${IDENT} FOREIGN KEY\\b`),
+  index: new RegExp(`^CREATE (?:UNIQUE )?INDEX ${ANY_IDENT} ON (?:ONLY )?${ANY_NAME} USING `, 'u'),
+  view: new RegExp(`^CREATE (?:MATERIALIZED )?VIEW ${NAME} AS `),
+  'sequence-value': new RegExp(`^SELECT pg_catalog\\.setval\\((?:pg_catalog\\.pg_get_serial_sequence\\(${LITERAL}, ${LITERAL}\\)|${LITERAL}), -?\\d+, (?:true|false)\\)$`),
+  'owned-by': new RegExp(`^ALTER SEQUENCE ${NAME} OWNED BY ${NAME}\\.${IDENT}$`),
+  comment: new RegExp(`^COMMENT ON (?:SCHEMA|TABLE|COLUMN|VIEW|MATERIALIZED VIEW|SEQUENCE|TYPE|DOMAIN|INDEX|CONSTRAINT) .+ IS ${LITERAL}$`, 's'),
+};
+
+/**
+ * Why a statement from a file may not run as its kind, or undefined when it may. Each statement runs
+ * alone through the extended protocol (one statement per query, enforced by the server), so a
+ * statement cannot smuggle a second one; its shape is checked here. What the expressions inside
+ * evaluate (CHECK constraints, materialized views) runs with the target role's rights: docs/postgres.md.
+ */
+export function statementProblem(kind: PostgresStatement['kind'] | 'table', sql: unknown): string | undefined {
+  if (typeof sql !== 'string') return 'not a string';
+  const shape = SHAPES[kind];
+  if (!shape) return `of an unknown kind ${JSON.stringify(kind)}`;
+  if (!shape.test(sql)) return `not a ${kind} statement as scriptorium writes it`;
+  return undefined;
+}

