@@ -26,12 +26,23 @@ export class SealedStore implements Store {
   readonly #crypto: RepositoryCrypto;
   readonly removeStaleTemporaries?: (olderThanMs: number) => Promise<number>;
   readonly removeDeadTemporaries?: () => Promise<RemovedTemporary[]>;
+  readonly putNew?: (key: string, data: Uint8Array) => Promise<boolean>;
+  readonly heldUntil?: (key: string) => Promise<Date | undefined>;
 
   constructor(base: Store, crypto: RepositoryCrypto) {
     this.#base = base;
     this.#crypto = crypto;
     if (base.removeStaleTemporaries) this.removeStaleTemporaries = (ms) => base.removeStaleTemporaries!(ms);
     if (base.removeDeadTemporaries) this.removeDeadTemporaries = () => base.removeDeadTemporaries!();
+    // S3's conditional put and Object Lock work on the stored (sealed, renamed) object.
+    if (base.putNew) {
+      this.putNew = async (key, data) => {
+        const mapped = this.#map(key);
+        if (!mapped) return base.putNew!(key, data);
+        return base.putNew!(mapped.stored, sealObjectBytes(data, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind)));
+      };
+    }
+    if (base.heldUntil) this.heldUntil = (key) => base.heldUntil!(this.#map(key)?.stored ?? key);
     // No tempPrefix/putFile: a pack must pass through here to be sealed, so the native packer hands its files over.
   }
 
