@@ -207,6 +207,21 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     gate.add(data.length);
   };
 
+  /** The table rows of the file's schema go to, created on first use. */
+  const rowsTable = (name: string): TableSchema => {
+    let table = tables.get(name);
+    if (!table) {
+      table = state.schema?.tables.find((t) => t.name === name);
+      if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(name)}, which the file's schema does not list`);
+      tables.set(name, table);
+    }
+    if (!created.has(table.name)) {
+      createTable(target, table);
+      created.add(table.name);
+    }
+    return table;
+  };
+
   for await (const item of items) {
     if (item.kind !== 'insert') flush();
     switch (item.kind) {
@@ -217,18 +232,14 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         state.meta = item.schema.meta;
         break;
       case 'rows': {
-        let table = tables.get(item.table);
-        if (!table) {
-          table = state.schema?.tables.find((t) => t.name === item.table);
-          if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
-          tables.set(item.table, table);
-        }
-        if (!created.has(table.name)) {
-          createTable(target, table);
-          created.add(table.name);
-        }
+        const table = rowsTable(item.table);
         progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
         gate.add(item.batch.data.length);
+        break;
+      }
+      case 'row-pieces': {
+        const table = rowsTable(item.table);
+        progress.rowsDone += await target.loadPieces(table, item.encoding, item.pieces);
         break;
       }
       case 'insert': {

@@ -39,6 +39,11 @@ export type ImportItem =
    * item); `batch.rows` is -1 when the reader did not count them (the loader's parser does).
    */
   | { kind: 'rows'; table: string; encoding: 'ndjson' | 'json'; batch: RowBatch }
+  /**
+   * One unit of rows too long to hold (a row with a large value), in pieces in order, each a view of
+   * the reader's buffer valid until the next is taken: iterate them to the end before the next item.
+   */
+  | { kind: 'row-pieces'; table: string; encoding: 'ndjson' | 'json'; pieces: AsyncIterable<Buffer> }
   /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
   | { kind: 'exec'; sql: string; line: number; table?: string }
   /**
