@@ -196,6 +196,22 @@ export class ByteReader {
   }
 
   /**
+   * For a unit read in pieces (a reader's own, see {@link linePieces}): a function to call with each
+   * piece in order, which throws E_CORRUPT (as {@link fill} does) once the pieces are longer than any
+   * legal unit, escapes counted.
+   */
+  unitBound(): (piece: Buffer) => void {
+    let length = 0;
+    let escapes = 0;
+    return (piece) => {
+      length += piece.length;
+      for (let i = piece.indexOf(BACKSLASH); i >= 0; i = piece.indexOf(BACKSLASH, i + 1)) escapes++;
+      const limit = this.#maxUnit + BYTES_PER_ESCAPE * escapes;
+      if (length > limit) throw unitTooLong(this.describe(), limit);
+    };
+  }
+
+  /**
    * The next line in pieces, without its newline (each piece a view valid until the next is asked
    * for), and the newline consumed after the last: for lines too long to hold (a row with a large
    * value), so that memory stays at the reader's buffer whatever the line's length. The line is held
@@ -203,14 +219,7 @@ export class ByteReader {
    * its end before reading anything else.
    */
   async *linePieces(): AsyncGenerator<Buffer> {
-    let length = 0;
-    let escapes = 0;
-    const account = (piece: Buffer): void => {
-      length += piece.length;
-      for (let i = piece.indexOf(BACKSLASH); i >= 0; i = piece.indexOf(BACKSLASH, i + 1)) escapes++;
-      const limit = this.#maxUnit + BYTES_PER_ESCAPE * escapes;
-      if (length > limit) throw unitTooLong(this.describe(), limit);
-    };
+    const account = this.unitBound();
     for (;;) {
       const nl = this.#newline();
       if (nl >= 0) {
