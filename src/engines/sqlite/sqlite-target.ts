@@ -193,7 +193,7 @@ export class SqliteTarget {
       if (/too big/i.test((err as Error).message)) {
         // One row's encoding above SQLite's SQLITE_MAX_LENGTH (1e9 bytes): a value near that limit, not damage.
         throw new ScriptoriumError('E_UNSUPPORTED', `load ${table.name}: a row's encoding (${batch.data.length} bytes) is larger than SQLite takes in one piece`, {
-          hint: 'A value near SQLite\'s length limit (1e9 bytes; BLOBs count twice, as hex) cannot be loaded yet: import and restore hand a row to SQLite whole. The target was not changed.',
+          hint: 'Without the extension\'s streamed loader (SCRIPTORIUM_NO_EXTENSION, or an extension built before it), a row is handed to SQLite whole, and a value near SQLite\'s length limit (1e9 bytes; BLOBs count twice, as hex) does not fit. The target was not changed.',
           cause: err,
         });
       }
@@ -306,6 +306,8 @@ export class SqliteTarget {
   #writable(table: TableSchema, cols: string[]): Buffer {
     const none = Buffer.alloc(cols.length);
     if (table.withoutRowid || table.virtual || /\bCHECK\b|\bGENERATED\b|\bAS\s*\(/i.test(table.sql)) return none;
+    // sqlite3_blob_write puts the bytes as they are: TEXT must be stored as the UTF-8 it arrives in.
+    if (this.#db.pragma('encoding', { simple: true }) !== 'UTF-8') return none;
     const indexed = new Set<string>();
     for (const index of this.#db.prepare(`PRAGMA index_list(${quoteText(table.name)})`).all() as { name: string }[]) {
       for (const col of this.#db.prepare(`PRAGMA index_info(${quoteText(index.name)})`).all() as { name: string | null }[]) {
