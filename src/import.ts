@@ -91,8 +91,9 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     const age = await openAgeInput(handle ? fileSource(handle) : iterableSource(stream!), options.decrypt ?? {});
     const { format, compression, reader } = await openInput(age.source);
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
-    const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
     target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
+    // sql tuples too long to hold come in pieces when the target's extension loads them that way.
+    const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader, { streamTuples: target.streamsPieces() });
     const load = await loadItems(items, target, progress, () => {
       progress.bytesIn = reader.bytesRead;
     });
@@ -189,6 +190,8 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
+  /** The long tuple being loaded in pieces, if any. */
+  let streamed: { feed(piece: Buffer): void; end(): number } | undefined;
   let values: Buffer = Buffer.alloc(0);
   let lastYield = Date.now();
 
@@ -254,6 +257,26 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           const text = item.values.toString('utf8');
           if (!literalsOnly(text)) throw notLiteral(item.line, item.table);
           execAt(target, item.head + text, item.line);
+          break;
+        }
+        if (item.partial || item.cont) {
+          // A tuple too long to hold (readSql streams tuples for a target that loads them in pieces).
+          try {
+            if (!item.cont) {
+              flush();
+              streamed = target.beginPieces(table, 'sql', item.columns ?? table.columns.map((c) => c.name));
+            }
+            if (!streamed) throw new IntegrityError('E_CORRUPT', `sql: line ${item.line}: the rest of a tuple without its start`);
+            streamed.feed(item.values);
+            if (!item.partial) {
+              const load = streamed;
+              streamed = undefined;
+              progress.rowsDone += load.end();
+            }
+          } catch (err) {
+            if (isDiskFull(err) || err instanceof IntegrityError) throw err;
+            throw notLiteral(item.line, table.name, (err as Error).message.replace(/^load [^:]*: /, ''));
+          }
           break;
         }
         const key = item.columns?.join('\0') ?? null;

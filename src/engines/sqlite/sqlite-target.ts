@@ -230,6 +230,11 @@ export class SqliteTarget {
     return this.#stream;
   }
 
+  /** Whether the extension's streamed loader is here (then {@link streams} holds for any table of up to 2,000 columns). */
+  streamsPieces(): boolean {
+    return hasExtension(this.#db, 1) && this.#streams() !== null;
+  }
+
   /** Whether {@link loadPieces} takes rows of `table` in C (else it joins the pieces, up to one Buffer). */
   streams(table: TableSchema, columns = rowColumns(table).length): boolean {
     return this.native(table, columns) && this.#streams() !== null;
@@ -253,6 +258,29 @@ export class SqliteTarget {
   }
 
   #loadStreamed(table: TableSchema, encoding: RowEncoding, cols: string[], units: AsyncIterable<Buffer> | Iterable<Buffer>): number | Promise<number> {
+    const load = this.#begin(table, encoding, cols);
+    if (Symbol.asyncIterator in units) {
+      return (async () => {
+        for await (const part of units) load.feed(part);
+        return load.end();
+      })();
+    }
+    for (const part of units as Iterable<Buffer>) load.feed(part);
+    return load.end();
+  }
+
+  /**
+   * The push form of {@link loadPieces}, for a reader that hands a unit out piece by piece between
+   * other work (a sql file's long tuple): `feed` each piece in order, then `end` for the rows loaded.
+   * Only where {@link streams} is true. Nothing else may load on this target until `end`.
+   */
+  beginPieces(table: TableSchema, encoding: RowEncoding, columns?: string[]): { feed(piece: Buffer): void; end(): number } {
+    const cols = columns ?? rowColumns(table);
+    if (!this.streams(table, cols.length)) throw new TypeError('SqliteTarget.beginPieces: the extension has no streamed loader');
+    return this.#begin(table, encoding, cols);
+  }
+
+  #begin(table: TableSchema, encoding: RowEncoding, cols: string[]): { feed(piece: Buffer): void; end(): number } {
     const s = this.#streams()!;
     const spec = encoding === 'json' ? jsonKeys(table) : cols.length;
     const fail = (err: unknown): never => {
@@ -273,28 +301,22 @@ export class SqliteTarget {
     } catch (err) {
       fail(err);
     }
-    const finish = (): number => {
-      try {
-        return Number(s.end.get());
-      } catch (err) {
-        return fail(err);
-      }
+    return {
+      feed: (piece) => {
+        try {
+          s.piece.run(piece);
+        } catch (err) {
+          fail(err);
+        }
+      },
+      end: () => {
+        try {
+          return Number(s.end.get());
+        } catch (err) {
+          return fail(err);
+        }
+      },
     };
-    const feed = (part: Buffer): void => {
-      try {
-        s.piece.run(part);
-      } catch (err) {
-        fail(err);
-      }
-    };
-    if (Symbol.asyncIterator in units) {
-      return (async () => {
-        for await (const part of units) feed(part);
-        return finish();
-      })();
-    }
-    for (const part of units as Iterable<Buffer>) feed(part);
-    return finish();
   }
 
   /**
