@@ -101,6 +101,22 @@ describe('the streamed loader', () => {
     });
   }
 
+  it("loads sqlite3 .dump's replace('…\\n…','\\n',char(10)) of a large text exactly, nested and cut anywhere", async () => {
+    const text = `line one\nline 'two'\r\n${'z'.repeat(MB)}\n\\n literal backslash-n\n`.repeat(3);
+    const dumped = (s: string): string => `'${s.replaceAll("'", "''").replaceAll('\n', '\\n').replaceAll('\r', '\\r')}'`;
+    // As sqlite3 .dump spells text with both: replace(replace('…','\r',char(13)),'\n',char(10)).
+    const literal = `replace(replace(${dumped(text)},'\\r',char(13)),'\\n',char(10))`;
+    const { t, table } = target('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+    try {
+      // The text's own backslash-n comes back as a newline too: SQLite's own replace() reads the spelling so.
+      const expectedText = text.replaceAll('\\n', '\n');
+      expect(await t.loadPieces(table, 'sql', cut(Buffer.from(`(1,${literal}),(2,${dumped('small\nvalue')})`)))).toBe(2);
+      expect(rows(t, 't', ['v'])).toEqual([expected([['text', Buffer.from(expectedText)]]), expected([['text', Buffer.from('small\\nvalue')]])]);
+    } finally {
+      t.close();
+    }
+  });
+
   it('gives the value itself where a placeholder would be seen: CHECK, generated columns, UNIQUE, WITHOUT ROWID', async () => {
     const text = 'z'.repeat(2 * MB) + 'end';
     const line = Buffer.from(`[1,${JSON.stringify(text)}]`);
