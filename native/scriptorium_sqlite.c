@@ -8,6 +8,10 @@
 **   SELECT data, rows FROM scriptorium_encode(sql, mode, keys, maxrows, maxbytes)  table-valued: the rows
 **                                                   of a query (or of a table's segments, on background
 **                                                   readers), encoded in batches (scriptorium_encode.inc)
+**   SELECT scriptorium_load_begin(…), scriptorium_load_piece(bytes) …, scriptorium_load_end()
+**                                                   one row too large for one piece, given in pieces: its
+**                                                   large values spilled and written with blob I/O
+**                                                   (scriptorium_load.inc)
 **   scriptorium_every(key, n)                       aggregate: every n-th key (splits a table in runs)
 **   SELECT data, rows, chunks, ids FROM scriptorium_chunks(sql, …)  table-valued: a table's rows as
 **                                                   ndjson, cut into backup chunks (scriptorium_scan.inc)
@@ -301,6 +305,7 @@ static void every_final(sqlite3_context *ctx) {
 
 #include "scriptorium_big.inc"
 #include "scriptorium_rows.inc"
+#include "scriptorium_load.inc"
 #include "scriptorium_scan.inc"
 #include "scriptorium_pack.inc"
 #include "scriptorium_encode.inc"
@@ -325,6 +330,7 @@ int sqlite3_scriptorium_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_rou
   }
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "scriptorium_stage", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, stage, stage_func, 0, 0);
   if (rc == SQLITE_OK) rc = big_register(db);
+  if (rc == SQLITE_OK) rc = load_register(db);
   ScanShared *shared = rc == SQLITE_OK ? sqlite3_malloc(sizeof(ScanShared)) : 0;
   if (rc == SQLITE_OK && !shared) rc = SQLITE_NOMEM;
   if (rc == SQLITE_OK) {

@@ -104,8 +104,9 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     const age = await openAgeInput(handle ? fileSource(handle) : iterableSource(stream!), options.decrypt ?? {});
     const { format, compression, reader } = await openInput(age.source);
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: options.into, format });
-    const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader);
     target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
+    // sql tuples too long to hold come in pieces when the target's extension loads them that way.
+    const items = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readSql(reader, { streamTuples: target.streamsPieces() });
     const load = await loadItems(items, target, progress, () => {
       progress.bytesIn = reader.bytesRead;
     });
@@ -210,6 +211,8 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const tables = new Map<string, TableSchema>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
+  /** The long tuple being loaded in pieces, if any. */
+  let streamed: { feed(piece: Buffer): void; end(): number } | undefined;
   let values: Buffer = Buffer.alloc(0);
   let lastYield = Date.now();
 
@@ -228,6 +231,22 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
     gate.add(data.length);
   };
 
+  /** The table rows of the file's schema go to, created on first use. */
+  const rowsTable = (name: string): TableSchema => {
+    let table = tables.get(name);
+    if (!table) {
+      table = state.schema?.tables.find((t) => t.name === name);
+      if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(name)}, which the file's schema does not list`);
+      tables.set(name, table);
+    }
+    if (!created.has(table.name)) {
+      adopt(table);
+      createTable(target, table);
+      created.add(table.name);
+    }
+    return table;
+  };
+
   for await (const item of items) {
     if (item.kind !== 'insert') flush();
     switch (item.kind) {
@@ -244,19 +263,14 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         state.meta = item.schema.meta;
         break;
       case 'rows': {
-        let table = tables.get(item.table);
-        if (!table) {
-          table = state.schema?.tables.find((t) => t.name === item.table);
-          if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
-          tables.set(item.table, table);
-        }
-        if (!created.has(table.name)) {
-          adopt(table);
-          createTable(target, table);
-          created.add(table.name);
-        }
+        const table = rowsTable(item.table);
         progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
         gate.add(item.batch.data.length);
+        break;
+      }
+      case 'row-pieces': {
+        const table = rowsTable(item.table);
+        progress.rowsDone += await target.loadPieces(table, item.encoding, item.pieces);
         break;
       }
       case 'insert': {
@@ -271,6 +285,26 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
           const text = item.values.toString('utf8');
           if (!literalsOnly(text)) throw notLiteral(item.line, item.table);
           execAt(target, item.head + text, item.line);
+          break;
+        }
+        if (item.partial || item.cont) {
+          // A tuple too long to hold (readSql streams tuples for a target that loads them in pieces).
+          try {
+            if (!item.cont) {
+              flush();
+              streamed = target.beginPieces(table, 'sql', item.columns ?? table.columns.map((c) => c.name));
+            }
+            if (!streamed) throw new IntegrityError('E_CORRUPT', `sql: line ${item.line}: the rest of a tuple without its start`);
+            streamed.feed(item.values);
+            if (!item.partial) {
+              const load = streamed;
+              streamed = undefined;
+              progress.rowsDone += load.end();
+            }
+          } catch (err) {
+            if (isDiskFull(err) || err instanceof IntegrityError) throw err;
+            throw notLiteral(item.line, table.name, (err as Error).message.replace(/^load [^:]*: /, ''));
+          }
           break;
         }
         const key = item.columns?.join('\0') ?? null;

@@ -196,12 +196,71 @@ export class ByteReader {
   }
 
   /**
+   * For a unit read in pieces (a reader's own, see {@link linePieces}): a function to call with each
+   * piece in order, which throws E_CORRUPT (as {@link fill} does) once the pieces are longer than any
+   * legal unit, escapes counted.
+   */
+  unitBound(): (piece: Buffer) => void {
+    let length = 0;
+    let escapes = 0;
+    return (piece) => {
+      length += piece.length;
+      for (let i = piece.indexOf(BACKSLASH); i >= 0; i = piece.indexOf(BACKSLASH, i + 1)) escapes++;
+      const limit = this.#maxUnit + BYTES_PER_ESCAPE * escapes;
+      if (length > limit) throw unitTooLong(this.describe(), limit);
+    };
+  }
+
+  /**
+   * The next line in pieces, without its newline (each piece a view valid until the next is asked
+   * for), and the newline consumed after the last: for lines too long to hold (a row with a large
+   * value), so that memory stays at the reader's buffer whatever the line's length. The line is held
+   * to the same bound as any unit (E_CORRUPT past it); its end missing is E_TRUNCATED. Iterate it to
+   * its end before reading anything else.
+   */
+  async *linePieces(): AsyncGenerator<Buffer> {
+    const account = this.unitBound();
+    for (;;) {
+      const nl = this.#newline();
+      if (nl >= 0) {
+        const piece = this.#buf.subarray(this.#pos, nl);
+        account(piece);
+        this.#pos = nl + 1;
+        this.#scanned = 0;
+        this.line++;
+        if (piece.length > 0) yield piece;
+        return;
+      }
+      if (this.#end > this.#pos) {
+        const piece = this.#buf.subarray(this.#pos, Math.min(this.#end, this.#pos + LINE_PIECE_BYTES));
+        account(piece);
+        this.skip(piece.length);
+        yield piece;
+        continue;
+      }
+      if (this.#buf.length > LINE_PIECE_BYTES) {
+        // Give back what the line's start grew the buffer to: nothing of it is held any more.
+        this.#replace(Buffer.allocUnsafe(Math.max(this.#initial, LINE_PIECE_BYTES)));
+        this.#pos = this.#end = 0;
+      }
+      if (!(await this.fill())) {
+        throw new IntegrityError('E_TRUNCATED', `the input ends in the middle of line ${this.line + 1}`, {
+          hint: 'The file is incomplete; nothing was written to the target.',
+        });
+      }
+    }
+  }
+
+  /**
    * Up to `max` consecutive whole lines that start with `first`, as one slice (lines joined by their
    * newlines, the last newline consumed but not included; valid until the next fill); null when the
-   * next line does not start with `first`.
+   * next line does not start with `first`; `'long'` when the next line starts with `first` and is at
+   * least `streamAt` bytes long (the caller reads it with {@link linePieces}).
    */
-  async readLines(first: number, max: number): Promise<RowBatch | null> {
+  async readLines(first: number, max: number, streamAt = Infinity): Promise<RowBatch | null | 'long'> {
     while (this.#newline() < 0) {
+      // A line this long is not held whole: its reader takes it in pieces (linePieces).
+      if (this.#end - this.#pos >= streamAt && this.#buf[this.#pos] === first) return 'long';
       if (!(await this.fill())) return null; // readLine reports the truncation
     }
     const buf = this.#buf.subarray(0, this.#end); // searches stop at the unread bytes' end
@@ -232,6 +291,11 @@ export class ByteReader {
   }
 }
 
+
+/**
+ * Bytes of a line handed out per piece by {@link ByteReader.linePieces} (its buffer stays this size).
+ */
+const LINE_PIECE_BYTES = 4 << 20;
 /** A source over an async iterable of chunks (a Node readable, a decompressor), copying them out. */
 export function iterableSource(source: AsyncIterable<Buffer | string>): ByteSource {
   const it = source[Symbol.asyncIterator]();

@@ -39,15 +39,22 @@ export type ImportItem =
    * item); `batch.rows` is -1 when the reader did not count them (the loader's parser does).
    */
   | { kind: 'rows'; table: string; encoding: 'ndjson' | 'json'; batch: RowBatch }
+  /**
+   * One unit of rows too long to hold (a row with a large value), in pieces in order, each a view of
+   * the reader's buffer valid until the next is taken: iterate them to the end before the next item.
+   */
+  | { kind: 'row-pieces'; table: string; encoding: 'ndjson' | 'json'; pieces: AsyncIterable<Buffer> }
   /** A statement already parsed and judged safe (sql): a CREATE TABLE or a literal-only INSERT. */
   | { kind: 'exec'; sql: string; line: number; table?: string }
   /**
    * An INSERT (sql), or a piece of one: `values` is a VALUES list of whole tuples that the importer
    * parses or checks, `head` the statement's text before it (`INSERT INTO … VALUES`). A long INSERT
    * comes as several items, one per piece, so that no item holds more than the reader's buffer.
-   * `values` is a view of the reader's buffer: copy what is kept past the next item.
+   * `values` is a view of the reader's buffer: copy what is kept past the next item. With tuple
+   * streaming (readSql's option), a tuple too long to hold comes in pieces: `partial` marks an item that
+   * ends inside it, `cont` one that starts inside it (see SqlPiece).
    */
-  | { kind: 'insert'; table: string; columns: string[] | null; head: string; values: Buffer; line: number }
+  | { kind: 'insert'; table: string; columns: string[] | null; head: string; values: Buffer; line: number; partial?: boolean; cont?: boolean }
   /** Index, view or trigger (sql): created after all data. */
   | { kind: 'object'; object: SchemaObject }
   | { kind: 'meta'; meta: DatabaseMeta }

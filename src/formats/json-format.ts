@@ -203,9 +203,10 @@ class JsonScanner {
 
   /**
    * Up to `max` whole row objects of an array as one slice (rows and the separators between them);
-   * `rows` is -1 when the slice came from the line fast path (the loader counts them as it parses).
+   * `rows` is -1 when the slice came from the line fast path (the loader counts them as it parses);
+   * `long` (and no rows) when the next row is too long to hold: read it with {@link rowPieces}.
    */
-  async rows(max: number): Promise<{ data: Buffer; rows: number; closed: boolean }> {
+  async rows(max: number): Promise<{ data: Buffer; rows: number; closed: boolean; long?: boolean }> {
     for (;;) {
       let first = await this.peek();
       if (first === COMMA && this.#afterRow) {
@@ -252,11 +253,71 @@ class JsonScanner {
         this.reader.skip(skip);
         return { data: view.subarray(0, end), rows, closed: false };
       }
+      // A row this long holds a large value: its reader takes it in pieces (rowPieces), never whole.
+      if (view.length >= STREAMED_ROW_BYTES) return { data: view.subarray(0, 0), rows: 0, closed: false, long: true };
       view = undefined; // see value()
       if (!(await this.reader.fill())) throw truncated('a row');
     }
   }
+
+  /**
+   * The row object that starts the unread bytes, in pieces (views valid until the next is asked for),
+   * found by its braces outside strings: for a row too long to hold. Iterate it to its end.
+   */
+  async *rowPieces(): AsyncGenerator<Buffer> {
+    const account = this.reader.unitBound();
+    let depth = 0;
+    let inString = false;
+    let backslashes = 0; // in a string: backslashes that ended the previous piece
+    for (;;) {
+      let view: Buffer | undefined = this.reader.view;
+      let j = 0;
+      let end = -1;
+      while (j < view.length) {
+        if (inString) {
+          const q = view.indexOf(QUOTE, j);
+          const stop = q < 0 ? view.length : q;
+          let b = stop - 1;
+          while (b >= j && view[b] === BACKSLASH) b--;
+          const run = stop - 1 - b + (b < j ? backslashes : 0);
+          if (q < 0) {
+            backslashes = run;
+            j = view.length;
+            break;
+          }
+          backslashes = 0;
+          j = q + 1;
+          if (run % 2 === 0) inString = false;
+          continue;
+        }
+        const c = view[j++];
+        if (c === QUOTE) {
+          inString = true;
+          backslashes = 0;
+        } else if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
+        else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+          if (--depth === 0) {
+            end = j;
+            break;
+          }
+        }
+      }
+      const piece = view.subarray(0, end >= 0 ? end : j);
+      view = undefined; // see value()
+      account(piece);
+      this.reader.skip(piece.length);
+      if (piece.length > 0) yield piece;
+      if (end >= 0) {
+        this.#afterRow = true; // a comma may follow before the next row
+        return;
+      }
+      if (!(await this.reader.fill())) throw truncated('a row');
+    }
+  }
 }
+
+/** A row object at least this long (it holds a large value) is handed to the loader in pieces. */
+export const STREAMED_ROW_BYTES = 16 << 20;
 
 /** Reads a json export written by scriptorium (the original document plus its schema). */
 export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {
@@ -293,6 +354,12 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
           await scan.expect(OPEN_ARR, `the rows of ${JSON.stringify(table)}`);
           for (;;) {
             const run = await scan.rows(batchRows);
+            if (run.long) {
+              const pieces = scan.rowPieces();
+              yield { kind: 'row-pieces', table, encoding: 'json', pieces };
+              for await (const _ of pieces); // whatever the loader left of the row (it reads it all)
+              continue;
+            }
             if (run.rows !== 0) yield { kind: 'rows', table, encoding: 'json', batch: { data: run.data, rows: run.rows } };
             if (run.closed) break;
           }

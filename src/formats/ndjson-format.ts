@@ -51,6 +51,8 @@ export class NdjsonWriter implements FormatWriter {
 }
 
 const OPEN_BRACKET = 0x5b;
+/** A row line at least this long (it holds a large value) is handed to the loader in pieces. */
+export const STREAMED_LINE_BYTES = 16 << 20;
 
 
 /** Reads an ndjson export; rows pass through as byte ranges, parsed only by SQLite. */
@@ -85,7 +87,14 @@ export async function* readNdjson(reader: ByteReader, batchRows = 2000): AsyncGe
   for (;;) {
     if (current) {
       // Rows: take whole lines straight from the buffer, as many as fit a batch.
-      const run = await reader.readLines(OPEN_BRACKET, batchRows);
+      const run = await reader.readLines(OPEN_BRACKET, batchRows, STREAMED_LINE_BYTES);
+      if (run === 'long') {
+        // A row this long holds a large value: the loader takes it in pieces, never whole.
+        const pieces = reader.linePieces();
+        yield { kind: 'row-pieces', table: current.name, encoding: 'ndjson', pieces };
+        for await (const _ of pieces); // whatever the loader left of the line (it reads it all)
+        continue;
+      }
       if (run) {
         yield { kind: 'rows', table: current.name, encoding: 'ndjson', batch: run };
         continue;

@@ -114,8 +114,18 @@ export function terminate(sql: string): string {
  * literal values, the sqlite_sequence rows, and a few harmless PRAGMAs. Anything else is refused with
  * its line number.
  */
-export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
-  const splitter = new SqlSplitter();
+export async function* readSql(reader: ByteReader, options: { streamTuples?: boolean } = {}): AsyncGenerator<ImportItem> {
+  // With `streamTuples` (the consumer loads tuples from pieces), a tuple too long to hold is handed out in pieces.
+  const splitter = new SqlSplitter(undefined, options.streamTuples ? STREAMED_TUPLE_BYTES : Infinity);
+  /** The bound on the streamed tuple in progress (its pieces are not held, so fill cannot check them). */
+  let tupleBound: ((piece: Buffer) => void) | null = null;
+  const flags = (v: NonNullable<SqlPiece['values']>, data: Buffer): { partial?: boolean; cont?: boolean } => {
+    if (!v.partial && !v.cont) return {};
+    if (!v.cont) tupleBound = reader.unitBound();
+    tupleBound?.(data);
+    if (!v.partial) tupleBound = null;
+    return { ...(v.partial ? { partial: true } : {}), ...(v.cont ? { cont: true } : {}) };
+  };
   let began = false;
   let committed = false;
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
@@ -147,7 +157,8 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
       }
       if (piece.values && !piece.values.first) {
         // More tuples of the INSERT judged on its first piece.
-        if (streaming && streaming !== 'ignore') yield { kind: 'insert', ...streaming, values: piece.data, line: piece.line };
+        const more = flags(piece.values, piece.data);
+        if (streaming && streaming !== 'ignore') yield { kind: 'insert', ...streaming, values: piece.data, line: piece.line, ...more };
         if (piece.values.last) streaming = null;
         continue;
       }
@@ -181,7 +192,7 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
           break;
         case 'insert':
           // `values` is a view of the reader's buffer: the importer copies what it keeps before the next fill.
-          yield { kind: 'insert', table: st.table, columns: st.columns, head: st.head, values: piece.data.subarray(Buffer.byteLength(st.head)), line: piece.line };
+          yield { kind: 'insert', table: st.table, columns: st.columns, head: st.head, values: piece.data.subarray(Buffer.byteLength(st.head)), line: piece.line, ...flags(piece.values!, piece.data) };
           if (continues) streaming = { table: st.table, columns: st.columns, head: st.head };
           break;
         case 'object':
@@ -216,6 +227,9 @@ export async function* readSql(reader: ByteReader): AsyncGenerator<ImportItem> {
   yield { kind: 'meta', meta };
   yield { kind: 'end' };
 }
+
+/** A VALUES tuple at least this long (it holds a large value) is handed to the loader in pieces, with `streamTuples`. */
+export const STREAMED_TUPLE_BYTES = 16 << 20;
 
 function unsupported(line: number, what: string): ScriptoriumError {
   return new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: ${what}`, {

@@ -19,8 +19,12 @@ export interface SqlPiece {
    * Set for every INSERT: its VALUES list starts at byte `at` of `data` (0 in later pieces). `first`
    * marks the piece that holds the statement's head, `last` the one that ends it; an INSERT that fits
    * is one piece with both. Pieces of one INSERT are whole tuples: joined by commas, they are its list.
+   * With tuple streaming on (see the constructor), a tuple too long to hold comes in several pieces
+   * instead: `partial` marks a piece that ends inside it, `cont` one that starts inside it (the next
+   * piece after a `partial` one); a `cont` piece that is not `partial` ends the tuple, and whole tuples
+   * may follow it in the same piece.
    */
-  values?: { at: number; first: boolean; last: boolean };
+  values?: { at: number; first: boolean; last: boolean; partial?: boolean; cont?: boolean };
 }
 
 const NL = 0x0a;
@@ -60,6 +64,10 @@ interface InsertScan {
   tuples: number;
   /** Something other than tuples was seen: the rest goes to the parser as it is, to be refused there. */
   garbage: boolean;
+  /** Scanning inside a quoted literal (it went on past the bytes scanned so far). */
+  inQuote: boolean;
+  /** The unconsumed bytes start inside a tuple, of which a `partial` piece was handed out. */
+  cont: boolean;
 }
 
 export class SqlSplitter {
@@ -68,10 +76,16 @@ export class SqlSplitter {
   #skip: 'line' | 'block' | null = null;
   #insert: InsertScan | null = null;
   readonly #streamAt: number;
+  readonly #tupleStreamAt: number;
 
-  /** @param streamAt bytes of an unfinished INSERT after which it is handed out tuple by tuple */
-  constructor(streamAt = STREAM_AT) {
+  /**
+   * @param streamAt bytes of an unfinished INSERT after which it is handed out tuple by tuple
+   * @param tupleStreamAt bytes of an unfinished tuple after which it is handed out in pieces (`partial`);
+   * by default never (the consumer must be able to load a tuple from pieces)
+   */
+  constructor(streamAt = STREAM_AT, tupleStreamAt = Infinity) {
     this.#streamAt = streamAt;
+    this.#tupleStreamAt = tupleStreamAt;
   }
 
   /**
@@ -137,7 +151,7 @@ export class SqlSplitter {
         }
         if (values < 0 || buf.length - pos < this.#streamAt) return;
         const at = values - pos;
-        this.#insert = { line: this.#line, first: true, at, scan: at, depth: 0, afterTuple: false, afterComma: false, tuples: 0, garbage: false };
+        this.#insert = { line: this.#line, first: true, at, scan: at, depth: 0, afterTuple: false, afterComma: false, tuples: 0, garbage: false, inQuote: false, cont: false };
         continue;
       }
       const end = generalEnd(buf, pos, /^CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\s/i.test(head));
@@ -200,12 +214,22 @@ export class SqlSplitter {
         semi = valuesEnd(buf, i); // when not found, it is searched again from here (a string may be open)
         break;
       }
+      if (st.inQuote) {
+        // A doubled quote closes the literal and opens it again at once: the same result.
+        const close = buf.indexOf(QUOTE, i);
+        if (close < 0) {
+          i = buf.length; // resume inside the literal, after what was scanned
+          break;
+        }
+        st.inQuote = false;
+        i = close + 1;
+        continue;
+      }
       const c = buf[i]!;
       if (st.depth > 0) {
         if (c === QUOTE) {
-          const close = buf.indexOf(QUOTE, i + 1);
-          if (close < 0) break; // resume at the opening quote
-          i = close + 1;
+          st.inQuote = true;
+          i++;
           continue;
         }
         if (c === LPAREN) st.depth++;
@@ -235,7 +259,7 @@ export class SqlSplitter {
       // The end: whole tuples not handed out yet, or, after garbage or when there were no tuples at
       // all, everything up to the semicolon (the parser judges and refuses it with its own words).
       const end = st.garbage || st.tuples === 0 ? semi : last;
-      const from = st.first || st.garbage ? start : tupleStart(buf, start);
+      const from = st.first || st.garbage || st.cont ? start : tupleStart(buf, start);
       const piece = end > from || st.first ? this.#piece(buf, st, start, from, end, true) : null;
       this.#line += countNewlines(buf, start, semi);
       this.#pos = semi + 1;
@@ -243,21 +267,36 @@ export class SqlSplitter {
       return piece;
     }
     if (last < 0) {
+      if (st.depth > 0 && !st.garbage && i - start >= this.#tupleStreamAt) {
+        // One tuple too long to hold (a large value): what was scanned of it goes out now.
+        const from = st.first || st.cont ? start : tupleStart(buf, start);
+        const piece = this.#piece(buf, st, start, from, i, false, true);
+        this.#line += countNewlines(buf, start, i);
+        this.#pos = i;
+        st.scan = 0;
+        st.first = false;
+        st.cont = true;
+        return piece;
+      }
       st.scan = i - start;
       return null;
     }
-    const from = st.first || st.garbage ? start : tupleStart(buf, start);
+    const from = st.first || st.garbage || st.cont ? start : tupleStart(buf, start);
     const piece = this.#piece(buf, st, start, from, last, false);
     this.#line += countNewlines(buf, start, last);
     this.#pos = last;
     st.scan = i - last;
     st.first = false;
+    st.cont = false;
     return piece;
   }
 
-  #piece(buf: Buffer, st: InsertScan, start: number, from: number, end: number, last: boolean): SqlPiece {
+  #piece(buf: Buffer, st: InsertScan, start: number, from: number, end: number, last: boolean, partial = false): SqlPiece {
     const line = st.first ? st.line : this.#line + countNewlines(buf, start, from);
-    return { data: buf.subarray(from, Math.max(from, end)), line, values: { at: st.first ? st.at : 0, first: st.first, last } };
+    const values: NonNullable<SqlPiece['values']> = { at: st.first ? st.at : 0, first: st.first, last };
+    if (partial) values.partial = true;
+    if (st.cont) values.cont = true;
+    return { data: buf.subarray(from, Math.max(from, end)), line, values };
   }
 
   #skipSpace(buf: Buffer, pos: number): number {

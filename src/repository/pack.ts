@@ -69,7 +69,7 @@ function readEntryTable(table: Buffer, chunkBytes: number, bad: (why: string) =>
  * it, never memory; one that is costs its own size once (the old way grew a buffer by doubling and
  * kept each step in the pool: a 32 KB pack took 2 GiB before it was refused).
  */
-async function packBody(data: Buffer, codecId: number, what: string, packBytes: number, pool?: BufferPool): Promise<{ body: Buffer; buffer?: Buffer }> {
+async function packBody(data: Buffer, codecId: number, what: string, packBytes: number, pool?: BufferPool, lazyAbove = Infinity): Promise<{ body: Buffer; buffer?: Buffer } | { length: number; table: Buffer }> {
   const limit = maxPackBody(packBytes);
   if (codecId === CODEC_IDS.zstd) {
     const claimed = await zstdClaimedSize(data, what);
@@ -78,7 +78,9 @@ async function packBody(data: Buffer, codecId: number, what: string, packBytes: 
   const size = packBytes + PACK_SLACK;
   const fits = await decompressPooled(data, codecId, what, size, pool);
   if (fits) return fits;
-  const length = await measurePack(data, codecId, what, packBytes, limit);
+  const { length, table } = await measurePack(data, codecId, what, packBytes, limit);
+  // Left compressed: its chunks are decompressed again, in pieces, when they are read (Pack.spanPieces).
+  if (length > lazyAbove && table) return { length, table };
   // A little oversized (a last batch of large rows) goes back to the pool; a huge one is let go.
   const pooled = pool !== undefined && length <= 4 * size;
   const buffer = pooled ? pool.take(length) : Buffer.allocUnsafe(length);
@@ -103,7 +105,7 @@ async function packBody(data: Buffer, codecId: number, what: string, packBytes: 
  * whole when it fits in the end kept, at most 16 MiB: a repository of the default 2 MiB packs has
  * tables of at most 5.6 MB).
  */
-async function measurePack(data: Buffer, codecId: number, what: string, packBytes: number, limit: number): Promise<number> {
+async function measurePack(data: Buffer, codecId: number, what: string, packBytes: number, limit: number): Promise<{ length: number; table?: Buffer }> {
   const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`, {
     hint: 'The pack is damaged or was written to exhaust memory; run `scriptorium verify` to list what is affected.',
   });
@@ -130,8 +132,10 @@ async function measurePack(data: Buffer, codecId: number, what: string, packByte
   const count = last(4).readUInt32LE(0);
   const chunkBytes = length - 4 - 8 * count;
   if (chunkBytes < 0) throw bad('entry table truncated');
-  if (8 * count + 4 <= tail.length) readEntryTable(last(8 * count + 4).subarray(0, 8 * count), chunkBytes, bad);
-  return length;
+  if (8 * count + 4 > tail.length) return { length };
+  const table = Buffer.from(last(8 * count + 4)); // a copy: `last` may be a view of the tail
+  readEntryTable(table.subarray(0, 8 * count), chunkBytes, bad);
+  return { length, table };
 }
 
 /** The store key of the pack named `hash`. */
@@ -313,6 +317,13 @@ export class PackWriter {
   }
 }
 
+/** A lazy pack's body, left compressed: the file's bytes after its prefix, and their codec. */
+interface LazyBody {
+  data: Buffer;
+  codecId: number;
+  what: string;
+}
+
 /** A pack read back from the store and checked against its name. */
 export class Pack {
   readonly hash: string;
@@ -320,13 +331,50 @@ export class Pack {
   readonly #offsets: number[];
   readonly #rows: number[];
   #release: (() => void) | undefined;
+  /** A lazy pack's compressed body and codec (see {@link open}'s `lazyAbove`). */
+  readonly #compressed: LazyBody | undefined;
 
-  private constructor(hash: string, body: Buffer, offsets: number[], rows: number[], release?: () => void) {
+  private constructor(hash: string, body: Buffer, offsets: number[], rows: number[], release?: () => void, compressed?: LazyBody) {
     this.hash = hash;
     this.#body = body;
     this.#offsets = offsets;
     this.#rows = rows;
     this.#release = release;
+    this.#compressed = compressed;
+  }
+
+  /**
+   * Whether the pack was left compressed (its body is larger than `lazyAbove`: it ends in a chunk of a
+   * huge row): {@link chunk} and {@link span} then throw; read it with {@link spanPieces}.
+   */
+  get lazy(): boolean {
+    return this.#compressed !== undefined;
+  }
+
+  /**
+   * The bytes of entries `first` to `end - 1` in pieces (views valid until the next is asked for): of a
+   * lazy pack, decompressed from its start as they are read, so that no piece is larger than 1 MiB;
+   * of another, the span itself.
+   */
+  async *spanPieces(first: number, end: number): AsyncGenerator<Buffer> {
+    this.#check(first);
+    this.#check(end - 1);
+    const from = this.#offsets[first];
+    const to = this.#offsets[end];
+    if (!this.#compressed) {
+      yield this.#body.subarray(from, to);
+      return;
+    }
+    const { data, codecId, what } = this.#compressed;
+    let at = 0;
+    for await (const piece of decompressPieces(data, codecId, what)) {
+      const start = at;
+      at += piece.length;
+      if (at <= from) continue;
+      yield piece.subarray(Math.max(0, from - start), Math.min(piece.length, to - start));
+      if (at >= to) return;
+    }
+    throw new IntegrityError('E_CORRUPT', `${what}: decompressed to fewer bytes than the first time`);
   }
 
   /**
@@ -336,10 +384,18 @@ export class Pack {
    * With a `pool`, the body is decompressed into pooled memory, which {@link release} gives back: the
    * pack and every view of it must not be used after that.
    */
-  static async open(hash: string, file: Buffer, packBytes = 1 << 30, pool?: BufferPool): Promise<Pack> {
+  static async open(hash: string, file: Buffer, packBytes = 1 << 30, pool?: BufferPool, lazyAbove = Infinity): Promise<Pack> {
     const what = `pack ${hash.slice(0, 16)}`;
     checkObject('pack', file, hash, what);
-    const { body, buffer } = await packBody(file.subarray(9), file[8], what, packBytes, pool);
+    const opened = await packBody(file.subarray(9), file[8], what, packBytes, pool, lazyAbove);
+    if ('table' in opened) {
+      // Measured and its entry table checked by packBody; its body stays compressed.
+      const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
+      const count = (opened.table.length - 4) / 8;
+      const { offsets, rows } = readEntryTable(opened.table.subarray(0, 8 * count), opened.length - 4 - 8 * count, bad);
+      return new Pack(hash, Buffer.alloc(0), offsets, rows, undefined, { data: file.subarray(9), codecId: file[8], what });
+    }
+    const { body, buffer } = opened;
     const release = buffer && pool ? () => pool.give(buffer) : undefined;
     try {
       const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
@@ -369,6 +425,7 @@ export class Pack {
   /** The bytes of entry `i` (a view into the pack). */
   chunk(i: number): Buffer {
     this.#check(i);
+    this.#whole();
     return this.#body.subarray(this.#offsets[i], this.#offsets[i + 1]);
   }
 
@@ -380,6 +437,7 @@ export class Pack {
 
   /** The bytes of entries `first` to `end - 1`, which lie back to back (a view into the pack). */
   span(first: number, end: number): Buffer {
+    this.#whole();
     this.#check(first);
     this.#check(end - 1);
     return this.#body.subarray(this.#offsets[first], this.#offsets[end]);
@@ -394,6 +452,10 @@ export class Pack {
   /** Hex SHA-256 of entry `i`. */
   chunkHash(i: number): string {
     return createHash('sha256').update(this.chunk(i)).digest('hex');
+  }
+
+  #whole(): void {
+    if (this.#compressed) throw new Error(`Pack: ${this.hash.slice(0, 16)} was opened lazily; read it with spanPieces`);
   }
 
   #check(i: number): void {

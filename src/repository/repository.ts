@@ -293,10 +293,13 @@ export class PackCache {
   readonly #packs = new Map<string, Promise<Pack>>();
   readonly #pool: BufferPool | undefined;
   readonly #gate: GarbageGate | undefined;
+  readonly #lazyAbove: number;
 
-  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean } = {}) {
+  /** `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces. */
+  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number } = {}) {
     this.#repo = repo;
     this.#capacity = capacity;
+    this.#lazyAbove = options.lazyAbove ?? Infinity;
     if (options.recycle) {
       this.#pool = new BufferPool(capacity + 1);
       // Each compressed file read is garbage once opened: collect it at once, and the heap fully every
@@ -341,7 +344,7 @@ export class PackCache {
   async #open(hash: string): Promise<Pack> {
     if (!this.#pool) return this.#repo.pack(hash);
     const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
-    const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool);
+    const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool, this.#lazyAbove);
     this.#gate!.add(file.length);
     return pack;
   }

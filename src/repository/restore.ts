@@ -78,20 +78,37 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
  * function of its own, so that no variable of the loop keeps the last pack alive afterwards).
  */
 async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
-  const cache = new PackCache(repo, 3, { recycle: true }); // each batch is loaded before the next is read
+  // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
+  // compressed, and that chunk reaches the loader in pieces (lazy packs).
+  const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
   try {
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;
       // Packs are checked as they are read; the digest is recomputed from the loaded table below.
       for await (const batch of readTable(repo, cache, snapshot, entry, 'restore', false)) {
-        target.load(table, 'ndjson', batch);
+        if (batch.pieces) {
+          const loaded = await target.loadPieces(table, 'ndjson', counted(batch.pieces, reporter));
+          if (loaded !== batch.rows) throw new RepositoryIntegrityError([{ code: 'E_CORRUPT', snapshot: snapshot.id, table: entry.name, message: `a chunk of ${batch.rows} rows loaded as ${loaded}` }], 'restore');
+        } else {
+          target.load(table, 'ndjson', batch);
+          reporter.bytesIn += batch.data.length + 1;
+        }
         reporter.rowsDone += batch.rows;
-        reporter.bytesIn += batch.data.length + 1;
         reporter.progress('rows', entry.name);
       }
     }
   } finally {
     await cache.close();
+  }
+}
+
+/** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily by restore. */
+const LAZY_PACK_BYTES = 64 << 20;
+
+async function* counted(pieces: AsyncIterable<Buffer>, reporter: OperationReporter): AsyncGenerator<Buffer> {
+  for await (const piece of pieces) {
+    reporter.bytesIn += piece.length;
+    yield piece;
   }
 }
 

@@ -12,6 +12,30 @@ import type { Snapshot, TableEntry } from './manifest.js';
 import type { Pack } from './pack.js';
 import type { PackCache, Repository } from './repository.js';
 
+/**
+ * A batch of rows, or (with `pieces`, from a lazy pack: see {@link Pack.lazy}) one chunk of `rows`
+ * rows too large to hold, in pieces that must be read to their end before the next batch is asked for.
+ */
+export interface TableBatch extends RowBatch {
+  pieces?: AsyncIterable<Buffer>;
+}
+
+/** A chunk of a lazy pack at least this large is handed on in pieces (one holding a large value). */
+export const STREAMED_CHUNK_BYTES = 8 << 20;
+
+async function* hashed(pieces: AsyncIterable<Buffer>, digest: ReturnType<typeof createHash> | undefined): AsyncGenerator<Buffer> {
+  for await (const piece of pieces) {
+    digest?.update(piece);
+    yield piece;
+  }
+}
+
+async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const piece of pieces) parts.push(Buffer.from(piece));
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
 /** Rows per batch handed to a target (about what the engine reads per batch). */
 const BATCH_ROWS = 2000;
 const BATCH_BYTES = 1 << 20;
@@ -42,7 +66,7 @@ export async function* readTable(
   table: TableEntry,
   operation: string,
   checkDigest = true,
-): AsyncGenerator<RowBatch> {
+): AsyncGenerator<TableBatch> {
   const digest = checkDigest ? createHash('sha256') : undefined;
   // A batch is views of one pack (`parts`), or, once it spans packs, a copy in `carry`: the cache may
   // recycle a pack's memory when another pack is opened, so no view outlives the switch to a new pack.
@@ -97,15 +121,28 @@ export async function* readTable(
     partsPack = packHash;
     // Consecutive entries lie back to back in the pack: hand them on as views, in batch-sized spans.
     for (let e = first, end = first + count; e < end; ) {
+      if (pack.lazy && pack.size(e) >= STREAMED_CHUNK_BYTES) {
+        // A chunk of a huge row: in pieces as they are decompressed, never whole.
+        if (rows > 0 || carried > 0 || parts.length > 0) {
+          total += rows;
+          yield batch();
+        }
+        const n = pack.rows(e);
+        totalBytes += pack.size(e);
+        total += n;
+        yield { data: Buffer.alloc(0), rows: n, pieces: hashed(pack.spanPieces(e, e + 1), digest) };
+        e++;
+        continue;
+      }
       let stop = e;
-      while (stop < end && rows < BATCH_ROWS && carried + bytes < BATCH_BYTES) {
+      while (stop < end && rows < BATCH_ROWS && carried + bytes < BATCH_BYTES && !(pack.lazy && pack.size(stop) >= STREAMED_CHUNK_BYTES)) {
         rows += pack.rows(stop);
         const size = pack.size(stop);
         bytes += size;
         totalBytes += size;
         stop++;
       }
-      const data = pack.span(e, stop);
+      const data = pack.lazy ? await collect(pack.spanPieces(e, stop)) : pack.span(e, stop);
       digest?.update(data);
       parts.push(data);
       e = stop;

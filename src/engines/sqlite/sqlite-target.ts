@@ -8,7 +8,7 @@ import { guardConnection, hasExtension, hasLoader, loadExtension } from './exten
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { schemaProblem, type ClaimedObject } from './schema-guard.js';
 import { checkFts5Config, readSqliteSchema, virtualModule } from './sqlite-schema.js';
-import { quoteIdent } from './sql-text.js';
+import { quoteIdent, quoteText } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
 /**
@@ -27,6 +27,7 @@ export class SqliteTarget {
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   #staged: Database.Statement | null | undefined;
+  #stream: { begin: Database.Statement; piece: Database.Statement; end: Database.Statement } | null | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -168,6 +169,12 @@ export class SqliteTarget {
   load(table: TableSchema, encoding: RowEncoding, batch: RowBatch, columns?: string[]): number {
     const cols = columns ?? rowColumns(table);
     const native = this.native(table, cols.length);
+    if (native && batch.data.length >= STREAMED_ROW_BYTES && this.#streams()) {
+      // A batch this large holds a large value: loaded in pieces, it costs the value once, not 3 times.
+      const changes = this.#loadStreamed(table, encoding, cols, pieces(batch.data)) as number;
+      this.#checkRows(table, batch, changes);
+      return changes;
+    }
     if (!native && encoding === 'sql') throw new TypeError('SqliteTarget.load: sql tuples need the scriptorium extension');
     const slow = !native && batch.data.includes(TAGGED_VALUE);
     const wide = native && !hasLoader(this.#db, cols.length); // more values than scriptorium_rows has columns
@@ -186,7 +193,7 @@ export class SqliteTarget {
       if (/too big/i.test((err as Error).message)) {
         // One row's encoding above SQLite's SQLITE_MAX_LENGTH (1e9 bytes): a value near that limit, not damage.
         throw new ScriptoriumError('E_UNSUPPORTED', `load ${table.name}: a row's encoding (${batch.data.length} bytes) is larger than SQLite takes in one piece`, {
-          hint: 'A value near SQLite\'s length limit (1e9 bytes; BLOBs count twice, as hex) cannot be loaded yet: import and restore hand a row to SQLite whole. The target was not changed.',
+          hint: 'Without the extension\'s streamed loader (SCRIPTORIUM_NO_EXTENSION, or an extension built before it), a row is handed to SQLite whole, and a value near SQLite\'s length limit (1e9 bytes; BLOBs count twice, as hex) does not fit. The target was not changed.',
           cause: err,
         });
       }
@@ -195,12 +202,142 @@ export class SqliteTarget {
         cause: err,
       });
     }
+    this.#checkRows(table, batch, changes);
+    return changes;
+  }
+
+  #checkRows(table: TableSchema, batch: RowBatch, changes: number): void {
     if (batch.rows >= 0 && changes !== batch.rows) {
       throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: expected ${batch.rows} rows in a batch, SQLite read ${changes}`, {
         hint: 'A row in the input is damaged; the target was not changed.',
       });
     }
-    return changes;
+  }
+
+  /** The statements of the extension's streamed loader (native/scriptorium_load.inc), or null without them. */
+  #streams(): { begin: Database.Statement; piece: Database.Statement; end: Database.Statement } | null {
+    if (this.#stream === undefined) {
+      try {
+        this.#stream = {
+          begin: this.#db.prepare('SELECT scriptorium_load_begin(?, ?, ?, ?, ?)'),
+          piece: this.#db.prepare('SELECT scriptorium_load_piece(?)'),
+          end: this.#db.prepare('SELECT scriptorium_load_end()').pluck(),
+        };
+      } catch {
+        this.#stream = null; // an extension built before the streamed loader
+      }
+    }
+    return this.#stream;
+  }
+
+  /** Whether the extension's streamed loader is here (then {@link streams} holds for any table of up to 2,000 columns). */
+  streamsPieces(): boolean {
+    return hasExtension(this.#db, 1) && this.#streams() !== null;
+  }
+
+  /** Whether {@link loadPieces} takes rows of `table` in C (else it joins the pieces, up to one Buffer). */
+  streams(table: TableSchema, columns = rowColumns(table).length): boolean {
+    return this.native(table, columns) && this.#streams() !== null;
+  }
+
+  /**
+   * Loads one unit of encoded rows (usually one row holding a large value) given in pieces, in order:
+   * the extension decodes long literals as they arrive and writes them into the row with
+   * sqlite3_blob_write, so memory grows with the largest value once, never with the unit's encoding
+   * (a BLOB's hex is twice its size). The pieces may be views that are reused once the next is asked
+   * for. Returns the rows loaded.
+   */
+  async loadPieces(table: TableSchema, encoding: RowEncoding, units: AsyncIterable<Buffer> | Iterable<Buffer>, columns?: string[]): Promise<number> {
+    const cols = columns ?? rowColumns(table);
+    if (!this.streams(table, cols.length)) {
+      const parts: Buffer[] = [];
+      for await (const part of units) parts.push(Buffer.from(part));
+      return this.load(table, encoding, { data: Buffer.concat(parts), rows: -1 }, columns);
+    }
+    return await this.#loadStreamed(table, encoding, cols, units);
+  }
+
+  #loadStreamed(table: TableSchema, encoding: RowEncoding, cols: string[], units: AsyncIterable<Buffer> | Iterable<Buffer>): number | Promise<number> {
+    const load = this.#begin(table, encoding, cols);
+    if (Symbol.asyncIterator in units) {
+      return (async () => {
+        for await (const part of units) load.feed(part);
+        return load.end();
+      })();
+    }
+    for (const part of units as Iterable<Buffer>) load.feed(part);
+    return load.end();
+  }
+
+  /**
+   * The push form of {@link loadPieces}, for a reader that hands a unit out piece by piece between
+   * other work (a sql file's long tuple): `feed` each piece in order, then `end` for the rows loaded.
+   * Only where {@link streams} is true. Nothing else may load on this target until `end`.
+   */
+  beginPieces(table: TableSchema, encoding: RowEncoding, columns?: string[]): { feed(piece: Buffer): void; end(): number } {
+    const cols = columns ?? rowColumns(table);
+    if (!this.streams(table, cols.length)) throw new TypeError('SqliteTarget.beginPieces: the extension has no streamed loader');
+    return this.#begin(table, encoding, cols);
+  }
+
+  #begin(table: TableSchema, encoding: RowEncoding, cols: string[]): { feed(piece: Buffer): void; end(): number } {
+    const s = this.#streams()!;
+    const spec = encoding === 'json' ? jsonKeys(table) : cols.length;
+    const fail = (err: unknown): never => {
+      if (fromSqliteError(err)) throw err; // the disk, not the input
+      if (/too big/i.test((err as Error).message)) {
+        throw new ScriptoriumError('E_UNSUPPORTED', `load ${table.name}: a value is larger than SQLite holds (SQLITE_MAX_LENGTH)`, {
+          hint: 'The input holds a value above SQLite\'s length limit (1e9 bytes by default); the target was not changed.',
+          cause: err,
+        });
+      }
+      throw new ScriptoriumError('E_CORRUPT', `load ${table.name}: ${(err as Error).message}`, {
+        hint: 'A row in the input is damaged or does not match the table; the target was not changed.',
+        cause: err,
+      });
+    };
+    try {
+      s.begin.run(encoding, spec, table.name, Buffer.from(cols.join('\0')), this.#writable(table, cols));
+    } catch (err) {
+      fail(err);
+    }
+    return {
+      feed: (piece) => {
+        try {
+          s.piece.run(piece);
+        } catch (err) {
+          fail(err);
+        }
+      },
+      end: () => {
+        try {
+          return Number(s.end.get());
+        } catch (err) {
+          return fail(err);
+        }
+      },
+    };
+  }
+
+  /**
+   * One byte per column: 1 where a large value may arrive after its row (a placeholder first, then
+   * sqlite3_blob_write), 0 where something would see the placeholder: a CHECK constraint, a generated
+   * column, an index that exists while rows load (UNIQUE, a PRIMARY KEY that is not the rowid), or a
+   * table the blob API cannot write (WITHOUT ROWID, virtual).
+   */
+  #writable(table: TableSchema, cols: string[]): Buffer {
+    const none = Buffer.alloc(cols.length);
+    if (table.withoutRowid || table.virtual || /\bCHECK\b|\bGENERATED\b|\bAS\s*\(/i.test(table.sql)) return none;
+    // sqlite3_blob_write puts the bytes as they are: TEXT must be stored as the UTF-8 it arrives in.
+    if (this.#db.pragma('encoding', { simple: true }) !== 'UTF-8') return none;
+    const indexed = new Set<string>();
+    for (const index of this.#db.prepare(`PRAGMA index_list(${quoteText(table.name)})`).all() as { name: string }[]) {
+      for (const col of this.#db.prepare(`PRAGMA index_info(${quoteText(index.name)})`).all() as { name: string | null }[]) {
+        if (col.name === null) return none; // an expression: it may read any column
+        indexed.add(col.name.toLowerCase());
+      }
+    }
+    return Buffer.from(cols.map((c) => (indexed.has(c.toLowerCase()) ? 0 : 1)));
   }
 
   /**
@@ -259,6 +396,17 @@ export class SqliteTarget {
   }
 }
 
+/**
+ * A batch this long (one row holding a large value: ordinary batches are about 1 MiB) loads through
+ * the streamed loader, in pieces of {@link STREAM_PIECE_BYTES}.
+ */
+export const STREAMED_ROW_BYTES = 8 << 20;
+/** Bytes per piece handed to the streamed loader (each is copied once into SQLite). */
+export const STREAM_PIECE_BYTES = 4 << 20;
+
+function* pieces(data: Buffer): Generator<Buffer> {
+  for (let at = 0; at < data.length; at += STREAM_PIECE_BYTES) yield data.subarray(at, at + STREAM_PIECE_BYTES);
+}
 
 /** Throws E_CORRUPT naming the object unless `sql` is exactly its plain CREATE statement. */
 function refuseUnlessPlain(claimed: ClaimedObject, sql: string): void {
