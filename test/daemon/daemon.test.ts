@@ -21,7 +21,9 @@ const liveFiles = (dir: string) => {
 /** Snapshots in the repository, as `scriptorium snapshots` lists them. */
 const snapshotCount = (repo: string) => (JSON.parse(cli(repo, 'snapshots', '-r', repo, '--json').stdout) as { snapshots: unknown[] }).snapshots.length;
 
-describe('scriptorium daemon', () => {
+// Real processes doing real backups on two shared cores: each `until` may wait up to 60 s by itself, so a
+// test gets three minutes (it took 20-40 s alone, and once passed 60 s in CI).
+describe('scriptorium daemon', { timeout: 180_000 }, () => {
   let cleanup: (() => void) | undefined;
   let daemon: Running | undefined;
   beforeAll(needDist);
@@ -43,7 +45,9 @@ describe('scriptorium daemon', () => {
     writeConfig(w.dir, {
       jobs: {
         small: { source: 'small.db', repository: './repo', every: '1s', tags: ['nightly'] },
-        big: { source: 'big.db', repository: './repo', every: '1s', verify: { afterBackup: false } },
+        // A run of big must outlast its 1 s interval on a fast, quiet machine too (a backup alone took
+        // under a second there, so no slot was ever skipped): it also reads every pack back.
+        big: { source: 'big.db', repository: './repo', every: '1s', verify: { afterBackup: true, readDataPercent: 100 } },
       },
     });
     daemon = start(w.dir, 'daemon');

@@ -19,7 +19,7 @@ export function needDist(): void {
 /** A temporary folder; `cleanup` removes it. */
 export function workDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'scriptorium-daemon-'));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }) };
 }
 
 /** A SQLite database of `rows` rows of `bytes` random bytes each, made by the sqlite3 shell. */
