@@ -15,6 +15,7 @@ import { tryLock, type ReleaseLock } from '../monitor/file-lock.js';
 import type { DaemonConfig, JobConfig } from './job-config.js';
 import { foldJournal, Journal, type JournalEntry, type RunStatus, type RunTrigger, type StepResult, type TaskKind } from './journal.js';
 import type { WorkerOutcome, WorkerPlan } from './job-worker.js';
+import { processRuns } from '../core/atomic-file.js';
 
 /** How long an aborted worker gets to clean up before it is killed. */
 const KILL_AFTER_MS = 10_000;
@@ -48,14 +49,6 @@ export interface RunningTask {
   abort(): void;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Starts tasks for one config. */
 export class TaskRunner {
@@ -84,7 +77,7 @@ export class TaskRunner {
     const host = hostname();
     for (const [task, state] of foldJournal(entries).tasks) {
       for (const start of state.open.values()) {
-        if (start.host !== host || start.pid === process.pid || alive(start.pid)) continue;
+        if (start.host !== host || start.pid === process.pid || processRuns(start.pid)) continue;
         const release = tryLock(this.lockPath(task), { staleMs: NEVER_STALE });
         if (!release) continue;
         try {

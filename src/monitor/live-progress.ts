@@ -11,6 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync,
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { OperationEvent, ProgressEvent, StartedEvent } from '../core/events.js';
+import { processRuns } from '../core/atomic-file.js';
 
 /** Shortest time between two rewrites of one operation's file. */
 export const LIVE_INTERVAL_MS = 250;
@@ -102,14 +103,6 @@ export class LiveProgressWriter {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isLive(value: unknown): value is LiveOperation {
   const v = value as Record<string, unknown> | null;
@@ -139,7 +132,7 @@ export function readLive(dir: string): LiveOperation[] {
       if (statSync(file).size > MAX_LIVE_BYTES) continue;
       const value: unknown = JSON.parse(readFileSync(file, 'utf8'));
       if (!isLive(value)) continue;
-      if (value.host === host && !alive(value.pid)) {
+      if (value.host === host && !processRuns(value.pid)) {
         unlinkSync(file);
         continue;
       }

@@ -6,14 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { TableSchema } from '../../core/schema.js';
-
-interface XInfoRow {
-  name: string;
-  type: string;
-  notnull: number | bigint;
-  pk: number | bigint;
-  hidden: number | bigint;
-}
+import type { XInfoRow } from './sqlite-schema.js';
 
 /**
  * What differs between `described` and the table of that name in `db`'s main schema (its columns in

@@ -12,7 +12,8 @@ interface SchemaRow {
   sql: string | null;
 }
 
-interface XInfoRow {
+/** A row of `PRAGMA table_xinfo`. */
+export interface XInfoRow {
   name: string;
   type: string;
   notnull: number | bigint;
