@@ -9,8 +9,18 @@
  * the median of the `baseline` before them. It fires above `raisePercent` and clears only below
  * `clearPercent` (hysteresis), and a change of less than `minDuration` is never a trend: one slow run on
  * a busy machine moves a median of three by nothing, and a 40 ms job that takes 80 ms pages no one.
+ *
+ * **One evaluator at a time.** The daemon and `scriptorium run JOB` may evaluate the same job at once.
+ * Reading the alert state, deciding and journaling the alerts decided happen under one lock file
+ * (`<journal>-alerts.lock`), so two processes never both send `firing` for one condition nor lose a
+ * `resolved`; delivery (which may retry for a while) happens after the lock is released.
+ *
+ * **Bounded.** The trend reads the history through a {@link HistoryTail} that keeps, per job, only the
+ * newest successful backups a trend needs, and reads only what was appended since its last look.
  */
-import { HistoryStore } from '../monitor/history-store.js';
+import { setTimeout as pause } from 'node:timers/promises';
+import { tryLock, type ReleaseLock } from '../monitor/file-lock.js';
+import { HistoryTail } from '../monitor/history-tail.js';
 import type { OperationRecord } from '../monitor/operation-record.js';
 import { median } from '../monitor/stats.js';
 import { formatDurationSetting } from '../daemon/duration.js';
@@ -33,11 +43,29 @@ interface AlertState {
   lastSentAt: number;
 }
 
+/** How long an evaluation waits for another process's to finish (each holds the lock for milliseconds). */
+export const ALERT_LOCK_WAIT_MS = 30_000;
+/** An alert lock older than this is abandoned (its holder hung). */
+const ALERT_LOCK_STALE_MS = 60_000;
+
+/** The lock file that serializes alert evaluation for a journal. */
+export const alertLockPath = (journalPath: string) => `${journalPath}-alerts.lock`;
+
+/** Takes the alert lock, waiting in short pauses up to `waitMs`; undefined when it stayed taken. */
+export async function takeAlertLock(journalPath: string, waitMs = ALERT_LOCK_WAIT_MS): Promise<ReleaseLock | undefined> {
+  const end = Date.now() + waitMs;
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    const release = tryLock(alertLockPath(journalPath), { staleMs: ALERT_LOCK_STALE_MS });
+    if (release || Date.now() >= end) return release;
+    await pause(wait);
+  }
+}
+
 const stateKey = (alert: string, job: string, condition: string) => `${alert}\u0000${job}\u0000${condition}`;
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** The active state of every (alert, job, condition) from the journal. */
-export function alertStates(entries: JournalEntry[]): Map<string, AlertState> {
+export function alertStates(entries: readonly JournalEntry[]): Map<string, AlertState> {
   const states = new Map<string, AlertState>();
   for (const e of entries) {
     if (e.t !== 'alert' || e.state === 'test') continue;
@@ -50,7 +78,7 @@ export function alertStates(entries: JournalEntry[]): Map<string, AlertState> {
  * The trend of a job's successful backups: how many percent the median duration of the last `last` is
  * above the median of the `baseline` before (or the throughput below), or undefined without enough runs.
  */
-export function trendOf(records: OperationRecord[], trend: TrendConfig): { percent: number; recentMs: number; baselineMs: number; absoluteMs: number } | undefined {
+export function trendOf(records: readonly OperationRecord[], trend: TrendConfig): { percent: number; recentMs: number; baselineMs: number; absoluteMs: number } | undefined {
   if (records.length < trend.last + trend.baseline) return undefined;
   const recent = records.slice(-trend.last);
   const before = records.slice(-(trend.last + trend.baseline), -trend.last);
@@ -74,7 +102,7 @@ export interface AlertEngineOptions {
 export class AlertEngine {
   #config: DaemonConfig;
   #journal: Journal;
-  #history: HistoryStore;
+  #history: HistoryTail;
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #retryBaseMs: number | undefined;
@@ -82,7 +110,7 @@ export class AlertEngine {
   constructor(config: DaemonConfig, options: AlertEngineOptions = {}) {
     this.#config = config;
     this.#journal = new Journal(config.journalPath);
-    this.#history = new HistoryStore({ ...config.monitor.history, onError: () => {} });
+    this.#history = this.#historyTail(config);
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.#retryBaseMs = options.retryBaseMs;
@@ -91,7 +119,17 @@ export class AlertEngine {
   configured(config: DaemonConfig): void {
     this.#config = config;
     this.#journal = new Journal(config.journalPath);
-    this.#history = new HistoryStore({ ...config.monitor.history, onError: () => {} });
+    this.#history = this.#historyTail(config);
+  }
+
+  /** Per job, the newest successful backups: as many as its alerts' longest trend window reads. */
+  #historyTail(config: DaemonConfig): HistoryTail {
+    const need = Math.max(1, ...[...config.alerts.values()].map((a) => a.trend.last + a.trend.baseline));
+    return new HistoryTail({
+      path: config.monitor.history.path,
+      maxPerGroup: need,
+      group: (r) => (r.kind === 'backup' && r.ok && r.job !== undefined && config.jobs.has(r.job) ? r.job : undefined),
+    });
   }
 
   #alertsOf(job: JobConfig): AlertConfig[] {
@@ -124,33 +162,47 @@ export class AlertEngine {
 
   /** Evaluates `conditions` for `jobs` and sends what changed (or is due to repeat). Returns the alerts sent. */
   async evaluate(jobs: JobConfig[], conditions: AlertCondition[]): Promise<Alert[]> {
-    const entries = this.#journal.read();
-    const states = alertStates(entries);
-    const now = this.#now();
-    const sent: Alert[] = [];
-    let history: OperationRecord[] | undefined;
-    for (const job of jobs) {
-      const alerts = this.#alertsOf(job);
-      if (alerts.length === 0) continue;
-      for (const alert of alerts) {
-        for (const condition of conditions) {
-          if (!alert.on.includes(condition)) continue;
-          if (condition === 'silence' && alert.silenceAfterMs === undefined) continue;
-          const prev = states.get(stateKey(alert.name, job.name, condition));
-          if (condition === 'trend' && history === undefined) history = (await this.#history.read()).records;
-          const verdict = this.#verdict(condition, job, alert, entries, history ?? [], prev?.active ?? false, now);
-          let state: Alert['state'] | undefined;
-          if (verdict.active && !prev?.active) state = 'firing';
-          else if (verdict.active && prev && now - prev.lastSentAt >= alert.repeatEveryMs) state = 'repeat';
-          else if (!verdict.active && prev?.active) state = 'resolved';
-          if (!state) continue;
-          const a = makeAlert({ alert: alert.name, job: job.name, condition, state, message: verdict.message, at: now, ...(verdict.details ? { details: verdict.details } : {}) });
-          await this.#send(alert, a, state !== 'resolved' || alert.resolved);
-          sent.push(a);
+    const release = await takeAlertLock(this.#config.journalPath);
+    if (!release) {
+      this.#log(`scriptorium alert: another process kept ${alertLockPath(this.#config.journalPath)} for ${ALERT_LOCK_WAIT_MS / 1000} s; conditions are checked again on the next tick`);
+      return [];
+    }
+    const decided: Array<{ alert: AlertConfig; a: Alert; deliver: boolean }> = [];
+    try {
+      // Read under the lock: what another process decided a moment ago is seen here.
+      const entries = this.#journal.read();
+      const states = alertStates(entries);
+      const now = this.#now();
+      let historyRead = false;
+      for (const job of jobs) {
+        const alerts = this.#alertsOf(job);
+        if (alerts.length === 0) continue;
+        for (const alert of alerts) {
+          for (const condition of conditions) {
+            if (!alert.on.includes(condition)) continue;
+            if (condition === 'silence' && alert.silenceAfterMs === undefined) continue;
+            const prev = states.get(stateKey(alert.name, job.name, condition));
+            if (condition === 'trend' && !historyRead) {
+              this.#history.update();
+              historyRead = true;
+            }
+            const verdict = this.#verdict(condition, job, alert, entries, condition === 'trend' ? this.#history.records(job.name) : [], prev?.active ?? false, now);
+            let state: Alert['state'] | undefined;
+            if (verdict.active && !prev?.active) state = 'firing';
+            else if (verdict.active && prev && now - prev.lastSentAt >= alert.repeatEveryMs) state = 'repeat';
+            else if (!verdict.active && prev?.active) state = 'resolved';
+            if (!state) continue;
+            const a = makeAlert({ alert: alert.name, job: job.name, condition, state, message: verdict.message, at: now, ...(verdict.details ? { details: verdict.details } : {}) });
+            this.#record(a);
+            decided.push({ alert, a, deliver: state !== 'resolved' || alert.resolved });
+          }
         }
       }
+    } finally {
+      release();
     }
-    return sent;
+    for (const d of decided) await this.#deliver(d.alert, d.a, d.deliver);
+    return decided.map((d) => d.a);
   }
 
   /** Sends a test alert through every channel of `name` (Healthchecks gets a `/log` ping). */
@@ -168,8 +220,17 @@ export class AlertEngine {
   }
 
   async #send(alert: AlertConfig, a: Alert, deliver: boolean): Promise<DeliveryResult[]> {
+    this.#record(a);
+    return this.#deliver(alert, a, deliver);
+  }
+
+  /** Journals the alert (its state is what later evaluations read back) and logs it. */
+  #record(a: Alert): void {
     this.#journal.append({ v: 1, t: 'alert', id: a.id, alert: a.alert, job: a.job, condition: a.condition, state: a.state, message: a.message, at: a.at });
     this.#log(`scriptorium alert ${a.alert}: ${a.title}: ${a.message}`);
+  }
+
+  async #deliver(alert: AlertConfig, a: Alert, deliver: boolean): Promise<DeliveryResult[]> {
     if (!deliver) return [];
     const results = await Promise.all([
       ...(alert.webhook ? [deliverWebhook(a, alert.webhook, this.#retryBaseMs)] : []),
@@ -186,7 +247,7 @@ export class AlertEngine {
     this.#log(`scriptorium alert ${alert}: ${r.channel} delivery failed after ${r.attempts} attempt(s): ${r.error ?? ''}`);
   }
 
-  #verdict(condition: AlertCondition, job: JobConfig, alert: AlertConfig, entries: JournalEntry[], history: OperationRecord[], wasActive: boolean, now: number): Verdict {
+  #verdict(condition: AlertCondition, job: JobConfig, alert: AlertConfig, entries: readonly JournalEntry[], history: readonly OperationRecord[], wasActive: boolean, now: number): Verdict {
     const ends = entries.filter((e): e is Extract<JournalEntry, { t: 'end' }> => e.t === 'end' && e.job === job.name && e.kind === 'backup');
     const last = ends.at(-1);
     switch (condition) {
@@ -210,8 +271,7 @@ export class AlertEngine {
         return { active: true, message: `job ${job.name}: the last backup missed its targets: ${text}`, details: { run: ok!.run, missed } };
       }
       case 'trend': {
-        const runs = history.filter((r) => r.kind === 'backup' && r.job === job.name && r.ok);
-        const t = trendOf(runs, alert.trend);
+        const t = trendOf(history, alert.trend);
         if (!t) return { active: wasActive, message: `job ${job.name}: not enough runs to judge a trend` };
         const line = wasActive ? alert.trend.clearPercent : alert.trend.raisePercent;
         const active = t.percent > line && (wasActive || t.absoluteMs >= alert.trend.minDurationMs);

@@ -1,34 +1,70 @@
 /**
- * What the dashboard shows, read from the files every scriptorium process writes: the history (cached
- * until the file changes), the daemon's journal, the live progress folder and the repositories.
+ * What the dashboard shows, read from the files every scriptorium process writes: the history, the
+ * daemon's journal, the live progress folder and the repositories.
+ *
+ * Bounded by design, so `serve` stays flat however long it runs: the history is read incrementally
+ * into a window of its newest {@link HISTORY_WINDOW} records (history-tail.ts), the journal through one
+ * reader that keeps a bounded window too (journal.ts), and the records new since a given point are kept
+ * for the event stream only up to {@link RECENT_RECORDS}.
  */
 import { statSync } from 'node:fs';
 import type { DaemonConfig } from '../daemon/job-config.js';
 import { jobStatuses, type JobStatus } from '../daemon/job-status.js';
 import { Journal, type JournalEntry } from '../daemon/journal.js';
-import { HistoryStore } from '../monitor/history-store.js';
+import { HistoryTail } from '../monitor/history-tail.js';
 import { liveDirFor, readLive, type LiveOperation } from '../monitor/live-progress.js';
 import type { OperationRecord } from '../monitor/operation-record.js';
 import { targetsFor, type Targets } from '../monitor/targets.js';
 
 /** How long a repository's snapshot list is reused. */
 const SNAPSHOT_CACHE_MS = 5000;
+/** Most history records the dashboard holds (the most GET /api/operations returns). */
+export const HISTORY_WINDOW = 10_000;
+/** Most new records kept for the event stream between two of its polls. */
+export const RECENT_RECORDS = 1000;
 
 export class DashboardData {
   config: DaemonConfig;
-  #history: HistoryStore;
-  #cache: { key: string; records: OperationRecord[] } | undefined;
+  #history!: HistoryTail;
+  #journal!: Journal;
+  // Records new since the first read, numbered, for the event stream (bounded).
+  #recent: Array<{ seq: number; record: OperationRecord }> = [];
+  #seq = 0;
   readonly #snapshots = new Map<string, { at: number; value: Promise<unknown> }>();
 
   constructor(config: DaemonConfig) {
     this.config = config;
-    this.#history = new HistoryStore({ ...config.monitor.history, onError: () => {} });
+    this.#open(config);
   }
 
   setConfig(config: DaemonConfig): void {
     this.config = config;
-    this.#history = new HistoryStore({ ...config.monitor.history, onError: () => {} });
-    this.#cache = undefined;
+    this.#open(config);
+  }
+
+  #open(config: DaemonConfig): void {
+    this.#history = new HistoryTail({ path: config.monitor.history.path, maxPerGroup: HISTORY_WINDOW });
+    this.#history.update();
+    this.#journal = new Journal(config.journalPath);
+    this.#recent = [];
+  }
+
+  /** Reads what the history gained; new records get a number for {@link recordsSince}. */
+  #refresh(): void {
+    for (const record of this.#history.update()) this.#recent.push({ seq: ++this.#seq, record });
+    if (this.#recent.length > RECENT_RECORDS * 2) this.#recent = this.#recent.slice(-RECENT_RECORDS);
+  }
+
+  /** The number of the newest record seen: pass it to {@link recordsSince} later. */
+  recordSeq(): number {
+    this.#refresh();
+    return this.#seq;
+  }
+
+  /** Records new since `seq` (at most {@link RECENT_RECORDS}), and the number to ask from next. */
+  recordsSince(seq: number): { records: OperationRecord[]; seq: number } {
+    this.#refresh();
+    return { records: this.#recent.filter((r) => r.seq > seq).map((r) => r.record), seq: this.#seq };
   }
 
   get liveDir(): string {
@@ -45,24 +81,25 @@ export class DashboardData {
     }
   }
 
-  /** Every record, oldest first; parsed again only when the file changed. */
-  async records(): Promise<OperationRecord[]> {
-    const key = this.historyStamp();
-    if (this.#cache?.key === key) return this.#cache.records;
-    const { records } = await this.#history.read();
-    this.#cache = { key, records };
-    return records;
+  /** The newest records (at most {@link HISTORY_WINDOW}), oldest first. */
+  async records(): Promise<readonly OperationRecord[]> {
+    this.#refresh();
+    return this.#history.records();
   }
 
   async operations(filter: { limit: number; job?: string; kind?: string }): Promise<OperationRecord[]> {
-    let records = await this.records();
-    if (filter.job) records = records.filter((r) => r.job === filter.job);
-    if (filter.kind) records = records.filter((r) => r.kind === filter.kind);
-    return records.slice(-filter.limit);
+    const all = await this.records();
+    const out: OperationRecord[] = [];
+    // From the newest back, so a small limit reads a small part of the window.
+    for (let i = all.length - 1; i >= 0 && out.length < filter.limit; i--) {
+      const r = all[i]!;
+      if ((!filter.job || r.job === filter.job) && (!filter.kind || r.kind === filter.kind)) out.push(r);
+    }
+    return out.reverse();
   }
 
   journal(): JournalEntry[] {
-    return new Journal(this.config.journalPath).read();
+    return this.#journal.read();
   }
 
   jobs(): Array<JobStatus & { targets: Targets }> {

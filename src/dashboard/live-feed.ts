@@ -18,7 +18,7 @@ export class LiveFeed {
   readonly #listeners = new Set<Listener>();
   #live = new Map<string, LiveOperation>();
   #historyStamp = '';
-  #seen = new Set<string>();
+  #recordSeq = 0;
   #timer: NodeJS.Timeout | undefined;
   #lastHistory = 0;
   #busy = false;
@@ -34,7 +34,7 @@ export class LiveFeed {
   /** Calls `listener` with every event until the returned function is called. */
   subscribe(listener: Listener): () => void {
     this.#listeners.add(listener);
-    if (!this.#timer) void this.#start();
+    if (!this.#timer) this.#start();
     return () => {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0) this.stop();
@@ -46,10 +46,14 @@ export class LiveFeed {
     this.#timer = undefined;
   }
 
-  async #start(): Promise<void> {
-    this.#historyStamp = this.#data.historyStamp();
-    this.#seen = new Set((await this.#data.records()).map((r) => `${r.pid}:${r.id}`));
-    this.#live = new Map(this.#data.live().map((l) => [l.started.id, l]));
+  #start(): void {
+    try {
+      this.#historyStamp = this.#data.historyStamp();
+      this.#recordSeq = this.#data.recordSeq();
+      this.#live = new Map(this.#data.live().map((l) => [l.started.id, l]));
+    } catch {
+      // Unreadable for now: the first poll sees everything as new.
+    }
     if (this.#listeners.size === 0 || this.#timer) return;
     this.#timer = setInterval(() => void this.#poll(), LIVE_POLL_MS);
   }
@@ -80,14 +84,9 @@ export class LiveFeed {
         const stamp = this.#data.historyStamp();
         if (stamp !== this.#historyStamp) {
           this.#historyStamp = stamp;
-          const records = await this.#data.records();
-          const seen = new Set<string>();
-          for (const r of records) {
-            const key = `${r.pid}:${r.id}`;
-            seen.add(key);
-            if (!this.#seen.has(key)) this.#emit('record', r);
-          }
-          this.#seen = seen;
+          const { records, seq } = this.#data.recordsSince(this.#recordSeq);
+          this.#recordSeq = seq;
+          for (const r of records) this.#emit('record', r);
         }
       }
     } catch {

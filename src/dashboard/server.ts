@@ -44,6 +44,11 @@ function assets(): Map<string, { type: string; body: string }> {
   ]);
 }
 
+/** How often an idle event stream gets a ping (keeps proxies from closing it). */
+export const SSE_PING_MS = 15_000;
+/** Events waiting to be written to one stream before its client counts as gone. */
+export const MAX_PENDING_EVENTS = 256;
+
 export const isLoopback = (host: string) => host === '127.0.0.1' || host === '::1' || host === 'localhost' || /^127\./.test(host);
 
 const count = (value: string | undefined, fallback: number, max: number) => {
@@ -76,13 +81,28 @@ export function dashboardApp(options: DashboardOptions, data: DashboardData, fee
   });
   app.get('/api/events', (c) =>
     streamSSE(c, async (stream) => {
+      // Released as soon as the client goes: the feed's listener, the ping timer, the stream. A client
+      // that stops reading is dropped once MAX_PENDING_EVENTS writes wait for it (no unbounded queue).
+      let pending = 0;
+      const gone = new Promise<void>((resolve) => stream.onAbort(resolve));
       const off = feed.subscribe((event, payload) => {
-        void stream.writeSSE({ event, data: JSON.stringify(payload) }).catch(() => off());
+        if (stream.aborted || stream.closed) return;
+        if (pending >= MAX_PENDING_EVENTS) return stream.abort();
+        pending++;
+        void stream.writeSSE({ event, data: JSON.stringify(payload) }).finally(() => pending--);
       });
-      stream.onAbort(off);
-      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ live: data.live() }) });
-      while (!stream.aborted && !stream.closed) await stream.sleep(15_000).then(() => stream.writeSSE({ event: 'ping', data: '{}' })).catch(() => off());
-      off();
+      try {
+        await stream.writeSSE({ event: 'hello', data: JSON.stringify({ live: data.live() }) });
+        while (!stream.aborted && !stream.closed) {
+          let timer: NodeJS.Timeout | undefined;
+          const ping = await Promise.race([gone.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), SSE_PING_MS)))]);
+          clearTimeout(timer);
+          if (!ping) break;
+          await stream.writeSSE({ event: 'ping', data: '{}' });
+        }
+      } finally {
+        off();
+      }
     }),
   );
   const start = (job: string, kind: 'backup' | 'verify') => {
