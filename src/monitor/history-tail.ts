@@ -54,7 +54,8 @@ export class HistoryTail {
 
   /**
    * Reads what was appended since the last call (everything, bounded, on the first call or after the
-   * file was replaced). Returns the records not seen before, oldest first.
+   * file was replaced). Returns the records not seen before that belong to a group (also those a big
+   * batch pushed out of its window at once), oldest first.
    */
   update(): OperationRecord[] {
     let fd: number;
@@ -125,9 +126,11 @@ export class HistoryTail {
   /** After the file was replaced: the new windows; records the old ones did not hold are new. */
   #replaceWith(records: OperationRecord[]): OperationRecord[] {
     const before = this.#seen;
+    // Records older than everything the windows held were pushed out of them before, not new.
+    let oldest: string | undefined;
+    for (const list of this.#groups.values()) if (list[0] && (oldest === undefined || list[0].endedAt < oldest)) oldest = list[0].endedAt;
     this.#clear();
-    this.#add(records);
-    return records.filter((r) => !before.has(keyOf(r)) && this.#seen.has(keyOf(r)));
+    return this.#add(records).filter((r) => !before.has(keyOf(r)) && (oldest === undefined || r.endedAt >= oldest));
   }
 
   #add(records: OperationRecord[]): OperationRecord[] {
