@@ -1,3 +1,4 @@
+import { daemonMarkdown } from './daemon.js';
 import { DEDUP_SCENARIOS } from './dedup.js';
 import type { BenchReport, CaseResult, DedupReport, SizeResult, UnavailableCases } from './stats.js';
 
@@ -173,6 +174,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
   }
+  if (r.daemon) out.push(daemonMarkdown(r.daemon));
   const sizeHead = r.sizes.map((s) => `${count(s.rows)} rows`);
   out.push('## Scaling: wall µs per row by size', '');
   out.push('Includes process start-up (~0.1 s for Node), which dominates at small sizes; the exponent k (time ∝ rows^k) is taken between the two largest sizes.', '');

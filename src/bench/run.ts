@@ -11,6 +11,7 @@ import { BIG_VALUE_BYTES, bigValueTargets, QUICK_BIG_VALUE_BYTES, runBigValue } 
 import { probeAvailability, type Availability } from './availability.js';
 import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalCases } from './cases.js';
 import { renderChart } from './chart.js';
+import { runDaemonBench } from './daemon.js';
 import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
@@ -63,6 +64,8 @@ export interface BenchOptions {
    * (default 300 MB, quick 16 MB); false skips it.
    */
   bigValue?: number | false;
+  /** The `daemon` section: daemon idle RSS/CPU, dashboard latency, a short soak (default true). */
+  daemon?: boolean;
 }
 
 /** What {@link runBenchmark} produced. */
@@ -250,6 +253,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
+  const daemon = o.daemon === false ? undefined : await runDaemonBench({ quick: o.quick, log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -268,6 +272,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
     ...(bigValue ? { bigValue } : {}),
+    ...(daemon ? { daemon } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

@@ -1,4 +1,5 @@
 import type { BigValueReport } from './big-value.js';
+import type { DaemonBench } from './daemon.js';
 import type { Side } from './cases.js';
 import { DEDUP_LABELS, DEDUP_TARGETS, type DedupResult } from './dedup.js';
 
@@ -103,6 +104,8 @@ export interface BenchReport {
   dedup?: DedupReport;
   /** One large value through export, import, backup and restore (absent when skipped). */
   bigValue?: BigValueReport;
+  /** The `daemon` section (issue 17), unless skipped with --no-daemon. */
+  daemon?: DaemonBench;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

@@ -29,6 +29,8 @@ interface BenchCliOptions {
   quiet?: boolean;
   dedup: boolean;
   bigValue: boolean;
+  daemon: boolean;
+  only?: string;
   scale?: boolean;
 }
 
@@ -48,6 +50,11 @@ export function registerBenchCommand(program: Command): void {
     .option('--work-dir <dir>', 'cache of demo databases and scratch files (default: <tmpdir>/scriptorium-bench)')
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
+    .option('--no-daemon', 'skip the daemon section (daemon idle RSS and CPU, dashboard latency with 10,000 operations, a short soak)')
+    .option('--only <section>', 'run only one section and write <date>-<section>.md/.json (sections: daemon)', (v: string) => {
+      if (v !== 'daemon') throw new InvalidArgumentError(`unknown section ${v} (sections: daemon)`);
+      return v;
+    })
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
@@ -57,6 +64,12 @@ export function registerBenchCommand(program: Command): void {
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
         const command = args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench';
         const log = o.quiet || o.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+        if (o.only !== undefined) {
+          const { runDaemonSection } = await import('../bench/daemon-section.js');
+          const { markdown, files } = await runDaemonSection({ quick, out: o.out, command, log });
+          if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
         if (o.scale) {
           const { runScaleBenchmark } = await import('../bench/run.js');
           const { report, markdown, files } = await runScaleBenchmark({
@@ -77,6 +90,7 @@ export function registerBenchCommand(program: Command): void {
           repeat: o.repeat ?? (quick ? 1 : 3),
           quick,
           dedup: o.dedup,
+          daemon: o.daemon,
           ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
