@@ -117,9 +117,9 @@ function fillHistory(path: string, dir: string, n: number): void {
 /** Runs the section; see the module comment. */
 export async function runDaemonBench(o: DaemonBenchOptions = {}): Promise<DaemonBench> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
-  const idleSeconds = o.idleSeconds ?? (o.quick ? 5 : 20);
-  const soakSeconds = o.soakSeconds ?? (o.quick ? 20 : 60);
-  const requests = o.requests ?? (o.quick ? 10 : 50);
+  const idleSeconds = o.idleSeconds ?? (o.quick ? 3 : 20);
+  const soakSeconds = o.soakSeconds ?? (o.quick ? 8 : 60);
+  const requests = o.requests ?? (o.quick ? 5 : 50);
   const load0 = os.loadavg()[0]!;
   const tck = ticks();
   const dir = mkdtempSync(join(os.tmpdir(), 'scriptorium-bench-daemon-'));
