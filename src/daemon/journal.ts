@@ -27,8 +27,11 @@ export const READ_TAIL_BYTES = 16 << 20;
 export const COMPACT_AT_BYTES = 1 << 20;
 /** The newest entries a compaction keeps whatever they are (the dashboard's alert and skip list comes from these). */
 export const TAIL_ENTRIES = 1000;
-/** Most entries one reader keeps in memory before it prunes them as a compaction would. */
-export const KEEP_ENTRIES = 4 * TAIL_ENTRIES;
+/**
+ * Newest entries a reader keeps in memory besides the state (see {@link JournalOptions.windowEntries}):
+ * its window holds the state and between this many and twice this many of the newest entries.
+ */
+export const WINDOW_ENTRIES = 200;
 /** How long an append waits for the journal's lock (a compaction holds it for milliseconds). */
 export const LOCK_WAIT_MS = 10_000;
 /** A journal lock older than this is abandoned (its holder is gone or hung). */
@@ -88,6 +91,8 @@ export interface JournalOptions {
   compactAtBytes?: number;
   /** Newest entries a compaction keeps (default {@link TAIL_ENTRIES}). */
   tailEntries?: number;
+  /** Newest entries {@link Journal.read} keeps in memory besides the state (default {@link WINDOW_ENTRIES}). */
+  windowEntries?: number;
 }
 
 const pauseCell = new Int32Array(new SharedArrayBuffer(4));
@@ -208,6 +213,9 @@ export class Journal {
   readonly lockPath: string;
   readonly #compactAt: number;
   readonly #tail: number;
+  readonly #window: number;
+  // The window's length after its last pruning: it is pruned again #window entries later.
+  #pruneAt: number;
   // Size at which this process next compacts (a compaction that keeps much raises it, so it is not redone on every append).
   #nextCompactAt: number;
   // What was read so far: the file (inode), the offset after its last whole line, and the entries.
@@ -220,6 +228,8 @@ export class Journal {
     this.lockPath = `${path}.lock`;
     this.#compactAt = options.compactAtBytes ?? envBytes() ?? COMPACT_AT_BYTES;
     this.#tail = options.tailEntries ?? TAIL_ENTRIES;
+    this.#window = options.windowEntries ?? WINDOW_ENTRIES;
+    this.#pruneAt = 2 * this.#window;
     this.#nextCompactAt = this.#compactAt;
   }
 
@@ -310,9 +320,9 @@ export class Journal {
   /**
    * The journal's entries, oldest first; a missing file is empty. Later calls on the same instance read
    * only what was appended since (a long-running daemon ticking every second does not parse the whole
-   * file each time) and start over when the file was replaced (a compaction). Past {@link KEEP_ENTRIES}
-   * the window is pruned as a compaction would prune the file ({@link keptEntries}), so what it folds to
-   * stays the same.
+   * file each time) and start over when the file was replaced (a compaction). The window is pruned as a
+   * compaction prunes the file ({@link keptEntries}, keeping the newest `windowEntries`), so what it
+   * folds to stays the same and its size stays bounded.
    */
   read(): JournalEntry[] {
     let fd: number;
@@ -323,6 +333,7 @@ export class Journal {
         this.#ino = -1;
         this.#offset = 0;
         this.#entries = [];
+        this.#pruneAt = 2 * this.#window;
         return [];
       }
       throw err;
@@ -335,6 +346,7 @@ export class Journal {
         this.#ino = stat.ino;
         this.#offset = 0;
         this.#entries = [];
+        this.#pruneAt = 2 * this.#window;
       }
       const start = this.#offset === 0 ? Math.max(0, stat.size - READ_TAIL_BYTES) : this.#offset;
       const buf = readRange(fd, start, stat.size);
@@ -349,7 +361,10 @@ export class Journal {
       closeSync(fd);
     }
     for (const { entry } of parseEntries(text)) this.#entries.push(entry);
-    if (this.#entries.length > KEEP_ENTRIES) this.#entries = keptEntries(this.#entries, this.#tail);
+    if (this.#entries.length > this.#pruneAt) {
+      this.#entries = keptEntries(this.#entries, this.#window);
+      this.#pruneAt = this.#entries.length + this.#window;
+    }
     return [...this.#entries];
   }
 }

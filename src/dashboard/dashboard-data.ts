@@ -20,6 +20,8 @@ import { targetsFor, type Targets } from '../monitor/targets.js';
 const SNAPSHOT_CACHE_MS = 5000;
 /** Most history records the dashboard holds (the most GET /api/operations returns). */
 export const HISTORY_WINDOW = 10_000;
+/** Newest journal entries the dashboard holds besides the state: its list of alerts, deliveries and skips comes from them. */
+export const EVENT_WINDOW = 500;
 /** Most new records kept for the event stream between two of its polls. */
 export const RECENT_RECORDS = 1000;
 
@@ -45,7 +47,7 @@ export class DashboardData {
   #open(config: DaemonConfig): void {
     this.#history = new HistoryTail({ path: config.monitor.history.path, maxPerGroup: HISTORY_WINDOW });
     this.#history.update();
-    this.#journal = new Journal(config.journalPath);
+    this.#journal = new Journal(config.journalPath, { windowEntries: EVENT_WINDOW });
     this.#recent = [];
   }
 
