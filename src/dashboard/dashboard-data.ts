@@ -83,6 +83,12 @@ export class DashboardData {
     }
   }
 
+  /** Changes whenever the history window does (reads what was appended first): a cache key. */
+  historyVersion(): number {
+    this.#refresh();
+    return this.#history.version;
+  }
+
   /** The newest records (at most {@link HISTORY_WINDOW}), oldest first. */
   async records(): Promise<readonly OperationRecord[]> {
     this.#refresh();

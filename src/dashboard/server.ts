@@ -49,6 +49,22 @@ export const SSE_PING_MS = 15_000;
 /** Events waiting to be written to one stream before its client counts as gone. */
 export const MAX_PENDING_EVENTS = 256;
 
+/** Largest history answer kept for the next identical request, and how many are kept. */
+const MAX_CACHED_ANSWER = 1 << 20;
+const MAX_CACHED_ANSWERS = 16;
+const COMMA = Buffer.from(',');
+
+/** `{"<key>":[...items]}` as bytes, stringified 64 items at a time (small strings, no large one). */
+export function jsonList(key: string, items: readonly unknown[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`{${JSON.stringify(key)}:[`)];
+  for (let i = 0; i < items.length; i += 64) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(Buffer.from(JSON.stringify(items.slice(i, i + 64)).slice(1, -1)));
+  }
+  parts.push(Buffer.from(']}'));
+  return Buffer.concat(parts);
+}
+
 export const isLoopback = (host: string) => host === '127.0.0.1' || host === '::1' || host === 'localhost' || /^127\./.test(host);
 
 const count = (value: string | undefined, fallback: number, max: number) => {
@@ -66,7 +82,20 @@ export function dashboardApp(options: DashboardOptions, data: DashboardData, fee
   for (const [path, file] of files) app.get(path, (c) => c.body(file.body, 200, { 'content-type': file.type }));
 
   app.get('/api/jobs', (c) => c.json({ jobs: data.jobs(), running: options.daemon ? [...options.daemon.running.values()].map((r) => ({ run: r.run, job: r.job, kind: r.kind, startedAt: new Date(r.startedAt).toISOString() })) : undefined }));
-  app.get('/api/operations', async (c) => c.json({ operations: await data.operations({ limit: count(c.req.query('limit'), 500, 10_000), job: c.req.query('job'), kind: c.req.query('kind') }) }));
+  // The history's answers, serialized in pieces and kept while the history is unchanged (the page asks
+  // the same few queries every few seconds): no large string per request for the garbage collector.
+  const answers = new Map<string, Buffer>();
+  app.get('/api/operations', async (c) => {
+    const filter = { limit: count(c.req.query('limit'), 500, 10_000), job: c.req.query('job'), kind: c.req.query('kind') };
+    const key = `${data.historyVersion()}\0${filter.limit}\0${filter.job ?? ''}\0${filter.kind ?? ''}`;
+    let body = answers.get(key);
+    if (!body) {
+      body = jsonList('operations', await data.operations(filter));
+      for (const k of answers.keys()) if (!k.startsWith(`${data.historyVersion()}\0`)) answers.delete(k);
+      if (body.length <= MAX_CACHED_ANSWER && answers.size < MAX_CACHED_ANSWERS) answers.set(key, body);
+    }
+    return c.body(body as Uint8Array as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/json; charset=utf-8' });
+  });
   app.get('/api/alerts', (c) => c.json({ events: data.events(count(c.req.query('limit'), 200, 5000)) }));
   app.get('/api/live', (c) => c.json({ live: data.live() }));
   app.get('/api/jobs/:job/snapshots', async (c) => {
