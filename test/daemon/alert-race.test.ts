@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseDaemonConfig } from '../../src/daemon/job-config.js';
 import { Journal } from '../../src/daemon/journal.js';
-import { ROOT, needDist, workDir } from '../daemon/helpers.js';
+import { ROOT, needDist, workDir } from './helpers.js';
 
 const JOBS = 20;
 const ROUNDS = 4;
