@@ -2,22 +2,35 @@
  * Repository locks. The rule that keeps prune from deleting what a backup needs: every operation that
  * adds to or reads from the repository's packs (backup, restore, verify, diff, forget) holds a
  * *shared* lock for its whole run; prune holds an *exclusive* one. A lock is an object `locks/<random>`
- * naming its kind, host, pid and time, refreshed every minute. A process writes its lock first, then
- * lists the others; if it finds a conflicting one that is not stale it removes its own and waits (or
- * fails with E_LOCKED). Because each side writes before it looks, two conflicting processes can never
- * both proceed. A lock is stale when it has not been refreshed for 5 minutes, or when it belongs to a
- * process on this host that no longer exists (so a backup killed with -9 does not block prune).
+ * naming its kind, host, pid and time, refreshed every minute.
+ *
+ * Taking a lock costs a shared holder no listing (on S3 a LIST is the dearest request, and backups are
+ * the frequent operation): besides its own `locks/<random>`, an exclusive holder writes the well-known
+ * object `locks/exclusive` (created only when absent: `If-None-Match: *` on S3, a hard link on a local
+ * disk) naming its own lock, and then lists `locks/` for other locks. A shared holder writes its own
+ * lock first, then reads `locks/exclusive` (one GET). With read-after-write consistency (S3's, a local
+ * file system's) one of two racing parties always sees the other: if the shared holder's GET comes
+ * before the exclusive holder created `locks/exclusive`, its own lock was written before that, so the
+ * exclusive holder's listing that follows sees it. Two exclusive holders exclude each other both on
+ * `locks/exclusive` and by their listings. A party that finds a conflicting lock that is not stale
+ * removes what it wrote and waits (or fails with E_LOCKED). A lock is stale when it has not been
+ * refreshed for 5 minutes, or when it belongs to a process on this host that no longer exists (so a
+ * backup killed with -9 does not block prune); a stale `locks/exclusive` is removed by the next
+ * exclusive holder, or by `unlock`.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { processRuns } from '../core/atomic-file.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScriptoriumError } from '../core/errors.js';
+import { NotFoundError, ScriptoriumError } from '../core/errors.js';
 import type { Store } from '../stores/store.js';
 import { LockedError } from './errors.js';
 import { listObjects, MAX_BYTES } from './objects.js';
 
 export type LockKind = 'shared' | 'exclusive';
+
+/** The well-known object an exclusive holder creates, and a shared one reads (see the file comment). */
+export const EXCLUSIVE_LOCK_KEY = 'locks/exclusive';
 
 /** The content of a lock object. */
 export interface LockInfo {
@@ -27,6 +40,8 @@ export interface LockInfo {
   pid: number;
   /** ISO time of the last refresh. */
   time: string;
+  /** In `locks/exclusive`: the holder's own lock object (`locks/<random>`), so that it removes only its own. */
+  holder?: string;
 }
 
 export const LOCK_REFRESH_MS = 60_000;
@@ -43,11 +58,14 @@ export class RepositoryLock implements HeldLock {
   readonly #store: Store;
   readonly #timer: NodeJS.Timeout;
   readonly #info: LockInfo;
+  /** Whether this lock created `locks/exclusive` (an exclusive one). */
+  readonly #marker: boolean;
 
-  constructor(store: Store, key: string, info: LockInfo) {
+  constructor(store: Store, key: string, info: LockInfo, marker = false) {
     this.#store = store;
     this.key = key;
     this.#info = info;
+    this.#marker = marker;
     this.#timer = setInterval(() => void this.#refresh(), LOCK_REFRESH_MS);
     this.#timer.unref();
   }
@@ -55,11 +73,33 @@ export class RepositoryLock implements HeldLock {
   async #refresh(): Promise<void> {
     this.#info.time = new Date().toISOString();
     await this.#store.put(this.key, encode(this.#info)).catch(() => undefined);
+    if (this.#marker) await this.#store.put(EXCLUSIVE_LOCK_KEY, encode({ ...this.#info, holder: this.key })).catch(() => undefined);
   }
 
   async release(): Promise<void> {
     clearInterval(this.#timer);
+    if (this.#marker) await removeMarker(this.#store, this.key);
     await this.#store.delete(this.key);
+  }
+}
+
+/** Removes `locks/exclusive` if `holder` wrote it (after a stale lock was broken, it may be another's). */
+async function removeMarker(store: Store, holder: string): Promise<void> {
+  const marker = await readLock(store, EXCLUSIVE_LOCK_KEY);
+  if (marker === undefined || marker.holder === holder) await store.delete(EXCLUSIVE_LOCK_KEY);
+}
+
+/** Reads one lock object: undefined when it is missing or does not parse (a torn write of a dying process). */
+async function readLock(store: Store, key: string): Promise<LockInfo | undefined> {
+  try {
+    const info = JSON.parse((await store.get(key, { maxBytes: MAX_BYTES.lock })).toString('utf8')) as LockInfo;
+    return info !== null && typeof info === 'object' ? info : undefined;
+  } catch (err) {
+    // Missing, torn, or damaged (a sealed lock that does not open): not a live lock. Other failures
+    // (the network) are not an absence, and stop the caller.
+    if (err instanceof NotFoundError || err instanceof SyntaxError) return undefined;
+    if (err instanceof ScriptoriumError && (err.code === 'E_CORRUPT' || err.code === 'E_TRUNCATED' || err.code === 'E_DIGEST_MISMATCH')) return undefined;
+    throw err;
   }
 }
 
@@ -90,8 +130,33 @@ export async function listLocks(store: Store, except?: string): Promise<Array<Lo
 }
 
 /**
+ * Creates `locks/exclusive` for the exclusive lock `key`; returns undefined when it did, else the
+ * live exclusive lock that holds it. A stale one is removed and the creation tried again.
+ */
+async function claimMarker(store: Store, key: string, info: LockInfo): Promise<(LockInfo & { key: string }) | undefined> {
+  const content = encode({ ...info, holder: key });
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (store.putIfAbsent) {
+      if (await store.putIfAbsent(EXCLUSIVE_LOCK_KEY, content)) return undefined;
+    } else if (!(await store.has(EXCLUSIVE_LOCK_KEY))) {
+      // A backend without an atomic create: exclusive holders still exclude each other by their listings.
+      await store.put(EXCLUSIVE_LOCK_KEY, content);
+      return undefined;
+    }
+    const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
+    // Ours: a conditional put that succeeded, whose answer was lost, was retried and answered 412.
+    if (other?.holder === key) return undefined;
+    if (other !== undefined && !isStale(other)) return { ...other, key: EXCLUSIVE_LOCK_KEY };
+    await store.delete(EXCLUSIVE_LOCK_KEY); // stale (or torn): its holder is gone
+  }
+  const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
+  return other ? { ...other, key: EXCLUSIVE_LOCK_KEY } : { ...info, key: EXCLUSIVE_LOCK_KEY };
+}
+
+/**
  * Takes a lock of `kind` for `operation`, waiting up to `waitMs` for conflicting locks to go away.
- * Throws `LockedError` (E_LOCKED) naming the holder when it cannot.
+ * Throws `LockedError` (E_LOCKED) naming the holder when it cannot. A shared lock costs a put, a get
+ * (of `locks/exclusive`) and, at release, a delete; an exclusive one also a listing of `locks/`.
  */
 export async function acquireLock(store: Store, kind: LockKind, operation: string, waitMs = 0): Promise<RepositoryLock> {
   const deadline = Date.now() + waitMs;
@@ -103,10 +168,23 @@ export async function acquireLock(store: Store, kind: LockKind, operation: strin
     } catch (err) {
       throw readOnly(err, store, operation) ?? err;
     }
-    const conflict = (await listLocks(store, key)).find(
-      (other) => other.key !== key && (kind === 'exclusive' || other.kind === 'exclusive') && !isStale(other),
-    );
-    if (!conflict) return new RepositoryLock(store, key, info);
+    let conflict: (LockInfo & { key: string }) | undefined;
+    let marker = false;
+    if (kind === 'shared') {
+      const exclusive = await readLock(store, EXCLUSIVE_LOCK_KEY);
+      if (exclusive !== undefined && !isStale(exclusive)) conflict = { ...exclusive, key: EXCLUSIVE_LOCK_KEY };
+    } else {
+      conflict = await claimMarker(store, key, info);
+      if (!conflict) {
+        marker = true;
+        conflict = (await listLocks(store, key)).find((other) => other.key !== EXCLUSIVE_LOCK_KEY && !isStale(other));
+        if (conflict) {
+          await removeMarker(store, key);
+          marker = false;
+        }
+      }
+    }
+    if (!conflict) return new RepositoryLock(store, key, info, marker);
     await store.delete(key);
     if (Date.now() >= deadline) {
       throw new LockedError(
