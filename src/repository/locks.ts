@@ -40,7 +40,7 @@ export interface LockInfo {
   pid: number;
   /** ISO time of the last refresh. */
   time: string;
-  /** In `locks/exclusive`: the holder's own lock object (`locks/<random>`), so that it removes only its own. */
+  /** In `locks/exclusive`: a random id of its holder, so that a holder removes only its own. */
   holder?: string;
 }
 
@@ -54,11 +54,12 @@ export interface HeldLock {
 
 /** A held lock; call `release` when done (also on failure). */
 export class RepositoryLock implements HeldLock {
+  /** Its object: `locks/<random>`, or `locks/exclusive` for an exclusive lock on a store with putIfAbsent. */
   readonly key: string;
   readonly #store: Store;
   readonly #timer: NodeJS.Timeout;
   readonly #info: LockInfo;
-  /** Whether this lock created `locks/exclusive` (an exclusive one). */
+  /** Whether this lock also created `locks/exclusive` beside its own object (a store without putIfAbsent). */
   readonly #marker: boolean;
 
   constructor(store: Store, key: string, info: LockInfo, marker = false) {
@@ -73,13 +74,13 @@ export class RepositoryLock implements HeldLock {
   async #refresh(): Promise<void> {
     this.#info.time = new Date().toISOString();
     await this.#store.put(this.key, encode(this.#info)).catch(() => undefined);
-    if (this.#marker) await this.#store.put(EXCLUSIVE_LOCK_KEY, encode({ ...this.#info, holder: this.key })).catch(() => undefined);
+    if (this.#marker) await this.#store.put(EXCLUSIVE_LOCK_KEY, encode(this.#info)).catch(() => undefined);
   }
 
   async release(): Promise<void> {
     clearInterval(this.#timer);
-    if (this.#marker) await removeMarker(this.#store, this.key);
-    await this.#store.delete(this.key);
+    if (this.key === EXCLUSIVE_LOCK_KEY || this.#marker) await removeMarker(this.#store, this.#info.holder!);
+    if (this.key !== EXCLUSIVE_LOCK_KEY) await this.#store.delete(this.key);
   }
 }
 
@@ -130,62 +131,74 @@ export async function listLocks(store: Store, except?: string): Promise<Array<Lo
 }
 
 /**
- * Creates `locks/exclusive` for the exclusive lock `key`; returns undefined when it did, else the
- * live exclusive lock that holds it. A stale one is removed and the creation tried again.
+ * Creates `locks/exclusive` with `info` (whose `holder` is the caller's random id); returns undefined
+ * when it did, else the live exclusive lock that holds it. A stale one is removed and the creation
+ * tried again.
  */
-async function claimMarker(store: Store, key: string, info: LockInfo): Promise<(LockInfo & { key: string }) | undefined> {
-  const content = encode({ ...info, holder: key });
+async function claimMarker(store: Store, info: LockInfo): Promise<(LockInfo & { key: string }) | undefined> {
+  const content = encode(info);
   for (let attempt = 0; attempt < 3; attempt++) {
     if (store.putIfAbsent) {
       if (await store.putIfAbsent(EXCLUSIVE_LOCK_KEY, content)) return undefined;
     } else if (!(await store.has(EXCLUSIVE_LOCK_KEY))) {
-      // A backend without an atomic create: exclusive holders still exclude each other by their listings.
+      // A backend without an atomic create: exclusive holders also exclude each other by their listings.
       await store.put(EXCLUSIVE_LOCK_KEY, content);
       return undefined;
     }
     const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
     // Ours: a conditional put that succeeded, whose answer was lost, was retried and answered 412.
-    if (other?.holder === key) return undefined;
+    if (other !== undefined && other.holder === info.holder) return undefined;
     if (other !== undefined && !isStale(other)) return { ...other, key: EXCLUSIVE_LOCK_KEY };
     await store.delete(EXCLUSIVE_LOCK_KEY); // stale (or torn): its holder is gone
   }
   const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
-  return other ? { ...other, key: EXCLUSIVE_LOCK_KEY } : { ...info, key: EXCLUSIVE_LOCK_KEY };
+  return { ...(other ?? info), key: EXCLUSIVE_LOCK_KEY };
 }
 
 /**
  * Takes a lock of `kind` for `operation`, waiting up to `waitMs` for conflicting locks to go away.
- * Throws `LockedError` (E_LOCKED) naming the holder when it cannot. A shared lock costs a put, a get
- * (of `locks/exclusive`) and, at release, a delete; an exclusive one also a listing of `locks/`.
+ * Throws `LockedError` (E_LOCKED) naming the holder when it cannot. A shared lock costs a put and a
+ * get (of `locks/exclusive`), and a delete at release; an exclusive one a put of `locks/exclusive`
+ * and a listing of `locks/` (and a get and a delete at release).
  */
 export async function acquireLock(store: Store, kind: LockKind, operation: string, waitMs = 0): Promise<RepositoryLock> {
   const deadline = Date.now() + waitMs;
   for (let delay = 50; ; delay = Math.min(delay * 2, 2000)) {
+    const id = randomBytes(16).toString('hex');
     const info: LockInfo = { kind, operation, host: hostname(), pid: process.pid, time: new Date().toISOString() };
-    const key = `locks/${randomBytes(16).toString('hex')}`;
-    try {
-      await store.put(key, encode(info));
-    } catch (err) {
-      throw readOnly(err, store, operation) ?? err;
-    }
     let conflict: (LockInfo & { key: string }) | undefined;
-    let marker = false;
+    let lock: RepositoryLock | undefined;
+    // With an atomic create, an exclusive lock is `locks/exclusive` alone (one object: prune on a full
+    // disk needs room for one page); without, its own `locks/<random>` too, for exclusive holders to
+    // see each other in their listings.
+    const own = kind === 'exclusive' && store.putIfAbsent ? EXCLUSIVE_LOCK_KEY : `locks/${id}`;
+    if (own !== EXCLUSIVE_LOCK_KEY) {
+      try {
+        await store.put(own, encode(info));
+      } catch (err) {
+        throw readOnly(err, store, operation) ?? err;
+      }
+    }
     if (kind === 'shared') {
       const exclusive = await readLock(store, EXCLUSIVE_LOCK_KEY);
       if (exclusive !== undefined && !isStale(exclusive)) conflict = { ...exclusive, key: EXCLUSIVE_LOCK_KEY };
+      else lock = new RepositoryLock(store, own, info);
     } else {
-      conflict = await claimMarker(store, key, info);
+      const marked = { ...info, holder: id };
+      try {
+        conflict = await claimMarker(store, marked);
+      } catch (err) {
+        if (own !== EXCLUSIVE_LOCK_KEY) await store.delete(own).catch(() => undefined);
+        throw readOnly(err, store, operation) ?? err;
+      }
       if (!conflict) {
-        marker = true;
-        conflict = (await listLocks(store, key)).find((other) => other.key !== EXCLUSIVE_LOCK_KEY && !isStale(other));
-        if (conflict) {
-          await removeMarker(store, key);
-          marker = false;
-        }
+        conflict = (await listLocks(store, own)).find((other) => other.key !== EXCLUSIVE_LOCK_KEY && !isStale(other));
+        if (conflict) await removeMarker(store, id);
+        else lock = new RepositoryLock(store, own, marked, own !== EXCLUSIVE_LOCK_KEY);
       }
     }
-    if (!conflict) return new RepositoryLock(store, key, info, marker);
-    await store.delete(key);
+    if (lock || !conflict) return lock!;
+    if (own !== EXCLUSIVE_LOCK_KEY) await store.delete(own);
     if (Date.now() >= deadline) {
       throw new LockedError(
         `repository is locked: ${operation} needs a${kind === 'shared' ? ' shared' : 'n exclusive'} lock, but ` +
