@@ -269,6 +269,8 @@ export class Repository {
   /** Resolves `latest`, a full id or a unique id prefix to a snapshot. */
   async resolve(ref: string): Promise<Snapshot> {
     if (typeof ref !== 'string' || ref === '') throw new UsageError('no snapshot id given', { hint: 'Give a snapshot id or `latest`.' });
+    // A whole id names its manifest: one GET (or a cache hit), no listing of snapshots/.
+    if (/^[0-9a-f]{64}$/.test(ref)) return this.snapshot(ref);
     const ids = await this.snapshotIds();
     if (ref === 'latest') {
       if (ids.length === 0) throw new NotFoundError(`repository: ${this.location} has no snapshots yet`, { hint: 'Take one with `scriptorium backup`.' });

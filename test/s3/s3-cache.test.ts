@@ -4,7 +4,7 @@
  * entry is fetched again (never trusted), and no more requests run at once than `connections`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -124,6 +124,34 @@ describe.skipIf(!MOTO)('S3 local cache and connection limit', () => {
     const last = history.at(-1)!;
     expect(last.result.requests.GET).toBe(changed.requests.GET);
     expect(last.result.requests.PUT).toBe(changed.requests.PUT);
+  }, 60_000);
+
+  it('restore makes no HEAD (one GET a pack); a missing pack fails clearly and writes nothing', async () => {
+    const dir = tempDir('s3-restore-heads');
+    const db = demoDb(dir, 3000);
+    const prefix = `restore-${randomBytes(3).toString('hex')}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', SCRIPTORIUM_REPO: `s3://cache/${prefix}`, AWS_ENDPOINT_URL_S3: proxy.endpoint, SCRIPTORIUM_CACHE_DIR: join(dir, 'cache') };
+    const run = (args: string[]) => cliAsync(args, { env, cwd: dir });
+    expect((await run(['init', '--pack-size', '65536'])).code).toBe(0);
+    const snap = JSON.parse((await run(['backup', db, '--json'])).stdout);
+    const start = proxy.seen.length;
+    const r = await run(['restore', snap.id, '--into', join(dir, 'back.db'), '--json']);
+    expect(r.stderr + `(exit ${r.code})`).toMatch(/\(exit 0\)$/);
+    const seen = proxy.seen.slice(start);
+    const packGets = seen.filter((q) => q.kind === 'GET' && q.key.includes('/packs/')).length;
+    expect(packGets).toBe(snap.packs.length);
+    expect(packGets).toBeGreaterThan(1);
+    expect(seen.filter((q) => q.kind === 'HEAD' || q.kind === 'LIST')).toEqual([]);
+    // A pack gone from the bucket: the restore fails naming it, and leaves no target.
+    const store = await S3Store.open(`s3://cache/${prefix}`, { endpoint: proxy.endpoint, cacheDir: false });
+    const lost = snap.packs.at(-1);
+    await store.delete(`packs/${lost.slice(0, 2)}/${lost}`);
+    await store.close();
+    const failed = await run(['restore', snap.id, '--into', join(dir, 'lost.db')]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain(lost.slice(0, 2));
+    expect(failed.stderr).not.toMatch(/looks like a bug|E_INTERNAL/);
+    expect(existsSync(join(dir, 'lost.db'))).toBe(false);
   }, 60_000);
 
   it('runs at most --s3-connections requests at once', async () => {
