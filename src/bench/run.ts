@@ -12,6 +12,7 @@ import { probeAvailability, type Availability } from './availability.js';
 import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalCases } from './cases.js';
 import { renderChart } from './chart.js';
 import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
+import { runS3Bench } from './s3.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
 import { encryptedDedupPeer, resticDedupPeer } from './repository-peers.js';
@@ -56,6 +57,8 @@ export interface BenchOptions {
   command?: string;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
+  /** Run the S3 section at the largest size (default true; src/bench/s3.ts). */
+  s3?: boolean;
   /** Run the deduplication scenarios at the largest size (default true). */
   dedup?: boolean;
   /**
@@ -250,6 +253,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
+  if (o.s3 !== false && largest !== undefined) log(`S3 section at N=${largest.toLocaleString('en-US')}`);
+  const s3 = o.s3 === false || largest === undefined ? undefined : await runS3Bench({ db: cachedDemoDatabase(workDir, largest, log), workDir, log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -268,6 +273,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
     ...(bigValue ? { bigValue } : {}),
+    ...(s3 ? { s3 } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

@@ -103,6 +103,8 @@ export interface BenchReport {
   dedup?: DedupReport;
   /** One large value through export, import, backup and restore (absent when skipped). */
   bigValue?: BigValueReport;
+  /** The S3 section (src/bench/s3.ts; absent with --no-s3). */
+  s3?: import('./s3.js').S3BenchReport;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from '../bench/sizes.js';
+import { UsageError } from '../core/errors.js';
 import { printError } from './output.js';
 
 const sizesArg = (v: string): number[] => {
@@ -30,6 +31,8 @@ interface BenchCliOptions {
   dedup: boolean;
   bigValue: boolean;
   scale?: boolean;
+  s3: boolean;
+  only?: string;
 }
 
 /**
@@ -49,6 +52,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
+    .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size)')
+    .option('--only <section>', 'run only this section (s3), writing <date>-<section>.md/.json')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -57,6 +62,14 @@ export function registerBenchCommand(program: Command): void {
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
         const command = args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench';
         const log = o.quiet || o.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+        if (o.only === 's3') {
+          const { runS3Only } = await import('../bench/s3-only.js');
+          const { report, markdown, files } = await runS3Only({ sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), log });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
+        if (o.only !== undefined) throw new UsageError(`bench: unknown section ${JSON.stringify(o.only)}`, { hint: 'Sections: s3.' });
         if (o.scale) {
           const { runScaleBenchmark } = await import('../bench/run.js');
           const { report, markdown, files } = await runScaleBenchmark({
@@ -77,6 +90,7 @@ export function registerBenchCommand(program: Command): void {
           repeat: o.repeat ?? (quick ? 1 : 3),
           quick,
           dedup: o.dedup,
+          s3: o.s3,
           ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
