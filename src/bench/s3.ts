@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { cliNodeFlags } from '../cli/node-flags.js';
 import { CLI_PATH } from './cases.js';
 import { removeDatabase, runTimed, type CommandSpec } from './process.js';
 import { createBucketOn, findOnPath, startMotoServer } from './s3-server.js';
@@ -60,7 +61,8 @@ export async function runS3Bench(o: { db: string; workDir: string; log: (line: s
       AWS_ENDPOINT_URL_S3: server.endpoint, SCRIPTORIUM_CACHE_DIR: path.join(work, 'cache'), RESTIC_PASSWORD: 'bench',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', NO_COLOR: '1',
     };
-    const cli = (...args: string[]): CommandSpec => ({ cmd: process.execPath, args: [CLI_PATH, ...args], env });
+    // With the CLI's own V8 flags (its shebang's), as `scriptorium` runs: peak RSS is the user's.
+    const cli = (...args: string[]): CommandSpec => ({ cmd: process.execPath, args: [...cliNodeFlags(), CLI_PATH, ...args], env });
     const local = path.join(work, 'local-repo');
     const s3 = 's3://bench/repo';
     await runTimed(cli('init', local, '-q'));

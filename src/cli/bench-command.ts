@@ -52,7 +52,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
-    .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size)')
+    .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size; --quick skips it too)')
     .option('--only <section>', 'run only this section (s3), writing <date>-<section>.md/.json')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
@@ -90,7 +90,7 @@ export function registerBenchCommand(program: Command): void {
           repeat: o.repeat ?? (quick ? 1 : 3),
           quick,
           dedup: o.dedup,
-          s3: o.s3,
+          s3: o.s3 && !quick, // a smoke run stays quick: `--only s3 --quick` runs the section on its own
           ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),

@@ -347,6 +347,9 @@ export async function withRepository<T>(
   }
 }
 
+/** Packs a {@link PackCache} downloads ahead of the reader on a remote store. */
+const READ_AHEAD = 2;
+
 /**
  * A small LRU of opened packs, for reading snapshots whose chunks come from a few packs at a time.
  * With `recycle`, pack bodies live in pooled memory that an evicted pack gives back for the next one
@@ -360,12 +363,23 @@ export class PackCache {
   readonly #pool: BufferPool | undefined;
   readonly #gate: GarbageGate | undefined;
   readonly #lazyAbove: number;
+  /** Read-ahead on a remote store: the packs in the order they will be asked for, and where we are. */
+  readonly #order: string[];
+  #at = 0;
+  readonly #ahead = new Map<string, Promise<Buffer | undefined>>();
 
-  /** `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces. */
-  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number } = {}) {
+  /**
+   * `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces.
+   * `order` (with `recycle`): the packs in the order the reader will ask for them; on a remote store
+   * the next {@link READ_AHEAD} are downloaded while the current one is read (each download is a round
+   * trip: latency, not bandwidth, is what a restore from S3 waits for), so at most that many files more
+   * are in memory.
+   */
+  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number; order?: string[] } = {}) {
     this.#repo = repo;
     this.#capacity = capacity;
     this.#lazyAbove = options.lazyAbove ?? Infinity;
+    this.#order = options.order && options.recycle && repo.store.capabilities.remote ? options.order : [];
     if (options.recycle) {
       this.#pool = new BufferPool(capacity + 1);
       // Each compressed file read is garbage once opened: collect it at once, and the heap fully every
@@ -375,6 +389,7 @@ export class PackCache {
   }
 
   get(hash: string): Promise<Pack> {
+    this.#readAhead(hash);
     let pack = this.#packs.get(hash);
     if (pack) {
       this.#packs.delete(hash);
@@ -396,6 +411,9 @@ export class PackCache {
    */
   async close(): Promise<void> {
     await this.#evictAll();
+    const ahead = [...this.#ahead.values()];
+    this.#ahead.clear();
+    await Promise.all(ahead);
     if (!this.#pool) return;
     this.#pool.clear();
     collectAll();
@@ -407,9 +425,26 @@ export class PackCache {
     for (const pack of open) await pack.then(() => undefined, () => undefined); // released once opened
   }
 
+  /** Starts downloading the packs that follow `hash` in the reader's order (see the constructor). */
+  #readAhead(hash: string): void {
+    if (this.#order.length === 0) return;
+    let at = this.#order.indexOf(hash, this.#at);
+    if (at < 0) at = this.#order.indexOf(hash);
+    if (at < 0) return;
+    this.#at = at;
+    for (let i = at + 1; i < this.#order.length && i <= at + READ_AHEAD; i++) {
+      const next = this.#order[i]!;
+      if (this.#packs.has(next) || this.#ahead.has(next)) continue;
+      // A failed read-ahead is forgotten: the pack is read again when asked for, and that read reports.
+      this.#ahead.set(next, this.#repo.store.get(packKey(next), { maxBytes: maxPackBytes(this.#repo.config.packBytes) }).catch(() => undefined));
+    }
+  }
+
   async #open(hash: string): Promise<Pack> {
     if (!this.#pool) return this.#repo.pack(hash);
-    const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
+    const early = this.#ahead.get(hash);
+    this.#ahead.delete(hash);
+    const file = (await early) ?? await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
     const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool, this.#lazyAbove);
     this.#gate!.add(file.length);
     return pack;
