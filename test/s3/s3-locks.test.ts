@@ -14,6 +14,7 @@ import { acquireLock, EXCLUSIVE_LOCK_KEY, type LockKind } from '../../src/reposi
 import { prune } from '../../src/repository/prune.js';
 import { Repository } from '../../src/repository/repository.js';
 import { restore } from '../../src/repository/restore.js';
+import { readSnapshotList } from '../../src/repository/snapshot-list.js';
 import { unlock } from '../../src/repository/unlock.js';
 import { S3Store } from '../../src/stores/s3-store.js';
 import { demoDb, tempDir } from '../repository/helpers.js';
@@ -72,6 +73,24 @@ describe.skipIf(!MOTO)('repository locks on S3', () => {
     for await (const { key } of store.list('locks/')) left.push(key);
     expect(left).toEqual([]);
     await store.close();
+  }, 120_000);
+
+  it('two backups at once both complete; the snapshot list, read once by each, is made whole again by prune', async () => {
+    const dir = tempDir('s3-two');
+    const a = demoDb(dir, 400, 'a.db');
+    const b = demoDb(dir, 500, 'b.db');
+    const loc = location();
+    await (await Repository.init(loc)).close();
+    const [sa, sb] = await Promise.all([backup(a, loc, { lockWaitMs: 0 }), backup(b, loc, { lockWaitMs: 0 })]);
+    const repo = await Repository.open(loc);
+    expect((await repo.snapshotIds()).sort()).toEqual([sa.id, sb.id].sort());
+    await prune(repo);
+    const list = await readSnapshotList(repo.store);
+    expect(list?.snapshots.map((s) => s.id).sort()).toEqual([sa.id, sb.id].sort());
+    expect(list?.config).toBe(repo.configHash);
+    await repo.close();
+    await restore(sa.id, loc, { into: join(dir, 'ra.db') });
+    await restore(sb.id, loc, { into: join(dir, 'rb.db') });
   }, 120_000);
 
   it('racing lockers never hold an exclusive lock beside any other', async () => {
