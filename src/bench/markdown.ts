@@ -1,4 +1,5 @@
 import { daemonMarkdown } from './daemon.js';
+import { s3Markdown } from './s3.js';
 import { DEDUP_SCENARIOS } from './dedup.js';
 import type { BenchReport, CaseResult, DedupReport, SizeResult, UnavailableCases } from './stats.js';
 
@@ -210,5 +211,6 @@ export function renderMarkdown(r: BenchReport): string {
       ]);
   const align = ['r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'l'] as const;
   out.push(table(['N', 'rows', 'case', 'median s', 'rows/s', 'MB/s', 'peak RSS MB', 'vs peer', 'runs (s)'], all, [...align]), '');
+  if (r.s3) out.push(s3Markdown(r.s3));
   return out.join('\n');
 }

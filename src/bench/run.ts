@@ -13,6 +13,7 @@ import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalC
 import { renderChart } from './chart.js';
 import { runDaemonBench } from './daemon.js';
 import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
+import { runS3Bench } from './s3.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
 import { encryptedDedupPeer, resticDedupPeer } from './repository-peers.js';
@@ -57,6 +58,8 @@ export interface BenchOptions {
   command?: string;
   /** Progress lines (default: stderr). */
   log?: (line: string) => void;
+  /** Run the S3 section at the largest size (default true; src/bench/s3.ts). */
+  s3?: boolean;
   /** Run the deduplication scenarios at the largest size (default true). */
   dedup?: boolean;
   /**
@@ -254,6 +257,8 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
   const daemon = o.daemon === false ? undefined : await runDaemonBench({ quick: o.quick, log });
+  if (o.s3 !== false && largest !== undefined) log(`S3 section at N=${largest.toLocaleString('en-US')}`);
+  const s3 = o.s3 === false || largest === undefined ? undefined : await runS3Bench({ db: cachedDemoDatabase(workDir, largest, log), workDir, log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -273,6 +278,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     ...(dedup ? { dedup } : {}),
     ...(bigValue ? { bigValue } : {}),
     ...(daemon ? { daemon } : {}),
+    ...(s3 ? { s3 } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

@@ -106,6 +106,8 @@ export interface BenchReport {
   bigValue?: BigValueReport;
   /** The `daemon` section (issue 17), unless skipped with --no-daemon. */
   daemon?: DaemonBench;
+  /** The S3 section (src/bench/s3.ts; absent with --no-s3). */
+  s3?: import('./s3.js').S3BenchReport;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

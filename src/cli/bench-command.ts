@@ -19,6 +19,9 @@ const positive = (v: string): number => {
   return n;
 };
 
+/** The sections `--only` runs on their own. */
+const SECTIONS = ['daemon', 's3'];
+
 interface BenchCliOptions {
   sizes?: number[];
   repeat?: number;
@@ -30,6 +33,7 @@ interface BenchCliOptions {
   dedup: boolean;
   bigValue: boolean;
   daemon: boolean;
+  s3: boolean;
   only?: string;
   scale?: boolean;
 }
@@ -51,11 +55,12 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
     .option('--no-daemon', 'skip the daemon section (daemon idle RSS and CPU, dashboard latency with 10,000 operations, a short soak)')
-    .option('--only <section>', 'run only one section and write <date>-<section>.md/.json (sections: daemon)', (v: string) => {
-      if (v !== 'daemon') throw new InvalidArgumentError(`unknown section ${v} (sections: daemon)`);
+    .option('--only <section>', `run only one section and write <date>-<section>.md/.json (sections: ${SECTIONS.join(', ')})`, (v: string) => {
+      if (!SECTIONS.includes(v)) throw new InvalidArgumentError(`unknown section ${v} (sections: ${SECTIONS.join(', ')})`);
       return v;
     })
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
+    .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size; --quick skips it too)')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -64,10 +69,17 @@ export function registerBenchCommand(program: Command): void {
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
         const command = args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench';
         const log = o.quiet || o.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
-        if (o.only !== undefined) {
+        if (o.only === 'daemon') {
           const { runDaemonSection } = await import('../bench/daemon-section.js');
           const { markdown, files } = await runDaemonSection({ quick, out: o.out, command, log });
           if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
+        if (o.only === 's3') {
+          const { runS3Only } = await import('../bench/s3-only.js');
+          const { report, markdown, files } = await runS3Only({ sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), log });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
           return;
         }
         if (o.scale) {
@@ -91,6 +103,7 @@ export function registerBenchCommand(program: Command): void {
           quick,
           dedup: o.dedup,
           daemon: o.daemon,
+          s3: o.s3 && !quick, // a smoke run stays quick: `--only s3 --quick` runs the section on its own
           ...(o.bigValue ? {} : { bigValue: false as const }),
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),

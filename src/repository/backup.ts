@@ -53,7 +53,8 @@ export async function backup(source: string | RowSource, repository: RepositoryL
   const reporter = new OperationReporter('backup', options.onEvent);
   const sourceName = typeof source === 'string' ? resolve(source) : 'source';
   return reporter.run(() =>
-    withRepository(repository, options, async (repo) => {
+    // A cached config is checked against the snapshot list's record (ParentIndex.open) before any write.
+    withRepository(repository, { ...options, cachedConfig: true }, async (repo) => {
       const time = options.time ?? new Date();
       refusePlaintext(repo, options);
       const lock = await repo.lock('shared', 'backup', options.lockWaitMs ?? 60_000);
@@ -528,16 +529,16 @@ class SnapshotWriter {
    * Runs `put` of pack `key`, remembering the key when the pack did not exist before: only such a pack
    * is this backup's to remove if it fails (an identical pack already there may be some snapshot's).
    */
-  async #putCreated(key: string, put: () => Promise<void>, data?: Uint8Array): Promise<void> {
+  async #putCreated(key: string, put: () => Promise<void>, data?: Uint8Array, created = this.#createdPacks): Promise<void> {
     const { store } = this.#repo;
     if (data && store.putNew) {
       // One request on a store that can put conditionally (S3), where has + put take two.
-      if (await store.putNew(key, data)) this.#createdPacks.push(key);
+      if (await store.putNew(key, data)) created.push(key);
       return;
     }
     const existed = await this.#repo.store.has(key).catch(() => true);
     await put();
-    if (!existed) this.#createdPacks.push(key);
+    if (!existed) created.push(key);
   }
 
   /**
@@ -600,9 +601,7 @@ class SnapshotWriter {
     if (this.#fingerprints.length === 0) return;
     const packs = this.#fingerprints.splice(0);
     const { file, hash } = encodeFingerprintIndex(packs.map((p) => ({ hash: p.hash, chunkIds: p.fps, idBytes: FINGERPRINT_BYTES })));
-    const existed = await this.#repo.store.has(indexKey(hash)).catch(() => true);
-    await this.#repo.store.put(indexKey(hash), file);
-    if (!existed) this.#createdIndexFiles.push(indexKey(hash));
+    await this.#putCreated(indexKey(hash), () => this.#repo.store.put(indexKey(hash), file), file, this.#createdIndexFiles);
     for (const p of packs) this.#v2!.setHint(p.ordinal, hash);
     // The file and the packs' fingerprints are garbage now, outside the V8 heap, which does not see them pile up.
     if (this.#native) collectSoon();
@@ -718,7 +717,7 @@ class SnapshotWriter {
     const snapshot = { ...manifest, id: hash, manifestBytes: file.length };
     if (this.#v2) {
       try {
-        await addToSnapshotList(this.#repo.store, snapshot);
+        await addToSnapshotList(this.#repo.store, snapshot, this.#v2.snapshotList, this.#repo.configHash);
       } catch (err) {
         // The snapshot exists; the list is a cache (the next backup lists snapshots/ instead).
         if (!(err instanceof Error && 'code' in err)) throw err;

@@ -228,12 +228,26 @@ export class ParentIndex {
    */
   static async open(repo: Repository, host: string, source: string, rows?: number): Promise<ParentIndex> {
     const list = await readSnapshotList(repo.store);
+    // A config from the local cache is checked against the list's record before anything is written.
+    await repo.confirmConfig(list?.config);
     // Public-key mode without the identity: no manifest opens, so every listed index file is a source.
     const blind = repo.crypto !== undefined && !repo.crypto.readsData;
     const parents = blind ? [] : list ? await parentsFromList(repo, list, host, source, rows) : await parentFromListing(repo, host, source).then((p) => (p ? [p] : []));
     const index = new ParentIndex(repo, parents, list?.index, blind ? BLIND_ORPHANS : ORPHANS);
-    if (list) await index.#loadOrphans(list, parents, blind);
+    index.#list = list ?? null;
+    // On a remote store, interrupted backups' index files are not looked for (a LIST of index/ and a
+    // HEAD per pack, every backup): their chunks are stored again, which on S3 costs a conditional PUT
+    // answered 412 (nothing stored twice); prune indexes or removes those packs. Blind hosts read the
+    // listed index files, which needs no listing.
+    if (list) await index.#loadOrphans(list, parents, blind, repo.store.capabilities.remote === true);
     return index;
+  }
+
+  /** The snapshot list read when the backup started (null: there was none), to add the new snapshot to. */
+  #list: SnapshotList | null = null;
+
+  get snapshotList(): SnapshotList | null {
+    return this.#list;
   }
 
   /** The parent snapshots' ids, best first. */
@@ -446,8 +460,15 @@ export class ParentIndex {
     return seg;
   }
 
-  /** Whether pack `hash` is in the store (asked once per pack: one stat, or one HEAD request on S3). */
+  /**
+   * Whether pack `hash` is in the store (asked once per pack: one stat). On a remote store it is not
+   * asked (a HEAD a pack): the parent is named by the snapshot list read under the backup's shared
+   * lock, and packs are deleted only by prune, under the exclusive lock, which rewrites the list from
+   * the manifests before it lets go; so the packs of a listed snapshot exist unless the repository is
+   * damaged, which verify reports.
+   */
   async #exists(hash: string): Promise<boolean> {
+    if (this.#repo.store.capabilities.remote) return true;
     let known = this.#present.get(hash);
     if (known === undefined) {
       known = await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`);
@@ -518,7 +539,7 @@ export class ParentIndex {
   }
 
   /** Loads the fingerprints of index files no listed snapshot names (interrupted backups'), up to ORPHANS. */
-  async #loadOrphans(list: SnapshotList, parents: Snapshot[], blind: boolean): Promise<void> {
+  async #loadOrphans(list: SnapshotList, parents: Snapshot[], blind: boolean, remote: boolean): Promise<void> {
     const known = new Set(blind ? [] : [...list.index, ...parents.flatMap((p) => p.index ?? [])]);
     const loaded = new Set<string>();
     // Blind (see BLIND_ORPHANS): the listed index files first, newest snapshot's last in the list.
@@ -527,6 +548,7 @@ export class ParentIndex {
       loaded.add(file);
       await this.#loadOrphanFile(file);
     }
+    if (remote) return;
     for await (const { key } of listObjects(this.#repo.store, 'index/')) {
       const file = key.slice('index/'.length);
       if (known.has(file) || loaded.has(file) || this.#orphans.full) continue;
@@ -537,7 +559,8 @@ export class ParentIndex {
   async #loadOrphanFile(file: string): Promise<void> {
     const packs = await this.#file(file);
     for (const [hash, fps] of packs ?? []) {
-      if (!(await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`))) continue;
+      // On a remote store only the listed snapshots' index files are read here (see open): their packs exist.
+      if (!this.#repo.store.capabilities.remote && !(await this.#repo.store.has(`packs/${hash.slice(0, 2)}/${hash}`))) continue;
       const ordinal = this.#ordinalOf(hash, file);
       for (let e = 0; FINGERPRINT_BYTES * (e + 1) <= fps.length; e++) this.#orphans.add(fps, FINGERPRINT_BYTES * e, ordinal, e);
     }

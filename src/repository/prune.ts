@@ -193,7 +193,7 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       await repo.store.delete(key);
       result.indexFilesDeleted++;
     }
-    newList = { version: 2, snapshots: all.map(listed), index: [...keep].map((k) => k.slice('index/'.length)) };
+    newList = { version: 2, snapshots: all.map(listed), index: [...keep].map((k) => k.slice('index/'.length)), config: repo.configHash };
   } else if (indexChanges) {
     let newKey: string | undefined;
     if (kept.length > 0) {
@@ -217,9 +217,20 @@ async function pruneLocked(repo: Repository, dryRun: boolean, reporter: Operatio
       result.indexFilesDeleted++;
     }
   }
+  // Before the packs go: a list naming a forgotten snapshot must not outlive its packs, since a backup
+  // on a remote store takes the listed snapshots' packs as present (parent-index.ts). On a full disk,
+  // after the packs, so that there is room for it by then (a local store checks the packs anyway).
+  let listWritten = false;
+  if (newList && unused.length > 0) {
+    try {
+      await writeSnapshotList(repo.store, newList);
+      listWritten = true;
+    } catch (err) {
+      if (!(err instanceof ScriptoriumError && err.code === 'E_NO_SPACE')) throw err;
+    }
+  }
   await deleteUnused();
-  // After the packs, so that a full disk has room for it by then.
-  if (newList) await writeSnapshotList(repo.store, newList);
+  if (newList && !listWritten) await writeSnapshotList(repo.store, newList);
   result.staleLocksRemoved = await removeStaleLocks(repo.store);
   // Temporary files of puts interrupted by a crash; an hour's margin spares any put still running.
   result.temporariesRemoved = (await repo.store.removeStaleTemporaries?.(TEMPORARY_GRACE_MS)) ?? 0;

@@ -3,7 +3,8 @@
  * docs/repository-format.md). This class opens or creates one and reads its objects; the operations
  * (backup, restore, verify, forget, prune, diff) live in their own files and take a Repository.
  */
-import { NotFoundError, UsageError } from '../core/errors.js';
+import { hash as oneShotHash } from 'node:crypto';
+import { NotFoundError, ScriptoriumError, UsageError } from '../core/errors.js';
 import { openStore, type StoreRegistry } from '../stores/registry.js';
 import type { Store } from '../stores/store.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
@@ -36,6 +37,12 @@ export interface OpenOptions {
   onNotice?: (message: string) => void;
   /** How to unlock an encrypted repository (asked for only when it is one). */
   keys?: RepositoryKeys;
+  /**
+   * Accept `config` from a remote store's local cache (no request), for an operation that then calls
+   * {@link Repository.confirmConfig} with the hash the snapshot list records before it writes anything
+   * (backup does). Other operations read it from the store.
+   */
+  cachedConfig?: boolean;
 }
 
 /** Operations that only read the repository, which may run without a lock ({@link OpenOptions.noLock}). */
@@ -45,16 +52,58 @@ const READ_ONLY_OPERATIONS = new Set(['restore', 'verify', 'diff']);
 export class Repository {
   /** The repository's objects; in an encrypted repository a SealedStore over the real one. */
   readonly store: Store;
-  readonly config: RepositoryConfig;
+  #config: RepositoryConfig;
+  /** SHA-256 (hex) of the config file this repository was opened with. */
+  #configHash: string;
+  /** Whether the config is known to be the store's (false: it came from a local cache, unchecked). */
+  #configChecked: boolean;
   /** The keys of an encrypted repository (undefined: not encrypted). */
   readonly crypto: RepositoryCrypto | undefined;
   readonly #options: OpenOptions;
 
-  private constructor(store: Store, config: RepositoryConfig, options: OpenOptions = {}, crypto?: RepositoryCrypto) {
+  private constructor(store: Store, config: RepositoryConfig, options: OpenOptions = {}, crypto?: RepositoryCrypto, configFile?: Buffer, checked = true) {
     this.store = crypto ? new SealedStore(store, crypto) : store;
-    this.config = config;
+    this.#config = config;
+    this.#configHash = sha256Hex(configFile ?? Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+    this.#configChecked = checked;
     this.crypto = crypto;
     this.#options = options;
+  }
+
+  /** The repository's settings (its `config`). */
+  get config(): RepositoryConfig {
+    return this.#config;
+  }
+
+  /** SHA-256 (hex) of the `config` file, which the snapshot list records (see {@link confirmConfig}). */
+  get configHash(): string {
+    return this.#configHash;
+  }
+
+  /**
+   * Checks a config taken from a local cache ({@link OpenOptions.cachedConfig}) against `hash`, the
+   * config's hash that the snapshot list (read from the store) records: when they differ, or the list
+   * records none, the config is read from the store again (the cache is never trusted). A config that
+   * changed (a repository created again at this location) replaces the cached one when neither is
+   * encrypted; otherwise the operation stops with a clear error (the cache is refreshed by then).
+   * Nothing to do (no request) when the config was read from the store.
+   */
+  async confirmConfig(hash: string | undefined): Promise<void> {
+    if (this.#configChecked) return;
+    this.#configChecked = true;
+    if (hash === this.#configHash) return;
+    const base = this.store instanceof SealedStore ? this.store.base : this.store;
+    const file = await base.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
+    const fileHash = sha256Hex(file);
+    if (fileHash === this.#configHash) return;
+    const config = parseConfig(file, this.location);
+    if (config.encryption || this.#config.encryption || this.crypto) {
+      throw new ScriptoriumError('E_CORRUPT', `repository: the config of ${this.location} is not the one cached on this machine`, {
+        hint: 'The repository was created again at this location, or the local cache was tampered with; the cache now holds the current config: run the command again.',
+      });
+    }
+    this.#config = config;
+    this.#configHash = fileHash;
   }
 
   /** The id of a chunk whose SHA-256 is `sha256Hex`: keyed in an encrypted repository, the hash itself otherwise. */
@@ -133,14 +182,25 @@ export class Repository {
     try {
       let data: Buffer;
       try {
-        data = await store.get('config', { maxBytes: MAX_BYTES.config });
+        data = await store.get('config', { maxBytes: MAX_BYTES.config, cached: options.cachedConfig === true });
       } catch (err) {
         if (err instanceof NotFoundError) throw notRepository(store.location, err);
         throw err;
       }
-      const config = parseConfig(data, store.location);
+      let config = parseConfig(data, store.location);
+      if (options.cachedConfig && config.version < 2) {
+        // Format 1 has no snapshot list to check a cached config against: read it from the store.
+        data = await store.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
+        config = parseConfig(data, store.location);
+      }
+      // An encrypted repository's keys are read with a config checked first: never from the cache alone.
+      if (options.cachedConfig && config.encryption && config.version >= 2) {
+        const fresh = await store.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
+        if (!fresh.equals(data)) config = parseConfig((data = fresh), store.location);
+      }
       const crypto = config.encryption ? await unlockRepository(store, config.id, config.encryption, options.keys) : undefined;
-      return new Repository(store, config, options, crypto);
+      const checked = !options.cachedConfig || config.version < 2 || config.encryption !== undefined;
+      return new Repository(store, config, options, crypto, data, checked);
     } catch (err) {
       if (typeof location === 'string') await store.close();
       throw err;
@@ -209,6 +269,8 @@ export class Repository {
   /** Resolves `latest`, a full id or a unique id prefix to a snapshot. */
   async resolve(ref: string): Promise<Snapshot> {
     if (typeof ref !== 'string' || ref === '') throw new UsageError('no snapshot id given', { hint: 'Give a snapshot id or `latest`.' });
+    // A whole id names its manifest: one GET (or a cache hit), no listing of snapshots/.
+    if (/^[0-9a-f]{64}$/.test(ref)) return this.snapshot(ref);
     const ids = await this.snapshotIds();
     if (ref === 'latest') {
       if (ids.length === 0) throw new NotFoundError(`repository: ${this.location} has no snapshots yet`, { hint: 'Take one with `scriptorium backup`.' });
@@ -262,6 +324,10 @@ export class Repository {
   }
 }
 
+function sha256Hex(data: Buffer): string {
+  return oneShotHash('sha256', data, 'hex');
+}
+
 async function toStore(location: RepositoryLocation, options: OpenOptions): Promise<Store> {
   return typeof location === 'string' ? openStore(location, options.stores) : location;
 }
@@ -281,6 +347,9 @@ export async function withRepository<T>(
   }
 }
 
+/** Packs a {@link PackCache} downloads ahead of the reader on a remote store. */
+const READ_AHEAD = 2;
+
 /**
  * A small LRU of opened packs, for reading snapshots whose chunks come from a few packs at a time.
  * With `recycle`, pack bodies live in pooled memory that an evicted pack gives back for the next one
@@ -294,12 +363,23 @@ export class PackCache {
   readonly #pool: BufferPool | undefined;
   readonly #gate: GarbageGate | undefined;
   readonly #lazyAbove: number;
+  /** Read-ahead on a remote store: the packs in the order they will be asked for, and where we are. */
+  readonly #order: string[];
+  #at = 0;
+  readonly #ahead = new Map<string, Promise<Buffer | undefined>>();
 
-  /** `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces. */
-  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number } = {}) {
+  /**
+   * `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces.
+   * `order` (with `recycle`): the packs in the order the reader will ask for them; on a remote store
+   * the next {@link READ_AHEAD} are downloaded while the current one is read (each download is a round
+   * trip: latency, not bandwidth, is what a restore from S3 waits for), so at most that many files more
+   * are in memory.
+   */
+  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number; order?: string[] } = {}) {
     this.#repo = repo;
     this.#capacity = capacity;
     this.#lazyAbove = options.lazyAbove ?? Infinity;
+    this.#order = options.order && options.recycle && repo.store.capabilities.remote ? options.order : [];
     if (options.recycle) {
       this.#pool = new BufferPool(capacity + 1);
       // Each compressed file read is garbage once opened: collect it at once, and the heap fully every
@@ -309,6 +389,7 @@ export class PackCache {
   }
 
   get(hash: string): Promise<Pack> {
+    this.#readAhead(hash);
     let pack = this.#packs.get(hash);
     if (pack) {
       this.#packs.delete(hash);
@@ -330,6 +411,9 @@ export class PackCache {
    */
   async close(): Promise<void> {
     await this.#evictAll();
+    const ahead = [...this.#ahead.values()];
+    this.#ahead.clear();
+    await Promise.all(ahead);
     if (!this.#pool) return;
     this.#pool.clear();
     collectAll();
@@ -341,9 +425,26 @@ export class PackCache {
     for (const pack of open) await pack.then(() => undefined, () => undefined); // released once opened
   }
 
+  /** Starts downloading the packs that follow `hash` in the reader's order (see the constructor). */
+  #readAhead(hash: string): void {
+    if (this.#order.length === 0) return;
+    let at = this.#order.indexOf(hash, this.#at);
+    if (at < 0) at = this.#order.indexOf(hash);
+    if (at < 0) return;
+    this.#at = at;
+    for (let i = at + 1; i < this.#order.length && i <= at + READ_AHEAD; i++) {
+      const next = this.#order[i]!;
+      if (this.#packs.has(next) || this.#ahead.has(next)) continue;
+      // A failed read-ahead is forgotten: the pack is read again when asked for, and that read reports.
+      this.#ahead.set(next, this.#repo.store.get(packKey(next), { maxBytes: maxPackBytes(this.#repo.config.packBytes) }).catch(() => undefined));
+    }
+  }
+
   async #open(hash: string): Promise<Pack> {
     if (!this.#pool) return this.#repo.pack(hash);
-    const file = await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
+    const early = this.#ahead.get(hash);
+    this.#ahead.delete(hash);
+    const file = (await early) ?? await this.#repo.store.get(packKey(hash), { maxBytes: maxPackBytes(this.#repo.config.packBytes) });
     const pack = await Pack.open(hash, file, this.#repo.config.packBytes, this.#pool, this.#lazyAbove);
     this.#gate!.add(file.length);
     return pack;

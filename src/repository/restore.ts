@@ -80,7 +80,7 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
 async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
   // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
   // compressed, and that chunk reaches the loader in pieces (lazy packs).
-  const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+  const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
   try {
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;
@@ -100,6 +100,13 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   } finally {
     await cache.close();
   }
+}
+
+/** The packs `entries` are read from, in reading order (a run of one pack named once), for read-ahead. */
+function packOrder(snapshot: Snapshot, entries: TableEntry[]): string[] {
+  const order: string[] = [];
+  for (const entry of entries) for (const [p] of entry.chunks) if (order[order.length - 1] !== snapshot.packs[p]) order.push(snapshot.packs[p]!);
+  return order;
 }
 
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily by restore. */

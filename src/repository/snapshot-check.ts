@@ -92,8 +92,12 @@ export async function referenceProblems(repo: Repository, snapshot: Snapshot, fa
 export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operation: string, options: Pick<ReferenceCheckOptions, 'openUnindexed'> = {}): Promise<void> {
   const wanted = new Set(snapshot.packs);
   const present = new Set<string>();
-  // As many checks at once as the store handles well: on a remote store each is a round trip.
-  const queue = [...wanted];
+  // A remote store is not asked (a HEAD a pack, each a billed round trip): a missing pack fails the
+  // read of its chunks (NotFoundError), and restore then removes what it wrote; the ranges are still
+  // checked against the counts the index files know, and every read is bounded by the pack size limit.
+  const remote = repo.store.capabilities.remote === true;
+  if (remote) for (const hash of wanted) present.add(hash);
+  const queue = remote ? [] : [...wanted];
   await Promise.all(Array.from({ length: Math.min(repo.store.capabilities.maxConcurrency, queue.length) }, async () => {
     for (let hash = queue.shift(); hash !== undefined; hash = queue.shift()) if (await repo.store.has(packKey(hash))) present.add(hash);
   }));

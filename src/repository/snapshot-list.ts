@@ -32,6 +32,11 @@ export interface SnapshotList {
   snapshots: ListedSnapshot[];
   /** Index files the listed snapshots' manifests name. */
   index: string[];
+  /**
+   * SHA-256 (hex) of the repository's `config` file, as the writer of the list read it: a backup
+   * checks a locally cached config against it (Repository.confirmConfig) instead of downloading it.
+   */
+  config?: string;
 }
 
 const HASH = /^[0-9a-f]{64}$/;
@@ -66,7 +71,8 @@ export function parseSnapshotList(file: Buffer): SnapshotList | undefined {
   const ok = list.snapshots.every((s) => s !== null && typeof s === 'object' && typeof s.id === 'string' && HASH.test(s.id)
     && typeof s.time === 'string' && typeof s.host === 'string' && typeof s.source === 'string'
     && (s.rows === undefined || (Number.isSafeInteger(s.rows) && s.rows >= 0)))
-    && list.index.every((i) => typeof i === 'string' && HASH.test(i));
+    && list.index.every((i) => typeof i === 'string' && HASH.test(i))
+    && (list.config === undefined || (typeof list.config === 'string' && HASH.test(list.config)));
   return ok ? list : undefined;
 }
 
@@ -81,11 +87,16 @@ export async function writeSnapshotList(store: Store, list: SnapshotList): Promi
 }
 
 /**
- * Adds `snapshot` and the index files its manifest names to the current list (read again just before,
- * so that a backup that ended meanwhile stays listed unless both rewrote it at the same moment).
+ * Adds `snapshot` and the index files its manifest names to the list `base` (the one the backup read
+ * when it started, under its lock: read once, one GET fewer a backup), or to the current list when no
+ * base is given, recording `config` (the config's hash). A backup that ended meanwhile and rewrote the
+ * list loses its entry: that costs only deduplication (its snapshot is no parent until the next prune
+ * rewrites the list from the manifests), never a snapshot.
  */
-export async function addToSnapshotList(store: Store, snapshot: Snapshot): Promise<void> {
-  const list = (await readSnapshotList(store)) ?? { version: 2, snapshots: [], index: [] };
+export async function addToSnapshotList(store: Store, snapshot: Snapshot, base?: SnapshotList | null, config?: string): Promise<void> {
+  const read = base === undefined ? await readSnapshotList(store) : base ?? undefined;
+  const list: SnapshotList = read ? { ...read, snapshots: [...read.snapshots], index: [...read.index] } : { version: 2, snapshots: [], index: [] };
+  if (config !== undefined) list.config = config;
   if (!list.snapshots.some((s) => s.id === snapshot.id)) list.snapshots.push(listed(snapshot));
   const index = new Set(list.index);
   for (const file of snapshot.index ?? []) index.add(file);

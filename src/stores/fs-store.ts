@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as bufferLimits } from 'node:buffer';
 import { constants, type Dirent, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { noSpaceError, NotFoundError, ScriptoriumError } from '../core/errors.js';
@@ -92,9 +92,21 @@ export class FsStore implements Store {
   }
 
   async put(key: string, data: Uint8Array): Promise<void> {
+    await this.#write(key, data, false);
+  }
+
+  /**
+   * See {@link Store.putIfAbsent}: the synced temporary file is hard-linked to the final name, which
+   * fails with EEXIST when something is there (atomic on local file systems), instead of renamed over it.
+   */
+  async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
+    return this.#write(key, data, true);
+  }
+
+  async #write(key: string, data: Uint8Array, exclusive: boolean): Promise<boolean> {
     const path = this.#path(key);
     const dir = dirname(path);
-    await this.#io('put', key, async () => {
+    return this.#io('put', key, async () => {
       await this.#checkFolders('put', key);
       const temp = join(dir, this.#tempName());
       let created: string | undefined;
@@ -109,12 +121,24 @@ export class FsStore implements Store {
         } finally {
           await handle.close();
         }
-        await rename(temp, path);
+        if (exclusive) {
+          try {
+            await link(temp, path);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+            throw err;
+          } finally {
+            await unlink(temp).catch(() => undefined);
+          }
+        } else {
+          await rename(temp, path);
+        }
       } catch (err) {
         await unlink(temp).catch(() => undefined);
         throw err;
       }
       await syncPlaced(dir, created);
+      return true;
     });
   }
 

@@ -28,6 +28,13 @@ export class MemoryStore implements Store {
     this.#objects.set(key, Buffer.from(data));
   }
 
+  async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
+    this.#check(key);
+    if (this.#objects.has(key)) return false;
+    this.#objects.set(key, Buffer.from(data));
+    return true;
+  }
+
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     this.#check(key);
     const data = this.#objects.get(key);

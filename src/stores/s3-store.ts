@@ -60,6 +60,29 @@ export interface S3StoreOptions extends S3Settings {
 /** The metadata objects kept in the local cache: immutable, named by their content, read by most commands. */
 const CACHED_PREFIXES = ['index/', 'snapshots/'];
 
+/**
+ * The cache entry of `config` (a mutable object, cached only for callers that check it): a first line
+ * with its Object Lock metadata (`-` for none), then its content. The name is no store key a
+ * repository uses, so that it never collides with one.
+ */
+const CONFIG_CACHE_KEY = 'meta/config';
+const MAX_CONFIG_ENTRY = 1 << 20;
+
+function configEntry(data: Buffer, lock: ObjectLockSettings | undefined): Buffer {
+  return Buffer.concat([Buffer.from(`${lock ? `${lock.mode};${lock.days}` : '-'}\n`), data]);
+}
+
+function parseConfigEntry(entry: Buffer, location: string): { data: Buffer; lock: ObjectLockSettings | undefined } | undefined {
+  const nl = entry.indexOf(0x0a);
+  if (nl < 0 || nl > 32) return undefined;
+  const meta = entry.subarray(0, nl).toString('latin1');
+  try {
+    return { data: entry.subarray(nl + 1), lock: meta === '-' ? undefined : parseLockSettings(meta, location) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** The metadata entry of `config` that holds the Object Lock settings. */
 const LOCK_META = 'scriptorium-object-lock';
 const LIST_PAGE = 1000;
@@ -107,7 +130,7 @@ export class S3Store implements Store {
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#log = options.log ?? (() => undefined);
-    this.capabilities = { atomicPut: true, durablePut: true, maxConcurrency: connections, conditionalPut: true };
+    this.capabilities = { atomicPut: true, durablePut: true, maxConcurrency: connections, conditionalPut: true, remote: true };
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
     if (cacheDir) this.#cache = new LocalCache(cacheDir, `${endpoint ?? 'aws'}\n${bucket}\n${prefix}`);
   }
@@ -179,6 +202,26 @@ export class S3Store implements Store {
   }
 
   /**
+   * One PUT with `If-None-Match: *` for any key (the repository's exclusive lock): false when the
+   * server answered 412. On a server without conditional puts, a HEAD then a put (not atomic: two
+   * racing callers may both get true; the repository's exclusive holders also exclude each other by
+   * listing their locks).
+   */
+  async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
+    this.#key(key);
+    if (this.capabilities.conditionalPut) {
+      try {
+        return (await this.#put(key, data, true)) === 'created';
+      } catch (err) {
+        if (this.capabilities.conditionalPut) throw err;
+      }
+    }
+    if (await this.has(key)) return false;
+    await this.#put(key, data);
+    return true;
+  }
+
+  /**
    * For a content-addressed key on a server that honours `If-None-Match`, one conditional PUT: created
    * unless the server answered 412. Otherwise (a mutable key, or no conditional puts) a HEAD, then the put.
    */
@@ -194,7 +237,7 @@ export class S3Store implements Store {
    * Puts `data`; says `created` when a conditional put succeeded, `existed` when it answered 412, and
    * `written` for an unconditional put (which may have replaced an object).
    */
-  async #put(key: string, data: Uint8Array): Promise<'created' | 'existed' | 'written'> {
+  async #put(key: string, data: Uint8Array, ifAbsent = false): Promise<'created' | 'existed' | 'written'> {
     const full = this.#key(key);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const md5 = createHash('md5').update(body).digest('base64');
@@ -203,7 +246,9 @@ export class S3Store implements Store {
     // The config carries the Object Lock settings (set by enableObjectLock, or read with the config before).
     const meta = key === 'config' && this.#lock ? await this.#lock : undefined;
     const outcome = await this.#request('PUT', 'put', key, async (): Promise<'created' | 'existed' | 'written'> => {
-      const conditional = immutable && this.capabilities.conditionalPut;
+      // A conditional put found unsupported (501) on an earlier attempt: never retried unconditionally.
+      if (ifAbsent && !this.capabilities.conditionalPut) throw new ScriptoriumError('E_UNSUPPORTED', `s3: ${this.location} does not support conditional puts`);
+      const conditional = (immutable || ifAbsent) && this.capabilities.conditionalPut;
       try {
         await this.#client.send(new this.#sdk.PutObjectCommand({
           Bucket: this.#bucket, Key: full, Body: body, ContentLength: body.length, ContentMD5: md5,
@@ -228,6 +273,7 @@ export class S3Store implements Store {
     });
     // What this process wrote, it need not download again (not after a 412: that content is someone else's).
     if (outcome !== 'existed' && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
+    if (key === 'config' && this.#cache) await this.#cache.put(CONFIG_CACHE_KEY, configEntry(body, meta));
     return outcome;
   }
 
@@ -235,7 +281,8 @@ export class S3Store implements Store {
     const full = this.#key(key);
     const { maxBytes } = options;
     if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`S3Store.get: invalid maxBytes ${maxBytes}`);
-    const cache = this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p)) ? this.#cache : undefined;
+    if (key === 'config' && this.#cache) return this.#getConfig(full, options, this.#cache);
+    const cache = this.#cache && !options.fresh && CACHED_PREFIXES.some((p) => key.startsWith(p)) ? this.#cache : undefined;
     if (cache) {
       const cached = await cache.get(key, maxBytes);
       if (cached) return cached;
@@ -244,6 +291,24 @@ export class S3Store implements Store {
       return data;
     }
     return this.#get(key, full, maxBytes);
+  }
+
+  /**
+   * `config`, with its Object Lock settings: from the cache when the caller accepts that
+   * (`options.cached`, and checks the content itself), else from the server, refreshing the cache.
+   */
+  async #getConfig(full: string, options: GetOptions, cache: LocalCache): Promise<Buffer> {
+    if (options.cached && !options.fresh) {
+      const entry = await cache.get(CONFIG_CACHE_KEY, (options.maxBytes ?? MAX_CONFIG_ENTRY) + 64);
+      const parsed = entry && parseConfigEntry(entry, this.location);
+      if (parsed && (options.maxBytes === undefined || parsed.data.length <= options.maxBytes)) {
+        this.#lock = Promise.resolve(parsed.lock);
+        return parsed.data;
+      }
+    }
+    const data = await this.#get('config', full, options.maxBytes);
+    await cache.put(CONFIG_CACHE_KEY, configEntry(data, await this.#lock));
+    return data;
   }
 
   async #get(key: string, full: string, maxBytes: number | undefined): Promise<Buffer> {

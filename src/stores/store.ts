@@ -13,6 +13,12 @@ export interface StoreCapabilities {
   durablePut: boolean;
   /** How many operations the backend handles well at once. */
   maxConcurrency: number;
+  /**
+   * Every operation is a network request, billed and slow (S3): callers skip checks that only guard
+   * against a damaged repository (verify finds that) and listings that only find leftovers of
+   * interrupted runs. Absent or false: operations are local and cheap.
+   */
+  remote?: boolean;
 }
 
 /** Options of {@link Store.get}. */
@@ -22,6 +28,14 @@ export interface GetOptions {
    * is read into memory: callers pass the object's known size or the per-kind maximum of its folder.
    */
   maxBytes?: number;
+  /**
+   * The caller accepts a copy of a *mutable* object (`config`) from a local cache of a remote store,
+   * and checks it itself against a hash it reads from the store (see Repository.open). Immutable
+   * objects named by their content may come from such a cache anyway (their name checks them).
+   */
+  cached?: boolean;
+  /** Never from a local cache: the store's own current content (and the cache is refreshed with it). */
+  fresh?: boolean;
 }
 
 /** Options of {@link Store.list}. */
@@ -86,6 +100,14 @@ export interface Store {
    * objects after a failure: one request where `has` and `put` take two.
    */
   putNew?(key: string, data: Uint8Array): Promise<boolean>;
+
+  /**
+   * Optional: stores `data` under `key` only when nothing is stored there yet, atomically: of several
+   * callers racing for the same key, exactly one gets `true`; the others get `false` and leave the
+   * object as it is. Unlike {@link putNew} this holds for every key, also mutable ones (the
+   * repository's exclusive lock is such an object). A backend that cannot promise it omits it.
+   */
+  putIfAbsent?(key: string, data: Uint8Array): Promise<boolean>;
 
   /**
    * Returns the whole content of `key`, reading at most `options.maxBytes` (when given): an object longer

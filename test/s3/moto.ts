@@ -3,11 +3,10 @@
  * file that needs it and stopped after. When moto_server is not installed, {@link MOTO} is undefined and
  * the S3 tests skip with a message saying so (CI installs it: .ci/run).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findOnPath, startMotoServer, type Moto } from '../../src/bench/s3-server.js';
 
 /** Path of the moto_server executable, or undefined when it is not on PATH. */
 export const MOTO = findOnPath('moto_server');
@@ -27,81 +26,12 @@ process.env.SCRIPTORIUM_CACHE_DIR = mkdtempSync(join(tmpdir(), 'scriptorium-s3-c
 
 export const TEST_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDTESTSCRIPTORIUM1', AWS_SECRET_ACCESS_KEY: 'secret+Test/Scriptorium+do-not-leak' };
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const path = join(dir, name);
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-/** A free TCP port on 127.0.0.1 (the kernel's choice; closed again before it is returned). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** A running moto_server. */
-export interface Moto {
-  endpoint: string;
-  port: number;
-  stop(): Promise<void>;
-}
+export { freePort, type Moto } from '../../src/bench/s3-server.js';
 
 /** Starts moto_server on a free port and waits until it answers. */
 export async function startMoto(): Promise<Moto> {
   if (!MOTO) throw new Error(MOTO_MISSING);
-  for (let tries = 0; ; tries++) {
-    const port = await freePort();
-    const child = spawn(MOTO, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    const endpoint = `http://127.0.0.1:${port}`;
-    if (await answers(endpoint, child, 30_000)) {
-      return { endpoint, port, stop: () => stop(child) };
-    }
-    await stop(child);
-    if (tries >= 2) throw new Error(`moto_server did not start: ${stderr}`);
-  }
-}
-
-async function answers(endpoint: string, child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) return false;
-    try {
-      const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      return true;
-    } catch {
-      await new Promise((r) => setTimeout(r, 150));
-    }
-  }
-  return false;
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return startMotoServer(MOTO);
 }
 
 /** Creates a bucket on the server with the SDK (optionally with Object Lock, which implies versioning). */

@@ -116,6 +116,18 @@ export function describeStore(name: string, factory: StoreFactory): void {
       expect(await keys(store, 'nothing/')).toEqual([]);
     });
 
+    it('putIfAbsent creates once: of racing callers exactly one wins, and the object stays the winner\'s', async () => {
+      if (!store.putIfAbsent) return; // optional (the lock protocol then also lists locks)
+      expect(await store.putIfAbsent('locks/exclusive', Buffer.from('first'))).toBe(true);
+      expect(await store.putIfAbsent('locks/exclusive', Buffer.from('second'))).toBe(false);
+      expect((await store.get('locks/exclusive')).toString()).toBe('first');
+      await store.delete('locks/exclusive');
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.putIfAbsent!('locks/race', Buffer.from(`writer ${i}`))));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect((await store.get('locks/race')).toString()).toBe(`writer ${results.indexOf(true)}`);
+      expect(await keys(store, 'locks/')).toEqual(['locks/race']); // no temporary left behind
+    });
+
     it('declares its capabilities as data', () => {
       expect(typeof store.capabilities.atomicPut).toBe('boolean');
       expect(store.capabilities.maxConcurrency).toBeGreaterThan(0);

@@ -27,6 +27,7 @@ export class SealedStore implements Store {
   readonly removeStaleTemporaries?: (olderThanMs: number) => Promise<number>;
   readonly removeDeadTemporaries?: () => Promise<RemovedTemporary[]>;
   readonly putNew?: (key: string, data: Uint8Array) => Promise<boolean>;
+  readonly putIfAbsent?: (key: string, data: Uint8Array) => Promise<boolean>;
   readonly heldUntil?: (key: string) => Promise<Date | undefined>;
 
   constructor(base: Store, crypto: RepositoryCrypto) {
@@ -40,6 +41,13 @@ export class SealedStore implements Store {
         const mapped = this.#map(key);
         if (!mapped) return base.putNew!(key, data);
         return base.putNew!(mapped.stored, sealObjectBytes(data, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind)));
+      };
+    }
+    if (base.putIfAbsent) {
+      this.putIfAbsent = async (key, data) => {
+        const mapped = this.#map(key);
+        if (!mapped) return base.putIfAbsent!(key, data);
+        return base.putIfAbsent!(mapped.stored, sealObjectBytes(data, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind)));
       };
     }
     if (base.heldUntil) this.heldUntil = (key) => base.heldUntil!(this.#map(key)?.stored ?? key);
@@ -93,7 +101,7 @@ export class SealedStore implements Store {
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const mapped = this.#map(key);
     if (!mapped) return this.#base.get(key, options);
-    const sealed = await this.#base.get(mapped.stored, options.maxBytes === undefined ? {} : { maxBytes: maxSealedBytes(options.maxBytes) });
+    const sealed = await this.#base.get(mapped.stored, { ...options, ...(options.maxBytes === undefined ? {} : { maxBytes: maxSealedBytes(options.maxBytes) }) });
     return openObjectBytes(sealed, this.#crypto.repositoryId, mapped.name, this.#crypto.openKey(mapped.kind));
   }
 
