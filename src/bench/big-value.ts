@@ -51,9 +51,10 @@ function bigValueDatabase(workDir: string, bytes: number, kind: 'text' | 'blob' 
   removeDatabase(tmp);
   const db = new Database(tmp);
   try {
-    db.exec(`CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT, v ${kind.toUpperCase()})`);
+    // The BLOB before another column: its row's record is built (a BLOB in the last column is written after it).
+    db.exec(kind === 'text' ? 'CREATE TABLE big (id INTEGER PRIMARY KEY, note TEXT, v TEXT)' : 'CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB, note TEXT)');
     if (kind === 'text') db.prepare('INSERT INTO big VALUES (1, ?, hex(randomblob(?)))').run('one large value', Math.ceil(bytes / 2));
-    else db.prepare('INSERT INTO big VALUES (1, ?, randomblob(?))').run('one large BLOB', bytes);
+    else db.prepare('INSERT INTO big VALUES (1, randomblob(?), ?)').run(bytes, 'one large BLOB');
   } finally {
     db.close();
   }
