@@ -8,8 +8,8 @@
  * target is replaced (and restore's table digests would refuse it too). A 200 MB BLOB that does not
  * compress restored at 477 MB peak RSS holding its pack; in pieces the pack costs a few MiB.
  *
- * Stores without getPieces (S3, and an encrypted repository's SealedStore, whose objects must be
- * opened whole for now) are read whole, as before.
+ * In an encrypted repository the SealedStore opens such a pack frame by frame (openObjectPieces: each
+ * frame is used only once its tag is checked). Stores without getPieces (S3) are read whole, as before.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
