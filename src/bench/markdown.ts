@@ -169,7 +169,7 @@ export function renderMarkdown(r: BenchReport): string {
     out.push(
       table(
         ['command', 'seconds', 'peak RSS (MB)', 'bound (MB)', 'met'],
-        b.runs.map((run) => [run.label, run.seconds.toFixed(1), mb(run.peakRssBytes), mb(b.boundBytes), run.peakRssBytes === null ? '?' : run.peakRssBytes <= b.boundBytes ? 'yes' : '**no**']),
+        [...b.runs, ...(b.blobRuns ?? [])].map((run) => [run.label, run.seconds.toFixed(1), mb(run.peakRssBytes), mb(b.boundBytes), run.peakRssBytes === null ? '?' : run.peakRssBytes <= b.boundBytes ? 'yes' : '**no**']),
         ['l', 'r', 'r', 'r', 'l'],
       ),
       '',

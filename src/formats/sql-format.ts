@@ -228,8 +228,15 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
   yield { kind: 'end' };
 }
 
-/** A VALUES tuple at least this long (it holds a large value) is handed to the loader in pieces, with `streamTuples`. */
-export const STREAMED_TUPLE_BYTES = 16 << 20;
+/**
+ * A VALUES tuple at least this long (it holds a large value) is handed to the loader in pieces, with
+ * `streamTuples`. 4 MiB, not 16: the reader's buffer doubles up to twice this before the tuple streams,
+ * and each piece is copied into SQLite, and those large blocks stayed in the process after they were
+ * freed (malloc keeps them for reuse): a 200 MB BLOB's import peaked at 394 MB with 16 MiB, 321 MB with
+ * 4 MiB, 283 MB with 1 MiB (ndjson: 303 MB), on issue 13's bound of 400 MB. Tuples below it (nearly all)
+ * load whole, as before.
+ */
+export const STREAMED_TUPLE_BYTES = 4 << 20;
 
 function unsupported(line: number, what: string): ScriptoriumError {
   return new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: ${what}`, {

@@ -78,7 +78,7 @@ async function packBody(data: Buffer, codecId: number, what: string, packBytes: 
   const size = packBytes + PACK_SLACK;
   const fits = await decompressPooled(data, codecId, what, size, pool);
   if (fits) return fits;
-  const { length, table } = await measurePack(data, codecId, what, packBytes, limit);
+  const { length, table } = await measurePack(decompressPieces(data, codecId, what), what, packBytes, limit);
   // Left compressed: its chunks are decompressed again, in pieces, when they are read (Pack.spanPieces).
   if (length > lazyAbove && table) return { length, table };
   // A little oversized (a last batch of large rows) goes back to the pool; a huge one is let go.
@@ -100,18 +100,18 @@ async function packBody(data: Buffer, codecId: number, what: string, packBytes: 
 }
 
 /**
- * The length of the body `data` decompresses to, measured piece by piece while only its end is kept:
+ * The length of a pack's body (its decompressed pieces), measured piece by piece while only its end is kept:
  * E_CORRUPT as soon as it exceeds `limit`, or when the entry table at its end is no pack's (checked
  * whole when it fits in the end kept, at most 16 MiB: a repository of the default 2 MiB packs has
  * tables of at most 5.6 MB).
  */
-async function measurePack(data: Buffer, codecId: number, what: string, packBytes: number, limit: number): Promise<{ length: number; table?: Buffer }> {
+export async function measurePack(body: AsyncIterable<Buffer>, what: string, packBytes: number, limit = maxPackBody(packBytes)): Promise<{ length: number; table?: Buffer }> {
   const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`, {
     hint: 'The pack is damaged or was written to exhaust memory; run `scriptorium verify` to list what is affected.',
   });
   const tail = Buffer.allocUnsafe(Math.min(MAX_TAIL_BYTES, 8 * (Math.ceil(packBytes / MIN_ROW_BYTES) + 2) + 4));
   let length = 0;
-  for await (let piece of decompressPieces(data, codecId, what)) {
+  for await (let piece of body) {
     if (piece.length > limit - length) throw bad(`expands to more than ${limit} bytes, more than a pack can hold`);
     let at = length;
     length += piece.length;
@@ -317,12 +317,11 @@ export class PackWriter {
   }
 }
 
-/** A lazy pack's body, left compressed: the file's bytes after its prefix, and their codec. */
-interface LazyBody {
-  data: Buffer;
-  codecId: number;
-  what: string;
-}
+/**
+ * A lazy pack's body, left compressed: the file's bytes after its prefix, and their codec; or, for a
+ * pack never held whole (see {@link Pack.streamed}), what reads its body again from the store.
+ */
+type LazyBody = { data: Buffer; codecId: number; what: string } | { body: () => AsyncIterable<Buffer>; what: string };
 
 /** A pack read back from the store and checked against its name. */
 export class Pack {
@@ -365,9 +364,10 @@ export class Pack {
       yield this.#body.subarray(from, to);
       return;
     }
-    const { data, codecId, what } = this.#compressed;
+    const lazy = this.#compressed;
+    const what = lazy.what;
     let at = 0;
-    for await (const piece of decompressPieces(data, codecId, what)) {
+    for await (const piece of 'body' in lazy ? lazy.body() : decompressPieces(lazy.data, lazy.codecId, what)) {
       const start = at;
       at += piece.length;
       if (at <= from) continue;
@@ -409,6 +409,19 @@ export class Pack {
       release?.();
       throw err;
     }
+  }
+
+  /**
+   * A lazy pack that is never held whole, compressed or not (restore-pack.ts): its file was read from
+   * the store in pieces, checked against its name and measured (`length`, its entry `table` with the
+   * count), and `body` reads and decompresses it again, in pieces, each time entries are read.
+   */
+  static streamed(hash: string, length: number, table: Buffer, body: () => AsyncIterable<Buffer>): Pack {
+    const what = `pack ${hash.slice(0, 16)}`;
+    const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
+    const count = (table.length - 4) / 8;
+    const { offsets, rows } = readEntryTable(table.subarray(0, 8 * count), length - 4 - 8 * count, bad);
+    return new Pack(hash, Buffer.alloc(0), offsets, rows, undefined, { body, what });
   }
 
   /** Gives pooled memory back (see {@link open}); a no-op for a pack opened without a pool. */

@@ -10,7 +10,8 @@ import type { DatabaseSchema } from '../core/schema.js';
 import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
-import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
+import { StreamingPackCache } from './restore-pack.js';
+import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { checkSnapshot } from './snapshot-check.js';
 import { createdTableProblem } from '../engines/sqlite/created-table.js';
@@ -79,8 +80,9 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
  */
 async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
   // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
-  // compressed, and that chunk reaches the loader in pieces (lazy packs).
-  const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
+  // compressed, and that chunk reaches the loader in pieces (lazy packs); a huge pack file is read from
+  // the store in pieces too, never whole (restore-pack.ts).
+  const cache = new StreamingPackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
   try {
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;

@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { noSpaceError, NotFoundError, ScriptoriumError } from '../core/errors.js';
 import {
-  checkKey, checkPrefix, type GetOptions, type ListOptions, type RemovedTemporary, type Store, type StoreCapabilities, type StoreEntry,
+  checkKey, checkPrefix, type GetOptions, type GetPiecesOptions, type ListOptions, type RemovedTemporary, type Store, type StoreCapabilities, type StoreEntry,
 } from './store.js';
 
 /** Prefix of the temporary files of unfinished puts; `list` skips them. */
@@ -28,6 +28,8 @@ const TEMP_NAME = /^\.tmp-([0-9a-f]{8})-([1-9][0-9]{0,9})-[0-9a-f]{16}(?:-[0-9a-
 
 /** Largest read of one call to `read` (the file system API takes at most 2 GiB − 1 per call). */
 const READ_PIECE = 1 << 30;
+/** Bytes per piece of {@link FsStore.getPieces} unless the caller says. */
+const DEFAULT_PIECE_BYTES = 4 << 20;
 
 /**
  * A {@link Store} kept in a directory of the local file system. `put` is atomic and durable: the data
@@ -205,6 +207,47 @@ export class FsStore implements Store {
         await handle.close();
       }
     });
+  }
+
+  /** {@link Store.getPieces}: the file read through one buffer of `pieceBytes`, reused for every piece. */
+  async *getPieces(key: string, options: GetPiecesOptions = {}): AsyncGenerator<Buffer> {
+    const path = this.#path(key);
+    const { maxBytes } = options;
+    const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
+    if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`FsStore.getPieces: invalid maxBytes ${maxBytes}`);
+    if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`FsStore.getPieces: invalid pieceBytes ${pieceBytes}`);
+    // The same checks as get, in the same order: no link followed, no FIFO or device opened.
+    const { handle, size } = await this.#io('get', key, async () => {
+      await this.#checkFolders('get', key);
+      const before = await lstat(path);
+      if (!before.isFile()) throw notAnObject('get', this.location, key, before);
+      if (maxBytes !== undefined && before.size > maxBytes) throw tooLarge(this.location, key, before.size, maxBytes);
+      const opened = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        const st = await opened.stat();
+        if (!st.isFile()) throw notAnObject('get', this.location, key, st);
+        if (maxBytes !== undefined && st.size > maxBytes) throw tooLarge(this.location, key, st.size, maxBytes);
+        return { handle: opened, size: st.size };
+      } catch (err) {
+        await opened.close();
+        throw err;
+      }
+    });
+    try {
+      const piece = Buffer.allocUnsafe(Math.max(1, Math.min(pieceBytes, size)));
+      // Read exactly the size fstat gave: a file that shrinks meanwhile is an error, one that grows is read no further.
+      for (let at = 0; at < size;) {
+        const want = Math.min(piece.length, size - at);
+        const { bytesRead } = await this.#io('get', key, () => handle.read(piece, 0, want, at));
+        if (bytesRead === 0) {
+          throw new ScriptoriumError('E_CORRUPT', `fs: get ${key}: ended after ${at} of its ${size} bytes while it was read (${this.location}${sep})`);
+        }
+        at += bytesRead;
+        yield piece.subarray(0, bytesRead);
+      }
+    } finally {
+      await handle.close();
+    }
   }
 
   async has(key: string): Promise<boolean> {

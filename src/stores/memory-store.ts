@@ -1,6 +1,6 @@
 /** A Store in process memory, for tests and for trying the library without a disk. */
 import { NotFoundError, ScriptoriumError } from '../core/errors.js';
-import { checkKey, checkPrefix, type GetOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+import { checkKey, checkPrefix, type GetOptions, type GetPiecesOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
 /**
  * A {@link Store} held in a `Map`. Puts are atomic (the map is updated in one step) but not durable.
@@ -36,15 +36,28 @@ export class MemoryStore implements Store {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
+    return Buffer.from(this.#stored(key, options.maxBytes));
+  }
+
+  /** The stored object of `key` (not a copy), after get's checks. */
+  #stored(key: string, maxBytes: number | undefined): Buffer {
     this.#check(key);
     const data = this.#objects.get(key);
     if (data === undefined) throw new NotFoundError(`memory: get ${key}: not found in ${this.location}`);
-    if (options.maxBytes !== undefined && data.length > options.maxBytes) {
-      throw new ScriptoriumError('E_CORRUPT', `memory: get ${key}: is ${data.length} bytes, more than the ${options.maxBytes} such an object can hold`, {
+    if (maxBytes !== undefined && data.length > maxBytes) {
+      throw new ScriptoriumError('E_CORRUPT', `memory: get ${key}: is ${data.length} bytes, more than the ${maxBytes} such an object can hold`, {
         hint: 'The object is damaged or was replaced; it was not read.',
       });
     }
-    return Buffer.from(data);
+    return data;
+  }
+
+  /** {@link Store.getPieces}: copies of the object's pieces, checked as {@link get} checks it. */
+  async *getPieces(key: string, options: GetPiecesOptions = {}): AsyncGenerator<Buffer> {
+    const pieceBytes = options.pieceBytes ?? 4 << 20;
+    if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`MemoryStore.getPieces: invalid pieceBytes ${pieceBytes}`);
+    const data = this.#stored(key, options.maxBytes);
+    for (let at = 0; at < data.length; at += pieceBytes) yield Buffer.from(data.subarray(at, at + pieceBytes));
   }
 
   async has(key: string): Promise<boolean> {

@@ -38,6 +38,12 @@ export interface GetOptions {
   fresh?: boolean;
 }
 
+/** Options of {@link Store.getPieces}. */
+export interface GetPiecesOptions extends GetOptions {
+  /** The most bytes of one piece (default 4 MiB). */
+  pieceBytes?: number;
+}
+
 /** Options of {@link Store.list}. */
 export interface ListOptions {
   /**
@@ -118,6 +124,17 @@ export interface Store {
    * failures. Safe to retry.
    */
   get(key: string, options?: GetOptions): Promise<Buffer>;
+
+  /**
+   * Optional: the content of `key` in pieces of at most `options.pieceBytes`, for objects too large to
+   * hold whole (a pack ending in a chunk of one huge value): memory stays at one piece. Each piece is a
+   * view valid only until the next one is asked for (the backend may reuse its buffer). The checks of
+   * {@link get} (not found, not an object, longer than `maxBytes`) are made before the first piece; an
+   * object that is not, when read, as long as it was when opened is `E_CORRUPT`. Nothing is verified
+   * here: the caller checks what it reads (a pack's name is its SHA-256) before it trusts any of it.
+   * Callers fall back to `get` when a store has no such method.
+   */
+  getPieces?(key: string, options?: GetPiecesOptions): AsyncIterable<Buffer>;
 
   /**
    * Returns whether anything is stored under `key` (also something `get` would refuse, so that a caller

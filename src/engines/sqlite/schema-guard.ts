@@ -10,7 +10,11 @@
  * end. Expressions inside the statement (CHECK, DEFAULT, generated columns, a view's SELECT, a
  * trigger's body) are not judged here: they run only on rows we insert or when a trigger fires, and
  * on our connections they are held by `trusted_schema = OFF` and, with the extension, by the
- * authorizer (native/scriptorium_guard.inc).
+ * authorizer (native/scriptorium_guard.inc). One exception: in a table's or an index's expressions (the
+ * ones our own inserts evaluate) the functions that build a value out of nothing but their arguments
+ * (`randomblob(n)`, `zeroblob(n)`, a `printf` width) may not be asked for more than
+ * {@link MAX_BUILT_BYTES}: a few bytes of schema would otherwise cost a restore or an import a
+ * gigabyte of memory per row (see docs/security.md).
  */
 
 /** What a piece of schema SQL claims to create. */
@@ -30,6 +34,19 @@ const VIRTUAL_MODULES = new Set(['fts5', 'rtree', 'rtree_i32']);
  */
 const MAX_SQL_CHARS = 16 << 20;
 const MAX_TOKENS = 1_000_000;
+
+/**
+ * The most bytes a function in a table's or index's expression may be asked to build from its arguments
+ * alone (`randomblob(n)`, `zeroblob(n)`, a `printf` width or precision): far beyond any real default (a
+ * 16-byte random id, a fixed-size zero block), far below what would cost memory that no stored value
+ * accounts for.
+ */
+export const MAX_BUILT_BYTES = 1 << 20;
+
+/** Functions whose one argument is the size of the value they build. */
+const SIZED_FUNCTIONS = new Set(['randomblob', 'zeroblob']);
+/** Functions whose first argument is a format that may ask for any width or precision. */
+const FORMAT_FUNCTIONS = new Set(['printf', 'format']);
 
 /** Statements a trigger body may hold (SQLite's grammar allows no other). */
 const TRIGGER_STATEMENTS = new Set(['INSERT', 'UPDATE', 'DELETE', 'SELECT', 'WITH', 'REPLACE', 'VALUES']);
@@ -150,6 +167,14 @@ class Checker {
   }
 
   check(): string | undefined {
+    const reason = this.#structure();
+    if (reason !== undefined) return reason;
+    // Views and triggers never run on our connections (both are disabled there); tables and indexes
+    // evaluate their expressions on every row we insert.
+    return this.#claimed.type === 'table' || this.#claimed.type === 'index' ? builtValueProblem(this.#tokens) : undefined;
+  }
+
+  #structure(): string | undefined {
     if (!this.#keyword('CREATE')) return 'it does not begin with CREATE';
     if (this.#peekWord('TEMP') || this.#peekWord('TEMPORARY')) return 'it creates a TEMP object';
     switch (this.#claimed.type) {
@@ -340,6 +365,43 @@ class Checker {
   #done(): boolean {
     return this.#at >= this.#tokens.length;
   }
+}
+
+/**
+ * Why an expression among `tokens` would build a large value from the schema alone: a call of
+ * randomblob() or zeroblob() whose argument is not a numeric literal of at most MAX_BUILT_BYTES, or of
+ * printf() / format() whose format is not a string literal, or asks for a `*` or a larger width or
+ * precision. SQLite takes a function's name as a bare or a quoted name (`"zeroblob"(n)` is a call).
+ */
+function builtValueProblem(tokens: Token[]): string | undefined {
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const t = tokens[i]!;
+    if ((t.kind !== 'word' && t.kind !== 'name') || !isPunct(tokens[i + 1]!, '(')) continue;
+    const fn = t.text.toLowerCase();
+    if (SIZED_FUNCTIONS.has(fn)) {
+      // ( [+|-] number )
+      let j = i + 2;
+      if (tokens[j] && (isPunct(tokens[j]!, '-') || isPunct(tokens[j]!, '+'))) j++;
+      const arg = tokens[j];
+      const size = arg?.kind === 'number' ? Number(arg.text) : Number.NaN;
+      if (!tokens[j + 1] || !isPunct(tokens[j + 1]!, ')') || !Number.isFinite(size)) {
+        return `an expression calls ${t.text}() with an argument that is not a number literal (it could build a value of any size)`;
+      }
+      if (Math.abs(size) > MAX_BUILT_BYTES) return `an expression calls ${t.text}(${arg!.text}): a value larger than ${MAX_BUILT_BYTES >> 20} MiB built from the schema alone`;
+    } else if (FORMAT_FUNCTIONS.has(fn)) {
+      const arg = tokens[i + 2];
+      if (arg?.kind !== 'string') return `an expression calls ${t.text}() with a format that is not a string literal (it could ask for any width)`;
+      // %[flags][width][.precision]: '*' takes the width from an argument
+      for (const m of arg.text.matchAll(/%[-+ 0#,!]*([0-9*]*)(?:\.([0-9*]*))?/g)) {
+        for (const part of [m[1], m[2]]) {
+          if (part && (part.includes('*') || Number(part) > MAX_BUILT_BYTES)) {
+            return `an expression calls ${t.text}() with the width or precision ${JSON.stringify(part)}: a value larger than ${MAX_BUILT_BYTES >> 20} MiB built from the schema alone`;
+          }
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 function isPunct(t: Token, p: string): boolean {

@@ -103,16 +103,12 @@ export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, k
   return out.subarray(0, at);
 }
 
-/**
- * Opens what {@link sealObjectBytes} sealed as `name`: E_AUTH when any frame does not authenticate
- * (damaged, truncated, renamed, another repository's, or a wrong key), E_CORRUPT when it is not a
- * sealed object at all. `accepts` says which stanza the caller expects, so that an object a repository
- * seals with its secret cannot be replaced by one sealed to some recipient, nor the other way round.
- */
-export function openObjectBytes(sealed: Buffer, repo: string, name: string, key: OpenKey): Buffer {
+/** The parts of opening an object that come before its frames: its header, checked, and its file key. */
+function openHeader(start: Buffer, total: number, repo: string, name: string, key: OpenKey): { what: string; fail: (why: string) => AuthError; header: Buffer; fileKey: Buffer } {
+  const sealed = start;
   const kind = name.slice(0, name.indexOf('/'));
   const what = `${KIND_NAMES[kind] ?? kind} ${name.slice(kind.length + 1, kind.length + 17)}`;
-  if (sealed.length < SEAL_MAGIC.length + 1 || !sealed.subarray(0, SEAL_MAGIC.length).equals(SEAL_MAGIC)) {
+  if (total < SEAL_MAGIC.length + 1 || sealed.length < SEAL_MAGIC.length + 1 || !sealed.subarray(0, SEAL_MAGIC.length).equals(SEAL_MAGIC)) {
     throw new IntegrityError('E_CORRUPT', `${what}: not a sealed object of an encrypted repository (format version 2)`, {
       hint: 'The object is damaged, or was written by something else; run `scriptorium verify` to list what is affected.',
     });
@@ -124,11 +120,11 @@ export function openObjectBytes(sealed: Buffer, repo: string, name: string, key:
   let header: Buffer;
   let fileKey: Buffer;
   if (key.kind === 'secret') {
-    if (stanza !== STANZA_SYMMETRIC || sealed.length < SYMMETRIC_HEADER) throw fail('not sealed with the repository key');
+    if (stanza !== STANZA_SYMMETRIC || total < SYMMETRIC_HEADER || sealed.length < SYMMETRIC_HEADER) throw fail('not sealed with the repository key');
     header = sealed.subarray(0, SYMMETRIC_HEADER);
     fileKey = objectKey(key.secret, header.subarray(SEAL_MAGIC.length + 1));
   } else {
-    if (stanza !== STANZA_RECIPIENT || sealed.length < RECIPIENT_HEADER) throw fail('not sealed to the repository recipient');
+    if (stanza !== STANZA_RECIPIENT || total < RECIPIENT_HEADER || sealed.length < RECIPIENT_HEADER) throw fail('not sealed to the repository recipient');
     const identity = key.identity;
     if (!identity) {
       throw new AuthError(`${what}: is sealed to the repository's recipient, and no identity was given`, {
@@ -155,6 +151,17 @@ export function openObjectBytes(sealed: Buffer, repo: string, name: string, key:
       throw fail('the file key does not open with this identity');
     }
   }
+  return { what, fail, header, fileKey };
+}
+
+/**
+ * Opens what {@link sealObjectBytes} sealed as `name`: E_AUTH when any frame does not authenticate
+ * (damaged, truncated, renamed, another repository's, or a wrong key), E_CORRUPT when it is not a
+ * sealed object at all. `accepts` says which stanza the caller expects, so that an object a repository
+ * seals with its secret cannot be replaced by one sealed to some recipient, nor the other way round.
+ */
+export function openObjectBytes(sealed: Buffer, repo: string, name: string, key: OpenKey): Buffer {
+  const { what, fail, header, fileKey } = openHeader(sealed, sealed.length, repo, name, key);
   const body = sealed.length - header.length;
   // Every frame but the last holds FRAME_BYTES; the last holds 0..FRAME_BYTES (so it may be a bare tag).
   const frames = Math.max(1, Math.ceil(body / (FRAME_BYTES + TAG_BYTES)));
@@ -186,4 +193,63 @@ export function openObjectBytes(sealed: Buffer, repo: string, name: string, key:
     fileKey.fill(0);
   }
   return out;
+}
+
+/**
+ * {@link openObjectBytes} in pieces, for objects too large to hold (a pack ending in the chunk of a
+ * huge value): `pieces` are the sealed object's bytes in order (views that may be reused once the next
+ * is asked for), `total` its length. Each frame's plaintext is yielded only once its tag has been
+ * checked, so nothing that did not authenticate is ever used; a truncated, extended or reordered object
+ * fails at the frame where it differs (the last frame's nonce carries the final flag), with E_AUTH.
+ */
+export async function* openObjectPieces(pieces: AsyncIterable<Buffer>, total: number, repo: string, name: string, key: OpenKey): AsyncGenerator<Buffer> {
+  const source = pieces[Symbol.asyncIterator]();
+  let held = Buffer.alloc(0);
+  /** The next `n` bytes of the object (a fresh buffer), or fewer at its end. */
+  const take = async (n: number): Promise<Buffer> => {
+    while (held.length < n) {
+      const next = await source.next();
+      if (next.done) break;
+      held = Buffer.concat([held, next.value]); // a copy: the piece may be reused
+    }
+    const out = held.subarray(0, n);
+    held = held.subarray(out.length);
+    return out;
+  };
+  try {
+    const start = await take(Math.min(total, RECIPIENT_HEADER));
+    const probe = Buffer.from(start);
+    const { fail, header: fullHeader, fileKey } = openHeader(probe, total, repo, name, key);
+    const header = Buffer.from(fullHeader);
+    held = Buffer.concat([start.subarray(header.length), held]); // bytes of the first frame read with the header
+    try {
+      const body = total - header.length;
+      const frames = Math.max(1, Math.ceil(body / (FRAME_BYTES + TAG_BYTES)));
+      const plainBytes = body - TAG_BYTES * frames;
+      if (plainBytes < (frames - 1) * FRAME_BYTES) throw fail('truncated');
+      const ad = associatedData(repo, name, header);
+      const nonce = Buffer.alloc(12);
+      for (let n = 0; n < frames; n++) {
+        const size = Math.min(FRAME_BYTES, plainBytes - n * FRAME_BYTES);
+        const frame = await take(size + TAG_BYTES);
+        if (frame.length < size + TAG_BYTES) throw fail('truncated');
+        const d = crypto.createDecipheriv('aes-256-gcm', fileKey, frameNonce(n, n === frames - 1, nonce));
+        d.setAAD(ad);
+        d.setAuthTag(frame.subarray(size));
+        const plain = d.update(frame.subarray(0, size));
+        try {
+          d.final();
+        } catch {
+          plain.fill(0);
+          throw fail(n === frames - 1 ? 'its last frame, or it is truncated' : `frame ${n}`);
+        }
+        if (plain.length > 0) yield plain;
+      }
+      if (held.length > 0 || !(await source.next()).done) throw fail(`it is longer than the ${total} bytes it had when opened`);
+    } finally {
+      fileKey.fill(0);
+    }
+  } finally {
+    await source.return?.();
+  }
 }

@@ -6,8 +6,8 @@
  * before there is a key. Everything above this layer (framing, compression, ids by content) is the
  * same as in an unencrypted repository.
  */
-import type { GetOptions, ListOptions, RemovedTemporary, Store, StoreCapabilities, StoreEntry } from '../../stores/store.js';
-import { maxSealedBytes, openObjectBytes, sealObjectBytes } from './object-seal.js';
+import type { GetOptions, GetPiecesOptions, ListOptions, RemovedTemporary, Store, StoreCapabilities, StoreEntry } from '../../stores/store.js';
+import { maxSealedBytes, openObjectBytes, openObjectPieces, sealObjectBytes } from './object-seal.js';
 import type { RepositoryCrypto, SealedKind } from './repository-crypto.js';
 
 const NAMED = /^(packs|snapshots|index)\/(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
@@ -29,6 +29,7 @@ export class SealedStore implements Store {
   readonly putNew?: (key: string, data: Uint8Array) => Promise<boolean>;
   readonly putIfAbsent?: (key: string, data: Uint8Array) => Promise<boolean>;
   readonly heldUntil?: (key: string) => Promise<Date | undefined>;
+  readonly getPieces?: (key: string, options?: GetPiecesOptions) => AsyncIterable<Buffer>;
 
   constructor(base: Store, crypto: RepositoryCrypto) {
     this.#base = base;
@@ -51,6 +52,8 @@ export class SealedStore implements Store {
       };
     }
     if (base.heldUntil) this.heldUntil = (key) => base.heldUntil!(this.#map(key)?.stored ?? key);
+    // A huge pack is opened frame by frame: each frame is used only once its tag is checked.
+    if (base.getPieces) this.getPieces = (key, options) => this.#getPieces(key, options ?? {});
     // No tempPrefix/putFile: a pack must pass through here to be sealed, so the native packer hands its files over.
   }
 
@@ -103,6 +106,18 @@ export class SealedStore implements Store {
     if (!mapped) return this.#base.get(key, options);
     const sealed = await this.#base.get(mapped.stored, { ...options, ...(options.maxBytes === undefined ? {} : { maxBytes: maxSealedBytes(options.maxBytes) }) });
     return openObjectBytes(sealed, this.#crypto.repositoryId, mapped.name, this.#crypto.openKey(mapped.kind));
+  }
+
+  async *#getPieces(key: string, options: GetPiecesOptions): AsyncGenerator<Buffer> {
+    const mapped = this.#map(key);
+    if (!mapped) {
+      yield* this.#base.getPieces!(key, options);
+      return;
+    }
+    const maxBytes = options.maxBytes === undefined ? undefined : maxSealedBytes(options.maxBytes);
+    const { size } = await this.#base.stat(mapped.stored);
+    const sealed = this.#base.getPieces!(mapped.stored, { ...options, ...(maxBytes === undefined ? {} : { maxBytes }) });
+    yield* openObjectPieces(sealed, size, this.#crypto.repositoryId, mapped.name, this.#crypto.openKey(mapped.kind));
   }
 
   has(key: string): Promise<boolean> {

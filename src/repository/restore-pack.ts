@@ -1,0 +1,232 @@
+/**
+ * Restore's reading of a pack too large to hold (one ending in the chunk of a huge value): the file
+ * is read from the store in pieces ({@link Store.getPieces}), never whole, compressed or not. A first
+ * pass hashes the file against its name and measures its body (decompressed in pieces, only its end
+ * kept, as {@link measurePack} does for every oversized pack) before anything of it is used; each read
+ * of its entries then reads the file again, decompressing in pieces, and checks the name once more
+ * when it ends, so that a file swapped between the two reads fails the restore (E_CORRUPT) before the
+ * target is replaced (and restore's table digests would refuse it too). A 200 MB BLOB that does not
+ * compress restored at 477 MB peak RSS holding its pack; in pieces the pack costs a few MiB.
+ *
+ * In an encrypted repository the SealedStore opens such a pack frame by frame (openObjectPieces: each
+ * frame is used only once its tag is checked). Stores without getPieces (S3) are read whole, as before.
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createGunzip } from 'node:zlib';
+import { IntegrityError } from '../core/errors.js';
+import { CODEC_IDS, zstdBinding } from './compression.js';
+import { MAGIC } from './object-file.js';
+import { maxPackBytes } from './objects.js';
+import { maxPackBody, measurePack, Pack, packKey } from './pack.js';
+import { PackCache, type Repository } from './repository.js';
+
+/** A pack file at least this large (and larger than four packs) is read in pieces by restore. */
+export const STREAMED_PACK_FILE_BYTES = 32 << 20;
+/** Bytes per piece read from the store. */
+const FILE_PIECE_BYTES = 4 << 20;
+/** Bytes per decompressed piece. */
+const BODY_PIECE_BYTES = 1 << 20;
+/** Packs read in pieces that are remembered (measured, checked) for the entries that follow. */
+const STREAMED_KEPT = 4;
+
+/**
+ * A PackCache whose huge packs are read in pieces from the store (see the file's comment); every other
+ * pack goes through PackCache as before.
+ */
+export class StreamingPackCache extends PackCache {
+  readonly #repo: Repository;
+  readonly #lazyAbove: number;
+  readonly #streamed = new Map<string, Promise<Pack | undefined>>();
+
+  constructor(repo: Repository, capacity: number, options: { recycle?: boolean; lazyAbove: number; order?: string[] }) {
+    super(repo, capacity, options);
+    this.#repo = repo;
+    this.#lazyAbove = options.lazyAbove;
+  }
+
+  override get(hash: string): Promise<Pack> {
+    const store = this.#repo.store;
+    if (!store.getPieces) return super.get(hash);
+    let streamed = this.#streamed.get(hash);
+    if (!streamed) {
+      streamed = this.#openStreamed(hash);
+      streamed.catch(() => this.#streamed.delete(hash));
+      if (this.#streamed.size >= STREAMED_KEPT) this.#streamed.delete(this.#streamed.keys().next().value as string);
+      this.#streamed.set(hash, streamed);
+    }
+    return streamed.then((pack) => pack ?? super.get(hash));
+  }
+
+  /** The pack read in pieces, or undefined when it is small enough to be read whole (as before). */
+  async #openStreamed(hash: string): Promise<Pack | undefined> {
+    const { store, config } = this.#repo;
+    const key = packKey(hash);
+    const { size } = await store.stat(key);
+    if (size < STREAMED_PACK_FILE_BYTES || size < 4 * config.packBytes) return undefined;
+    const what = `pack ${hash.slice(0, 16)}`;
+    const maxBytes = maxPackBytes(config.packBytes);
+    const body = (): AsyncIterable<Buffer> => {
+      const file = new PackFileReader(this.#repo, key, hash, maxBytes, what);
+      return decompressFrom(file.body(), () => file.codecId, what);
+    };
+    // First pass: the name is checked when the file ends, before the measure is used.
+    const { length, table } = await measurePack(body(), what, config.packBytes, maxPackBody(config.packBytes));
+    if (!table || length <= this.#lazyAbove) return undefined; // an entry table too large to keep, or a body to hold: read whole
+    return Pack.streamed(hash, length, table, body);
+  }
+}
+
+/**
+ * One read of a pack file in pieces: yields the bytes after its 9-byte prefix (magic and codec id);
+ * when the file ends, or the reader stops early, the rest is read and hashed, and a file that does not
+ * match its name, or is no pack, is E_CORRUPT.
+ */
+class PackFileReader {
+  readonly #repo: Repository;
+  readonly #key: string;
+  readonly #hash: string;
+  readonly #maxBytes: number;
+  readonly #what: string;
+  #codec = -1;
+
+  constructor(repo: Repository, key: string, hash: string, maxBytes: number, what: string) {
+    this.#repo = repo;
+    this.#key = key;
+    this.#hash = hash;
+    this.#maxBytes = maxBytes;
+    this.#what = what;
+  }
+
+  /** The codec id from the prefix (known once the first piece of the body has been yielded). */
+  get codecId(): number {
+    return this.#codec;
+  }
+
+  async *body(): AsyncGenerator<Buffer> {
+    const digest = createHash('sha256');
+    const source = this.#repo.store.getPieces!(this.#key, { maxBytes: this.#maxBytes, pieceBytes: FILE_PIECE_BYTES })[Symbol.asyncIterator]();
+    let head = Buffer.alloc(0);
+    let ended = false;
+    try {
+      for (;;) {
+        const next = await source.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        let piece = next.value;
+        digest.update(piece);
+        if (head.length < 9) {
+          const take = Math.min(9 - head.length, piece.length);
+          head = Buffer.concat([head, piece.subarray(0, take)]);
+          piece = piece.subarray(take);
+          if (head.length < 9) continue;
+          if (!head.subarray(0, 8).equals(MAGIC.pack)) throw new IntegrityError('E_CORRUPT', `${this.#what}: not a pack object of format version 1`);
+          this.#codec = head[8]!;
+        }
+        if (piece.length > 0) yield piece;
+      }
+    } finally {
+      // The reader may stop once it has its entries: the rest (the entry table, mostly) is hashed too.
+      while (!ended) {
+        const next = await source.next();
+        if (next.done) ended = true;
+        else digest.update(next.value);
+      }
+      await source.return?.();
+    }
+    const actual = digest.digest('hex');
+    if (actual !== this.#hash) {
+      throw new IntegrityError('E_CORRUPT', `${this.#what}: content does not match its name (damaged, truncated or replaced while read: SHA-256 ${actual.slice(0, 16)}…)`);
+    }
+    if (head.length < 9) throw new IntegrityError('E_CORRUPT', `${this.#what}: not a pack object of format version 1`);
+  }
+}
+
+/**
+ * Decompresses `input` (pieces that are views valid until the next is asked for) with the codec
+ * `codecId()` names (asked once the first piece has arrived), yielding pieces of at most
+ * BODY_PIECE_BYTES, each valid until the next is asked for. E_CORRUPT on damage or a truncated frame.
+ */
+export async function* decompressFrom(input: AsyncIterable<Buffer>, codecId: () => number, what: string): AsyncGenerator<Buffer> {
+  const source = input[Symbol.asyncIterator]();
+  const first = await source.next();
+  if (first.done) return;
+  const rest = async function* (): AsyncGenerator<Buffer> {
+    yield first.value;
+    for (;;) {
+      const next = await source.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  };
+  const codec = codecId();
+  try {
+    if (codec === CODEC_IDS.none) {
+      for await (const piece of rest()) {
+        for (let at = 0; at < piece.length; at += BODY_PIECE_BYTES) yield piece.subarray(at, at + BODY_PIECE_BYTES);
+      }
+    } else if (codec === CODEC_IDS.gzip) {
+      yield* gunzipFrom(rest(), what);
+    } else if (codec === CODEC_IDS.zstd) {
+      yield* unzstdFrom(rest(), what);
+    } else {
+      throw new IntegrityError('E_CORRUPT', `${what}: unknown codec id ${codec}`);
+    }
+  } finally {
+    await source.return?.();
+  }
+}
+
+async function* unzstdFrom(input: AsyncIterable<Buffer>, what: string): AsyncGenerator<Buffer> {
+  const dctx = new (await zstdBinding()).DCtx();
+  const out = Buffer.allocUnsafe(BODY_PIECE_BYTES);
+  let inFrame = false;
+  const step = (data: Buffer): [Buffer, number] => {
+    let ret: number, produced: number, consumed: number;
+    try {
+      [ret, produced, consumed] = dctx.decompressStream(out, data);
+    } catch (err) {
+      throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+    }
+    if (consumed > 0 || produced > 0) inFrame = ret !== 0;
+    return [data.subarray(consumed), produced];
+  };
+  for await (let data of input) {
+    // All of a piece is consumed before the next is asked for (it is a view the store reuses).
+    for (;;) {
+      const [left, produced] = step(data);
+      data = left;
+      if (produced > 0) yield out.subarray(0, produced);
+      if (data.length === 0 && produced < out.length) break; // zstd holds nothing more for this input
+    }
+  }
+  // Flush what zstd still holds.
+  for (;;) {
+    const [, produced] = step(Buffer.alloc(0));
+    if (produced === 0) break;
+    yield out.subarray(0, produced);
+  }
+  if (inFrame) throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: the frame is truncated`);
+}
+
+async function* gunzipFrom(input: AsyncIterable<Buffer>, what: string): AsyncGenerator<Buffer> {
+  const gunzip = createGunzip({ chunkSize: BODY_PIECE_BYTES });
+  const feed = (async () => {
+    for await (const piece of input) {
+      if (!gunzip.write(Buffer.from(piece))) await once(gunzip, 'drain'); // a copy: the piece is reused
+    }
+    gunzip.end();
+  })();
+  feed.catch((err: unknown) => gunzip.destroy(err as Error));
+  try {
+    for await (const piece of gunzip) yield piece as Buffer;
+    await feed;
+  } catch (err) {
+    if (err instanceof IntegrityError) throw err;
+    throw new IntegrityError('E_CORRUPT', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
+  } finally {
+    gunzip.destroy();
+  }
+}
