@@ -7,6 +7,7 @@
  * may contain is the schema guard's business.
  */
 import { schemaProblemOf } from '../core/schema-check.js';
+import { postgresSchemaShapeProblem } from './postgres-manifest-check.js';
 import { MAX_CHUNK_BYTES, MAX_PACK_ENTRIES } from './pack.js';
 
 export { schemaProblemOf, tableSchemaProblem } from '../core/schema-check.js';
@@ -46,7 +47,7 @@ export function manifestProblem(m: unknown): string | undefined {
   if (typeof m.host !== 'string') return 'host: not a string';
   if (typeof m.source !== 'string') return 'source: not a string';
   if (!isStringArray(m.tags)) return 'tags: not a list of strings';
-  if (m.encoding !== 'ndjson') return `encoding: unsupported row encoding ${show(m.encoding)}`;
+  if (m.encoding !== 'ndjson' && !(m.encoding === 'pg-copy-text' && isObject(m.schema) && m.schema.engine === 'postgres')) return `encoding: unsupported row encoding ${show(m.encoding)}`;
   const packs = m.packs;
   if (!Array.isArray(packs)) return 'packs: not a list';
   const packSet = new Set<string>();
@@ -59,7 +60,7 @@ export function manifestProblem(m: unknown): string | undefined {
     const problem = indexHintsProblem(m.index, m.packIndex, packs.length);
     if (problem) return problem;
   }
-  const schemaProblem = schemaProblemOf(m.schema);
+  const schemaProblem = isObject(m.schema) && m.schema.engine === 'postgres' ? postgresSchemaShapeProblem(m.schema) : schemaProblemOf(m.schema);
   if (schemaProblem) return `schema.${schemaProblem}`;
   const schema = m.schema as { tables: Array<{ name: string }> };
   const schemaNames = new Set(schema.tables.map((t) => t.name));
