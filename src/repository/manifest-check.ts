@@ -16,6 +16,8 @@ const HASH = /^[0-9a-f]{64}$/;
 const REPOSITORY_ID = /^[0-9a-f]{32}$/;
 /** The smallest row encoding: `[]` and its `\n` (every row of every chunk is at least that). */
 const MIN_ROW_BYTES = 3;
+/** The smallest row of PostgreSQL's COPY text: one empty value and its `\n`. */
+const MIN_COPY_ROW_BYTES = 1;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -75,7 +77,7 @@ export function manifestProblem(m: unknown): string | undefined {
     if (names.has(t.name)) return `${at}: the table is listed twice`;
     names.add(t.name);
     if (!schemaNames.has(t.name)) return `${at}: the schema has no such table`;
-    const problem = tableProblem(t, packs.length);
+    const problem = tableProblem(t, packs.length, m.encoding === 'pg-copy-text' ? MIN_COPY_ROW_BYTES : MIN_ROW_BYTES);
     if (problem) return `${at}.${problem}`;
     sums.rows += t.rows as number;
   }
@@ -83,7 +85,7 @@ export function manifestProblem(m: unknown): string | undefined {
   return statsProblem(m.stats, sums);
 }
 
-function tableProblem(t: Record<string, unknown>, packCount: number): string | undefined {
+function tableProblem(t: Record<string, unknown>, packCount: number, minRowBytes = MIN_ROW_BYTES): string | undefined {
   for (const field of ['rows', 'bytes', 'chunkCount'] as const) {
     if (!isCount(t[field])) return `${field}: ${show(t[field])} is not a count`;
   }
@@ -106,7 +108,7 @@ function tableProblem(t: Record<string, unknown>, packCount: number): string | u
   // Every chunk holds at least one row, and every row at least `[]\n`; no chunk is larger than the format allows.
   if (chunkCount > rows) return `rows: ${rows} rows cannot fill ${chunkCount} chunks`;
   if (rows > 0 && chunkCount === 0) return `chunks: ${rows} rows but no chunks`;
-  if (bytes < MIN_ROW_BYTES * rows) return `bytes: ${bytes} bytes cannot hold ${rows} rows`;
+  if (bytes < minRowBytes * rows) return `bytes: ${bytes} bytes cannot hold ${rows} rows`;
   if (bytes > chunkCount * MAX_CHUNK_BYTES) return `bytes: ${bytes} bytes do not fit in ${chunkCount} chunks`;
   return undefined;
 }
