@@ -219,10 +219,11 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--force', 'replace an existing database (only after the restore is verified)')
     .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
     .option('--jobs <n>', 'PostgreSQL: parallel workers per index build (default: CPUs, at most 4)', wholeNumber)
+    .option('--no-read-back', 'PostgreSQL: check the digests over the bytes sent only, without reading every table back')
     .option(NO_LOCK, NO_LOCK_HELP)
-    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean; engine?: string; jobs?: number }) =>
+    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean; engine?: string; jobs?: number; readBack?: boolean }) =>
       act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), {
-        into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), onEvent, ...(await lockWait(o)),
+        into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), ...(o.readBack === false ? { readBack: false } : {}), onEvent, ...(await lockWait(o)),
       }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );

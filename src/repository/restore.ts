@@ -35,6 +35,8 @@ export interface RestoreOptions extends OpenOptions {
   jobs?: number;
   /** PostgreSQL: roll the load back at the end instead of committing (`verify --drill --into`). */
   rollback?: boolean;
+  /** PostgreSQL: read every table back and compare its digest (default true; a drill always does). */
+  readBack?: boolean;
 }
 
 export interface RestoreResult {
@@ -133,7 +135,7 @@ function restorePostgres(ref: string, repository: RepositoryLocation | Repositor
         checkRestoreEngine(snapshot, 'postgres');
         await checkSnapshot(repo, snapshot, 'restore');
         return await restoreIntoPostgres(repo, snapshot, location, {
-          ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.rollback ? { rollback: true, operation: 'verify --drill' } : {}),
+          ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.rollback ? { rollback: true, operation: 'verify --drill' } : {}), ...(options.readBack === false && !options.rollback ? { readBack: false } : {}),
         }, reporter);
       } finally {
         await lock.release();
