@@ -265,7 +265,7 @@ export function postgresMarkdown(r: PostgresBenchReport): string {
     ...cases.map((c) => {
       const mine = c.id.startsWith('restore') || c.id.startsWith('pg_restore') || c.id === 'psql-f' ? ours('restore') : ours('backup');
       const rss = c.peakRssBytes === null ? '?' : `${(c.peakRssBytes / 2 ** 20).toFixed(0)} MiB`;
-      return `| ${c.label} | ${c.medianSeconds.toFixed(2)} | ${(c.medianSeconds / mine).toFixed(2)} | ${rss} | ${c.serverCpuSeconds.toFixed(2)} |`;
+      return `| ${c.label.replace(/\|/g, '\\|')} | ${c.medianSeconds.toFixed(2)} | ${(c.medianSeconds / mine).toFixed(2)} | ${rss} | ${c.serverCpuSeconds.toFixed(2)} |`;
     }),
     '',
   ];

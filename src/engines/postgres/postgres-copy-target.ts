@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
+import { GarbageGate } from '../../core/memory.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
 import type { DatabaseLocation } from '../engine.js';
 import { connect, pgError } from './connect.js';
@@ -157,10 +158,13 @@ export class PostgresCopyTarget {
     const t = this.#table(table);
     const { copyTo } = await loadDriver();
     const hash = createHash('sha256');
+    // The pieces die young, outside the V8 heap, which does not see them pile up: collect as they go.
+    const gate = new GarbageGate();
     let rows = 0;
     try {
       for await (const piece of this.#client.query(copyTo(`COPY (${rowsQuery(t)}) TO STDOUT`)) as AsyncIterable<Buffer>) {
         hash.update(piece);
+        gate.add(piece.length);
         for (let at = piece.indexOf(10); at >= 0; at = piece.indexOf(10, at + 1)) rows++;
       }
     } catch (err) {
