@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from '../bench/sizes.js';
 import { printError } from './output.js';
@@ -20,7 +23,7 @@ const positive = (v: string): number => {
 };
 
 /** The sections `--only` runs on their own. */
-const SECTIONS = ['daemon', 's3'];
+const SECTIONS = ['daemon', 's3', 'postgres'];
 
 interface BenchCliOptions {
   sizes?: number[];
@@ -36,6 +39,21 @@ interface BenchCliOptions {
   s3: boolean;
   only?: string;
   scale?: boolean;
+  postgres: boolean;
+}
+
+/** The PostgreSQL section (src/bench/postgres.ts) on the demo of 520,000 registrations (about 1M rows): its Markdown, also written to <out>/<date>-postgres.md/.json. */
+async function postgresSection(o: BenchCliOptions, quick: boolean, log: (s: string) => void): Promise<string> {
+  const [{ runPostgresBench, postgresMarkdown }, { cachedDemoDatabase }] = await Promise.all([import('../bench/postgres.js'), import('../bench/run.js')]);
+  const workDir = o.workDir ?? path.join(os.tmpdir(), 'scriptorium-bench');
+  const demoFile = cachedDemoDatabase(workDir, quick ? 5_000 : 520_000, log);
+  const report = await runPostgresBench({ demoFile, workDir, repeat: o.repeat ?? (quick ? 1 : 3), log });
+  const md = postgresMarkdown(report);
+  fs.mkdirSync(o.out, { recursive: true });
+  const base = path.join(o.out, `${new Date().toISOString().slice(0, 10)}-postgres`);
+  fs.writeFileSync(`${base}.md`, md);
+  fs.writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  return md;
 }
 
 /**
@@ -61,6 +79,7 @@ export function registerBenchCommand(program: Command): void {
     })
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
     .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size; --quick skips it too)')
+    .option('--no-postgres', 'skip the PostgreSQL section (backup/restore vs pg_dump, pg_restore, psql)')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -95,6 +114,11 @@ export function registerBenchCommand(program: Command): void {
           else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
           return;
         }
+        if (o.only === 'postgres') {
+          const md = await postgresSection(o, quick, log);
+          if (!o.quiet) process.stdout.write(`${md}\n`);
+          return;
+        }
         // Loaded here, not at start-up: the benchmark pulls in the demo and repository code.
         const { runBenchmark } = await import('../bench/run.js');
         const { report, markdown, files } = await runBenchmark({
@@ -112,6 +136,7 @@ export function registerBenchCommand(program: Command): void {
         });
         if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}, ${files.svg}\n`);
+        if (o.postgres && !quick) fs.appendFileSync(files.md, `\n${await postgresSection(o, quick, log)}`);
       } catch (err) {
         process.exitCode = printError(err);
       }

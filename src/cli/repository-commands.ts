@@ -138,6 +138,12 @@ const lockWait = async (o: RepoOptions) => ({
     if (!o.quiet) process.stderr.write(`scriptorium: ${message}\n`);
   },
 });
+/** --engine and --jobs, checked. */
+async function engineJobs(o: { engine?: string; jobs?: number }) {
+  const { parseEngine } = await import('../engines/registry.js');
+  if (o.jobs !== undefined && (o.jobs < 1 || o.jobs > 8)) throw new UsageError(`--jobs ${o.jobs} is not from 1 to 8`, { hint: 'Pass --jobs 1 … 8, or leave it out (CPUs, at most 4).' });
+  return { ...(o.engine !== undefined ? { engine: parseEngine(o.engine) } : {}), ...(o.jobs !== undefined ? { jobs: o.jobs } : {}) };
+}
 const NO_LOCK = '--no-lock';
 const NO_LOCK_HELP = 'take no lock: read a repository you cannot write (as restic)';
 
@@ -185,12 +191,16 @@ export function registerRepositoryCommands(program: Command): void {
         `${c.encryption ? `, encrypted${c.encryption.recipient ? `: data sealed to ${c.encryption.recipient}, readable only with its identity` : ' with a passphrase'}` : ''})`),
     );
 
-  repoCommand(program, 'backup', 'take a snapshot of a SQLite database into the repository')
-    .argument('<db>', 'SQLite database file')
+  repoCommand(program, 'backup', 'take a snapshot of a database (SQLite file or postgres:// URL) into the repository')
+    .argument('<db>', 'SQLite database file, or postgres://user@host/db (with --engine postgres, - means the PG* variables)')
     .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
     .option('--tables <a,b>', 'only these tables', list)
-    .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[] }) =>
-      act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), { tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), onEvent, ...(await lockWait(o)) }), (s) =>
+    .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
+    .option('--jobs <n>', 'PostgreSQL: connections that share the snapshot (default: CPUs, at most 4)', wholeNumber)
+    .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[]; engine?: string; jobs?: number }) =>
+      act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), {
+        tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), onEvent, ...(await lockWait(o)),
+      }), (s) =>
         `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
         `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +
         `in ${(s.stats.durationMs / 1000).toFixed(2)} s`),
@@ -204,21 +214,31 @@ export function registerRepositoryCommands(program: Command): void {
 
   repoCommand(program, 'restore', 'restore a snapshot into a new database (all or nothing)')
     .argument('<snapshot>', 'snapshot id, unique prefix, or latest')
-    .requiredOption('--into <db>', 'database file to create')
+    .requiredOption('--into <db>', 'database file to create, or postgres://… (an existing database without the snapshot\'s tables)')
     .option('--tables <a,b>', 'only these tables', list)
     .option('--force', 'replace an existing database (only after the restore is verified)')
+    .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
+    .option('--jobs <n>', 'PostgreSQL: parallel workers per index build (default: CPUs, at most 4)', wholeNumber)
+    .option('--no-read-back', 'PostgreSQL: check the digests over the bytes sent only, without reading every table back')
     .option(NO_LOCK, NO_LOCK_HELP)
-    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean }) =>
-      act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), { into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), onEvent, ...(await lockWait(o)) }), (r) =>
+    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean; engine?: string; jobs?: number; readBack?: boolean }) =>
+      act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), {
+        into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), ...(o.readBack === false ? { readBack: false } : {}), onEvent, ...(await lockWait(o)),
+      }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );
 
   repoCommand(program, 'verify', 'check the repository (structure; --read-data: every chunk and digest; --drill: a test restore)')
     .option('--read-data', 'read every chunk, check its hash and every table digest')
     .option('--drill', 'restore the latest snapshot into a temporary database and compare')
+    .option('--into <db>', 'with --drill: restore into this PostgreSQL database (postgres://…) inside a transaction that is rolled back')
+    .option('--engine <engine>', 'sqlite | postgres (the engine of --into, default: from the location)')
+    .option('--jobs <n>', 'PostgreSQL: parallel workers per index build of the drill', wholeNumber)
     .option(NO_LOCK, NO_LOCK_HELP)
-    .action((o: RepoOptions & { readData?: boolean; drill?: boolean }) =>
-      act(o, async (onEvent) => (await repository()).verify(repoOf(o), { readData: o.readData ?? false, drill: o.drill ?? false, onEvent, ...(await lockWait(o)) }), (r) =>
+    .action((o: RepoOptions & { readData?: boolean; drill?: boolean; into?: string; engine?: string; jobs?: number }) =>
+      act(o, async (onEvent) => (await repository()).verify(repoOf(o), {
+        readData: o.readData ?? false, drill: o.drill ?? false, ...(o.into !== undefined ? { drillInto: o.into } : {}), ...(await engineJobs(o)), onEvent, ...(await lockWait(o)),
+      }), (r) =>
         `no problems found: ${r.snapshots} snapshots, ${formatCount(r.packs)} packs, ${formatCount(r.chunks)} chunk references` +
         `${o.readData ? `, ${r.tablesRead} distinct tables read and their digests checked, ${formatCount(r.unreferencedPacks)} unreferenced packs read` : ''}${r.drilled ? `, drill restore of ${short(r.drilled)} verified` : ''}` +
         straysLine(r.strays)),

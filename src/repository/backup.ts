@@ -1,7 +1,6 @@
 /** `backup`: one snapshot of a database into a repository, storing only chunks the repository lacks. */
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { AuthError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
@@ -21,7 +20,8 @@ import { isStale, listLocks, RepositoryLock, type HeldLock } from './locks.js';
 import { MAX_BYTES } from './objects.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
-import { openSqliteSource, selectTables, subsetSchema, type RowSource } from './source.js';
+import { openSource, selectTables, sourceDisplay, subsetSchema, type RowSource } from './source.js';
+import type { EngineName } from '../engines/engine.js';
 
 export interface BackupOptions extends OpenOptions {
   /** Labels stored with the snapshot (for listing and `forget --keep-tag`). */
@@ -36,6 +36,10 @@ export interface BackupOptions extends OpenOptions {
   lockWaitMs?: number;
   /** Rows per batch read from the database. */
   batchRows?: number;
+  /** The engine of a `source` location that does not say (`postgres` for the PG* environment variables). */
+  engine?: EngineName;
+  /** PostgreSQL: connections that share the snapshot and read tables at once (default: CPUs, at most 4). */
+  jobs?: number;
 }
 
 /**
@@ -51,7 +55,7 @@ export interface BackupOptions extends OpenOptions {
  */
 export async function backup(source: string | RowSource, repository: RepositoryLocation | Repository, options: BackupOptions = {}): Promise<Snapshot> {
   const reporter = new OperationReporter('backup', options.onEvent);
-  const sourceName = typeof source === 'string' ? resolve(source) : 'source';
+  const sourceName = typeof source === 'string' ? sourceDisplay(source, options.engine) : 'source';
   return reporter.run(() =>
     // A cached config is checked against the snapshot list's record (ParentIndex.open) before any write.
     withRepository(repository, { ...options, cachedConfig: true }, async (repo) => {
@@ -60,7 +64,9 @@ export async function backup(source: string | RowSource, repository: RepositoryL
       const lock = await repo.lock('shared', 'backup', options.lockWaitMs ?? 60_000);
       let db: RowSource | undefined;
       try {
-        db = typeof source === 'string' ? await openSqliteSource(source) : source;
+        db = typeof source === 'string'
+          ? await openSource(source, { ...(options.engine ? { engine: options.engine } : {}), ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.onNotice ? { onNotice: options.onNotice } : {}) })
+          : source;
         const tables = selectTables(db.schema, options.tables, sourceName);
         // Estimates: the rows are counted as they are read, and count(*) would read every table once more.
         const estimates = tables.map((t) => db!.rowEstimate?.(t) ?? db!.rowCount(t));
@@ -85,6 +91,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           const snapshot = await writer.finish(entries, {
             time: time.toISOString(), host: hostname(), tags: options.tags ?? [], source: sourceName,
             schema: subsetSchema(db.schema, tables.map((t) => t.name)),
+            ...(db.encoding ? { encoding: db.encoding } : {}),
           });
           failed = false;
           return snapshot;
@@ -93,7 +100,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           if (failed) await writer.removeWritten(lock, options.onNotice);
         }
       } finally {
-        if (typeof source === 'string') db?.close();
+        if (typeof source === 'string') await db?.close();
         await lock.release();
       }
     }),
@@ -225,6 +232,7 @@ class SnapshotWriter {
     };
     let batches = 0;
     await this.#v2?.beginTable(table.name);
+    if (db.copyChunks) return this.#copyTable(db.copyChunks(table, this.#repo.config.chunker), table);
     const keyValues = identityValues(table);
     const native = await this.#packer();
     const scan = await nativeChunks(db, table, this.#repo.config.chunker, keyValues, undefined, true, native?.handle);
@@ -273,6 +281,36 @@ class SnapshotWriter {
     }
     const last = chunker.finish();
     if (last) await take(last);
+    this.#bytes += bytes;
+    return { name: table.name, rows, bytes, sha256: digest.digest('hex'), chunkCount, chunks: ranges };
+  }
+
+  /**
+   * A table whose source cut its chunks (PostgreSQL's COPY text): stored through the JavaScript pack
+   * writer, the chunks hashed here, the table digest over their bytes in order.
+   */
+  async #copyTable(scan: AsyncIterable<ChunkBatch>, table: TableSchema): Promise<TableEntry> {
+    if (this.#nativeEntries() > 0) await this.#flush(); // a pack holds one writer's entries
+    await this.#packWriter();
+    const digest = createHash('sha256');
+    const ranges: ChunkRange[] = [];
+    let rows = 0;
+    let bytes = 0;
+    let chunkCount = 0;
+    let batches = 0;
+    for await (const batch of scan) {
+      digest.update(batch.data!);
+      const size = await this.#storeBatch(batch, ranges);
+      rows += batch.rows;
+      bytes += size;
+      chunkCount += batch.chunks.length / 8;
+      if (this.#pendingBytes() >= this.#repo.config.packBytes) await this.#flush();
+      this.#reporter.rowsDone += batch.rows;
+      this.#reporter.bytesIn += size;
+      this.#reporter.progress('rows', table.name);
+      this.#gate.add(size);
+      if (++batches % 64 === 0) await yieldToLoop();
+    }
     this.#bytes += bytes;
     return { name: table.name, rows, bytes, sha256: digest.digest('hex'), chunkCount, chunks: ranges };
   }
@@ -670,7 +708,7 @@ class SnapshotWriter {
     return { index, packIndex };
   }
 
-  async finish(tables: TableEntry[], meta: Pick<Snapshot, 'time' | 'host' | 'tags' | 'source' | 'schema'>): Promise<Snapshot> {
+  async finish(tables: TableEntry[], meta: Pick<Snapshot, 'time' | 'host' | 'tags' | 'source' | 'schema'> & Partial<Pick<Snapshot, 'encoding'>>): Promise<Snapshot> {
     await this.#flush();
     this.#takeCompressed(0);
     await this.#drain(0);
@@ -693,7 +731,7 @@ class SnapshotWriter {
     // Format 2: where each pack's fingerprints are, for the next backup (which deduplicates against this one).
     const hints = this.#v2 ? this.#indexHints(packs) : undefined;
     const manifest = {
-      version: (this.#v2 ? 2 : 1) as 1 | 2, repository: this.#repo.config.id, ...meta, encoding: 'ndjson' as const, packs, tables,
+      version: (this.#v2 ? 2 : 1) as 1 | 2, repository: this.#repo.config.id, encoding: 'ndjson' as Snapshot['encoding'], ...meta, packs, tables,
       stats: {
         rows, bytes: this.#bytes, chunks: this.#chunks, newChunks: this.#newChunks, newChunkBytes: this.#newChunkBytes,
         storedBytes: this.#storedBytes, durationMs: this.#reporter.elapsedMs,

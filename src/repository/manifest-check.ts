@@ -7,6 +7,7 @@
  * may contain is the schema guard's business.
  */
 import { schemaProblemOf } from '../core/schema-check.js';
+import { postgresSchemaShapeProblem } from './postgres-manifest-check.js';
 import { MAX_CHUNK_BYTES, MAX_PACK_ENTRIES } from './pack.js';
 
 export { schemaProblemOf, tableSchemaProblem } from '../core/schema-check.js';
@@ -15,6 +16,8 @@ const HASH = /^[0-9a-f]{64}$/;
 const REPOSITORY_ID = /^[0-9a-f]{32}$/;
 /** The smallest row encoding: `[]` and its `\n` (every row of every chunk is at least that). */
 const MIN_ROW_BYTES = 3;
+/** The smallest row of PostgreSQL's COPY text: one empty value and its `\n`. */
+const MIN_COPY_ROW_BYTES = 1;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -46,7 +49,7 @@ export function manifestProblem(m: unknown): string | undefined {
   if (typeof m.host !== 'string') return 'host: not a string';
   if (typeof m.source !== 'string') return 'source: not a string';
   if (!isStringArray(m.tags)) return 'tags: not a list of strings';
-  if (m.encoding !== 'ndjson') return `encoding: unsupported row encoding ${show(m.encoding)}`;
+  if (m.encoding !== 'ndjson' && !(m.encoding === 'pg-copy-text' && isObject(m.schema) && m.schema.engine === 'postgres')) return `encoding: unsupported row encoding ${show(m.encoding)}`;
   const packs = m.packs;
   if (!Array.isArray(packs)) return 'packs: not a list';
   const packSet = new Set<string>();
@@ -59,7 +62,7 @@ export function manifestProblem(m: unknown): string | undefined {
     const problem = indexHintsProblem(m.index, m.packIndex, packs.length);
     if (problem) return problem;
   }
-  const schemaProblem = schemaProblemOf(m.schema);
+  const schemaProblem = isObject(m.schema) && m.schema.engine === 'postgres' ? postgresSchemaShapeProblem(m.schema) : schemaProblemOf(m.schema);
   if (schemaProblem) return `schema.${schemaProblem}`;
   const schema = m.schema as { tables: Array<{ name: string }> };
   const schemaNames = new Set(schema.tables.map((t) => t.name));
@@ -74,7 +77,7 @@ export function manifestProblem(m: unknown): string | undefined {
     if (names.has(t.name)) return `${at}: the table is listed twice`;
     names.add(t.name);
     if (!schemaNames.has(t.name)) return `${at}: the schema has no such table`;
-    const problem = tableProblem(t, packs.length);
+    const problem = tableProblem(t, packs.length, m.encoding === 'pg-copy-text' ? MIN_COPY_ROW_BYTES : MIN_ROW_BYTES);
     if (problem) return `${at}.${problem}`;
     sums.rows += t.rows as number;
   }
@@ -82,7 +85,7 @@ export function manifestProblem(m: unknown): string | undefined {
   return statsProblem(m.stats, sums);
 }
 
-function tableProblem(t: Record<string, unknown>, packCount: number): string | undefined {
+function tableProblem(t: Record<string, unknown>, packCount: number, minRowBytes = MIN_ROW_BYTES): string | undefined {
   for (const field of ['rows', 'bytes', 'chunkCount'] as const) {
     if (!isCount(t[field])) return `${field}: ${show(t[field])} is not a count`;
   }
@@ -105,7 +108,7 @@ function tableProblem(t: Record<string, unknown>, packCount: number): string | u
   // Every chunk holds at least one row, and every row at least `[]\n`; no chunk is larger than the format allows.
   if (chunkCount > rows) return `rows: ${rows} rows cannot fill ${chunkCount} chunks`;
   if (rows > 0 && chunkCount === 0) return `chunks: ${rows} rows but no chunks`;
-  if (bytes < MIN_ROW_BYTES * rows) return `bytes: ${bytes} bytes cannot hold ${rows} rows`;
+  if (bytes < minRowBytes * rows) return `bytes: ${bytes} bytes cannot hold ${rows} rows`;
   if (bytes > chunkCount * MAX_CHUNK_BYTES) return `bytes: ${bytes} bytes do not fit in ${chunkCount} chunks`;
   return undefined;
 }

@@ -51,7 +51,11 @@ export interface SnapshotManifest {
   tags: string[];
   /** The database that was backed up, as given (passwords redacted). */
   source: string;
-  encoding: 'ndjson';
+  /**
+   * How rows are encoded in the chunks: `ndjson` (one JSON array a row, SQLite), or `pg-copy-text`
+   * (PostgreSQL's COPY text format, one row a line, as the server of `schema.engineVersion` wrote it).
+   */
+  encoding: 'ndjson' | 'pg-copy-text';
   /** Schema of the tables in this snapshot, plus the database's other objects and metadata. */
   schema: DatabaseSchema;
   /** Hashes of the packs the chunk ranges point into. */

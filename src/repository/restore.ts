@@ -17,6 +17,9 @@ import { checkSnapshot } from './snapshot-check.js';
 import { createdTableProblem } from '../engines/sqlite/created-table.js';
 import { readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
+import type { DatabaseLocation, EngineName } from '../engines/engine.js';
+import { resolveLocation } from '../engines/registry.js';
+import { checkRestoreEngine, restoreIntoPostgres } from './restore-postgres.js';
 
 export interface RestoreOptions extends OpenOptions {
   /** The database file to create or (with `force`) replace. */
@@ -27,6 +30,14 @@ export interface RestoreOptions extends OpenOptions {
   force?: boolean;
   onEvent?: EventListener;
   lockWaitMs?: number;
+  /** The engine of `into` when its location does not say (`postgres` for the PG* environment variables). */
+  engine?: EngineName;
+  /** PostgreSQL: processes per index build (default: CPUs, at most 4). */
+  jobs?: number;
+  /** PostgreSQL: roll the load back at the end instead of committing (`verify --drill --into`). */
+  rollback?: boolean;
+  /** PostgreSQL: read every table back and compare its digest (default true; a drill always does). */
+  readBack?: boolean;
 }
 
 export interface RestoreResult {
@@ -52,6 +63,8 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
     throw new TypeError('restore: options.into must name the database file to restore into');
   }
   const reporter = new OperationReporter('restore', options.onEvent);
+  const location = resolveLocation(options.into, options.engine);
+  if (location.engine === 'postgres') return restorePostgres(ref, repository, location, options, reporter);
   const into = resolve(options.into);
   return reporter.run(() =>
     withRepository(repository, options, async (repo) => {
@@ -121,7 +134,27 @@ async function* counted(pieces: AsyncIterable<Buffer>, reporter: OperationReport
   }
 }
 
+/** {@link restore} into a PostgreSQL database (restore-postgres.ts): one transaction, committed after every digest matches. */
+function restorePostgres(ref: string, repository: RepositoryLocation | Repository, location: DatabaseLocation, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
+  return reporter.run(() =>
+    withRepository(repository, options, async (repo) => {
+      const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
+      try {
+        const snapshot = await repo.resolve(ref);
+        checkRestoreEngine(snapshot, 'postgres');
+        await checkSnapshot(repo, snapshot, 'restore');
+        return await restoreIntoPostgres(repo, snapshot, location, {
+          ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.rollback ? { rollback: true, operation: 'verify --drill' } : {}), ...(options.readBack === false && !options.rollback ? { readBack: false } : {}),
+        }, reporter);
+      } finally {
+        await lock.release();
+      }
+    }),
+  );
+}
+
 async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: TargetPlan, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
+  checkRestoreEngine(snapshot, 'sqlite');
   const { SqliteTarget } = await import('../engines/sqlite/sqlite-target.js');
   // The manifest's schema SQL runs only if every statement is the plain CREATE it claims to be.
   const schemaProblems = manifestSchemaProblems(snapshot);

@@ -2,6 +2,7 @@ import { schemaProblem } from '../engines/sqlite/schema-guard.js';
 import { quoteIdent } from '../engines/sqlite/sql-text.js';
 import type { Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
+import { postgresManifestProblems } from './postgres-manifest-check.js';
 
 /**
  * The schema SQL of a manifest that is not exactly the plain CREATE statement of the object it names
@@ -15,6 +16,7 @@ export function manifestSchemaProblems(snapshot: Pick<Snapshot, 'id' | 'schema'>
   if (!schema || !Array.isArray(schema.tables) || !Array.isArray(schema.objects)) {
     return [{ code: 'E_CORRUPT', snapshot: snapshot.id, message: 'its manifest has no schema' }];
   }
+  if (schema.engine === 'postgres') return postgresManifestProblems(snapshot);
   for (const table of schema.tables) {
     const problem = schemaProblem({ type: 'table', name: table?.name }, table?.sql);
     if (problem) problems.push({ code: 'E_CORRUPT', snapshot: snapshot.id, table: String(table?.name), message: `its schema is ${problem}` });

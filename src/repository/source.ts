@@ -1,8 +1,13 @@
 /** The engine side of the repository: the small part of a Source and Target it uses, and their opening. */
 import type { RowBatch, RowEncoding, TableDigest } from '../core/encoding.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import { resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import type { EngineName } from '../engines/engine.js';
+import { resolveLocation } from '../engines/registry.js';
 import { checkContentTables, refuseUnsupported } from '../engines/sqlite/sqlite-schema.js';
+import type { ChunkerSettings } from './config.js';
+import type { ChunkBatch } from './native-chunks.js';
 
 /** What backup needs from a database: a consistent schema and rows in key order (SqliteSource fits). */
 export interface RowSource {
@@ -11,7 +16,37 @@ export interface RowSource {
   /** A cheap estimate of the table's rows, for progress only (rowCount when there is none). */
   rowEstimate?(table: TableSchema): number;
   batches(table: TableSchema, encoding: RowEncoding, opts?: { batchRows?: number }): Iterable<RowBatch>;
-  close(): void;
+  /**
+   * A source that stores its rows in the engine's own encoding (PostgreSQL's COPY text): the table's
+   * chunks, cut by the source; the table digest is the SHA-256 of their bytes back to back. Used
+   * instead of `batches` when present.
+   */
+  copyChunks?(table: TableSchema, settings: ChunkerSettings): AsyncIterable<ChunkBatch>;
+  /** The manifest's row encoding of this source's chunks (default `ndjson`). */
+  readonly encoding?: 'ndjson' | 'pg-copy-text';
+  close(): void | Promise<void>;
+}
+
+/** Where a backup reads from: a PostgreSQL location, or a SQLite file. */
+export interface SourceOpenOptions {
+  engine?: EngineName;
+  tables?: string[];
+  /** PostgreSQL: connections that share the snapshot (default: CPUs, at most 4). */
+  jobs?: number;
+  onNotice?: (message: string) => void;
+}
+
+/** The source as recorded in the manifest and shown: a SQLite file's absolute path, a PostgreSQL URL without its password. */
+export function sourceDisplay(source: string, engine?: EngineName): string {
+  const location = resolveLocation(source, engine);
+  return location.engine === 'postgres' ? location.display : resolve(source);
+}
+
+/** Opens `source` for a backup with the engine its location names. */
+export async function openSource(source: string, options: SourceOpenOptions = {}): Promise<RowSource> {
+  const location = resolveLocation(source, options.engine);
+  if (location.engine === 'postgres') return (await import('./postgres-backup-source.js')).openPostgresSource(location, options);
+  return openSqliteSource(source);
 }
 
 /** Opens the SQLite database at `file` as a RowSource (the driver is loaded only when needed). */

@@ -8,7 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ScriptoriumError } from '../core/errors.js';
+import { ScriptoriumError, UsageError } from '../core/errors.js';
+import type { EngineName } from '../engines/engine.js';
+import { resolveLocation } from '../engines/registry.js';
 import type { EventListener } from '../core/events.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
@@ -35,6 +37,12 @@ export interface VerifyOptions extends OpenOptions {
   readDataSubset?: { part: number; of: number };
   onEvent?: EventListener;
   lockWaitMs?: number;
+  /** With `drill`: the database to restore into instead of a temporary file (PostgreSQL: in a transaction that is rolled back). */
+  drillInto?: string;
+  /** The engine of `drillInto` when its location does not say. */
+  engine?: EngineName;
+  /** PostgreSQL: processes per index build of the drill. */
+  jobs?: number;
 }
 
 export interface VerifyReport {
@@ -142,7 +150,7 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   const unreferenced = [...existing].filter((hash) => !referenced.has(hash) && !strays.has(packKey(hash))).sort();
   if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter);
   else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset);
-  if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems);
+  if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems, options);
   return report;
 }
 
@@ -262,7 +270,21 @@ class CheckingCache extends PackCache {
   }
 }
 
-async function drill(repo: Repository, problems: Problem[]): Promise<string | undefined> {
+async function drill(repo: Repository, problems: Problem[], options: VerifyOptions = {}): Promise<string | undefined> {
+  if (options.drillInto !== undefined) {
+    // Into the given database, rolled back at the end: the comparison is the restore's digest check.
+    if (resolveLocation(options.drillInto, options.engine).engine !== 'postgres') {
+      throw new UsageError('verify: --into is for a PostgreSQL database (postgres://…)', { hint: 'Leave --into out to drill a SQLite snapshot into a temporary file.' });
+    }
+    try {
+      const result = await restore('latest', repo, { into: options.drillInto, rollback: true, ...(options.engine ? { engine: options.engine } : {}), ...(options.jobs ? { jobs: options.jobs } : {}) });
+      return result.snapshot;
+    } catch (err) {
+      if (err instanceof RepositoryIntegrityError) problems.push(...err.problems);
+      else problems.push(asProblem(err, {}));
+      return undefined;
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), 'scriptorium-drill-'));
   try {
     const result = await restore('latest', repo, { into: join(dir, 'drill.db') });

@@ -1,0 +1,203 @@
+/**
+ * The target of a PostgreSQL restore: one connection, one transaction. Tables are created, filled with
+ * `COPY … FROM STDIN` (FREEZE: they were created in this transaction) from the exact bytes a backup
+ * stored, then the statements after the rows run (keys, indexes, foreign keys, views, sequence values,
+ * comments), and every table is read back in key order and hashed. Nothing is visible to others
+ * before {@link commit}; {@link abort} (after any failure) leaves the database as it was, since
+ * PostgreSQL's DDL is transactional.
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
+import { GarbageGate } from '../../core/memory.js';
+import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
+import type { DatabaseLocation } from '../engine.js';
+import { connect, pgError } from './connect.js';
+import { loadDriver, type PgClient } from './driver.js';
+import type { PostgresTable } from './postgres-schema.js';
+import { rowsQuery } from './postgres-source.js';
+import { kindOfType } from './row-codec.js';
+import { qualified, quoteIdent } from './sql-text.js';
+import { statementProblem } from './statement-guard.js';
+
+/** Options for {@link PostgresCopyTarget.open}. */
+export interface CopyTargetOptions {
+  /** Processes per index build (the server's parallel index build: the leader and jobs - 1 workers). */
+  jobs?: number;
+  /** What the target is for, in messages (`restore`, `verify --drill`). */
+  operation?: string;
+}
+
+/** One table's digest as read back: rows and the SHA-256 of its COPY text in key order. */
+export interface CopyDigest {
+  rows: number;
+  sha256: string;
+}
+
+/** A transactional restore into one PostgreSQL database. */
+export class PostgresCopyTarget {
+  readonly location: DatabaseLocation;
+  readonly #client: PgClient;
+  readonly #operation: string;
+  readonly #tables = new Map<string, PostgresTable>();
+  #done = false;
+  /** A COPY in flight (destroyed by abort). */
+  #copy: (NodeJS.WritableStream & { destroy(err?: Error): void }) | undefined;
+
+  private constructor(client: PgClient, location: DatabaseLocation, operation: string) {
+    this.#client = client;
+    this.location = location;
+    this.#operation = operation;
+  }
+
+  static async open(location: DatabaseLocation, options: CopyTargetOptions = {}): Promise<PostgresCopyTarget> {
+    const client = await connect(location);
+    const jobs = Math.max(1, Math.min(8, Math.floor(options.jobs ?? 1)));
+    try {
+      await client.query('BEGIN');
+      // Index builds after the load: in memory where they fit, and with the server's parallel workers.
+      await client.query(`SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = ${jobs - 1}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw pgError(err, 'cannot begin a transaction on', location);
+    }
+    return new PostgresCopyTarget(client, location, options.operation ?? 'restore');
+  }
+
+  /** Runs one statement of the snapshot, after its shape is checked; names it when the server refuses it. */
+  async #run(kind: PostgresStatement['kind'] | 'table', name: string, sql: string): Promise<void> {
+    const problem = statementProblem(kind, sql);
+    if (problem !== undefined) {
+      throw new IntegrityError('E_CORRUPT', `${this.#operation}: the ${kind} statement of ${JSON.stringify(name)} is ${problem}`, {
+        hint: 'The manifest was edited: its snapshot cannot be trusted. Nothing was written to the target.',
+      });
+    }
+    try {
+      await this.#client.query(sql, []); // extended protocol: exactly one statement
+    } catch (err) {
+      const e = err as { code?: string };
+      if (e.code === '42P07' || e.code === '42710' || e.code === '42P06') {
+        throw new ScriptoriumError('E_TARGET_EXISTS', `${this.#operation}: ${kind} ${JSON.stringify(name)} already exists in ${this.location.display}`, {
+          hint: 'Restore into an empty database (createdb new_db), or drop the existing objects first. Nothing was written to the target.',
+          cause: err,
+        });
+      }
+      throw pgError(err, `${kind} ${JSON.stringify(name)} failed in`, this.location);
+    }
+  }
+
+  /** Creates what comes before the tables (schemas, extensions, types, sequences). */
+  async begin(schema: DatabaseSchema): Promise<void> {
+    for (const s of schema.postgres?.before ?? []) await this.#run(s.kind, s.name, s.sql);
+  }
+
+  /** Creates one table; checks that its columns are those the snapshot's rows carry. */
+  async createTable(table: TableSchema): Promise<void> {
+    const pg = table.postgres!;
+    const q = qualified(pg.schema, pg.table);
+    if (!String(table.sql).startsWith(`CREATE TABLE ${q} (`) && !String(table.sql).startsWith(`CREATE UNLOGGED TABLE ${q} (`)) {
+      throw new IntegrityError('E_CORRUPT', `${this.#operation}: the CREATE TABLE statement of ${JSON.stringify(table.name)} does not create ${q}`, { hint: 'The manifest was edited; nothing was written to the target.' });
+    }
+    await this.#run('table', table.name, table.sql);
+    // What was created decides how rows are read back: the target's catalog, not the manifest.
+    const res = await this.#client.query(
+      `SELECT a.attname, a.attgenerated, t.typcollation <> 0 AS collatable, t.oid::int AS base
+       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+      [q],
+    );
+    const created = (res.rows as { attname: string; attgenerated: string; collatable: boolean; base: number }[]).filter((r) => r.attgenerated === '');
+    const columns = table.columns.map((c) => c.name);
+    if (created.length !== columns.length || created.some((r, i) => r.attname !== columns[i])) {
+      throw new IntegrityError('E_CORRUPT', `${this.#operation}: table ${JSON.stringify(table.name)}: its CREATE TABLE makes the columns ${created.map((r) => r.attname).join(', ')}, the manifest describes ${columns.join(', ')}`, {
+        hint: 'The manifest is damaged or was edited; nothing was written to the target.',
+      });
+    }
+    this.#tables.set(table.name, { table, oid: 0, kinds: created.map((r) => kindOfType(r.base)), collatable: created.map((r) => r.collatable) });
+  }
+
+  /**
+   * Loads a table's rows: `data` is COPY text (whole rows, each ending in `\n`), in pieces that this
+   * target may keep until they are sent (pass copies of memory that is reused). Returns the rows the
+   * server took.
+   */
+  async load(table: TableSchema, data: AsyncIterable<Buffer>): Promise<number> {
+    const t = this.#table(table);
+    const { copyFrom } = await loadDriver();
+    const q = qualified(table.postgres!.schema, table.postgres!.table);
+    const stream = this.#client.query(copyFrom(`COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) FROM STDIN WITH (FREEZE)`));
+    this.#copy = stream;
+    const events = stream as unknown as NodeJS.EventEmitter;
+    const failed = new Promise<never>((_, reject) => events.once('error', reject));
+    failed.catch(() => undefined);
+    const finished = once(events, 'finish');
+    finished.catch(() => undefined);
+    try {
+      for await (const piece of data) {
+        if (!stream.write(piece)) await Promise.race([once(events, 'drain'), failed]);
+      }
+      stream.end();
+      await Promise.race([finished, failed]);
+    } catch (err) {
+      stream.destroy(err instanceof Error ? err : new Error(String(err)));
+      if (err instanceof ScriptoriumError) throw err;
+      throw pgError(err, `loading table ${JSON.stringify(t.table.name)} into`, this.location);
+    } finally {
+      this.#copy = undefined;
+    }
+    return Number((stream as unknown as { rowCount?: number }).rowCount ?? 0);
+  }
+
+  /** Creates what comes after the rows (keys, indexes, foreign keys, views, sequence values, comments). */
+  async finish(schema: DatabaseSchema): Promise<void> {
+    for (const s of schema.postgres?.after ?? []) await this.#run(s.kind, s.name, s.sql);
+  }
+
+  /** A loaded table read back as COPY text in key order: its row count and SHA-256 (the manifest's table digest). */
+  async digest(table: TableSchema): Promise<CopyDigest> {
+    const t = this.#table(table);
+    const { copyTo } = await loadDriver();
+    const hash = createHash('sha256');
+    // The pieces die young, outside the V8 heap, which does not see them pile up: collect as they go.
+    const gate = new GarbageGate();
+    let rows = 0;
+    try {
+      for await (const piece of this.#client.query(copyTo(`COPY (${rowsQuery(t)}) TO STDOUT`)) as AsyncIterable<Buffer>) {
+        hash.update(piece);
+        gate.add(piece.length);
+        for (let at = piece.indexOf(10); at >= 0; at = piece.indexOf(10, at + 1)) rows++;
+      }
+    } catch (err) {
+      throw pgError(err, `reading back table ${JSON.stringify(table.name)} of`, this.location);
+    }
+    return { rows, sha256: hash.digest('hex') };
+  }
+
+  #table(table: TableSchema): PostgresTable {
+    const t = this.#tables.get(table.name);
+    if (!t) throw new IntegrityError('E_CORRUPT', `${this.#operation}: rows for table ${JSON.stringify(table.name)}, which the snapshot's schema does not list`);
+    return t;
+  }
+
+  /** Makes everything visible at once. */
+  async commit(): Promise<void> {
+    try {
+      await this.#client.query('COMMIT');
+    } catch (err) {
+      throw pgError(err, `cannot commit the ${this.#operation} into`, this.location);
+    } finally {
+      this.#done = true;
+      await this.#client.end().catch(() => undefined);
+    }
+  }
+
+  /** Undoes everything (a drill's end, or after a failure); never throws. */
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    this.#copy?.destroy(new Error(`${this.#operation} aborted`));
+    // No ROLLBACK first: a COPY may be in flight, and a query would wait behind it. Ending the
+    // connection makes the server roll back the open transaction (every table and statement) itself.
+    await this.#client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * A PostgreSQL database as the source of a backup: the tables' COPY text streams (see
+ * engines/postgres/postgres-copy-source.ts) cut into the repository's chunks by {@link CopyChunker}.
+ * The driver and the engine's code are loaded only when a PostgreSQL location is backed up.
+ */
+import type { RowBatch } from '../core/encoding.js';
+import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import type { DatabaseLocation } from '../engines/engine.js';
+import type { PostgresCopySource } from '../engines/postgres/postgres-copy-source.js';
+import { identityValues } from './chunker.js';
+import type { ChunkerSettings } from './config.js';
+import { CopyChunker } from './copy-chunker.js';
+import type { ChunkBatch } from './native-chunks.js';
+import type { RowSource } from './source.js';
+
+/** The connections a backup reads with by default: one per CPU, at most 4. */
+export async function defaultJobs(): Promise<number> {
+  const { availableParallelism } = await import('node:os');
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** Opens `location` (a PostgreSQL one) for a backup of `tables` (all when undefined) with `jobs` connections. */
+export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource> {
+  const { PostgresCopySource } = await import('../engines/postgres/postgres-copy-source.js');
+  const source = await PostgresCopySource.open(location, { jobs: options.jobs ?? (await defaultJobs()), ...(options.tables ? { include: options.tables } : {}) });
+  for (const w of source.warnings) options.onNotice?.(w);
+  source.plan(source.schema.tables);
+  return new CopyRowSource(source);
+}
+
+/** {@link RowSource} over a {@link PostgresCopySource}: chunks come from {@link copyChunks}, never from `batches`. */
+class CopyRowSource implements RowSource {
+  readonly #source: PostgresCopySource;
+  readonly encoding = 'pg-copy-text' as const;
+
+  constructor(source: PostgresCopySource) {
+    this.#source = source;
+  }
+
+  get schema(): DatabaseSchema {
+    return this.#source.schema;
+  }
+
+  rowCount(table: TableSchema): number {
+    return this.#source.rowEstimate(table);
+  }
+
+  rowEstimate(table: TableSchema): number {
+    return this.#source.rowEstimate(table);
+  }
+
+  batches(): Iterable<RowBatch> {
+    throw new Error('CopyRowSource: rows are read through copyChunks');
+  }
+
+  async *copyChunks(table: TableSchema, settings: ChunkerSettings): AsyncGenerator<ChunkBatch> {
+    const chunker = new CopyChunker(settings, identityValues(table));
+    for await (const piece of this.#source.rows(table)) {
+      const batch = chunker.push(piece);
+      if (batch) yield batch;
+    }
+    const last = chunker.finish();
+    if (last) yield last;
+  }
+
+  close(): Promise<void> {
+    return this.#source.close();
+  }
+}
