@@ -82,7 +82,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
         hint: 'Export with --format ndjson or json for import into PostgreSQL (a PostgreSQL sql export loads with psql -f).',
       });
     }
-    target = await engine.openTarget!(location);
+    target = await engine.openTarget!(location, { allowLossy: options.allowLossy ?? false });
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: location.display, format });
     const items = format === 'ndjson' ? readNdjson(reader) : readJson(reader);
     let schema: DatabaseSchema | undefined;
@@ -149,6 +149,9 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
         throw new IntegrityError('E_TRUNCATED', `import: table ${JSON.stringify(table.name)} has no digest: the file is incomplete`, { hint: 'The export was cut short; nothing was written to the target.' });
       }
       tables.push({ name: table.name, ...(await target.verify(table, expected)) });
+    }
+    for (const l of target.lossyValues?.() ?? []) {
+      progress.notice(`lossy (--allow-lossy): table ${l.table} column ${l.column}: ${l.count} × ${l.what}; first in row ${l.row}: ${l.example}`);
     }
     progress.progress('indexes', undefined, true);
     await target.finish(schema);

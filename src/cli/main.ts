@@ -73,13 +73,14 @@ export function buildProgram(): Command {
       .argument('<file>', 'export file, - for stdin')
       .requiredOption('--into <db>', 'SQLite database to create, or postgres://user:password@host/db to load in one transaction (- with --engine postgres: the PG* variables)')
       .option('--engine <engine>', 'sqlite | postgres (default: postgres for a postgres:// URL, sqlite otherwise)')
-      .option('--force', 'replace an existing non-empty database (only after the import succeeds)'),
-  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; engine?: string; force?: boolean }) => {
+      .option('--force', 'replace an existing non-empty database (only after the import succeeds)')
+      .option('--allow-lossy', 'into another engine: load values that cannot be carried exactly, converted as docs/cross-engine.md says (without it they are reported and nothing is written)'),
+  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; engine?: string; force?: boolean; allowLossy?: boolean }) => {
     const { importFrom } = await import('../import.js');
     const { parseEngine } = await import('../engines/registry.js');
     await runOperation(
       o,
-      async (onEvent) => importFrom(file, { into: o.into, ...(o.engine ? { engine: parseEngine(o.engine) } : {}), force: o.force ?? false, decrypt: importKeys(o), onEvent }),
+      async (onEvent) => importFrom(file, { into: o.into, ...(o.engine ? { engine: parseEngine(o.engine) } : {}), force: o.force ?? false, ...(o.allowLossy ? { allowLossy: true } : {}), decrypt: importKeys(o), onEvent }),
       (r) => {
         const verified = r.tables.filter((t) => t.verified).length;
         return `imported ${formatCount(r.rows)} rows into ${r.tables.length} tables of ${r.into} from ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}${r.encryption ? '+age' : ''} in ${(r.durationMs / 1000).toFixed(2)} s; ${verified}/${r.tables.length} tables verified by digest`;
