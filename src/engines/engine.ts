@@ -74,7 +74,7 @@ export interface EngineTarget {
    * bytes into the file digest and each value into the load digest as it goes. A table's rows come
    * together: rows of another table end the previous table's load.
    */
-  load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): Promise<number>;
+  load(table: TableSchema, encoding: 'ndjson' | 'json' | 'sql', batch: RowBatch, line?: number): Promise<number>;
   /**
    * Ends a table's load and compares: the file's rows with `expected` (the digest the file records),
    * and the rows sent with the rows the table now holds. Throws E_DIGEST_MISMATCH on a difference.
@@ -110,6 +110,12 @@ export interface TargetOptions {
    * E_LOSSY with every case, and nothing is committed.
    */
   allowLossy?: boolean;
+  /**
+   * The rows come as the literal tuples of a PostgreSQL sql export (`load` with encoding 'sql'): a
+   * table may be described without its columns (the target's catalog gives them), and each table is
+   * read back in that encoding and compared with the file's digest.
+   */
+  sqlScript?: boolean;
 }
 
 /** Options for {@link Engine.openSource}. */

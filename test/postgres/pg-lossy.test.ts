@@ -40,7 +40,7 @@ beforeAll(async () => {
 describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
   it('every case is reported before anything is committed: table, column, count and first example of each', async () => {
     const target = await freshDatabase('lossy');
-    const err = await importFrom(file, { into: target }).catch((e: unknown) => e as { code: string; message: string; hint: string });
+    const err = (await importFrom(file, { into: target }).catch((e: unknown) => e)) as { code: string; message: string; hint: string };
     expect(err).toMatchObject({ code: 'E_LOSSY' });
     const lines = err.message.split('\n');
     expect(lines[0]).toMatch(/^import: 14 values cannot be carried exactly into postgres(ql)?:\/\/postgres:\*\*\*@/);

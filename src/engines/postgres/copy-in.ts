@@ -1,5 +1,5 @@
 import type { Hash } from 'node:crypto';
-import { IntegrityError } from '../../core/errors.js';
+import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { LossyValues } from '../engine.js';
 import { encodeFloat } from './row-codec.js';
 
@@ -582,3 +582,133 @@ function rint(x: number): number {
 export function describeLossy(found: readonly LossyValues[]): string {
   return found.map((f) => `table ${JSON.stringify(f.table)} column ${JSON.stringify(f.column)}: ${f.count} × ${f.what}; first in row ${f.row}: ${f.example}`).join('\n');
 }
+
+/**
+ * Turns the VALUES tuples of a PostgreSQL sql export's INSERTs (`(1,'text',NULL,true)`, as bytes)
+ * into COPY text rows, hashing each tuple as the file has it (the file digest, over tuples each
+ * followed by `,\n`). Only the literals the writer uses are taken: NULL, true, false, integers and
+ * quoted strings (standard_conforming_strings: a backslash in a string is a plain character); a
+ * backslash outside a string is a psql meta-command and refused as one.
+ */
+export class SqlTupleEncoder {
+  readonly #table: string;
+  readonly #columns: number;
+  rows = 0;
+
+  constructor(table: string, columns: number) {
+    this.#table = table;
+    this.#columns = columns;
+  }
+
+  encode(data: Buffer, line: number, file: Hash): { copy: Buffer; rows: number } {
+    const n = data.length;
+    const out = new Out(n + 64);
+    let i = 0;
+    let rows = 0;
+    let first = -1;
+    let lastEnd = -1;
+    let exact = true;
+    const starts: number[] = [];
+    const ends: number[] = [];
+    const refuse = (what: string): never => {
+      if (data[i] === BACKSLASH) {
+        throw new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: a psql meta-command (${data.toString('latin1', i, Math.min(n, i + 12)).split(/\s/)[0]}) is refused: a dump is data, not a script that runs programs`, {
+          hint: "scriptorium's PostgreSQL sql exports never hold one; the file was edited or written by another tool. Nothing was written to the target.",
+        });
+      }
+      throw new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: the rows of table ${JSON.stringify(this.#table)} hold ${what} (near ${JSON.stringify(data.toString('utf8', i, Math.min(n, i + 30)))})`, {
+        hint: 'import takes only the literal tuples a scriptorium PostgreSQL sql export holds; nothing was written to the target.',
+      });
+    };
+    const space = (): void => {
+      while (i < n && (data[i] === 0x20 || data[i] === NL || data[i] === 0x0d || data[i] === TAB)) i++;
+    };
+    for (;;) {
+      space();
+      if (i < n && data[i] === COMMA && rows > 0) {
+        i++;
+        space();
+      }
+      if (i >= n) break;
+      if (data[i] !== 0x28 /* ( */) refuse('something that is not a tuple');
+      const start = i;
+      if (lastEnd >= 0 && (start - lastEnd !== 2 || data[lastEnd] !== COMMA || data[lastEnd + 1] !== NL)) exact = false;
+      if (first < 0) first = start;
+      i++;
+      let col = 0;
+      for (;;) {
+        space();
+        if (col > 0) out.byte(TAB);
+        const c = data[i];
+        if (c === 0x27 /* ' */) {
+          i++;
+          for (;;) {
+            if (i >= n) refuse('an unterminated string');
+            const b = data[i]!;
+            if (b === 0x27) {
+              if (data[i + 1] === 0x27) {
+                out.byte(0x27);
+                i += 2;
+                continue;
+              }
+              i++;
+              break;
+            }
+            if (b === BACKSLASH) out.ascii('\\\\');
+            else if (b === NL) out.ascii('\\n');
+            else if (b === 0x0d) out.ascii('\\r');
+            else if (b === TAB) out.ascii('\\t');
+            else out.byte(b);
+            i++;
+          }
+        } else if (c === 0x4e /* N */ && data.toString('latin1', i, i + 4) === 'NULL') {
+          out.ascii('\\N');
+          i += 4;
+        } else if (c === 0x74 /* t */ && data.toString('latin1', i, i + 4) === 'true') {
+          out.byte(0x74);
+          i += 4;
+        } else if (c === 0x66 /* f */ && data.toString('latin1', i, i + 5) === 'false') {
+          out.byte(0x66);
+          i += 5;
+        } else if (c === MINUS || (c !== undefined && c >= ZERO && c <= NINE)) {
+          const s = i;
+          if (c === MINUS) i++;
+          if (!(data[i]! >= ZERO && data[i]! <= NINE)) refuse('something that is not a literal');
+          while (data[i]! >= ZERO && data[i]! <= NINE) i++;
+          out.range(data, s, i);
+        } else refuse('something that is not a literal');
+        col++;
+        space();
+        if (data[i] === COMMA) {
+          i++;
+          continue;
+        }
+        if (data[i] === 0x29 /* ) */) {
+          i++;
+          break;
+        }
+        refuse('something that is not a literal');
+      }
+      if (col !== this.#columns) refuse(`a tuple of ${col} values for ${this.#columns} columns`);
+      out.byte(NL);
+      starts.push(start);
+      lastEnd = i;
+      ends.push(i);
+      rows++;
+    }
+    if (exact && rows > 0) {
+      // Tuples laid out as `tuple,\ntuple…`: one hash update covers them.
+      file.update(data.subarray(first, lastEnd));
+      file.update(TUPLE_SEPARATOR);
+    } else {
+      for (let r = 0; r < rows; r++) {
+        file.update(data.subarray(starts[r], ends[r]));
+        file.update(TUPLE_SEPARATOR);
+      }
+    }
+    this.rows += rows;
+    return { copy: out.buf.subarray(0, out.n), rows };
+  }
+}
+
+const TUPLE_SEPARATOR = Buffer.from(',\n');
