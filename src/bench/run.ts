@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { DEFAULT_SCRYPT_LOG_N } from '../codecs/age-format.js';
 import { createDemoDatabase } from '../demo/demo-data.js';
+import { runPgcross } from './pgcross.js';
 import { BIG_VALUE_BYTES, bigValueTargets, QUICK_BIG_VALUE_BYTES, runBigValue } from './big-value.js';
 import { probeAvailability, type Availability } from './availability.js';
 import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalCases } from './cases.js';
@@ -63,6 +64,8 @@ export interface BenchOptions {
    * (default 300 MB, quick 16 MB); false skips it.
    */
   bigValue?: number | false;
+  /** The pgcross section: false skips it; otherwise its server (src/bench/pgcross.ts). */
+  pgcross?: false | { pgUrl?: string };
 }
 
 /** What {@link runBenchmark} produced. */
@@ -250,6 +253,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
+  const pgcross = o.pgcross === false ? undefined : await runPgcross({ workDir, records: largest ?? 2000, repeat: o.repeat, ...(o.pgcross?.pgUrl ? { pgUrl: o.pgcross.pgUrl } : {}), log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -268,6 +272,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
     ...(bigValue ? { bigValue } : {}),
+    ...(pgcross ? { pgcross } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

@@ -103,6 +103,8 @@ export interface BenchReport {
   dedup?: DedupReport;
   /** One large value through export, import, backup and restore (absent when skipped). */
   bigValue?: BigValueReport;
+  /** The pgcross section (src/bench/pgcross.ts). */
+  pgcross?: import('./pgcross.js').PgcrossReport;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

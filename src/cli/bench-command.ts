@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_SIZES, QUICK_SIZES, SCALE_SIZES } from '../bench/sizes.js';
 import { printError } from './output.js';
+import { UsageError } from '../core/errors.js';
 
 const sizesArg = (v: string): number[] => {
   const out = v.split(',').map((s) => {
@@ -30,6 +31,9 @@ interface BenchCliOptions {
   dedup: boolean;
   bigValue: boolean;
   scale?: boolean;
+  pgcross: boolean;
+  only?: string;
+  pgUrl?: string;
 }
 
 /**
@@ -49,6 +53,9 @@ export function registerBenchCommand(program: Command): void {
     .option('--no-dedup', 'skip the deduplication scenarios (run at the largest size)')
     .option('--no-big-value', 'skip the large-value case (one 300 MB value; quick 16 MB)')
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
+    .option('--no-pgcross', 'skip the pgcross section (SQLite → PostgreSQL: scriptorium against pgloader)')
+    .option('--only <section>', 'run only this section: pgcross (writes <date>-pgcross.md/.json)')
+    .option('--pg-url <url>', 'PostgreSQL server for the pgcross section (default: SCRIPTORIUM_BENCH_PG_URL); databases are created on it')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -57,6 +64,14 @@ export function registerBenchCommand(program: Command): void {
         const args = process.argv.slice(process.argv.indexOf('bench') + 1);
         const command = args.length ? `npm run build && node dist/cli/main.js bench ${args.join(' ')}` : 'npm run bench';
         const log = o.quiet || o.json ? () => {} : (s: string) => process.stderr.write(`${s}\n`);
+        if (o.only !== undefined) {
+          if (o.only !== 'pgcross') throw new UsageError(`bench: unknown section ${JSON.stringify(o.only)}`, { hint: 'Sections that run alone: pgcross.' });
+          const { runPgcrossOnly } = await import('../bench/pgcross-only.js');
+          const { report, markdown, files } = await runPgcrossOnly({ quick, repeat: o.repeat ?? (quick ? 1 : 3), ...(o.sizes ? { records: o.sizes[o.sizes.length - 1]! } : {}), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), ...(o.pgUrl ? { pgUrl: o.pgUrl } : {}), command, log });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
         if (o.scale) {
           const { runScaleBenchmark } = await import('../bench/run.js');
           const { report, markdown, files } = await runScaleBenchmark({
@@ -78,6 +93,7 @@ export function registerBenchCommand(program: Command): void {
           quick,
           dedup: o.dedup,
           ...(o.bigValue ? {} : { bigValue: false as const }),
+          pgcross: o.pgcross ? { ...(o.pgUrl ? { pgUrl: o.pgUrl } : {}) } : false,
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
           command,
