@@ -93,11 +93,15 @@ export function buildProgram(): Command {
       .command('demo')
       .description('build the guest-house demo database, export it in every format, import each back and check it is identical')
       .option('--records <n>', 'registrations (other tables follow the original proportions)', wholeNumber, 100_000)
-      .option('--dir <dir>', 'working directory', 'demo'),
-  ).action(async (o: OutputOptions & { records: number; dir: string }) => {
+      .option('--dir <dir>', 'working directory', 'demo')
+      .option('--engine <engine>', 'sqlite | postgres: with postgres the demo database is loaded into PostgreSQL (--into) and exported from it', 'sqlite')
+      .option('--into <db>', 'with --engine postgres: an empty PostgreSQL database, postgres://user:password@host/db (default: - , the PG* variables)', '-'),
+  ).action(async (o: OutputOptions & { records: number; dir: string; engine: string; into: string }) => {
     try {
-      const { runDemo } = await import('./demo-command.js');
-      const ok = await runDemo(o);
+      const { parseEngine } = await import('../engines/registry.js');
+      const engine = parseEngine(o.engine);
+      const { runDemo, runPostgresDemo } = await import('./demo-command.js');
+      const ok = engine === 'postgres' ? await runPostgresDemo(o) : await runDemo(o);
       if (!ok) process.exitCode = 1;
     } catch (err) {
       process.exitCode = printError(err, o.debug);
