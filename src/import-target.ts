@@ -129,6 +129,11 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
           progress.progress('rows', table.name);
           break;
         }
+        case 'row-pieces':
+          // A row of more than 16 MB comes in pieces, which the PostgreSQL target does not take yet.
+          throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(item.table)} has a row of more than 16 MB, which cannot be imported into ${location.display} yet`, {
+            hint: 'Import it into SQLite, or leave the table out at export (--exclude-tables). Nothing was written to the target.',
+          });
         case 'digest':
           digests.set(item.table, item.digest);
           break;

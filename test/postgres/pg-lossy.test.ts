@@ -98,3 +98,16 @@ describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
     expect(await textRows(target, 'SELECT count(*) FROM t')).toEqual([['4']]);
   });
 });
+
+describe.skipIf(PG_SKIP)('rows too long to hold, into PostgreSQL', () => {
+  it('a row of more than 16 MB is refused by name before the commit, not skipped', async () => {
+    const db = makeDb(path.join(dir, 'long.db'), (d) => {
+      d.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO big VALUES (1, 'short'), (2, hex(randomblob(9000000)));");
+    });
+    const long = path.join(dir, 'long.ndjson');
+    await exportTo(db, { format: 'ndjson', output: long });
+    const target = await freshDatabase('long');
+    await expect(importFrom(long, { into: target })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('table "big" has a row of more than 16 MB') });
+    expect(await textRows(target, "SELECT count(*) FROM pg_class WHERE relname = 'big'")).toEqual([['0']]);
+  });
+});
