@@ -12,7 +12,9 @@ import { engineOf } from './engines/registry.js';
 import { iterableSource } from './formats/byte-reader.js';
 import { fileSource } from './formats/input.js';
 import { readJson } from './formats/json-format.js';
+import type { ImportItem } from './formats/format.js';
 import { readNdjson } from './formats/ndjson-format.js';
+import { readPostgresSql, type PostgresSqlItem } from './formats/postgres-sql-format.js';
 import type { ImportOptions, ImportResult } from './import.js';
 import { openInput } from './import.js';
 
@@ -57,8 +59,8 @@ function editedFile(message: string): IntegrityError {
 }
 
 /**
- * Imports an ndjson or json export into a database whose engine has a transactional target
- * (PostgreSQL): one transaction, committed only after every table's rows match the file's digest and
+ * Imports an ndjson or json export, or a PostgreSQL sql export, into a database whose engine has a
+ * transactional target (PostgreSQL): one transaction, committed only after every table's rows match the file's digest and
  * read back as sent. On any failure the transaction is rolled back: the target is as it was.
  */
 export async function importIntoEngine(file: string, location: DatabaseLocation, options: ImportOptions): Promise<ImportResult> {
@@ -77,21 +79,22 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
   try {
     const age = await openAgeInput(handle ? fileSource(handle) : iterableSource(stream!), options.decrypt ?? {});
     const { format, compression, reader } = await openInput(age.source);
-    if (format === 'sql') {
-      throw new ScriptoriumError('E_UNSUPPORTED', `import: a sql export cannot be imported into ${location.display} yet`, {
-        hint: 'Export with --format ndjson or json for import into PostgreSQL (a PostgreSQL sql export loads with psql -f).',
-      });
+    const script = format === 'sql';
+    if (script && location.engine !== 'postgres') {
+      throw new ScriptoriumError('E_UNSUPPORTED', `import: a sql export cannot be imported into ${location.display}`, { hint: 'Export with --format ndjson or json.' });
     }
-    target = await engine.openTarget!(location);
+    target = await engine.openTarget!(location, { allowLossy: options.allowLossy ?? false, ...(script ? { sqlScript: true } : {}) });
     progress.started({ source: file === '-' ? 'stdin' : path.basename(file), target: location.display, format });
-    const items = format === 'ndjson' ? readNdjson(reader) : readJson(reader);
+    // A sql file is a PostgreSQL sql export (a SQLite one is refused by its head): read statement by statement.
+    const items: AsyncGenerator<ImportItem | PostgresSqlItem> = format === 'ndjson' ? readNdjson(reader) : format === 'json' ? readJson(reader) : readPostgresSql(reader);
     let schema: DatabaseSchema | undefined;
     const created = new Set<string>();
     const digests = new Map<string, TableDigest>();
     const create = async (table: TableSchema): Promise<void> => {
       if (created.has(table.name)) return;
       // An ndjson file's table lines come after its header: each is checked before anything uses it.
-      const problem = schema!.engine === 'postgres' ? tableProblem(table) : tableSchemaProblem(table as unknown as Record<string, unknown>);
+      // A sql script's tables were built by its reader from checked CREATE TABLE statements (columns from the catalog).
+      const problem = script ? undefined : schema!.engine === 'postgres' ? tableProblem(table) : tableSchemaProblem(table as unknown as Record<string, unknown>);
       if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
       if (schema!.engine === 'sqlite' && table.virtual) {
         throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(table.name)} is a SQLite ${table.virtual.module} virtual table, which PostgreSQL has no counterpart of`, { hint: 'Export without it (--exclude-tables).' });
@@ -106,7 +109,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
         case 'schema': {
           schema = item.schema;
           const tablesFollow = format === 'ndjson';
-          const problem = schema.engine === 'postgres' ? postgresSchemaProblem(schema) : schemaProblemOf(schema, { tablesFollow });
+          const problem = script ? undefined : schema.engine === 'postgres' ? postgresSchemaProblem(schema) : schemaProblemOf(schema, { tablesFollow });
           if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
           if (schema.engine === 'sqlite') {
             const objects = schema.objects?.length ?? 0;
@@ -121,11 +124,16 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
           const table = schema?.tables.find((t) => t.name === item.table);
           if (!table) throw editedFile(`import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
           await create(table);
-          progress.rowsDone += await target.load(table, item.encoding, item.batch);
+          progress.rowsDone += await target.load(table, item.encoding, item.batch, 'line' in item ? item.line : undefined);
           progress.bytesIn = reader.bytesRead;
           progress.progress('rows', table.name);
           break;
         }
+        case 'row-pieces':
+          // A row of more than 16 MB comes in pieces, which the PostgreSQL target does not take yet.
+          throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(item.table)} has a row of more than 16 MB, which cannot be imported into ${location.display} yet`, {
+            hint: 'Import it into SQLite, or leave the table out at export (--exclude-tables). Nothing was written to the target.',
+          });
         case 'digest':
           digests.set(item.table, item.digest);
           break;
@@ -138,7 +146,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
       }
     }
     if (!schema) throw editedFile('import: the file has no schema');
-    const problem = schema.engine === 'postgres' ? postgresSchemaProblem(schema) : schemaProblemOf(schema);
+    const problem = script ? undefined : schema.engine === 'postgres' ? postgresSchemaProblem(schema) : schemaProblemOf(schema);
     if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
     const tables: ImportResult['tables'] = [];
     progress.progress('verify', undefined, true);
@@ -149,6 +157,9 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
         throw new IntegrityError('E_TRUNCATED', `import: table ${JSON.stringify(table.name)} has no digest: the file is incomplete`, { hint: 'The export was cut short; nothing was written to the target.' });
       }
       tables.push({ name: table.name, ...(await target.verify(table, expected)) });
+    }
+    for (const l of target.lossyValues?.() ?? []) {
+      progress.notice(`lossy (--allow-lossy): table ${l.table} column ${l.column}: ${l.count} × ${l.what}; first in row ${l.row}: ${l.example}`);
     }
     progress.progress('indexes', undefined, true);
     await target.finish(schema);

@@ -40,6 +40,12 @@ export interface ImportOptions {
   engine?: EngineName;
   /** Replace an existing non-empty target. */
   force?: boolean;
+  /**
+   * Across engines: load values that cannot be carried exactly (text in an INTEGER column, a BLOB in a
+   * TEXT one, NUL in text, …), converted as docs/cross-engine.md says and reported as notices. Without
+   * it every such value is reported (table, column, count, first example) as E_LOSSY and nothing is written.
+   */
+  allowLossy?: boolean;
   onEvent?: EventListener;
   /** Read from this stream instead of the file (the library form of `import -`). */
   stream?: Readable;

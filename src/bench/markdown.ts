@@ -1,6 +1,7 @@
 import { daemonMarkdown } from './daemon.js';
 import { s3Markdown } from './s3.js';
 import { DEDUP_SCENARIOS } from './dedup.js';
+import { pgcrossMarkdown } from './pgcross.js';
 import type { BenchReport, CaseResult, DedupReport, SizeResult, UnavailableCases } from './stats.js';
 
 /** Column header of the main table (the test and the README look for it). */
@@ -176,6 +177,7 @@ export function renderMarkdown(r: BenchReport): string {
     );
   }
   if (r.daemon) out.push(daemonMarkdown(r.daemon));
+  if (r.pgcross) out.push(pgcrossMarkdown(r.pgcross));
   const sizeHead = r.sizes.map((s) => `${count(s.rows)} rows`);
   out.push('## Scaling: wall µs per row by size', '');
   out.push('Includes process start-up (~0.1 s for Node), which dominates at small sizes; the exponent k (time ∝ rows^k) is taken between the two largest sizes.', '');

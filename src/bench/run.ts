@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { DEFAULT_SCRYPT_LOG_N } from '../codecs/age-format.js';
 import { createDemoDatabase } from '../demo/demo-data.js';
+import { runPgcross } from './pgcross.js';
 import { BIG_VALUE_BYTES, bigValueTargets, QUICK_BIG_VALUE_BYTES, runBigValue } from './big-value.js';
 import { probeAvailability, type Availability } from './availability.js';
 import { benchCases, OPTIONAL_CASE_IDS, runOrder, type BenchCase, type OptionalCases } from './cases.js';
@@ -69,6 +70,8 @@ export interface BenchOptions {
   bigValue?: number | false;
   /** The `daemon` section: daemon idle RSS/CPU, dashboard latency, a short soak (default true). */
   daemon?: boolean;
+  /** The pgcross section: false skips it; otherwise its server (src/bench/pgcross.ts). */
+  pgcross?: false | { pgUrl?: string };
 }
 
 /** What {@link runBenchmark} produced. */
@@ -259,6 +262,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const daemon = o.daemon === false ? undefined : await runDaemonBench({ quick: o.quick, log });
   if (o.s3 !== false && largest !== undefined) log(`S3 section at N=${largest.toLocaleString('en-US')}`);
   const s3 = o.s3 === false || largest === undefined ? undefined : await runS3Bench({ db: cachedDemoDatabase(workDir, largest, log), workDir, log });
+  const pgcross = o.pgcross === false ? undefined : await runPgcross({ workDir, records: largest ?? 2000, repeat: o.repeat, ...(o.pgcross?.pgUrl ? { pgUrl: o.pgcross.pgUrl } : {}), log });
   const finished = new Date();
   const report: BenchReport = {
     date: started.toISOString().slice(0, 10),
@@ -279,6 +283,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     ...(bigValue ? { bigValue } : {}),
     ...(daemon ? { daemon } : {}),
     ...(s3 ? { s3 } : {}),
+    ...(pgcross ? { pgcross } : {}),
   };
   const markdown = renderMarkdown(report);
   fs.mkdirSync(o.out, { recursive: true });

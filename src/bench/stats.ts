@@ -108,6 +108,8 @@ export interface BenchReport {
   daemon?: DaemonBench;
   /** The S3 section (src/bench/s3.ts; absent with --no-s3). */
   s3?: import('./s3.js').S3BenchReport;
+  /** The pgcross section (src/bench/pgcross.ts). */
+  pgcross?: import('./pgcross.js').PgcrossReport;
 }
 
 /** The deduplication scenarios as reported: on the demo database of `records` registrations. */

@@ -23,7 +23,7 @@ const positive = (v: string): number => {
 };
 
 /** The sections `--only` runs on their own. */
-const SECTIONS = ['daemon', 's3', 'postgres'];
+const SECTIONS = ['daemon', 's3', 'postgres', 'pgcross'];
 
 interface BenchCliOptions {
   sizes?: number[];
@@ -39,6 +39,8 @@ interface BenchCliOptions {
   s3: boolean;
   only?: string;
   scale?: boolean;
+  pgcross: boolean;
+  pgUrl?: string;
   postgres: boolean;
 }
 
@@ -80,6 +82,8 @@ export function registerBenchCommand(program: Command): void {
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
     .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size; --quick skips it too)')
     .option('--no-postgres', 'skip the PostgreSQL section (backup/restore vs pg_dump, pg_restore, psql)')
+    .option('--no-pgcross', 'skip the pgcross section (SQLite → PostgreSQL: scriptorium against pgloader)')
+    .option('--pg-url <url>', 'PostgreSQL server for the pgcross section (default: SCRIPTORIUM_BENCH_PG_URL); databases are created on it')
     .option('--json', 'print the JSON report instead of the Markdown')
     .option('-q, --quiet', 'print nothing but errors (reports are still written)')
     .action(async (o: BenchCliOptions) => {
@@ -97,6 +101,13 @@ export function registerBenchCommand(program: Command): void {
         if (o.only === 's3') {
           const { runS3Only } = await import('../bench/s3-only.js');
           const { report, markdown, files } = await runS3Only({ sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), log });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
+        if (o.only === 'pgcross') {
+          const { runPgcrossOnly } = await import('../bench/pgcross-only.js');
+          const { report, markdown, files } = await runPgcrossOnly({ quick, repeat: o.repeat ?? (quick ? 1 : 3), ...(o.sizes ? { records: o.sizes[o.sizes.length - 1]! } : {}), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), ...(o.pgUrl ? { pgUrl: o.pgUrl } : {}), command, log });
           if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
           else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
           return;
@@ -129,6 +140,7 @@ export function registerBenchCommand(program: Command): void {
           daemon: o.daemon,
           s3: o.s3 && !quick, // a smoke run stays quick: `--only s3 --quick` runs the section on its own
           ...(o.bigValue ? {} : { bigValue: false as const }),
+          pgcross: o.pgcross ? { ...(o.pgUrl ? { pgUrl: o.pgUrl } : {}) } : false,
           out: o.out,
           ...(o.workDir ? { workDir: o.workDir } : {}),
           command,

@@ -73,13 +73,14 @@ export function buildProgram(): Command {
       .argument('<file>', 'export file, - for stdin')
       .requiredOption('--into <db>', 'SQLite database to create, or postgres://user:password@host/db to load in one transaction (- with --engine postgres: the PG* variables)')
       .option('--engine <engine>', 'sqlite | postgres (default: postgres for a postgres:// URL, sqlite otherwise)')
-      .option('--force', 'replace an existing non-empty database (only after the import succeeds)'),
-  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; engine?: string; force?: boolean }) => {
+      .option('--force', 'replace an existing non-empty database (only after the import succeeds)')
+      .option('--allow-lossy', 'into another engine: load values that cannot be carried exactly, converted as docs/cross-engine.md says (without it they are reported and nothing is written)'),
+  )).action(async (file: string, o: OutputOptions & DecryptFlags & { into: string; engine?: string; force?: boolean; allowLossy?: boolean }) => {
     const { importFrom } = await import('../import.js');
     const { parseEngine } = await import('../engines/registry.js');
     await runOperation(
       o,
-      async (onEvent) => importFrom(file, { into: o.into, ...(o.engine ? { engine: parseEngine(o.engine) } : {}), force: o.force ?? false, decrypt: importKeys(o), onEvent }),
+      async (onEvent) => importFrom(file, { into: o.into, ...(o.engine ? { engine: parseEngine(o.engine) } : {}), force: o.force ?? false, ...(o.allowLossy ? { allowLossy: true } : {}), decrypt: importKeys(o), onEvent }),
       (r) => {
         const verified = r.tables.filter((t) => t.verified).length;
         return `imported ${formatCount(r.rows)} rows into ${r.tables.length} tables of ${r.into} from ${r.format}${r.compression === 'none' ? '' : `+${r.compression}`}${r.encryption ? '+age' : ''} in ${(r.durationMs / 1000).toFixed(2)} s; ${verified}/${r.tables.length} tables verified by digest`;
@@ -92,11 +93,15 @@ export function buildProgram(): Command {
       .command('demo')
       .description('build the guest-house demo database, export it in every format, import each back and check it is identical')
       .option('--records <n>', 'registrations (other tables follow the original proportions)', wholeNumber, 100_000)
-      .option('--dir <dir>', 'working directory', 'demo'),
-  ).action(async (o: OutputOptions & { records: number; dir: string }) => {
+      .option('--dir <dir>', 'working directory', 'demo')
+      .option('--engine <engine>', 'sqlite | postgres: with postgres the demo database is loaded into PostgreSQL (--into) and exported from it', 'sqlite')
+      .option('--into <db>', 'with --engine postgres: an empty PostgreSQL database, postgres://user:password@host/db (default: - , the PG* variables)', '-'),
+  ).action(async (o: OutputOptions & { records: number; dir: string; engine: string; into: string }) => {
     try {
-      const { runDemo } = await import('./demo-command.js');
-      const ok = await runDemo(o);
+      const { parseEngine } = await import('../engines/registry.js');
+      const engine = parseEngine(o.engine);
+      const { runDemo, runPostgresDemo } = await import('./demo-command.js');
+      const ok = engine === 'postgres' ? await runPostgresDemo(o) : await runDemo(o);
       if (!ok) process.exitCode = 1;
     } catch (err) {
       process.exitCode = printError(err, o.debug);

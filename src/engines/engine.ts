@@ -74,7 +74,7 @@ export interface EngineTarget {
    * bytes into the file digest and each value into the load digest as it goes. A table's rows come
    * together: rows of another table end the previous table's load.
    */
-  load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): Promise<number>;
+  load(table: TableSchema, encoding: 'ndjson' | 'json' | 'sql', batch: RowBatch, line?: number): Promise<number>;
   /**
    * Ends a table's load and compares: the file's rows with `expected` (the digest the file records),
    * and the rows sent with the rows the table now holds. Throws E_DIGEST_MISMATCH on a difference.
@@ -82,10 +82,40 @@ export interface EngineTarget {
   verify(table: TableSchema, expected: TableDigest | undefined): Promise<{ rows: number; sha256?: string; verified: boolean }>;
   /** Creates what comes after the rows (constraints, indexes, views, sequence values, comments). */
   finish(schema: DatabaseSchema): Promise<void>;
+  /** The values loaded so far that could not be carried exactly (with `allowLossy`; otherwise `verify` throws). */
+  lossyValues?(): LossyValues[];
   /** Makes everything visible at once. */
   commit(): Promise<void>;
   /** Undoes everything; never throws. */
   abort(): Promise<void>;
+}
+
+/** One kind of value in one column that cannot be carried exactly into the target (docs/cross-engine.md). */
+export interface LossyValues {
+  table: string;
+  column: string;
+  /** What the values are, and what `--allow-lossy` loads instead. */
+  what: string;
+  count: number;
+  /** The first one as the file has it (shortened), and its row (1-based, in file order). */
+  example: string;
+  row: number;
+}
+
+/** Options for {@link Engine.openTarget}. */
+export interface TargetOptions {
+  /**
+   * Load values that cannot be carried exactly, converted as docs/cross-engine.md says (each kind is
+   * still reported by {@link EngineTarget.lossyValues}). Without it, such a value makes `verify` throw
+   * E_LOSSY with every case, and nothing is committed.
+   */
+  allowLossy?: boolean;
+  /**
+   * The rows come as the literal tuples of a PostgreSQL sql export (`load` with encoding 'sql'): a
+   * table may be described without its columns (the target's catalog gives them), and each table is
+   * read back in that encoding and compared with the file's digest.
+   */
+  sqlScript?: boolean;
 }
 
 /** Options for {@link Engine.openSource}. */
@@ -100,5 +130,5 @@ export interface Engine {
   /** Opens a consistent source at `location`. Throws E_NOT_FOUND (no such database) or E_AUTH. */
   openSource(location: DatabaseLocation, options?: SourceOptions): Promise<EngineSource>;
   /** Opens a target for import; undefined when the engine's import is done by its own path (SQLite's). */
-  openTarget?(location: DatabaseLocation): Promise<EngineTarget>;
+  openTarget?(location: DatabaseLocation, options?: TargetOptions): Promise<EngineTarget>;
 }

@@ -10,5 +10,5 @@ export const postgresEngine: Engine = {
   name: 'postgres',
   capabilities: { fileLocation: false, transactionalDdl: true, nativeRowEncoding: false, namedSchemas: true },
   openSource: (location) => PostgresSource.open(location),
-  openTarget: (location) => PostgresTarget.open(location),
+  openTarget: (location, options) => PostgresTarget.open(location, options),
 };

@@ -5,7 +5,8 @@ import type { DatabaseLocation, EngineSource } from '../engine.js';
 import { connect, pgError } from './connect.js';
 import { loadDriver, type PgClient } from './driver.js';
 import { readPostgresSchema, type PostgresTable } from './postgres-schema.js';
-import { encodeCopyRow, sqlCopyRow } from './row-codec.js';
+import { CopyTextEncoder } from './copy-out.js';
+import { sqlCopyRow } from './row-codec.js';
 import { quoteIdent, qualified } from './sql-text.js';
 
 /** Bytes after which a batch is handed out even when it has fewer rows than asked for. */
@@ -32,13 +33,20 @@ export function rowsQuery(t: PostgresTable): string {
 export async function* copyBatches(client: PgClient, t: PostgresTable, encoding: RowEncoding, batchRows: number): AsyncGenerator<RowBatch> {
   const { copyTo } = await loadDriver();
   const stream = client.query(copyTo(`COPY (${rowsQuery(t)}) TO STDOUT`));
-  const keys = encoding === 'json' ? t.table.columns.map((c) => JSON.stringify(c.name)) : null;
-  const separator = encoding === 'ndjson' ? '\n' : ',\n';
+  if (encoding !== 'sql') {
+    // Byte ranges in, byte ranges out: no string per value (copy-out.ts).
+    const keys = encoding === 'json' ? t.table.columns.map((c) => c.name) : null;
+    const encoder = new CopyTextEncoder(t.kinds, { keys, separator: encoding === 'ndjson' ? '\n' : ',\n', batchRows, batchBytes: BATCH_BYTES });
+    for await (const chunk of stream as AsyncIterable<Buffer>) yield* encoder.push(chunk);
+    const last = encoder.finish();
+    if (last) yield last;
+    return;
+  }
   let rest = '';
   let parts: string[] = [];
   let bytes = 0;
   const take = (): RowBatch => {
-    const batch = { data: Buffer.from(parts.join(separator)), rows: parts.length };
+    const batch = { data: Buffer.from(parts.join(',\n')), rows: parts.length };
     parts = [];
     bytes = 0;
     return batch;
@@ -51,7 +59,7 @@ export async function* copyBatches(client: PgClient, t: PostgresTable, encoding:
     for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
       const line = text.slice(start, nl);
       start = nl + 1;
-      const row = encoding === 'sql' ? sqlCopyRow(line, t.kinds) : encodeCopyRow(line, t.kinds, keys);
+      const row = sqlCopyRow(line, t.kinds);
       parts.push(row);
       bytes += row.length;
       if (parts.length >= batchRows || bytes >= BATCH_BYTES) yield take();

@@ -4,15 +4,25 @@ import { DigestBuilder, type RowBatch, type TableDigest } from '../../core/encod
 import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
 import { rowColumns } from '../../core/schema.js';
-import type { DatabaseLocation, EngineTarget } from '../engine.js';
+import type { DatabaseLocation, EngineTarget, LossyValues, TargetOptions } from '../engine.js';
 import { connect, pgError } from './connect.js';
 import { loadDriver, type PgClient } from './driver.js';
 import { tableName, type PostgresTable } from './postgres-schema.js';
 import { copyBatches } from './postgres-source.js';
-import { copyValue, kindOfType, parseRows, type ValueKind } from './row-codec.js';
+import { CopyRowEncoder, describeLossy, SqlTupleEncoder, type ColumnClass } from './copy-in.js';
+import { kindOfType } from './row-codec.js';
 import { statementProblem } from './statement-guard.js';
 import { qualified, quoteIdent } from './sql-text.js';
 import { sqliteColumnType } from './type-map.js';
+
+const NDJSON_SEPARATOR = Buffer.from('\n');
+const JSON_SEPARATOR = Buffer.from(',\n');
+
+/** How a created column of base type `oid` loads (a SQLite export's NUMERIC column takes numbers only). */
+function columnClass(oid: number, fromSqlite: boolean): ColumnClass {
+  if (oid === 1700 && fromSqlite) return 'numeric';
+  return kindOfType(oid);
+}
 
 /** One table being loaded: its COPY stream and the two digests that grow with it. */
 interface Loading {
@@ -25,6 +35,10 @@ interface Loading {
   /** Over the rows as the values sent should read back (compared with the loaded table). */
   sent: Hash;
   rows: number;
+  /** Turns the file's rows into COPY text, noting values that cannot be carried exactly. */
+  encoder: CopyRowEncoder;
+  /** For a sql script's rows: their tuples into COPY text. */
+  tuples: SqlTupleEncoder;
   finished: Promise<unknown>;
   /** The COPY has ended and the server has taken every row. */
   ended: boolean;
@@ -41,16 +55,23 @@ export class PostgresTarget implements EngineTarget {
   readonly #client: PgClient;
   readonly #tables = new Map<string, PostgresTable>();
   readonly #loading = new Map<string, Loading>();
+  /** Each created table's column classes (how its values load, docs/cross-engine.md). */
+  readonly #classes = new Map<string, ColumnClass[]>();
+  readonly #allowLossy: boolean;
+  /** The rows come as a PostgreSQL sql export's tuples (TargetOptions.sqlScript). */
+  readonly #script: boolean;
   /** The file comes from SQLite: its tables are created from their columns (types mapped, docs/postgres.md). */
   #fromSqlite = false;
   #done = false;
 
-  private constructor(client: PgClient, location: DatabaseLocation) {
+  private constructor(client: PgClient, location: DatabaseLocation, options: TargetOptions) {
     this.#client = client;
     this.location = location;
+    this.#allowLossy = options.allowLossy ?? false;
+    this.#script = options.sqlScript ?? false;
   }
 
-  static async open(location: DatabaseLocation): Promise<PostgresTarget> {
+  static async open(location: DatabaseLocation, options: TargetOptions = {}): Promise<PostgresTarget> {
     const client = await connect(location);
     try {
       await client.query('BEGIN');
@@ -58,7 +79,7 @@ export class PostgresTarget implements EngineTarget {
       await client.end().catch(() => undefined);
       throw pgError(err, 'cannot begin a transaction on', location);
     }
-    return new PostgresTarget(client, location);
+    return new PostgresTarget(client, location, options);
   }
 
   /** Runs one statement from the file, after its shape is checked; names it when the server refuses it. */
@@ -120,19 +141,24 @@ export class PostgresTarget implements EngineTarget {
       [q],
     );
     const created = (res.rows as { attname: string; attgenerated: string; collatable: boolean; base: number }[]).filter((r) => r.attgenerated === '');
-    const columns = this.#fromSqlite ? rowColumns(table) : table.columns.map((c) => c.name);
+    // A sql script's CREATE TABLE is its only description: the columns are those it made.
+    const columns = this.#fromSqlite ? rowColumns(table) : this.#script && table.columns.length === 0 ? created.map((r) => r.attname) : table.columns.map((c) => c.name);
     if (created.length !== columns.length || created.some((r, i) => r.attname !== columns[i])) {
       throw new IntegrityError('E_CORRUPT', `import: table ${JSON.stringify(table.name)}: its CREATE TABLE makes the columns ${created.map((r) => r.attname).join(', ')}, the file describes ${columns.join(', ')}`, {
         hint: 'The file is damaged or was edited; nothing was written to the target.',
       });
     }
+    // A SQLite export has its rows in rowid order, not key order (a TEXT key): read back in load (ctid) order.
     const loaded: TableSchema = this.#fromSqlite
-      ? { name: table.name, sql: '', columns: columns.map((name) => ({ name, type: '', notNull: false, pk: table.primaryKey.indexOf(name) + 1 })), primaryKey: table.primaryKey, withoutRowid: false, postgres: { schema: 'public', table: table.name } }
-      : table;
+      ? { name: table.name, sql: '', columns: columns.map((name) => ({ name, type: '', notNull: false, pk: table.primaryKey.indexOf(name) + 1 })), primaryKey: [], withoutRowid: false, postgres: { schema: 'public', table: table.name } }
+      : this.#script
+        ? { ...table, columns: columns.map((name) => ({ name, type: '', notNull: false, pk: 0 })) }
+        : table;
+    this.#classes.set(table.name, created.map((r) => columnClass(Number(r.base), this.#fromSqlite)));
     this.#tables.set(table.name, { table: loaded, oid: 0, kinds: created.map((r) => kindOfType(Number(r.base))), collatable: created.map((r) => r.collatable) });
   }
 
-  async #start(table: TableSchema): Promise<Loading> {
+  async #start(table: TableSchema, objects = false): Promise<Loading> {
     const pg = this.#tables.get(table.name);
     if (!pg) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(table.name)}, which the file's schema does not list`);
     const { copyFrom } = await loadDriver();
@@ -141,38 +167,50 @@ export class PostgresTarget implements EngineTarget {
     const stream = this.#client.query(copyFrom(`COPY ${q} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`));
     const finished = once(stream as unknown as NodeJS.EventEmitter, 'finish');
     finished.catch(() => undefined);
-    const loading: Loading = { pg, columns, stream, file: createHash('sha256'), sent: createHash('sha256'), rows: 0, finished, ended: false };
+    const encoder = new CopyRowEncoder({ table: table.name, columns, classes: this.#classes.get(table.name)!, fromSqlite: this.#fromSqlite, allowLossy: this.#allowLossy, objects });
+    const loading: Loading = { pg, columns, stream, file: createHash('sha256'), sent: createHash('sha256'), rows: 0, encoder, tuples: new SqlTupleEncoder(table.name, columns.length), finished, ended: false };
     this.#loading.set(table.name, loading);
     return loading;
   }
 
-  async load(table: TableSchema, encoding: 'ndjson' | 'json', batch: RowBatch): Promise<number> {
+  async load(table: TableSchema, encoding: 'ndjson' | 'json' | 'sql', batch: RowBatch, line = 0): Promise<number> {
     // One COPY at a time on a connection: a table whose rows begin ends the one before.
     for (const other of this.#loading.values()) if (other.pg.table.name !== table.name && !other.ended) await this.#end(other);
-    const loading = this.#loading.get(table.name) ?? (await this.#start(table));
+    const loading = this.#loading.get(table.name) ?? (await this.#start(table, encoding === 'json'));
     if (loading.ended) throw new IntegrityError('E_CORRUPT', `import: the rows of table ${JSON.stringify(table.name)} come in two places`, { hint: 'The file is damaged or was edited; nothing was written to the target.' });
-    const { kinds } = loading.pg;
-    const separator = encoding === 'ndjson' ? '\n' : ',\n';
-    let out = '';
-    const rows = parseRows(batch.data.toString('utf8'), loading.columns, encoding === 'json', (values, raw) => {
-      loading.file.update(raw);
-      loading.file.update(separator);
-      let line = '';
-      let canonical = '[';
-      for (let i = 0; i < values.length; i++) {
-        const v = copyValue(kinds[i]!, values[i]!, () => `table ${JSON.stringify(table.name)} column ${JSON.stringify(loading.columns[i])} (row ${loading.rows + 1})`);
-        line += i === 0 ? v.copy : `\t${v.copy}`;
-        canonical += i === 0 ? v.canonical : `,${v.canonical}`;
+    if (encoding === 'sql') {
+      if (!this.#script) throw new IntegrityError('E_CORRUPT', `import: sql rows for table ${JSON.stringify(table.name)} in a json or ndjson file`);
+      const names = loading.pg.table.columns.map((c) => c.name);
+      if (table.columns.map((c) => c.name).join('\0') !== names.join('\0')) {
+        throw new ScriptoriumError('E_UNSUPPORTED_SQL', `sql: line ${line}: the INSERT into ${JSON.stringify(table.name)} names the columns ${table.columns.map((c) => c.name).join(', ')}; its CREATE TABLE made ${names.join(', ')}`, {
+          hint: 'The file was edited; nothing was written to the target.',
+        });
       }
-      loading.sent.update(`${canonical}]\n`);
-      out += `${line}\n`;
-      loading.rows++;
-    });
-    if (!loading.stream.write(out)) await Promise.race([once(loading.stream as unknown as NodeJS.EventEmitter, 'drain'), loading.finished]);
+      const { copy, rows } = loading.tuples.encode(batch.data, line, loading.file);
+      loading.rows += rows;
+      if (copy.length > 0 && !loading.stream.write(copy)) await Promise.race([once(loading.stream as unknown as NodeJS.EventEmitter, 'drain'), loading.finished]);
+      return rows;
+    }
+    const { copy, rows } = loading.encoder.encode(batch.data, encoding === 'ndjson' ? NDJSON_SEPARATOR : JSON_SEPARATOR, loading.file, loading.sent);
+    loading.rows += rows;
+    // Once a value cannot be carried exactly (without --allow-lossy) nothing more is sent: the rest is only checked.
+    if (copy.length > 0 && !loading.encoder.blocked && !loading.stream.write(copy)) await Promise.race([once(loading.stream as unknown as NodeJS.EventEmitter, 'drain'), loading.finished]);
     return rows;
   }
 
+  /** Every value of the file so far that cannot be carried exactly, by table, column and kind. */
+  lossyValues(): LossyValues[] {
+    return [...this.#loading.values()].flatMap((l) => l.encoder.lossy);
+  }
+
   async verify(table: TableSchema, expected: TableDigest | undefined): Promise<{ rows: number; sha256?: string; verified: boolean }> {
+    const lossy = this.lossyValues();
+    if (lossy.length > 0 && !this.#allowLossy) {
+      const values = lossy.reduce((a, l) => a + l.count, 0);
+      throw new ScriptoriumError('E_LOSSY', `import: ${values} value${values === 1 ? '' : 's'} cannot be carried exactly into ${this.location.display}:\n${describeLossy(lossy)}`, {
+        hint: 'Nothing was written to the target. Pass --allow-lossy to load them as docs/cross-engine.md says (each kind is listed above), or fix them in the source first.',
+      });
+    }
     await this.#endAll();
     const loading = this.#loading.get(table.name) ?? (await this.#start(table));
     if (!loading.ended) await this.#end(loading);
@@ -181,6 +219,19 @@ export class PostgresTarget implements EngineTarget {
       throw new IntegrityError('E_DIGEST_MISMATCH', `import: table ${JSON.stringify(table.name)} does not match its digest (expected ${expected.rows} rows, sha256 ${expected.sha256.slice(0, 12)}…; the file has ${loading.rows} rows, sha256 ${file.slice(0, 12)}…)`, {
         hint: 'The file was changed or damaged after export; nothing was written to the target.',
       });
+    }
+    if (this.#script) {
+      // The tuples were written by the same encoder that reads the table back: the load is exact when
+      // the table reads back as the file's digest says.
+      const back = new DigestBuilder('sql');
+      for await (const b of copyBatches(this.#client, loading.pg, 'sql', 500)) back.add(b);
+      const held = back.finish();
+      if (!expected || held.rows !== expected.rows || held.sha256 !== expected.sha256) {
+        throw new IntegrityError('E_DIGEST_MISMATCH', `import: table ${JSON.stringify(table.name)} in ${this.location.display} does not read back as the file's digest says (${loading.rows} rows sent, ${held.rows} held): PostgreSQL changed some value on the way in`, {
+          hint: 'The file was edited, or the target converts some value differently from the source; nothing was written to the target.',
+        });
+      }
+      return { rows: loading.rows, sha256: file, verified: true };
     }
     // What the table holds now, read as the values sent should read: any value the server changed shows.
     const digest = new DigestBuilder('ndjson');
