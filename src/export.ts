@@ -156,8 +156,11 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.started({ source: shownSource, target: dest, format, totalRows, tables: schema.tables.length });
     for (const warning of src.warnings) progress.notice(warning);
 
-    // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
-    const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
+    // Made before the output exists, so that a bad recipient or an empty passphrase fails first. Into
+    // a file, a passphrase's scrypt (~0.8 s) runs on the thread pool during the export and its header
+    // is written last, at offset 0 (AgeSealer.deferred); a stream has to wait for it.
+    const toTemp = !options.stream && plan !== undefined; // (the temporary file below)
+    const age = options.encryption ? (toTemp ? AgeSealer.deferred(options.encryption) : await AgeSealer.create(options.encryption)) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (!plan) out = process.stdout; // -o -
@@ -223,6 +226,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     await sink.write(writer.footer(header, digests));
     progress.progress('done', undefined, true);
     await finishOutput(input, out, done, ownsStream);
+    if (temp) await age?.writeHeaderInto(temp); // before the rename: the file appears complete
     let bytes = sink.bytes;
     if (temp && plan) {
       commitTarget(plan, temp, { synced: true }); // both file writers fsync before they finish
