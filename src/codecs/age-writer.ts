@@ -118,6 +118,19 @@ export class AgeSealer implements ByteEncoder {
   }
 
   /**
+   * For {@link AgeFileWriter} only: what the output starts with (the header, or its placeholder, and
+   * the nonce) and the payload key, for a writer that seals the chunks elsewhere (a worker thread).
+   * The sealer cannot be used for `update` or `final` afterwards.
+   */
+  handOver(): { head: Buffer; key: Buffer } {
+    if (this.#finished || this.#counter > 0 || this.#filled > 0 || !this.#head) throw new Error('AgeSealer: handOver after use');
+    this.#finished = true;
+    const head = this.#head;
+    this.#head = undefined;
+    return { head, key: Buffer.from(this.#key) };
+  }
+
+  /**
    * Writes the deferred header (if any) at the start of `file`, the complete output of this sealer, and
    * makes it durable: the rest of the file was synced already, so this syncs one block.
    */
