@@ -12,6 +12,7 @@ import { Sink } from './core/sink.js';
 import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
+import { AgeFileWriter } from './codecs/age-file-writer.js';
 import { AgeEncryptStream, AgeSealer, type AgeEncryption } from './codecs/age-writer.js';
 import type { EngineName, EngineSource } from './engines/engine.js';
 import { engineOf, resolveLocation } from './engines/registry.js';
@@ -147,6 +148,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const shownSource = isFile ? path.basename(source) : location.display; // never a password
   const src: EngineSource = await engine.openSource(location);
   let temp: string | undefined;
+  let outFile: AgeFileWriter | undefined;
   try {
     if (toFile) plan ??= planOutput(); // (the source appeared only now)
     const schema = src.select(options.tables, options.excludeTables);
@@ -156,8 +158,11 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.started({ source: shownSource, target: dest, format, totalRows, tables: schema.tables.length });
     for (const warning of src.warnings) progress.notice(warning);
 
-    // Made before the output exists: a passphrase's scrypt (~1 s) or a bad recipient fails first.
-    const age = options.encryption ? await AgeSealer.create(options.encryption) : undefined;
+    // Made before the output exists, so that a bad recipient or an empty passphrase fails first. Into
+    // a file, a passphrase's scrypt (~0.8 s) runs on the thread pool during the export and its header
+    // is written last, at offset 0 (AgeSealer.deferred); a stream has to wait for it.
+    const toTemp = !options.stream && plan !== undefined; // (the temporary file below)
+    const age = options.encryption ? (toTemp ? AgeSealer.deferred(options.encryption) : await AgeSealer.create(options.encryption)) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (!plan) out = process.stdout; // -o -
@@ -165,7 +170,9 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
       plan = prepareParent(plan); // ./backups/ (or -o's folder) is created only now that there is something to write
       temp = tempFor(plan, 'tmp');
       // A file writer encrypts inside its own synchronous writes: no stream stage of its own.
-      out = codec.name === 'zstd' ? await ZstdFileWriter.create(temp, options.level, age) : new DurableFileWriter(temp, undefined, age);
+      // Plain and encrypted: the chunks are sealed on a worker thread (AgeFileWriter), beside the rows.
+      if (codec.name === 'zstd') out = await ZstdFileWriter.create(temp, options.level, age);
+      else out = age ? (outFile = new AgeFileWriter(temp, age)) : new DurableFileWriter(temp);
     }
     const ownsStream = !options.stream && dest !== '-';
     let input: Writable = out;
@@ -223,6 +230,8 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     await sink.write(writer.footer(header, digests));
     progress.progress('done', undefined, true);
     await finishOutput(input, out, done, ownsStream);
+    // Before the rename, so that the file appears complete (AgeFileWriter wrote its header itself).
+    if (temp && !(out instanceof AgeFileWriter)) await age?.writeHeaderInto(temp);
     let bytes = sink.bytes;
     if (temp && plan) {
       commitTarget(plan, temp, { synced: true }); // both file writers fsync before they finish
@@ -245,6 +254,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     return result;
   } catch (caught) {
     let err = caught;
+    outFile?.destroy(); // (its worker thread)
     if (temp) {
       discardTemp(temp);
       err = targetError(err, `export: writing ${dest}`);

@@ -195,6 +195,40 @@ describe('scriptorium encrypts, age decrypts', () => {
     expectImports(viaFile, ['--password-file', pw]);
   });
 
+  it('a passphrase file gets its header last (scrypt runs during the export) and opens like the same export to a stream', async () => {
+    const encryption = { kind: 'passphrase' as const, passphrase: Buffer.from('late header'), logN: 10 };
+    for (const compress of ['none', 'zstd'] as const) {
+      const out = file(`late-${compress}.age`);
+      await exportTo(source, { format: 'sql', compress, output: out, encryption });
+      const chunks: Buffer[] = [];
+      const { Writable } = await import('node:stream');
+      const stream = new Writable({ write: (c: Buffer, _e, done) => (chunks.push(c), done()) });
+      await exportTo(source, { format: 'sql', compress, stream, encryption });
+      const seekable = fs.readFileSync(out);
+      const streamed = Buffer.concat(chunks);
+      // A real header where the export first wrote placeholder bytes, of the same length as a stream's.
+      expect(seekable.toString('latin1', 0, 80)).toMatch(/^age-encryption\.org\/v1\n-> scrypt [A-Za-z0-9+/]{22} 10\n/);
+      expect(payloadStart(seekable)).toBe(payloadStart(streamed));
+      const opened: Buffer[] = [];
+      for (const data of [seekable, streamed]) {
+        const d = new Decrypter();
+        d.addPassphrase('late header');
+        const inner = Buffer.from(await d.decrypt(data));
+        opened.push(inner);
+        const dec = file(`late-${compress}-${opened.length}.sql${compress === 'zstd' ? '.zst' : ''}`);
+        fs.writeFileSync(dec, inner);
+        const into = `${dec}.db`;
+        const r = cli(['import', dec, '--into', into], { env });
+        expect(r.code, r.stderr).toBe(0);
+        expect(compareDatabases(source, into)).toEqual([]);
+      }
+      expect(Math.abs(opened[0]!.length - opened[1]!.length)).toBeLessThan(64); // (only the export time differs)
+      expectImports(out, [], { ...env, SCRIPTORIUM_PASSWORD: 'late header' });
+      // A wrong passphrase is still refused by the header's scrypt stanza, as for any file.
+      expectImportFailure(out, ['E_AUTH'], [], { ...env, SCRIPTORIUM_PASSWORD: 'wrong' });
+    }
+  });
+
   it('without SCRIPTORIUM_PASSWORD, --password-file or a terminal, --encrypt is a usage error and writes nothing', () => {
     const out = file('no-pass.age');
     // setsid: no controlling terminal, as under a service manager or in CI.

@@ -21,20 +21,20 @@ const hasOption = (command: string): boolean => /--encrypt\b/.test(spawnSync(pro
 const HAS_ENCRYPTED_REPO = hasOption('init');
 const HAS_ENCRYPTED_EXPORT = hasOption('export');
 const ALL_CASES = [
-  'export-ndjson', 'export-json', 'export-sql', 'export-sql-encrypted', 'export-ndjson-zstd', 'import-ndjson', 'import-json', 'import-sql',
+  'export-ndjson', 'export-json', 'export-sql', 'export-sql-encrypted', 'export-sql-recipient', 'export-ndjson-zstd', 'import-ndjson', 'import-json', 'import-sql',
   'backup', 'restore', 'backup-encrypted', 'restore-encrypted',
   'sqlite3-json', 'sqlite3-dump', 'sqlite3-restore', 'sqlite3-dump-zstd', 'zstd-restore', 'restic-backup', 'restic-restore',
 ];
 const LEFT_OUT = [
   ...(HAS_RESTIC ? [] : ['restic-backup', 'restic-restore']),
   ...(HAS_ENCRYPTED_REPO ? [] : ['backup-encrypted', 'restore-encrypted']),
-  ...(HAS_ENCRYPTED_EXPORT ? [] : ['export-sql-encrypted']),
+  ...(HAS_ENCRYPTED_EXPORT ? [] : ['export-sql-encrypted', 'export-sql-recipient']),
 ];
 const CASES = ALL_CASES.filter((id) => !LEFT_OUT.includes(id));
 /** Each of our cases and the peer it is compared with. */
 const PEERS: Record<string, string> = {
   'export-ndjson': 'sqlite3-json', 'export-json': 'sqlite3-json', 'export-sql': 'sqlite3-dump', 'export-ndjson-zstd': 'sqlite3-dump-zstd',
-  'export-sql-encrypted': 'sqlite3-dump',
+  'export-sql-encrypted': 'sqlite3-dump', 'export-sql-recipient': 'sqlite3-dump',
   'import-ndjson': 'sqlite3-restore', 'import-json': 'sqlite3-restore', 'import-sql': 'sqlite3-restore',
   backup: 'sqlite3-dump-zstd', restore: 'zstd-restore', 'backup-encrypted': 'restic-backup', 'restore-encrypted': 'restic-restore',
 };

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { X25519Identity } from '../src/codecs/age-keys.js';
 import { HOST_TAG, TEMP_NAME, tempStem } from '../src/core/atomic-file.js';
 import { exportTo } from '../src/export.js';
 import { HistoryStore } from '../src/monitor/index.js';
@@ -544,8 +545,10 @@ describe('full disk', () => {
     return { file, sha: sha(file) };
   }
 
-  for (const extra of [[], ['--compress', 'gzip'], ['--compress', 'zstd']]) {
-    it(`export ${extra.join(' ') || 'plain'}: E_NO_SPACE naming the file, no temporary, the existing file untouched`, (ctx) => {
+  // --recipient: an age file whose chunks a worker thread seals and writes (AgeFileWriter); its failure too.
+  const recipient = X25519Identity.generate().identity.recipient.toString();
+  for (const extra of [[], ['--compress', 'gzip'], ['--compress', 'zstd'], ['--recipient', recipient]]) {
+    it(`export ${extra.join(' ').replace(recipient, 'age1…') || 'plain'}: E_NO_SPACE naming the file, no temporary, the existing file untouched`, (ctx) => {
       needTmpfs(ctx);
       const { file, sha: before } = existingOnDisk('out.ndjson', small);
       const r = run(['export', big, '--format', 'ndjson', '-o', file, '--force', ...extra]);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliNodeFlags } from '../cli/node-flags.js';
+import { X25519Identity } from '../codecs/age-keys.js';
 import { init } from '../repository/index.js';
 import { removeDatabase, type CommandSpec } from './process.js';
 
@@ -81,7 +82,7 @@ export interface OptionalCases {
   restic?: boolean;
   /** The encrypted repository: `backup-encrypted`, `restore-encrypted` (needs `init --encrypt`). */
   encryptedRepository?: boolean;
-  /** `export-sql-encrypted` (`export --format sql --encrypt`, an age file). */
+  /** `export-sql-encrypted` and `export-sql-recipient` (`export --format sql --encrypt` / `--recipient`, age files). */
   encryptedExport?: boolean;
 }
 
@@ -89,7 +90,7 @@ export interface OptionalCases {
 export const OPTIONAL_CASE_IDS: Record<keyof OptionalCases, string[]> = {
   restic: ['restic-backup', 'restic-restore'],
   encryptedRepository: ['backup-encrypted', 'restore-encrypted'],
-  encryptedExport: ['export-sql-encrypted'],
+  encryptedExport: ['export-sql-encrypted', 'export-sql-recipient'],
 };
 
 /** SQLite identifier quoting. */
@@ -192,6 +193,8 @@ export function benchCases(db: string, tables: string[], dir: string, sqlite3 = 
     exportCase(GROUP.dump, 'export-sql', 'export sql', 'sqlite3-dump', f('out.sql'), ['--format', 'sql']),
     // Right after the same export unencrypted (the issue's bound is on the difference).
     ours(GROUP.dump, 'export-sql-encrypted', 'export sql --encrypt (age)', 'sqlite3-dump', f('out.sql.age'), db, rm(f('out.sql.age')), ['export', db, '--format', 'sql', '--encrypt', '-o', f('out.sql.age')], ENCRYPTED_ENV),
+    // To an X25519 recipient (public-key mode: no scrypt, only the STREAM payload), a fresh key per run.
+    ours(GROUP.dump, 'export-sql-recipient', 'export sql --recipient (age)', 'sqlite3-dump', f('out-recipient.sql.age'), db, rm(f('out-recipient.sql.age')), ['export', db, '--format', 'sql', '--recipient', X25519Identity.generate().identity.recipient.toString(), '-o', f('out-recipient.sql.age')]),
     exportCase(GROUP.dump, 'export-ndjson-zstd', 'export ndjson+zstd', 'sqlite3-dump-zstd', f('out.ndjson.zst'), ['--format', 'ndjson', '--compress', 'zstd']),
     importCase('import-ndjson', 'import ndjson', f('out.ndjson')),
     importCase('import-json', 'import json', f('out.json')),

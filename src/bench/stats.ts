@@ -214,7 +214,7 @@ export function checkTargets(sizes: SizeResult[]): TargetCheck[] {
   };
   // The repository's commands have targets of their own; the encrypted export is held to issue 14's
   // (its passphrase's scrypt, age's 2^18 work factor, alone takes 256 MiB).
-  const repository = new Set(['backup', 'restore', 'backup-encrypted', 'restore-encrypted', 'export-sql-encrypted']);
+  const repository = new Set(['backup', 'restore', 'backup-encrypted', 'restore-encrypted', 'export-sql-encrypted', 'export-sql-recipient']);
   ratio(2, 'export-ndjson', 2, 'sqlite3 -json');
   ratio(2, 'export-sql', 2, 'sqlite3 .dump');
   for (const f of ['ndjson', 'json', 'sql']) ratio(2, `import-${f}`, 1.5, 'sqlite3 new.db < dump.sql');
@@ -278,6 +278,7 @@ export function encryptionTargets(
   overhead('encrypted backup time vs unencrypted backup', 'backup', 'backup-encrypted', 0.1);
   overhead('encrypted restore time vs unencrypted restore', 'restore', 'restore-encrypted', 0.1);
   overhead('export sql --encrypt time vs export sql', 'export-sql', 'export-sql-encrypted', 0.15);
+  overhead('export sql --recipient time vs export sql', 'export-sql', 'export-sql-recipient', 0.15);
   // The memory bound holds for the encrypted repository as for the plain one (issue 4's rows).
   for (const id of ['backup-encrypted', 'restore-encrypted']) {
     let worst: { label: string; records: number; rss: number } | undefined;

@@ -117,9 +117,13 @@ async function scryptKey(passphrase: Buffer, salt: Buffer, logN: number): Promis
 }
 
 /** The `-> scrypt` stanza that gives `fileKey` to whoever knows `passphrase`. */
-export async function wrapScrypt(fileKey: Buffer, passphrase: Buffer, logN: number): Promise<Stanza> {
-  const salt = crypto.randomBytes(16);
-  return { type: 'scrypt', args: [encodeBase64(salt), String(logN)], body: seal(await scryptKey(passphrase, salt, logN), fileKey) };
+export async function wrapScrypt(fileKey: Buffer, passphrase: Buffer, logN: number, salt: Buffer = crypto.randomBytes(16)): Promise<Stanza> {
+  return scryptStanza(salt, logN, seal(await scryptKey(passphrase, salt, logN), fileKey));
+}
+
+/** An scrypt stanza of these fields (`body`: the sealed file key, 32 bytes). */
+export function scryptStanza(salt: Buffer, logN: number, body: Buffer): Stanza {
+  return { type: 'scrypt', args: [encodeBase64(salt), String(logN)], body };
 }
 
 /** The work factor of an scrypt stanza, checked (decimal without leading zeros, 1…max); throws on a bad one. */

@@ -3,6 +3,7 @@
  * X25519 recipients, then the payload in 64 KiB ChaCha20-Poly1305 STREAM chunks, on node:crypto.
  */
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { UsageError } from '../core/errors.js';
 import type { ByteEncoder } from '../core/file-writer.js';
@@ -17,6 +18,7 @@ import {
   NONCE_BYTES,
   payloadKey,
   TAG_BYTES,
+  scryptStanza,
   wrapScrypt,
   wrapX25519,
   type Stanza,
@@ -45,7 +47,8 @@ export function scryptLogN(env: NodeJS.ProcessEnv = process.env): number {
  * returns the ciphertext that is ready (the header first), `final` the rest (both append to `out`
  * when given, and return it). A full chunk is held
  * back until more bytes arrive, since only then is it known not to be the last. Make one with
- * {@link AgeSealer.create}: the header is made first (a passphrase's scrypt takes its second there).
+ * {@link AgeSealer.create} (the header is made first: a passphrase's scrypt takes its second there), or,
+ * for a seekable output, with {@link AgeSealer.deferred}.
  */
 export class AgeSealer implements ByteEncoder {
   readonly #key: Buffer;
@@ -56,26 +59,91 @@ export class AgeSealer implements ByteEncoder {
   #counter = 0;
   #head: Buffer | undefined;
   #finished = false;
+  /** With a deferred header: the header, once scrypt has wrapped the file key. */
+  readonly #later: Promise<Buffer> | undefined;
 
-  private constructor(head: Buffer, key: Buffer) {
+  private constructor(head: Buffer, key: Buffer, later?: Promise<Buffer>) {
     this.#head = head;
     this.#key = key;
+    this.#later = later;
   }
 
   static async create(encryption: AgeEncryption): Promise<AgeSealer> {
+    const sealer = AgeSealer.deferred(encryption);
+    const header = await sealer.#later;
+    if (header) sealer.#head = Buffer.concat([header, sealer.#head!.subarray(header.length)]);
+    return new AgeSealer(sealer.#head!, sealer.#key);
+  }
+
+  /**
+   * A sealer whose payload can be written at once, while a passphrase's scrypt (~0.8 s at 2^18) runs
+   * on libuv's thread pool: the payload key comes from the random file key, and scrypt only wraps that
+   * key in the header, whose length is known in advance. The output starts with that many zero bytes
+   * instead; {@link finishHeader} gives the real header, to be written over them at offset 0 before the
+   * file is made durable. Only for seekable outputs (a file); a stream needs {@link create}.
+   * Recipients' X25519 stanzas are quick, so their header is there from the start.
+   */
+  static deferred(encryption: AgeEncryption): AgeSealer {
     const fileKey = crypto.randomBytes(FILE_KEY_BYTES);
-    let stanzas: Stanza[];
+    const nonce = crypto.randomBytes(NONCE_BYTES);
+    const key = payloadKey(fileKey, nonce);
     if (encryption.kind === 'passphrase') {
       if (encryption.passphrase.length === 0) throw new UsageError('the passphrase is empty', { hint: 'Give a passphrase that is not empty.' });
-      stanzas = [await wrapScrypt(fileKey, encryption.passphrase, encryption.logN ?? scryptLogN())];
-    } else {
-      if (encryption.recipients.length === 0) throw new UsageError('no recipient to encrypt to', { hint: 'Pass --recipient age1… at least once.' });
-      stanzas = encryption.recipients.map((r) => wrapX25519(fileKey, r));
+      const logN = encryption.logN ?? scryptLogN();
+      const salt = crypto.randomBytes(16);
+      // Every field of an scrypt header has a fixed length (salt, work factor, a 32-byte body, the MAC).
+      const length = encodeHeader(fileKey, [scryptStanza(salt, logN, Buffer.alloc(FILE_KEY_BYTES + TAG_BYTES))]).length;
+      const later = wrapScrypt(fileKey, encryption.passphrase, logN, salt).then((stanza) => {
+        const header = encodeHeader(fileKey, [stanza]);
+        fileKey.fill(0);
+        if (header.length !== length) throw new Error('AgeSealer: the scrypt header changed length');
+        return header;
+      });
+      later.catch(() => undefined); // (a failure reaches whoever awaits finishHeader; never unhandled)
+      return new AgeSealer(Buffer.concat([Buffer.alloc(length), nonce]), key, later);
     }
-    const nonce = crypto.randomBytes(NONCE_BYTES);
-    const sealer = new AgeSealer(Buffer.concat([encodeHeader(fileKey, stanzas), nonce]), payloadKey(fileKey, nonce));
+    if (encryption.recipients.length === 0) throw new UsageError('no recipient to encrypt to', { hint: 'Pass --recipient age1… at least once.' });
+    const stanzas: Stanza[] = encryption.recipients.map((r) => wrapX25519(fileKey, r));
+    const sealer = new AgeSealer(Buffer.concat([encodeHeader(fileKey, stanzas), nonce]), key);
     fileKey.fill(0);
     return sealer;
+  }
+
+  /**
+   * With a deferred header: the header, to be written at offset 0 over the zero bytes the output began
+   * with (waits for scrypt; rejects if it failed). Undefined when the output began with the header.
+   */
+  async finishHeader(): Promise<Buffer | undefined> {
+    return this.#later;
+  }
+
+  /**
+   * For {@link AgeFileWriter} only: what the output starts with (the header, or its placeholder, and
+   * the nonce) and the payload key, for a writer that seals the chunks elsewhere (a worker thread).
+   * The sealer cannot be used for `update` or `final` afterwards.
+   */
+  handOver(): { head: Buffer; key: Buffer } {
+    if (this.#finished || this.#counter > 0 || this.#filled > 0 || !this.#head) throw new Error('AgeSealer: handOver after use');
+    this.#finished = true;
+    const head = this.#head;
+    this.#head = undefined;
+    return { head, key: Buffer.from(this.#key) };
+  }
+
+  /**
+   * Writes the deferred header (if any) at the start of `file`, the complete output of this sealer, and
+   * makes it durable: the rest of the file was synced already, so this syncs one block.
+   */
+  async writeHeaderInto(file: string): Promise<void> {
+    const header = await this.#later;
+    if (!header) return;
+    const fh = await fs.promises.open(file, fs.constants.O_WRONLY | (fs.constants.O_NOFOLLOW ?? 0));
+    try {
+      for (let at = 0; at < header.length; ) at += (await fh.write(header, at, header.length - at, at)).bytesWritten;
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   }
 
   #seal(plaintext: Buffer, last: boolean, out: Buffer[]): void {

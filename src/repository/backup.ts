@@ -622,7 +622,11 @@ class SnapshotWriter {
         // Format 2 keeps 8 bytes a chunk until the index file: the whole ids go back at once.
         const pending = this.#pendingIds.get(ordinal)!;
         const fps = Buffer.allocUnsafe((pending.ids.length / 32) * FINGERPRINT_BYTES);
-        for (let i = 0, o = 0; i < pending.ids.length; i += 32, o += FINGERPRINT_BYTES) pending.ids.copy(fps, o, i, i + FINGERPRINT_BYTES);
+        // Byte by byte: a Buffer.copy per chunk cost ~0.3 µs each (339k chunks at 1M rows).
+        const ids = pending.ids;
+        for (let i = 0, o = 0; i < ids.length; i += 32, o += FINGERPRINT_BYTES) {
+          for (let b = 0; b < FINGERPRINT_BYTES; b++) fps[o + b] = ids[i + b]!;
+        }
         this.#idBuffers.give(pending.buffer);
         this.#pendingIds.delete(ordinal);
         this.#fingerprints.push({ ordinal, hash, fps });

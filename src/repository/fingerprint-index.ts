@@ -45,6 +45,10 @@ export function encodeFingerprintIndex(packs: IndexedPack[]): { file: Buffer; ha
   for (const pack of packs) {
     const step = pack.idBytes ?? 32;
     const ids = pack.chunkIds;
+    if (step === FINGERPRINT_BYTES) {
+      at += ids.copy(file, at); // fingerprints already (a backup's, or decoded): one copy
+      continue;
+    }
     for (let i = 0; i < ids.length; i += step) {
       for (let b = 0; b < FINGERPRINT_BYTES; b++) file[at + b] = ids[i + b]!;
       at += FINGERPRINT_BYTES;
