@@ -187,9 +187,12 @@ async function readKeys(store: Store, cached = false): Promise<Array<{ id: strin
  * from the store again. An identity never opens a cached key (a recipient key can be made by anyone).
  */
 export async function unlockRepository(store: Store, repositoryId: string, encryption: EncryptionConfig, keys: RepositoryKeys = {}, cachedKeys = false): Promise<RepositoryCrypto> {
-  const fromCache = cachedKeys && (keys.identities?.length ?? 0) === 0 && keys.passphrase !== undefined;
+  let fromCache = cachedKeys && (keys.identities?.length ?? 0) === 0 && keys.passphrase !== undefined;
   let objects = await readKeys(store, fromCache);
-  if (fromCache && objects.length === 0) objects = await readKeys(store);
+  if (fromCache && objects.length === 0) {
+    objects = await readKeys(store);
+    fromCache = false;
+  }
   if (objects.length === 0) {
     throw new IntegrityError('E_CORRUPT', `repository: ${store.location}: encrypted, but holds no readable key object (keys/)`, {
       hint: 'Restore the keys/ folder from a copy of the repository; without a key its data cannot be read.',
