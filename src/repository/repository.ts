@@ -17,7 +17,7 @@ import { listObjects, MAX_BYTES, maxPackBytes } from './objects.js';
 import { BufferPool } from './compression.js';
 import { collectAll, GarbageGate } from '../core/memory.js';
 import { createEncryption, unlockRepository, type EncryptionSettings, type RepositoryCrypto, type RepositoryKeys } from './crypto/repository-crypto.js';
-import { keyKey } from './crypto/key-objects.js';
+import { keyKey, MAX_KEY_OBJECT_BYTES, parseKeyObject } from './crypto/key-objects.js';
 import { SealedStore } from './crypto/sealed-store.js';
 
 /** Where a repository is: a location string (path or URL) or an already opened Store. */
@@ -91,8 +91,22 @@ export class Repository {
   async confirmConfig(hash: string | undefined): Promise<void> {
     if (this.#configChecked) return;
     this.#configChecked = true;
+    // The list opened with this process's secrets (its seal) and records this config: both confirmed.
     if (hash === this.#configHash) return;
     const base = this.store instanceof SealedStore ? this.store.base : this.store;
+    const key = this.crypto?.cachedKey;
+    if (this.crypto && key) {
+      // No list to confirm a key object taken from the cache (a first backup, or a list that did not
+      // open): compare it with the store's own (one GET), which also refreshes the cache.
+      const fresh = await base.get(keyKey(this.crypto.keyId), { maxBytes: MAX_KEY_OBJECT_BYTES, fresh: true }).then((d) => parseKeyObject(d, this.crypto!.keyId), () => undefined);
+      if (!fresh || JSON.stringify(fresh) !== JSON.stringify(key)) {
+        for await (const _ of base.list('keys/')); // a fresh listing replaces the cached one
+        throw new ScriptoriumError('E_CORRUPT', `repository: the key object of ${this.location} cached on this machine is not the repository's`, {
+          hint: 'The key was removed or the local cache was tampered with; the cache now holds the current keys: run the command again.',
+        });
+      }
+      this.crypto.cachedKey = undefined;
+    }
     const file = await base.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
     const fileHash = sha256Hex(file);
     if (fileHash === this.#configHash) return;
@@ -193,13 +207,12 @@ export class Repository {
         data = await store.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
         config = parseConfig(data, store.location);
       }
-      // An encrypted repository's keys are read with a config checked first: never from the cache alone.
-      if (options.cachedConfig && config.encryption && config.version >= 2) {
-        const fresh = await store.get('config', { maxBytes: MAX_BYTES.config, fresh: true });
-        if (!fresh.equals(data)) config = parseConfig((data = fresh), store.location);
-      }
-      const crypto = config.encryption ? await unlockRepository(store, config.id, config.encryption, options.keys) : undefined;
-      const checked = !options.cachedConfig || config.version < 2 || config.encryption !== undefined;
+      // An encrypted repository with a cached config: its keys may come from the cache too, used only if
+      // the passphrase unwraps them; the snapshot list read from the store then confirms both (its seal
+      // opens only with the right secrets, and it records the config's hash: confirmConfig).
+      const cachedKeys = options.cachedConfig === true && config.version >= 2;
+      const crypto = config.encryption ? await unlockRepository(store, config.id, config.encryption, options.keys, cachedKeys) : undefined;
+      const checked = !options.cachedConfig || config.version < 2;
       return new Repository(store, config, options, crypto, data, checked);
     } catch (err) {
       if (typeof location === 'string') await store.close();

@@ -67,6 +67,13 @@ const CACHED_PREFIXES = ['index/', 'snapshots/'];
  */
 const CONFIG_CACHE_KEY = 'meta/config';
 const MAX_CONFIG_ENTRY = 1 << 20;
+/**
+ * The cache entry of the last complete listing of `keys/` (one key a line), and the folder of key
+ * objects cached for callers that accept them (`cached`): a key object is only of use to a caller whose
+ * passphrase unwraps it, and the secrets it yields open the store's sealed objects or nothing.
+ */
+const KEYS_LIST_CACHE_KEY = 'meta/keys';
+const KEYS = 'keys/';
 
 function configEntry(data: Buffer, lock: ObjectLockSettings | undefined): Buffer {
   return Buffer.concat([Buffer.from(`${lock ? `${lock.mode};${lock.days}` : '-'}\n`), data]);
@@ -274,6 +281,10 @@ export class S3Store implements Store {
     // What this process wrote, it need not download again (not after a 412: that content is someone else's).
     if (outcome !== 'existed' && this.#cache && CACHED_PREFIXES.some((p) => key.startsWith(p))) await this.#cache.put(key, Buffer.from(body));
     if (key === 'config' && this.#cache) await this.#cache.put(CONFIG_CACHE_KEY, configEntry(body, meta));
+    if (key.startsWith(KEYS) && this.#cache) {
+      await this.#cache.delete(KEYS_LIST_CACHE_KEY); // the listing changed: the next one is fresh
+      await this.#cache.put(key, Buffer.from(body));
+    }
     return outcome;
   }
 
@@ -282,9 +293,11 @@ export class S3Store implements Store {
     const { maxBytes } = options;
     if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`S3Store.get: invalid maxBytes ${maxBytes}`);
     if (key === 'config' && this.#cache) return this.#getConfig(full, options, this.#cache);
-    const cache = this.#cache && !options.fresh && CACHED_PREFIXES.some((p) => key.startsWith(p)) ? this.#cache : undefined;
+    const cacheable = CACHED_PREFIXES.some((p) => key.startsWith(p)) || key.startsWith(KEYS);
+    const cache = this.#cache && cacheable ? this.#cache : undefined;
+    const fromCache = !options.fresh && (!key.startsWith(KEYS) || options.cached === true);
     if (cache) {
-      const cached = await cache.get(key, maxBytes);
+      const cached = fromCache ? await cache.get(key, maxBytes) : undefined;
       if (cached) return cached;
       const data = await this.#get(key, full, maxBytes);
       await cache.put(key, data);
@@ -396,6 +409,21 @@ export class S3Store implements Store {
   async *list(prefix: string, options: ListOptions = {}): AsyncIterable<StoreEntry> {
     checkPrefix(prefix);
     this.#open();
+    const cache = prefix === KEYS ? this.#cache : undefined;
+    if (cache && options.cached) {
+      const entry = await cache.get(KEYS_LIST_CACHE_KEY, 1 << 16);
+      const keys = entry?.toString('utf8').split('\n').filter((k) => k !== '');
+      if (keys && keys.every((k) => k.startsWith(KEYS) && validKey(k))) {
+        for (const key of keys) yield { key, size: 0 };
+        return;
+      }
+    }
+    const listed: string[] = [];
+    yield* this.#list(prefix, options, listed);
+    if (cache) await cache.put(KEYS_LIST_CACHE_KEY, Buffer.from(listed.map((k) => `${k}\n`).join('')));
+  }
+
+  async *#list(prefix: string, options: ListOptions, listed: string[]): AsyncIterable<StoreEntry> {
     let token: string | undefined;
     do {
       const page = await this.#request('LIST', 'list', prefix, () => this.#client.send(new this.#sdk.ListObjectsV2Command({
@@ -409,6 +437,7 @@ export class S3Store implements Store {
           options.strays?.push(key);
           continue;
         }
+        listed.push(key);
         yield { key, size: object.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -418,6 +447,7 @@ export class S3Store implements Store {
   async delete(key: string): Promise<void> {
     const full = this.#key(key);
     await this.#cache?.delete(key);
+    if (key.startsWith(KEYS)) await this.#cache?.delete(KEYS_LIST_CACHE_KEY);
     if (this.#isImmutable(key) && (await this.#lockSettings())) {
       const until = await this.heldUntil(key);
       if (until !== undefined && until.getTime() > Date.now()) {

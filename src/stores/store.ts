@@ -30,7 +30,8 @@ export interface GetOptions {
   maxBytes?: number;
   /**
    * The caller accepts a copy of a *mutable* object (`config`) from a local cache of a remote store,
-   * and checks it itself against a hash it reads from the store (see Repository.open). Immutable
+   * and checks it itself against a hash it reads from the store (see Repository.open), or of a key
+   * object (`keys/`), which it only uses if it unwraps with the caller's passphrase. Immutable
    * objects named by their content may come from such a cache anyway (their name checks them).
    */
   cached?: boolean;
@@ -52,6 +53,12 @@ export interface ListOptions {
    * names that are not valid keys. Its own temporary files are not strays and are never pushed.
    */
   strays?: string[];
+  /**
+   * The caller accepts a listing of `keys/` from a local cache of a remote store (no request), and
+   * falls back to a fresh listing when what it lists does not serve (see unlockRepository). Stores
+   * without a cache ignore it.
+   */
+  cached?: boolean;
 }
 
 /** A temporary file removed because the process that wrote it is gone (see {@link Store.removeDeadTemporaries}). */

@@ -79,6 +79,11 @@ export class RepositoryCrypto {
   readonly #ids: crypto.Cipher;
   /** The key object this process unlocked with. */
   readonly keyId: string;
+  /**
+   * That key object, when it came from a remote store's local cache (unlockRepository's `cachedKeys`):
+   * not yet confirmed by the store (see Repository.confirmConfig).
+   */
+  cachedKey: KeyObject | undefined;
 
   constructor(repositoryId: string, secrets: RepositorySecrets, keyId: string, identity?: X25519Identity) {
     this.repositoryId = repositoryId;
@@ -145,11 +150,14 @@ export class RepositoryCrypto {
   }
 }
 
-/** Lists and parses the key objects (damaged ones are skipped, with their error kept for a message). */
-async function readKeys(store: Store): Promise<Array<{ id: string; object: KeyObject }>> {
+/**
+ * Lists and parses the key objects (damaged ones are skipped, with their error kept for a message);
+ * `cached`: the listing and objects may come from a remote store's local cache (see unlockRepository).
+ */
+async function readKeys(store: Store, cached = false): Promise<Array<{ id: string; object: KeyObject }>> {
   const out: Array<{ id: string; object: KeyObject }> = [];
   let seen = 0;
-  for await (const { key } of store.list('keys/')) {
+  for await (const { key } of store.list('keys/', { cached })) {
     // Each passphrase key costs an scrypt to try: a folder of thousands would make opening take hours.
     if (++seen > MAX_KEYS) {
       throw new IntegrityError('E_CORRUPT', `repository: ${store.location}: more than ${MAX_KEYS} key objects in keys/`, {
@@ -158,7 +166,7 @@ async function readKeys(store: Store): Promise<Array<{ id: string; object: KeyOb
     }
     const id = key.slice('keys/'.length);
     try {
-      out.push({ id, object: parseKeyObject(await store.get(key, { maxBytes: MAX_KEY_OBJECT_BYTES }), id) });
+      out.push({ id, object: parseKeyObject(await store.get(key, { maxBytes: MAX_KEY_OBJECT_BYTES, cached }), id) });
     } catch (err) {
       if (!(err instanceof IntegrityError) && !(err instanceof Error && 'code' in err)) throw err;
     }
@@ -170,15 +178,27 @@ async function readKeys(store: Store): Promise<Array<{ id: string; object: KeyOb
  * Opens the secrets of an encrypted repository: with an identity when one is given and a recipient key
  * matches it, else with the passphrase (asked for once). E_AUTH when nothing opens a key; E_CORRUPT when
  * the config disagrees with the authenticated secrets (edited to point data at another recipient).
+ *
+ * `cachedKeys` (a backup with a passphrase, on a remote store): the key objects may come from the
+ * store's local cache, which is untrusted. A cached object is used only when the passphrase unwraps it
+ * (authenticated encryption bound to the repository id and key id: nobody without the passphrase can
+ * make one), and the secrets it yields must then open the snapshot list read from the store, which
+ * records the config's hash (Repository.confirmConfig). When none opens, the keys are listed and read
+ * from the store again. An identity never opens a cached key (a recipient key can be made by anyone).
  */
-export async function unlockRepository(store: Store, repositoryId: string, encryption: EncryptionConfig, keys: RepositoryKeys = {}): Promise<RepositoryCrypto> {
-  const objects = await readKeys(store);
+export async function unlockRepository(store: Store, repositoryId: string, encryption: EncryptionConfig, keys: RepositoryKeys = {}, cachedKeys = false): Promise<RepositoryCrypto> {
+  let fromCache = cachedKeys && (keys.identities?.length ?? 0) === 0 && keys.passphrase !== undefined;
+  let objects = await readKeys(store, fromCache);
+  if (fromCache && objects.length === 0) {
+    objects = await readKeys(store);
+    fromCache = false;
+  }
   if (objects.length === 0) {
     throw new IntegrityError('E_CORRUPT', `repository: ${store.location}: encrypted, but holds no readable key object (keys/)`, {
       hint: 'Restore the keys/ folder from a copy of the repository; without a key its data cannot be read.',
     });
   }
-  let opened: { secrets: RepositorySecrets; id: string; identity?: X25519Identity } | undefined;
+  let opened: { secrets: RepositorySecrets; id: string; identity?: X25519Identity; object?: KeyObject } | undefined;
   for (const identity of keys.identities ?? []) {
     for (const { id, object } of objects) {
       const secrets = openWithIdentity(repositoryId, id, object, identity);
@@ -199,11 +219,14 @@ export async function unlockRepository(store: Store, repositoryId: string, encry
     }
     const passphrase = await keys.passphrase();
     try {
-      for (const { id, object } of objects) {
-        const secrets = await openWithPassphrase(repositoryId, id, object, passphrase);
-        if (secrets) {
-          opened = { secrets, id };
-          break;
+      for (let attempt = fromCache ? 0 : 1; attempt < 2 && !opened; attempt++) {
+        if (attempt === 1 && fromCache) objects = await readKeys(store); // the cached keys did not open: ask the store
+        for (const { id, object } of objects) {
+          const secrets = await openWithPassphrase(repositoryId, id, object, passphrase);
+          if (secrets) {
+            opened = { secrets, id, ...(attempt === 0 ? { object } : {}) };
+            break;
+          }
         }
       }
     } finally {
@@ -220,7 +243,9 @@ export async function unlockRepository(store: Store, repositoryId: string, encry
   }
   // An identity given for a passphrase-opened public-key repository still reads data if it is the recipient's.
   const identity = opened.identity ?? (recipient ? keys.identities?.find((i) => i.recipient.toString() === recipient) : undefined);
-  return new RepositoryCrypto(repositoryId, secrets, opened.id, identity);
+  const opens = new RepositoryCrypto(repositoryId, secrets, opened.id, identity);
+  opens.cachedKey = opened.object;
+  return opens;
 }
 
 /** New secrets and the first key objects for `init`; returns the crypto and the key objects to store. */
