@@ -64,8 +64,12 @@ export class TaskRunner {
     mkdirSync(dirname(config.journalPath), { recursive: true });
   }
 
+  /**
+   * One lock file per task, in a namespace of its own (`.task-`), so that no job name (`daemon`, say)
+   * can collide with the daemon's own lock or the journal's.
+   */
   lockPath(task: string): string {
-    return `${this.#config.journalPath}.${task.replace('#', '-')}.lock`;
+    return `${this.#config.journalPath}.task-${task.replace('#', '-')}.lock`;
   }
 
   /**

@@ -168,6 +168,19 @@ describe('scriptorium daemon', { timeout: 180_000 }, () => {
     expect(cli(w.dir, 'daemon', '--config', 'nope.json').stderr).toMatch(/E_NOT_FOUND: config: .*nope\.json does not exist/);
   });
 
+  it('runs a job named daemon: a job\'s lock never collides with the daemon\'s own', async () => {
+    const w = workDir();
+    cleanup = w.cleanup;
+    makeDb(join(w.dir, 'd.db'), 100);
+    expect(cli(w.dir, 'init', 'repo', '-q').status).toBe(0);
+    writeConfig(w.dir, { jobs: { daemon: { source: 'd.db', repository: './repo', every: '1s' } } });
+    daemon = start(w.dir, 'daemon');
+    await until('two ok runs of the job named daemon', () => ends(journal(w.dir)).filter((e) => e.job === 'daemon' && e.status === 'ok').length >= 2);
+    daemon.proc.kill('SIGTERM');
+    expect(await daemon.exited).toEqual({ code: 0, signal: null });
+    expect(journal(w.dir).some((e) => e.t === 'skip' && e.job === 'daemon' && e.reason !== 'overlap')).toBe(false);
+  });
+
   it('scriptorium run JOB runs one job now and fails with a non-zero exit when it fails', () => {
     const w = workDir();
     cleanup = w.cleanup;
