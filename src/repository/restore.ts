@@ -81,7 +81,9 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
 async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
   // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
   // compressed, and that chunk reaches the loader in pieces (lazy packs).
-  const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+  // Two packs: a table's chunks are read in pack order, and a batch that spans packs is copied out of
+  // the first (readTable's carry), so a third open pack only held 2 MiB more.
+  const cache = new PackCache(repo, 2, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
   try {
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;
@@ -100,6 +102,7 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
       // Buffers that outlived a table's load (pooled packs it dropped, the last batches) sit in the old
       // generation, which V8 grows for a long time before collecting: free them before the next table.
       collectAll();
+      target.endTable();
     }
   } finally {
     await cache.close();
