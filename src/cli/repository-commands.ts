@@ -303,17 +303,17 @@ export function registerRepositoryCommands(program: Command): void {
   repoCommand(key, 'add', 'add a passphrase (the new one: --new-password-file, SCRIPTORIUM_NEW_PASSWORD, or asked twice)')
     .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
     .action((o: RepoOptions & { newPasswordFile?: string }) =>
-      act(o, async () => (await repository()).keyAdd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `added key ${r.added}`),
+      act(o, async () => (await repository()).keyAdd(repoOf(o), newPassphrase(o), await lockWait(o)), (r) => `added key ${r.added}`),
     );
   repoCommand(key, 'remove', 'remove a key (never the last one, nor the one used to open the repository)')
     .argument('<id>', 'key id or unique prefix (from `key list`)')
     .action((id: string, o: RepoOptions) =>
-      act(o, async () => (await repository()).keyRemove(repoOf(o), id, { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `removed key ${r.removed}`),
+      act(o, async () => (await repository()).keyRemove(repoOf(o), id, await lockWait(o)), (r) => `removed key ${r.removed}`),
     );
   repoCommand(key, 'passwd', 'change the passphrase used to open the repository')
     .option('--new-password-file <file>', 'read the new passphrase from the first line of this file')
     .action((o: RepoOptions & { newPasswordFile?: string }) =>
-      act(o, async () => (await repository()).keyPasswd(repoOf(o), newPassphrase(o), { keys: await repoKeys(o), ...storeOptions(o) }), (r) => `changed the passphrase: key ${r.removed} replaced by ${r.added}`),
+      act(o, async () => (await repository()).keyPasswd(repoOf(o), newPassphrase(o), await lockWait(o)), (r) => `changed the passphrase: key ${r.removed} replaced by ${r.added}`),
     );
 
   repoCommand(program, 'unlock', 'remove stale locks (of processes gone from this host, or not refreshed for a while)')

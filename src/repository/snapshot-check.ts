@@ -10,6 +10,7 @@
  * restore does not need it, since it checks each pack's entry count as it opens the pack.
  */
 import { ScriptoriumError } from '../core/errors.js';
+import { GarbageGate } from '../core/memory.js';
 import { decodeIndex, indexedEntries, indexKey } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot } from './manifest.js';
@@ -105,10 +106,15 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
   // Format 2: the index files the manifest names (GETs of what is needed, no listing); a file that
   // prune has replaced since is missing, and its packs' ranges are confirmed against the packs if asked.
   const keys = snapshot.version === 2 && snapshot.index ? snapshot.index.map(indexKey) : undefined;
+  // Each index file (about 1 MiB) is garbage once its counts are taken; outside the V8 heap, V8 would let
+  // tens of them pile up before collecting (measured: 26 MB of them at the start of a 10M-row restore).
+  const gate = new GarbageGate();
   for await (const key of keys ?? listKeys(repo)) {
     let packs;
     try {
-      packs = await decodeIndex(key.slice('index/'.length), await repo.store.get(key, { maxBytes: MAX_BYTES.index }));
+      const data = await repo.store.get(key, { maxBytes: MAX_BYTES.index });
+      gate.add(data.length);
+      packs = await decodeIndex(key.slice('index/'.length), data);
     } catch (err) {
       if (err instanceof ScriptoriumError) continue; // a damaged index only costs deduplication; verify reports it
       throw err;
