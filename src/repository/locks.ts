@@ -92,14 +92,24 @@ async function removeMarker(store: Store, holder: string): Promise<void> {
 
 /** Reads one lock object: undefined when it is missing or does not parse (a torn write of a dying process). */
 async function readLock(store: Store, key: string): Promise<LockInfo | undefined> {
+  const read = await readLockState(store, key);
+  return typeof read === 'object' ? read : undefined;
+}
+
+/**
+ * Reads one lock object, telling a missing one (`'missing'`) from one that is there but is no live
+ * lock's (`'torn'`: it does not parse, or a sealed lock that does not open).
+ */
+async function readLockState(store: Store, key: string): Promise<LockInfo | 'missing' | 'torn'> {
   try {
     const info = JSON.parse((await store.get(key, { maxBytes: MAX_BYTES.lock })).toString('utf8')) as LockInfo;
-    return info !== null && typeof info === 'object' ? info : undefined;
+    return info !== null && typeof info === 'object' ? info : 'torn';
   } catch (err) {
-    // Missing, torn, or damaged (a sealed lock that does not open): not a live lock. Other failures
-    // (the network) are not an absence, and stop the caller.
-    if (err instanceof NotFoundError || err instanceof SyntaxError) return undefined;
-    if (err instanceof ScriptoriumError && (err.code === 'E_CORRUPT' || err.code === 'E_TRUNCATED' || err.code === 'E_DIGEST_MISMATCH')) return undefined;
+    // Missing, torn, or damaged: not a live lock. Other failures (the network) are not an absence,
+    // and stop the caller.
+    if (err instanceof NotFoundError) return 'missing';
+    if (err instanceof SyntaxError) return 'torn';
+    if (err instanceof ScriptoriumError && (err.code === 'E_CORRUPT' || err.code === 'E_TRUNCATED' || err.code === 'E_DIGEST_MISMATCH')) return 'torn';
     throw err;
   }
 }
@@ -145,10 +155,14 @@ async function claimMarker(store: Store, info: LockInfo): Promise<(LockInfo & { 
       await store.put(EXCLUSIVE_LOCK_KEY, content);
       return undefined;
     }
-    const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
+    const other = await readLockState(store, EXCLUSIVE_LOCK_KEY);
+    // Released between our create and this read: try to create it again. Never delete here: the
+    // marker there now may be a third party's, created after the release (deleting it let two
+    // exclusive holders in at once; test/s3/s3-locks.test.ts found it).
+    if (other === 'missing') continue;
     // Ours: a conditional put that succeeded, whose answer was lost, was retried and answered 412.
-    if (other !== undefined && other.holder === info.holder) return undefined;
-    if (other !== undefined && !isStale(other)) return { ...other, key: EXCLUSIVE_LOCK_KEY };
+    if (other !== 'torn' && other.holder === info.holder) return undefined;
+    if (other !== 'torn' && !isStale(other)) return { ...other, key: EXCLUSIVE_LOCK_KEY };
     await store.delete(EXCLUSIVE_LOCK_KEY); // stale (or torn): its holder is gone
   }
   const other = await readLock(store, EXCLUSIVE_LOCK_KEY);
