@@ -161,7 +161,7 @@ export function s3Markdown(r: S3BenchReport): string {
   if (restore !== undefined) lines.push(`- restore S3 ÷ local: ${restore.toFixed(2)}× (target ≤ ${S3_TARGETS.ratio}×: ${check(restore <= S3_TARGETS.ratio)})`);
   if (resticOverOurs !== undefined) lines.push(`- restic's backup ÷ ours, to the same server: ${resticOverOurs.toFixed(2)}× (target > 1: ${check(resticOverOurs > 1)})`);
   if (r.peerSkipped) lines.push(`- ${r.peerSkipped}`);
-  const s3Runs = r.runs.filter((x) => x.id.endsWith('-s3') || x.id.startsWith('backup-s3'));
+  const s3Runs = r.runs.filter((x) => !x.id.startsWith('restic') && (x.id.endsWith('-s3') || x.id.startsWith('backup-s3')));
   const peak = Math.max(...s3Runs.map((x) => x.peakRssMB ?? NaN));
   if (Number.isFinite(peak)) lines.push(`- peak RSS of scriptorium on S3: ${peak.toFixed(0)} MB (target < ${S3_TARGETS.peakRssMB} MB: ${check(peak < S3_TARGETS.peakRssMB)})`);
   const unchanged = r.runs.find((x) => x.id === 'backup-s3-unchanged')?.requests;
