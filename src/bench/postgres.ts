@@ -7,10 +7,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTimed, type CommandSpec } from './process.js';
+import { freePort } from './s3-server.js';
 import { median } from './stats.js';
 
 /** One measured command of the section. */
@@ -63,17 +63,6 @@ const DEMO_AFTER = [
 function copyValue(v: unknown): string {
   if (v === null || v === undefined) return '\\N';
   return String(v).replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The Debian server binaries of pg_dump's major version, or why there are none. */
