@@ -60,7 +60,7 @@ describe('scriptorium bench --quick', () => {
   beforeAll(async () => {
     out = mkdtempSync(join(tmpdir(), 'scriptorium-bench-test-'));
     ({ stdout } = await run(process.execPath, [CLI, 'bench', '--quick', '--out', out], { maxBuffer: 16 << 20 }));
-  }, 240_000); // restic and the encrypted cases add a dozen processes with a key derivation each
+  }, 300_000); // restic and the encrypted cases (and the paired encryption section) add two dozen processes with a key derivation each
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it('writes <date>.md, .json and .svg and prints the Markdown table', () => {
@@ -136,6 +136,32 @@ describe('scriptorium bench --quick', () => {
       expect(t!.available !== false).toBe(needs);
       if (!needs) expect(t!.measured).toMatch(/^not available: /);
     }
+  });
+
+  it('measures encryption\'s cost in pairs (plain and encrypted back to back) and the targets use those ratios', () => {
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
+    if (!HAS_ENCRYPTED_REPO || !HAS_ENCRYPTED_EXPORT) {
+      expect(report.encryption).toBeUndefined();
+      return;
+    }
+    const e = report.encryption!;
+    expect(e.rounds).toBe(1); // --quick
+    expect(e.variants.map((v) => v.id)).toEqual(['backup', 'backup-encrypted', 'restore', 'restore-encrypted', 'export-sql', 'export-sql-encrypted', 'export-sql-recipient']);
+    for (const v of e.variants) expect(v.wallMs).toHaveLength(e.rounds);
+    expect(e.ratios.map((r) => [r.plainId, r.id])).toEqual([['backup', 'backup-encrypted'], ['restore', 'restore-encrypted'], ['export-sql', 'export-sql-encrypted'], ['export-sql', 'export-sql-recipient']]);
+    for (const r of e.ratios) {
+      const plain = e.variants.find((v) => v.id === r.plainId)!;
+      const enc = e.variants.find((v) => v.id === r.id)!;
+      // One round: the ratio is that round's, and the spread is that one ratio.
+      expect(r.ratio).toBeCloseTo(enc.wallMs[0]! / plain.wallMs[0]!, 6);
+      expect(r.spread).toEqual([r.ratio, r.ratio]);
+      const t = report.targets.find((x) => x.issue === 14 && x.name.includes('paired') && x.measured.startsWith(`${r.ratio.toFixed(3)}×`));
+      expect(t, r.id).toBeDefined();
+      expect(t!.met).toBe(r.ratio <= 1 + r.max);
+    }
+    expect(e.scrypt.wallMs).toHaveLength(e.rounds);
+    const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md'))!), 'utf8');
+    expect(md).toContain("## Encryption's cost, paired");
   });
 
   it('runs the large-value case (16 MB with --quick) through export, import, backup and restore', () => {

@@ -2,6 +2,7 @@ import { daemonMarkdown } from './daemon.js';
 import { s3Markdown } from './s3.js';
 import { DEDUP_SCENARIOS } from './dedup.js';
 import { pgcrossMarkdown } from './pgcross.js';
+import { encryptionMarkdown } from './encryption.js';
 import type { BenchReport, CaseResult, DedupReport, SizeResult, UnavailableCases } from './stats.js';
 
 /** Column header of the main table (the test and the README look for it). */
@@ -140,6 +141,7 @@ export function renderMarkdown(r: BenchReport): string {
       '',
     );
   }
+  if (r.encryption) out.push(encryptionMarkdown(r.encryption));
   if (r.dedup) {
     const d = r.dedup;
     out.push(`## Backup repository: deduplication (${count(d.rows)} rows, N = ${count(d.records)})`, '');

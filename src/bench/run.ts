@@ -15,6 +15,7 @@ import { renderChart } from './chart.js';
 import { runDaemonBench } from './daemon.js';
 import { dirBytes, runDedup, type DedupPeer } from './dedup.js';
 import { runS3Bench } from './s3.js';
+import { runEncryptionCost } from './encryption.js';
 import { renderMarkdown } from './markdown.js';
 import { hasGnuTime, removeDatabase, runTimed, warm } from './process.js';
 import { encryptedDedupPeer, resticDedupPeer } from './repository-peers.js';
@@ -70,6 +71,8 @@ export interface BenchOptions {
   bigValue?: number | false;
   /** The `daemon` section: daemon idle RSS/CPU, dashboard latency, a short soak (default true). */
   daemon?: boolean;
+  /** The paired `encryption` section at the largest size (default true; src/bench/encryption.ts). */
+  encryption?: boolean;
   /** The pgcross section: false skips it; otherwise its server (src/bench/pgcross.ts). */
   pgcross?: false | { pgUrl?: string };
 }
@@ -109,7 +112,7 @@ export function cachedDemoDatabase(workDir: string, records: number, log: (s: st
   return file;
 }
 
-function userTables(db: string): { tables: string[]; rows: number } {
+export function userTables(db: string): { tables: string[]; rows: number } {
   const h = new Database(db, { readonly: true, fileMustExist: true });
   try {
     const tables = (
@@ -256,6 +259,9 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
   const largest = sizes[sizes.length - 1];
   const peers = [...(available.encryptedRepository ? [encryptedDedupPeer()] : []), ...(available.restic !== null ? [resticDedupPeer()] : [])];
   const dedup = o.dedup !== false && largest !== undefined ? await benchDedup(largest, workDir, log, peers) : undefined;
+  const paired = o.encryption !== false && largest !== undefined && available.encryptedRepository && available.encryptedExport;
+  if (paired) log(`encryption's cost, paired, at N=${largest.toLocaleString('en-US')}`);
+  const encryption = paired ? await runEncryptionCost({ db: cachedDemoDatabase(workDir, largest, log), rows: results[results.length - 1]!.rows, workDir, ...(o.quick ? { rounds: 1 } : {}), log }) : undefined;
   const bigBytes = o.bigValue === false ? undefined : o.bigValue ?? (o.quick ? QUICK_BIG_VALUE_BYTES : BIG_VALUE_BYTES);
   if (bigBytes !== undefined) log(`one large value: ${(bigBytes / 1e6).toFixed(0)} MB`);
   const bigValue = bigBytes === undefined ? undefined : await runBigValue({ workDir, valueBytes: bigBytes, log });
@@ -278,8 +284,9 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchOutcome> {
     command: o.command ?? 'npm run bench',
     sizes: results,
     trends: trends(results),
-    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined), ...(bigValue ? bigValueTargets(bigValue) : [])],
+    targets: [...checkTargets(results), ...(dedup ? dedupTargets(dedup) : []), ...encryptionTargets(results, dedup, unavailable, available.encryptedExport ? ageScryptCost() : undefined, encryption?.ratios), ...(bigValue ? bigValueTargets(bigValue) : [])],
     ...(dedup ? { dedup } : {}),
+    ...(encryption ? { encryption } : {}),
     ...(bigValue ? { bigValue } : {}),
     ...(daemon ? { daemon } : {}),
     ...(s3 ? { s3 } : {}),

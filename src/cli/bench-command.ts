@@ -23,7 +23,7 @@ const positive = (v: string): number => {
 };
 
 /** The sections `--only` runs on their own. */
-const SECTIONS = ['daemon', 's3', 'postgres', 'pgcross'];
+const SECTIONS = ['daemon', 's3', 'postgres', 'pgcross', 'encryption'];
 
 interface BenchCliOptions {
   sizes?: number[];
@@ -42,6 +42,7 @@ interface BenchCliOptions {
   pgcross: boolean;
   pgUrl?: string;
   postgres: boolean;
+  encryption: boolean;
 }
 
 /** The PostgreSQL section (src/bench/postgres.ts) on the demo of 520,000 registrations (about 1M rows): its Markdown, also written to <out>/<date>-postgres.md/.json. */
@@ -80,6 +81,7 @@ export function registerBenchCommand(program: Command): void {
       return v;
     })
     .option('--scale', `only the scaling case: backup and restore, first and second snapshot, peak RSS and time per row (default sizes ${SCALE_SIZES.join(',')}: 1M and 10M rows; writes <date>-scale.md/.json)`)
+    .option('--no-encryption', 'skip the paired encryption section (plain and encrypted backup, restore, export back to back, at the largest size)')
     .option('--no-s3', 'skip the S3 section (moto_server on loopback, at the largest size; --quick skips it too)')
     .option('--no-postgres', 'skip the PostgreSQL section (backup/restore vs pg_dump, pg_restore, psql)')
     .option('--no-pgcross', 'skip the pgcross section (SQLite → PostgreSQL: scriptorium against pgloader)')
@@ -101,6 +103,14 @@ export function registerBenchCommand(program: Command): void {
         if (o.only === 's3') {
           const { runS3Only } = await import('../bench/s3-only.js');
           const { report, markdown, files } = await runS3Only({ sizes: o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), log });
+          if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
+          return;
+        }
+        if (o.only === 'encryption') {
+          const { runEncryptionOnly } = await import('../bench/encryption-only.js');
+          const sizes = o.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES);
+          const { report, markdown, files } = await runEncryptionOnly({ records: sizes[sizes.length - 1]!, ...(o.repeat ? { rounds: o.repeat } : quick ? { rounds: 1 } : {}), out: o.out, ...(o.workDir ? { workDir: o.workDir } : {}), command, log });
           if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
           else if (!o.quiet) process.stdout.write(`${markdown}\nwrote ${files.md}, ${files.json}\n`);
           return;
@@ -138,6 +148,7 @@ export function registerBenchCommand(program: Command): void {
           quick,
           dedup: o.dedup,
           daemon: o.daemon,
+          encryption: o.encryption,
           s3: o.s3 && !quick, // a smoke run stays quick: `--only s3 --quick` runs the section on its own
           ...(o.bigValue ? {} : { bigValue: false as const }),
           pgcross: o.pgcross ? { ...(o.pgUrl ? { pgUrl: o.pgUrl } : {}) } : false,
