@@ -125,6 +125,13 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
   const location = resolveLocation(source, options.engine);
   const engine = engineOf(location);
   const isFile = engine.capabilities.fileLocation;
+  // Made first, so that a bad recipient or an empty passphrase fails before anything is opened, and a
+  // passphrase's scrypt (~0.9 s of CPU at age's 2^18) starts at once on the thread pool: while this
+  // thread opens the source and counts its rows, the second core is otherwise idle, and once the rows
+  // flow scrypt shares the cores with the export's threads (measured: the export then waited for it at
+  // the end). Into a file, its header is written last, at offset 0 (AgeSealer.deferred); a stream waits
+  // for it before its first byte (AgeSealer.whole, below).
+  const early = options.encryption ? AgeSealer.deferred(options.encryption) : undefined;
   let plan: TargetPlan | undefined;
   let dest = '-';
   // The output is checked before the source is opened: refusing to write over the database (or its
@@ -158,11 +165,8 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     progress.started({ source: shownSource, target: dest, format, totalRows, tables: schema.tables.length });
     for (const warning of src.warnings) progress.notice(warning);
 
-    // Made before the output exists, so that a bad recipient or an empty passphrase fails first. Into
-    // a file, a passphrase's scrypt (~0.8 s) runs on the thread pool during the export and its header
-    // is written last, at offset 0 (AgeSealer.deferred); a stream has to wait for it.
     const toTemp = !options.stream && plan !== undefined; // (the temporary file below)
-    const age = options.encryption ? (toTemp ? AgeSealer.deferred(options.encryption) : await AgeSealer.create(options.encryption)) : undefined;
+    const age = early ? (toTemp ? early : await early.whole()) : undefined;
     let out: Writable;
     if (options.stream) out = options.stream;
     else if (!plan) out = process.stdout; // -o -

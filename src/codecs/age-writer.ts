@@ -69,10 +69,20 @@ export class AgeSealer implements ByteEncoder {
   }
 
   static async create(encryption: AgeEncryption): Promise<AgeSealer> {
-    const sealer = AgeSealer.deferred(encryption);
-    const header = await sealer.#later;
-    if (header) sealer.#head = Buffer.concat([header, sealer.#head!.subarray(header.length)]);
-    return new AgeSealer(sealer.#head!, sealer.#key);
+    return AgeSealer.deferred(encryption).whole();
+  }
+
+  /**
+   * This deferred sealer as one whose output starts with the real header (waits for scrypt), for an
+   * output that cannot be written at offset 0 later (a stream). So a caller can make the sealer, and
+   * start scrypt, before it knows which kind of output it writes. This sealer is not to be used after.
+   */
+  async whole(): Promise<AgeSealer> {
+    if (this.#finished || this.#counter > 0 || this.#filled > 0 || !this.#head) throw new Error('AgeSealer: whole after use');
+    const header = await this.#later;
+    if (!header) return this;
+    this.#finished = true;
+    return new AgeSealer(Buffer.concat([header, this.#head.subarray(header.length)]), this.#key);
   }
 
   /**
