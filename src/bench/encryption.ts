@@ -250,7 +250,8 @@ export function encryptionMarkdown(r: EncryptionCostReport): string {
     'Each round runs the plain command and its encrypted twins back to back (rotating which goes first; `sync` and the input read into the page cache before each); ' +
       'the ratio is the median over rounds of encrypted / plain within a round, with the lowest and highest per-round ratio. ' +
       `CPU = user + system of the whole process (all threads, GNU time). "CPU floor" = encrypted CPU s / ${r.cpus} cores / plain wall s: ` +
-      'the ratio no overlap of threads can beat on this machine.',
+      'the ratio no overlap of threads can beat on this machine (telling only when it is otherwise idle: under load the plain wall time grows, and the floor falls with it; ' +
+      'then the CPU ratio is what the wall ratio tends to).',
     '',
     '| job | plain s | encrypted s | ratio (median) | spread | CPU s plain → encrypted | CPU ratio (spread) | CPU floor | target | met |',
     '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
