@@ -64,8 +64,12 @@ export function sqliteSchemaFromPostgres(schema: DatabaseSchema): string[] {
  */
 export function postgresStyleDigest(db: Database.Database, table: TableSchema, booleans: readonly boolean[], encoding: 'ndjson' | 'json'): TableDigest {
   const cols = table.columns.map((c) => quoteIdent(c.name));
-  const order = table.primaryKey.length > 0 ? table.primaryKey.map(quoteIdent).join(', ') : 'rowid';
-  const stmt = db.prepare(`SELECT ${cols.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${order}`).raw().safeIntegers();
+  // In load order, which is the file's (PostgreSQL's key order): a table of sqliteTableFromPostgres has
+  // a rowid, given in insertion order (or its INTEGER key, whose order is PostgreSQL's too), whereas
+  // its key order in SQLite may differ for a text key (PostgreSQL sorts it by its collation).
+  const names = new Set(table.columns.map((c) => c.name.toLowerCase()));
+  const rowid = ['rowid', '_rowid_', 'oid'].find((n) => !names.has(n)) ?? table.primaryKey.map(quoteIdent).join(', ');
+  const stmt = db.prepare(`SELECT ${cols.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${rowid}`).raw().safeIntegers();
   const keys = encoding === 'json' ? table.columns.map((c) => `${JSON.stringify(c.name)}:`) : null;
   const hash = createHash('sha256');
   const separator = ROW_SEPARATOR[encoding];
