@@ -26,7 +26,7 @@ import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
 import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { createdTableProblem } from './engines/sqlite/created-table.js';
-import { postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
+import { postgresDomains, postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
 import { describeLossyValues, NegativeZeroCheck } from './engines/sqlite/negative-zero.js';
 import { createHash, type Hash } from 'node:crypto';
 import { ROW_SEPARATOR } from './core/encoding.js';
@@ -190,6 +190,8 @@ interface LoadState {
   digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
   /** Set for a PostgreSQL export: each table's boolean columns (compared as false/true, loaded as 0/1). */
   fromPostgres?: Map<string, boolean[]>;
+  /** For a PostgreSQL export: its domains' base types (postgresDomains). */
+  pgDomains?: Map<string, string>;
   /** For a PostgreSQL export: each loaded table's file digest, read-back digest and -0.0 check. */
   fromPostgresRows?: Map<string, PostgresRows>;
 }
@@ -251,7 +253,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   /** A table of a PostgreSQL export, made a SQLite one (once) before anything reads its description. */
   const adopt = (table: TableSchema): void => {
     if (state.fromPostgres && !state.fromPostgres.has(table.name) && table && typeof table === 'object' && Array.isArray(table.columns) && Array.isArray(table.primaryKey)) {
-      state.fromPostgres.set(table.name, sqliteTableFromPostgres(table));
+      state.fromPostgres.set(table.name, sqliteTableFromPostgres(table, state.pgDomains));
     }
   };
   const created = new Set<string>();
@@ -301,6 +303,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         if (item.schema?.engine === 'postgres' && !state.fromPostgres) {
           // A PostgreSQL export: its tables become SQLite tables of the mapped types (docs/postgres.md).
           state.fromPostgres = new Map();
+          state.pgDomains = postgresDomains(item.schema);
           for (const note of sqliteSchemaFromPostgres(item.schema)) progress.notice(note);
           for (const table of Array.isArray(item.schema.tables) ? item.schema.tables : []) adopt(table);
         }

@@ -184,7 +184,7 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
   const operation = 'restore';
   const schemaProblems = manifestSchemaProblems(snapshot);
   if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, operation);
-  const [{ selectSchema }, { postgresSchemaProblem }, { SqliteTarget }, { sqliteSchemaFromPostgres, sqliteTableFromPostgres, postgresStyleDigest }, { NegativeZeroCheck }, { CopyTextEncoder }, { createdTableProblem }, { schemaProblem }, { lossyError }] = await Promise.all([
+  const [{ selectSchema }, { postgresSchemaProblem }, { SqliteTarget }, { sqliteSchemaFromPostgres, sqliteTableFromPostgres, postgresStyleDigest, postgresDomains, baseTypeOf }, { NegativeZeroCheck }, { CopyTextEncoder }, { createdTableProblem }, { schemaProblem }, { lossyError }] = await Promise.all([
     import('../engines/postgres/postgres-copy-source.js'),
     import('../import-target.js'),
     import('../engines/sqlite/sqlite-target.js'),
@@ -200,7 +200,8 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
   const into = plan.given;
   const schema: DatabaseSchema = structuredClone(selectSchema(snapshot.schema, options.tables, { engine: 'postgres', raw: '', display: `snapshot ${snapshot.id.slice(0, 8)}`, baseName: '' }));
   const entries = schema.tables.map((t) => entryOf(snapshot, t, operation));
-  const kinds = schema.tables.map((t) => t.columns.map((c) => kindOf(String(c.type))));
+  const domains = postgresDomains(schema);
+  const kinds = schema.tables.map((t) => t.columns.map((c) => kindOf(baseTypeOf(String(c.type), domains))));
   const keyless = schema.tables.find((t) => t.primaryKey.length === 0);
   if (keyless) {
     // SQLite carries a keyless table's rowid in every row; a PostgreSQL snapshot's rows have none to give.
@@ -209,7 +210,7 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
     });
   }
   const notes = sqliteSchemaFromPostgres(schema);
-  const booleans = schema.tables.map((t) => sqliteTableFromPostgres(t));
+  const booleans = schema.tables.map((t) => sqliteTableFromPostgres(t, domains));
   reporter.started({
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: into, format: 'repository',
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,

@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { exportTo } from '../../src/export.js';
+import { importFrom } from '../../src/import.js';
 import { backup } from '../../src/repository/backup.js';
 import { init } from '../../src/repository/index.js';
 import type { Snapshot } from '../../src/repository/manifest.js';
@@ -167,6 +169,7 @@ describe.skipIf(PG_SKIP)('restore of a PostgreSQL snapshot into SQLite', () => {
       (1, '', 'NaN', NULL, NULL, NULL, -0.25, NULL, '[]', 1, '{}'), (2, 'x', 1e300, 1.5, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     CREATE TABLE sales.lines (code text PRIMARY KEY, what text);
     INSERT INTO sales.lines VALUES ('b', 'one'), ('B', 'two'), ('a', 'three'), ('_x', 'four'), ('ä', 'five');
+    CREATE TABLE amounts (v numeric PRIMARY KEY); INSERT INTO amounts VALUES (10), (2), (-1), (1.5);
     CREATE INDEX people_name ON people (name);`;
 
   it('carries the types as docs/cross-engine.md says, verified value by value; --force rules as for a SQLite snapshot', async () => {
@@ -178,23 +181,25 @@ describe.skipIf(PG_SKIP)('restore of a PostgreSQL snapshot into SQLite', () => {
     const file = path.join(dir, 'from-pg.db');
     const notices: string[] = [];
     const result = await restore('latest', repo, { into: file, onEvent: (e) => e.type === 'notice' && notices.push(e.message) });
-    expect(result.rows).toBe(9);
-    expect(result.tables.map((t) => [t.name, t.rows]).sort()).toEqual([['people', 4], ['sales.lines', 5]]);
+    expect(result.rows).toBe(13);
+    expect(result.tables.map((t) => [t.name, t.rows]).sort()).toEqual([['amounts', 4], ['people', 4], ['sales.lines', 5]]);
     expect(notices.join('\n')).toContain('not carried into SQLite:');
     const sqlite = new Database(file, { readonly: true });
     sqlite.defaultSafeIntegers(true);
     try {
       expect(sqlite.prepare('SELECT id, name, height, small, quote(photo) AS photo, active, balance, born, tags, n, arr FROM people ORDER BY id').all()).toEqual([
-        { id: -9223372036854775808n, name: 'สมชาย 😀', height: 0.1, small: 0.5, photo: "X'0001FF'", active: 1n, balance: '12.50', born: '2024-03-31 01:30:00+00', tags: '{"b": [1, 2]}', n: '5', arr: '{1,NULL,3}' },
-        { id: 1n, name: '', height: 'NaN', small: null, photo: 'NULL', active: null, balance: '-0.25', born: null, tags: '[]', n: '1', arr: '{}' },
+        { id: -9223372036854775808n, name: 'สมชาย 😀', height: 0.1, small: 0.5, photo: "X'0001FF'", active: 1n, balance: '12.50', born: '2024-03-31 01:30:00+00', tags: '{"b": [1, 2]}', n: 5n, arr: '{1,NULL,3}' },
+        { id: 1n, name: '', height: 'NaN', small: null, photo: 'NULL', active: null, balance: '-0.25', born: null, tags: '[]', n: 1n, arr: '{}' },
         { id: 2n, name: 'x', height: 1e300, small: 1.5, photo: 'NULL', active: null, balance: null, born: null, tags: null, n: null, arr: null },
         { id: 9223372036854775807n, name: 'tab\there\nnewline \\ back', height: Infinity, small: -Infinity, photo: "X''", active: 0n, balance: null, born: 'infinity', tags: null, n: null, arr: null },
       ]);
+      // A numeric key is TEXT in SQLite, where it sorts otherwise: compared in load (PostgreSQL's key) order.
+      expect(sqlite.prepare('SELECT v FROM amounts ORDER BY rowid').raw().all()).toEqual([['-1'], ['1.5'], ['2'], ['10']]);
       expect(sqlite.prepare('SELECT code, what FROM "sales.lines" ORDER BY what').all()).toEqual([
         { code: 'ä', what: 'five' }, { code: '_x', what: 'four' }, { code: 'b', what: 'one' }, { code: 'a', what: 'three' }, { code: 'B', what: 'two' },
       ]);
       expect((sqlite.prepare("SELECT sql FROM sqlite_schema WHERE name = 'people'").get() as { sql: string }).sql).toBe(
-        'CREATE TABLE "people" ("id" INTEGER NOT NULL, "name" TEXT NOT NULL, "height" REAL, "small" REAL, "photo" BLOB, "active" INTEGER, "balance" TEXT, "born" TEXT, "tags" TEXT, "n" TEXT, "arr" TEXT, PRIMARY KEY ("id"))',
+        'CREATE TABLE "people" ("id" INTEGER NOT NULL, "name" TEXT NOT NULL, "height" REAL, "small" REAL, "photo" BLOB, "active" INTEGER, "balance" TEXT, "born" TEXT, "tags" TEXT, "n" INTEGER, "arr" TEXT, PRIMARY KEY ("id"))',
       );
     } finally {
       sqlite.close();
@@ -240,6 +245,26 @@ describe.skipIf(PG_SKIP)('restore of a PostgreSQL snapshot into SQLite', () => {
     }
   });
 
+  it('narrow tables, whose COPY rows are shorter than an ndjson row (`\\n`, `1\\n`), restore into PostgreSQL and into SQLite', async () => {
+    const src = await freshDatabase('pg2sqn');
+    await runSql(src, `CREATE TABLE digits (d integer PRIMARY KEY); INSERT INTO digits SELECT g FROM generate_series(0, 9) g;
+      CREATE TABLE empty_text (s text PRIMARY KEY); INSERT INTO empty_text VALUES ('');`);
+    const repo = await newRepo();
+    await backup(src, repo);
+    const dst = await freshDatabase('pg2sqnd');
+    await expect(restore('latest', repo, { into: dst })).resolves.toMatchObject({ rows: 11 });
+    expect(await textRows(dst, "SELECT count(*), sum(d) FROM digits")).toEqual([['10', '45']]);
+    const file = path.join(dir, 'narrow.db');
+    await expect(restore('latest', repo, { into: file })).resolves.toMatchObject({ rows: 11 });
+    const sqlite = new Database(file, { readonly: true });
+    try {
+      expect(sqlite.prepare('SELECT s FROM empty_text').raw().all()).toEqual([['']]);
+      expect(sqlite.prepare('SELECT sum(d) FROM digits').raw().get()).toEqual([45]);
+    } finally {
+      sqlite.close();
+    }
+  });
+
   it('a damaged chunk is refused and no file is written; a keyless table is refused by name', async () => {
     const src = await freshDatabase('pg2sqd');
     await runSql(src, "CREATE TABLE t (id integer PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g; CREATE TABLE loose (a integer);");
@@ -255,4 +280,47 @@ describe.skipIf(PG_SKIP)('restore of a PostgreSQL snapshot into SQLite', () => {
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('pg-damaged'))).toEqual([]);
   });
+});
+
+describe.skipIf(PG_SKIP)('import of a PostgreSQL export into SQLite: the same edge cases', () => {
+  for (const format of ['ndjson', 'json'] as const) {
+    it(`${format}: -0.0 in a float column is E_LOSSY (not a digest mismatch) with nothing written; allowLossy loads 0.0; a domain over integer is an INTEGER column`, async () => {
+      const src = await freshDatabase('imz');
+      await runSql(src, `CREATE DOMAIN positive AS integer CHECK (VALUE > 0); CREATE DOMAIN ratio AS double precision;
+        CREATE TABLE f (id integer PRIMARY KEY, d double precision, q ratio, n positive, t text, j json);
+        INSERT INTO f VALUES (1, '-0', 1.5, 5, '-0.0', '[-0.0]'), (2, 2.5, '-0', NULL, 'x', NULL), (3, '-0', 0, 7, NULL, '{"a": "-0.0"}');
+        CREATE TABLE k (code numeric PRIMARY KEY); INSERT INTO k VALUES (10), (2), (-1), (1.5), (100.25);`);
+      const file = path.join(dir, `negzero.${format}`);
+      await exportTo(src, { format, output: file });
+      const into = path.join(dir, `negzero-${format}.db`);
+      const err = await importFrom(file, { into }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'E_LOSSY' });
+      expect((err as Error).message).toContain('import: 3 values cannot be carried exactly into');
+      expect((err as Error).message).toContain('table "f" column "d": 2 × -0.0 in a REAL column, which SQLite stores as 0.0 (loaded as 0.0); first in row 1: -0.0');
+      expect((err as Error).message).toContain('table "f" column "q": 1 × -0.0 in a REAL column');
+      expect(fs.existsSync(into)).toBe(false);
+      const notices: string[] = [];
+      const result = await importFrom(file, { into, allowLossy: true, onEvent: (e) => e.type === 'notice' && notices.push(e.message) });
+      expect(result.tables.map((t) => [t.name, t.rows, t.verified])).toEqual([['f', 3, true], ['k', 5, true]]);
+      expect(notices.join('\n')).toContain('lossy (--allow-lossy): table f column d: 2 × -0.0');
+      const sqlite = new Database(into, { readonly: true });
+      try {
+        expect(sqlite.prepare('SELECT id, d, q, n, typeof(n) AS nt, t, j FROM f ORDER BY id').all()).toEqual([
+          { id: 1, d: 0, q: 1.5, n: 5, nt: 'integer', t: '-0.0', j: '[-0.0]' },
+          { id: 2, d: 2.5, q: 0, n: null, nt: 'null', t: 'x', j: null },
+          { id: 3, d: 0, q: 0, n: 7, nt: 'integer', t: null, j: '{"a": "-0.0"}' },
+        ]);
+        // A numeric key is TEXT in SQLite, where it sorts otherwise: the table is compared in load (PostgreSQL's key) order.
+        expect(sqlite.prepare('SELECT code FROM k ORDER BY rowid').raw().all()).toEqual([['-1'], ['1.5'], ['2'], ['10'], ['100.25']]);
+      } finally {
+        sqlite.close();
+      }
+      // The file's own digest is still checked when values were converted: an edited value is a mismatch.
+      const edited = path.join(dir, `negzero-edited.${format}`);
+      fs.writeFileSync(edited, fs.readFileSync(file, 'utf8').replace('"x"', '"y"'));
+      const none = path.join(dir, `negzero-edited-${format}.db`);
+      await expect(importFrom(edited, { into: none, allowLossy: true })).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+      expect(fs.existsSync(none)).toBe(false);
+    });
+  }
 });
