@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -28,7 +29,6 @@ import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { createdTableProblem } from './engines/sqlite/created-table.js';
 import { postgresDomains, postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
 import { describeLossyValues, NegativeZeroCheck } from './engines/sqlite/negative-zero.js';
-import { createHash, type Hash } from 'node:crypto';
 import { ROW_SEPARATOR } from './core/encoding.js';
 import type { LossyValues } from './engines/engine.js';
 import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
