@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -26,7 +27,10 @@ import { readSql } from './formats/sql-format.js';
 import { schemaProblem, type ClaimedObject } from './engines/sqlite/schema-guard.js';
 import { virtualModule } from './engines/sqlite/sqlite-schema.js';
 import { createdTableProblem } from './engines/sqlite/created-table.js';
-import { postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
+import { postgresDomains, postgresStyleDigest, sqliteSchemaFromPostgres, sqliteTableFromPostgres } from './engines/sqlite/from-postgres.js';
+import { describeLossyValues, NegativeZeroCheck } from './engines/sqlite/negative-zero.js';
+import { ROW_SEPARATOR } from './core/encoding.js';
+import type { LossyValues } from './engines/engine.js';
 import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { literalsOnly, notLiteral } from './formats/sql-statements.js';
 
@@ -118,7 +122,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     });
     target.endLoad();
     progress.progress('verify', undefined, true);
-    const tables = verify(target, load);
+    const tables = verify(target, load, options.allowLossy ?? false, progress, options.into);
     progress.progress('indexes', undefined, true);
     target.finish(load.objects, load.meta);
     target.close();
@@ -186,6 +190,45 @@ interface LoadState {
   digests: Map<string, { encoding: RowEncoding; digest: TableDigest }>;
   /** Set for a PostgreSQL export: each table's boolean columns (compared as false/true, loaded as 0/1). */
   fromPostgres?: Map<string, boolean[]>;
+  /** For a PostgreSQL export: its domains' base types (postgresDomains). */
+  pgDomains?: Map<string, string>;
+  /** For a PostgreSQL export: each loaded table's file digest, read-back digest and -0.0 check. */
+  fromPostgresRows?: Map<string, PostgresRows>;
+}
+
+/**
+ * The rows of one table of a PostgreSQL export on their way into SQLite: hashed as the file has them
+ * (compared with the file's digest) and as the table will read back (a -0.0 as 0.0, compared with the
+ * loaded table), and checked for values SQLite cannot hold exactly.
+ */
+interface PostgresRows {
+  file: Hash;
+  held: Hash;
+  separator: string;
+  check: NegativeZeroCheck;
+}
+
+function postgresRows(state: LoadState, table: TableSchema, encoding: RowEncoding): PostgresRows | undefined {
+  if (!state.fromPostgres?.has(table.name) || encoding === 'sql') return undefined;
+  state.fromPostgresRows ??= new Map();
+  let rows = state.fromPostgresRows.get(table.name);
+  if (!rows) {
+    // sqliteTableFromPostgres made the float columns REAL.
+    const floats = table.columns.map((c) => c.type === 'REAL');
+    rows = { file: createHash('sha256'), held: createHash('sha256'), separator: ROW_SEPARATOR[encoding], check: new NegativeZeroCheck(table.name, table.columns.map((c) => c.name), floats, encoding) };
+    state.fromPostgresRows.set(table.name, rows);
+  }
+  return rows;
+}
+
+async function* teePieces(pieces: AsyncIterable<Buffer>, rows: PostgresRows): AsyncGenerator<Buffer> {
+  for await (const piece of pieces) {
+    rows.file.update(piece);
+    rows.held.update(piece); // a row this long is not looked into: a -0.0 in it is a digest mismatch, never silent
+    yield piece;
+  }
+  rows.file.update(rows.separator);
+  rows.held.update(rows.separator);
 }
 
 /**
@@ -210,7 +253,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   /** A table of a PostgreSQL export, made a SQLite one (once) before anything reads its description. */
   const adopt = (table: TableSchema): void => {
     if (state.fromPostgres && !state.fromPostgres.has(table.name) && table && typeof table === 'object' && Array.isArray(table.columns) && Array.isArray(table.primaryKey)) {
-      state.fromPostgres.set(table.name, sqliteTableFromPostgres(table));
+      state.fromPostgres.set(table.name, sqliteTableFromPostgres(table, state.pgDomains));
     }
   };
   const created = new Set<string>();
@@ -260,6 +303,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         if (item.schema?.engine === 'postgres' && !state.fromPostgres) {
           // A PostgreSQL export: its tables become SQLite tables of the mapped types (docs/postgres.md).
           state.fromPostgres = new Map();
+          state.pgDomains = postgresDomains(item.schema);
           for (const note of sqliteSchemaFromPostgres(item.schema)) progress.notice(note);
           for (const table of Array.isArray(item.schema.tables) ? item.schema.tables : []) adopt(table);
         }
@@ -270,13 +314,24 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         break;
       case 'rows': {
         const table = rowsTable(item.table);
+        const pgRows = postgresRows(state, table, item.encoding);
+        if (pgRows) {
+          const data = item.batch.data;
+          pgRows.file.update(data);
+          pgRows.held.update(item.batch.partial ? data : pgRows.check.check(data));
+          if (!item.batch.partial) {
+            pgRows.file.update(pgRows.separator);
+            pgRows.held.update(pgRows.separator);
+          }
+        }
         progress.rowsDone += target.load(table, item.encoding, item.batch); // rows -1: counted by the parser
         gate.add(item.batch.data.length);
         break;
       }
       case 'row-pieces': {
         const table = rowsTable(item.table);
-        progress.rowsDone += await target.loadPieces(table, item.encoding, item.pieces);
+        const pgRows = postgresRows(state, table, item.encoding);
+        progress.rowsDone += await target.loadPieces(table, item.encoding, pgRows ? teePieces(item.pieces, pgRows) : item.pieces);
         break;
       }
       case 'insert': {
@@ -443,10 +498,28 @@ function execAt(target: SqliteTarget, sql: string, line: number, table?: string)
   }
 }
 
-/** Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first difference. */
-function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
+/**
+ * Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first
+ * difference. A PostgreSQL export's values that SQLite cannot hold exactly (-0.0) throw E_LOSSY, all
+ * of them listed, unless `allowLossy` (then each kind is a notice).
+ */
+function verify(target: SqliteTarget, load: LoadState, allowLossy: boolean, progress: ProgressReporter, into: string): ImportResult['tables'] {
   const schema = target.schema();
   const out: ImportResult['tables'] = [];
+  const held = new Map<string, string>();
+  for (const [name, rows] of load.fromPostgresRows ?? []) {
+    const expected = load.digests.get(name);
+    const file = rows.file.digest('hex');
+    if (expected && file !== expected.digest.sha256) {
+      throw new IntegrityError('E_DIGEST_MISMATCH', `import: table ${JSON.stringify(name)} does not match its digest (expected sha256 ${expected.digest.sha256.slice(0, 12)}…; the file has sha256 ${file.slice(0, 12)}…)`, {
+        hint: 'The file was changed or damaged after export; nothing was written to the target.',
+      });
+    }
+    held.set(name, rows.held.digest('hex'));
+  }
+  const lossy: LossyValues[] = [...(load.fromPostgresRows?.values() ?? [])].flatMap((r) => r.check.lossy);
+  if (lossy.length > 0 && !allowLossy) throw lossyError(lossy, into, 'import');
+  for (const l of lossy) progress.notice(`lossy (--allow-lossy): table ${l.table} column ${l.column}: ${l.count} × ${l.what}; first in row ${l.row}: ${l.example}`);
   for (const table of schema.tables) {
     // The file's own schema (ndjson/json) knows which tables carry their rowid.
     const declared = load.schema?.tables.find((t) => t.name === table.name) ?? table;
@@ -455,6 +528,12 @@ function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
       const booleans = load.fromPostgres?.get(table.name);
       // A PostgreSQL export's digests are over its own encoding (other float digits): compared value by value.
       const actual = booleans && expected.encoding !== 'sql' ? postgresStyleDigest(target.db, declared, booleans, expected.encoding) : target.digest(declared, expected.encoding);
+      // A PostgreSQL export's table reads back as its rows were sent (-0.0 as 0.0); the file's own digest was compared above.
+      const heldSha = held.get(table.name);
+      if (heldSha !== undefined && actual.rows === expected.digest.rows && actual.sha256 === heldSha) {
+        out.push({ name: table.name, rows: actual.rows, sha256: expected.digest.sha256, verified: true });
+        continue;
+      }
       if (actual.rows !== expected.digest.rows || actual.sha256 !== expected.digest.sha256) {
         throw new IntegrityError(
           'E_DIGEST_MISMATCH',
@@ -475,4 +554,12 @@ function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
     });
   }
   return out;
+}
+
+/** E_LOSSY: every value of a PostgreSQL source that SQLite cannot hold exactly, before anything is committed. */
+export function lossyError(lossy: readonly LossyValues[], into: string, operation: string): ScriptoriumError {
+  const values = lossy.reduce((a, l) => a + l.count, 0);
+  return new ScriptoriumError('E_LOSSY', `${operation}: ${values} value${values === 1 ? '' : 's'} cannot be carried exactly into ${into}:\n${describeLossyValues(lossy)}`, {
+    hint: 'Nothing was written to the target. Pass --allow-lossy to load them as docs/cross-engine.md says (each kind is listed above), or fix them in the source first.',
+  });
 }

@@ -220,10 +220,11 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
     .option('--jobs <n>', 'PostgreSQL: parallel workers per index build (default: CPUs, at most 4)', wholeNumber)
     .option('--no-read-back', 'PostgreSQL: check the digests over the bytes sent only, without reading every table back')
+    .option('--allow-lossy', 'into the other engine: load values that cannot be carried exactly, converted as docs/cross-engine.md says (without it they are reported and nothing is written)')
     .option(NO_LOCK, NO_LOCK_HELP)
-    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean; engine?: string; jobs?: number; readBack?: boolean }) =>
+    .action((ref: string, o: RepoOptions & { into: string; tables?: string[]; force?: boolean; engine?: string; jobs?: number; readBack?: boolean; allowLossy?: boolean }) =>
       act(o, async (onEvent) => (await import('../repository/restore.js')).restore(ref, repoOf(o), {
-        into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), ...(o.readBack === false ? { readBack: false } : {}), onEvent, ...(await lockWait(o)),
+        into: o.into, force: o.force ?? false, ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), ...(o.readBack === false ? { readBack: false } : {}), ...(o.allowLossy ? { allowLossy: true } : {}), onEvent, ...(await lockWait(o)),
       }), (r) =>
         `restored snapshot ${short(r.snapshot)} into ${r.into}: ${formatCount(r.rows)} rows in ${r.tables.length} tables, every table verified by digest`),
     );

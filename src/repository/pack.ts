@@ -17,7 +17,12 @@ import { checkObject, objectPrefix, sealObject, sha256, zstdClaimedSize } from '
 export const MAX_CHUNK_BYTES = 2 ** 31;
 /** The most entries a pack can hold: its count field is 32 bits. */
 export const MAX_PACK_ENTRIES = 2 ** 32 - 1;
-/** The smallest chunk of `rows` rows: each row is at least `[]` and its `\n`. */
+/**
+ * The bytes per entry the size bounds below assume: an ndjson row is at least `[]` and its `\n`. (A
+ * PostgreSQL snapshot's COPY text row may be shorter, `\n` or `1\n`, and an entry is taken down to a
+ * byte per row; only a pack of more than packBytes / 3 entries, which needs millions of one-row
+ * tables, would exceed these bounds.)
+ */
 const MIN_ROW_BYTES = 3;
 
 /**
@@ -48,8 +53,10 @@ function readEntryTable(table: Buffer, chunkBytes: number, bad: (why: string) =>
     offsets[i] = at;
     const length = table.readUInt32LE(8 * i);
     const n = table.readUInt32LE(8 * i + 4);
-    // Every chunk holds at least one row of at least `[]\n`, and none is larger than the format allows.
-    if (n === 0 || length < MIN_ROW_BYTES * n || length > MAX_CHUNK_BYTES) throw bad(`entry ${i} claims ${n} rows in ${length} bytes`);
+    // Every chunk holds at least one row of at least its newline (a PostgreSQL snapshot's COPY text row
+    // of one empty text value is `\n`, of one digit `1\n`; an ndjson row at least `[]\n`), and none is
+    // larger than the format allows.
+    if (n === 0 || length < n || length > MAX_CHUNK_BYTES) throw bad(`entry ${i} claims ${n} rows in ${length} bytes`);
     at += length;
     rows[i] = n;
   }

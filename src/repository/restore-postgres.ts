@@ -45,19 +45,23 @@ const NEWLINE = Buffer.from('\n');
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily. */
 const LAZY_PACK_BYTES = 64 << 20;
 
-/** Refuses to restore a snapshot of one encoding into the other engine (cross-engine restore is not this path). */
+/**
+ * Refuses a snapshot of one encoding for the other engine: this file's path and restore.ts's SQLite one
+ * are for a snapshot's own engine (restore.ts sends the others to restore-across.ts), and a drill
+ * without `--into` (RestoreOptions.sameEngineOnly) tests only that.
+ */
 export function checkRestoreEngine(snapshot: Snapshot, into: 'sqlite' | 'postgres'): void {
   const encoding = snapshot.encoding;
   if (into === 'postgres' && encoding !== 'pg-copy-text') {
     throw new UsageError(`snapshot ${snapshot.id.slice(0, 8)} is of a SQLite database (rows as ndjson): it restores into a SQLite file, not into PostgreSQL`, {
       code: 'E_UNSUPPORTED',
-      hint: 'Restore it into a file (--into app.db), then `scriptorium export` and `scriptorium import --into postgres://…`.',
+      hint: 'Restore it into a file (--into app.db), or into PostgreSQL with `scriptorium restore … --into postgres://…` (across engines: docs/cross-engine.md).',
     });
   }
   if (into === 'sqlite' && encoding !== 'ndjson') {
     throw new UsageError(`snapshot ${snapshot.id.slice(0, 8)} is of a PostgreSQL database (rows as ${encoding}): it restores into PostgreSQL`, {
       code: 'E_UNSUPPORTED',
-      hint: 'Pass --into postgres://user@host/database (an existing database without its tables); for verify, --drill --into postgres://….',
+      hint: 'Pass --into postgres://user@host/database (an existing database without its tables); for verify, --drill --into postgres://…. `scriptorium restore … --into app.db` restores it into SQLite across engines (docs/cross-engine.md).',
     });
   }
 }

@@ -21,6 +21,7 @@ import { selectTables, subsetSchema } from './source.js';
 import type { DatabaseLocation, EngineName } from '../engines/engine.js';
 import { resolveLocation } from '../engines/registry.js';
 import { checkRestoreEngine, restoreIntoPostgres } from './restore-postgres.js';
+import { restorePostgresIntoSqlite, restoreSqliteIntoPostgres } from './restore-across.js';
 
 export interface RestoreOptions extends OpenOptions {
   /** The database file to create or (with `force`) replace. */
@@ -39,6 +40,15 @@ export interface RestoreOptions extends OpenOptions {
   rollback?: boolean;
   /** PostgreSQL: read every table back and compare its digest (default true; a drill always does). */
   readBack?: boolean;
+  /**
+   * Into the other engine (a SQLite snapshot into PostgreSQL, a PostgreSQL one into SQLite): load values
+   * that cannot be carried exactly, converted as docs/cross-engine.md says and each kind said as a
+   * notice. Without it every such value is reported (table, column, count, first example) as E_LOSSY
+   * and nothing is written.
+   */
+  allowLossy?: boolean;
+  /** Refuse a snapshot of the other engine (E_UNSUPPORTED) instead of restoring across engines (a drill of the same engine). */
+  sameEngineOnly?: boolean;
 }
 
 export interface RestoreResult {
@@ -79,7 +89,11 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
         const snapshot = await repo.resolve(ref);
+        if (snapshot.encoding === 'pg-copy-text' && options.sameEngineOnly) checkRestoreEngine(snapshot, 'sqlite');
         await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
+        if (snapshot.encoding === 'pg-copy-text') {
+          return await restorePostgresIntoSqlite(repo, snapshot, plan, { ...(options.tables ? { tables: options.tables } : {}), ...(options.allowLossy ? { allowLossy: true } : {}) }, reporter);
+        }
         return await restoreSnapshot(repo, snapshot, plan, options, reporter);
       } finally {
         await lock.release();
@@ -151,8 +165,13 @@ function restorePostgres(ref: string, repository: RepositoryLocation | Repositor
       const lock = await repo.lock('shared', 'restore', options.lockWaitMs ?? 60_000);
       try {
         const snapshot = await repo.resolve(ref);
-        checkRestoreEngine(snapshot, 'postgres');
+        if (snapshot.encoding === 'ndjson' && options.sameEngineOnly) checkRestoreEngine(snapshot, 'postgres');
         await checkSnapshot(repo, snapshot, 'restore');
+        if (snapshot.encoding === 'ndjson') {
+          return await restoreSqliteIntoPostgres(repo, snapshot, location, {
+            ...(options.tables ? { tables: options.tables } : {}), ...(options.allowLossy ? { allowLossy: true } : {}), ...(options.rollback ? { rollback: true } : {}),
+          }, reporter);
+        }
         return await restoreIntoPostgres(repo, snapshot, location, {
           ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.rollback ? { rollback: true, operation: 'verify --drill' } : {}), ...(options.readBack === false && !options.rollback ? { readBack: false } : {}),
         }, reporter);

@@ -287,7 +287,7 @@ async function drill(repo: Repository, problems: Problem[], options: VerifyOptio
   }
   const dir = mkdtempSync(join(tmpdir(), 'scriptorium-drill-'));
   try {
-    const result = await restore('latest', repo, { into: join(dir, 'drill.db') });
+    const result = await restore('latest', repo, { into: join(dir, 'drill.db'), sameEngineOnly: true });
     return result.snapshot;
   } catch (err) {
     if (err instanceof RepositoryIntegrityError) problems.push(...err.problems);

@@ -163,14 +163,16 @@ describe.skipIf(PG_SKIP)('PostgreSQL backup and restore through the repository',
     await expect(verify(repo, { drill: true })).rejects.toMatchObject({ problems: [expect.objectContaining({ code: 'E_UNSUPPORTED' })] });
   });
 
-  it('a PostgreSQL snapshot is refused for a SQLite file, and a SQLite snapshot for PostgreSQL, before anything is written', async () => {
+  it('a PostgreSQL snapshot restores into a SQLite file across engines (pg-restore-across.test.ts), and is refused before anything is written where only its own engine is asked for', async () => {
     const src = await freshDatabase('cross');
     await runSql(src, 'CREATE TABLE t (id integer PRIMARY KEY); INSERT INTO t VALUES (1);');
     const repo = await newRepo();
     await backup(src, repo);
     const file = path.join(dir, 'cross.db');
-    await expect(restore('latest', repo, { into: file })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('is of a PostgreSQL database') });
+    await expect(restore('latest', repo, { into: file, sameEngineOnly: true })).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('is of a PostgreSQL database') });
     expect(fs.existsSync(file)).toBe(false);
+    await expect(restore('latest', repo, { into: file })).resolves.toMatchObject({ rows: 1 });
+    expect(fs.existsSync(file)).toBe(true);
   });
 
   it('--jobs N reads the same snapshot as one connection (tables shared through pg_export_snapshot)', async () => {

@@ -18,20 +18,56 @@ export function sqliteTypeOf(pgType: string): string {
   return 'TEXT';
 }
 
+/** A type name as format_type prints it (`public.positive`, `s."My Dom"`) as `schema\0name`, or undefined when it is not a qualified name. */
+function qualifiedKey(type: string): string | undefined {
+  const m = /^((?:"(?:[^"]|"")+")|[a-z_][a-z0-9_$]*)\.((?:"(?:[^"]|"")+")|[a-z_][a-z0-9_$]*)$/.exec(type);
+  if (!m) return undefined;
+  const unquote = (s: string): string => (s.startsWith('"') ? s.slice(1, -1).replace(/""/g, '"') : s);
+  return `${unquote(m[1]!)}\0${unquote(m[2]!)}`;
+}
+
+/**
+ * The domains of a PostgreSQL export's schema (from its CREATE DOMAIN statements), each one's base
+ * type by `schema\0name`: a column of a domain over integer is an INTEGER column in SQLite, as its
+ * values (exported as integers) are.
+ */
+export function postgresDomains(schema: DatabaseSchema): Map<string, string> {
+  const domains = new Map<string, string>();
+  const before = Array.isArray(schema.postgres?.before) ? schema.postgres.before : [];
+  for (const s of before) {
+    const m = typeof s?.sql === 'string' && s.kind === 'type' ? /^CREATE DOMAIN ("(?:[^"]|"")+"\.(?:"(?:[^"]|"")+")) AS (.+?)(?= DEFAULT | NOT NULL| CONSTRAINT |$)/.exec(s.sql) : null;
+    const key = m ? qualifiedKey(m[1]!) : undefined;
+    if (key !== undefined) domains.set(key, m![2]!);
+  }
+  return domains;
+}
+
+/** A column's type with its domains resolved to their base type (a domain over a domain too). */
+export function baseTypeOf(type: string, domains: ReadonlyMap<string, string>): string {
+  let t = type;
+  for (let i = 0; i < 8; i++) {
+    const key = qualifiedKey(t);
+    const base = key === undefined ? undefined : domains.get(key);
+    if (base === undefined) return t;
+    t = base;
+  }
+  return t;
+}
+
 /**
  * Turns a table of a PostgreSQL export into the SQLite table that holds it, in place (the format
  * reader's object, which it may still be filling): a `CREATE TABLE` with the mapped column types and
  * the primary key, and the columns' types rewritten. Returns which columns were booleans (loaded as
  * 0/1, compared as false/true).
  */
-export function sqliteTableFromPostgres(table: TableSchema): boolean[] {
+export function sqliteTableFromPostgres(table: TableSchema, domains: ReadonlyMap<string, string> = new Map()): boolean[] {
   if (table.primaryKey.length === 0) {
     // SQLite carries a keyless table's rowid in every row; a PostgreSQL export's rows have none to give.
     throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(table.name)} of the PostgreSQL export has no primary key, which import into SQLite does not take yet`, {
       hint: 'Give it a primary key, export without it (--exclude-tables), or import into PostgreSQL. Nothing was written to the target.',
     });
   }
-  const pgTypes = table.columns.map((c) => String(c.type));
+  const pgTypes = table.columns.map((c) => baseTypeOf(String(c.type), domains));
   const columns = table.columns.map((c, i) => `${quoteIdent(c.name)} ${sqliteTypeOf(pgTypes[i]!)}${c.notNull ? ' NOT NULL' : ''}`);
   if (table.primaryKey.length > 0) columns.push(`PRIMARY KEY (${table.primaryKey.map(quoteIdent).join(', ')})`);
   table.sql = `CREATE TABLE ${quoteIdent(table.name)} (${columns.join(', ')})`;
@@ -64,8 +100,12 @@ export function sqliteSchemaFromPostgres(schema: DatabaseSchema): string[] {
  */
 export function postgresStyleDigest(db: Database.Database, table: TableSchema, booleans: readonly boolean[], encoding: 'ndjson' | 'json'): TableDigest {
   const cols = table.columns.map((c) => quoteIdent(c.name));
-  const order = table.primaryKey.length > 0 ? table.primaryKey.map(quoteIdent).join(', ') : 'rowid';
-  const stmt = db.prepare(`SELECT ${cols.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${order}`).raw().safeIntegers();
+  // In load order, which is the file's (PostgreSQL's key order): a table of sqliteTableFromPostgres has
+  // a rowid, given in insertion order (or its INTEGER key, whose order is PostgreSQL's too), whereas
+  // its key order in SQLite may differ for a text key (PostgreSQL sorts it by its collation).
+  const names = new Set(table.columns.map((c) => c.name.toLowerCase()));
+  const rowid = ['rowid', '_rowid_', 'oid'].find((n) => !names.has(n)) ?? table.primaryKey.map(quoteIdent).join(', ');
+  const stmt = db.prepare(`SELECT ${cols.join(', ')} FROM ${quoteIdent(table.name)} ORDER BY ${rowid}`).raw().safeIntegers();
   const keys = encoding === 'json' ? table.columns.map((c) => `${JSON.stringify(c.name)}:`) : null;
   const hash = createHash('sha256');
   const separator = ROW_SEPARATOR[encoding];
