@@ -13,8 +13,15 @@ import type Database from 'better-sqlite3';
 import { ScriptoriumError } from '../core/errors.js';
 import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compression.js';
 
-/** A pack file the packer compressed, with its name: in memory, or (after {@link NativePacker.writeFiles}) on disk. */
-export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number };
+/**
+ * A pack file the packer compressed, with its name: in memory, or (after {@link NativePacker.writeFiles})
+ * on disk, or (after {@link NativePacker.spillTo}, without files, for a pack too large to hold) in an
+ * unnamed temporary file, open as `fd`: the taker reads its `size` bytes and closes it.
+ */
+export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number } | { hash: string; fd: number; size: number };
+
+/** Bytes of what {@link NativePacker.take} returns for a pack in an unnamed file: SHA-256, size, descriptor. */
+const FD_RESULT_BYTES = 44;
 
 export class NativePacker {
   readonly handle: number;
@@ -110,6 +117,23 @@ export class NativePacker {
   }
 
   /**
+   * From now on (before the first scan and seal), a chunk whose encoding outgrows 16 MiB (a row with a
+   * huge value) goes through an unnamed temporary file in `dir` instead of memory, and so, without
+   * {@link writeFiles}, does a pack too large to hold ({@link take} hands it over open). The files are
+   * unnamed (O_TMPFILE, or unlinked at once): nothing is left behind a killed process. Returns whether
+   * the extension can (one built before it could holds such chunks in memory).
+   */
+  spillTo(dir: string): boolean {
+    try {
+      this.#db.prepare('SELECT scriptorium_packer_spill(?, ?)').get(this.handle, dir);
+      return true;
+    } catch (err) {
+      if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
+      return false;
+    }
+  }
+
+  /**
    * The oldest sealed pack once compressed (and, with {@link writeFiles}, written); undefined when none
    * is sealed or, without `wait`, none is ready.
    */
@@ -134,6 +158,8 @@ export class NativePacker {
     }
     if (!out) return undefined;
     const hash = out.toString('hex', 0, 32);
+    // A pack file is longer than 12 bytes (magic, codec, entry count): 44 bytes are a descriptor.
+    if (!this.#files && out.length === FD_RESULT_BYTES) return { hash, size: Number(out.readBigUInt64LE(32)), fd: out.readUInt32LE(40) };
     if (!this.#files) return { hash, file: out.subarray(32) };
     return { hash, size: Number(out.readBigUInt64LE(32)), path: out.toString('utf8', 40) };
   }
