@@ -57,6 +57,11 @@ function stats(stdout: string): { chunks: number; newChunks: number } {
   return (JSON.parse(stdout) as { stats: { chunks: number; newChunks: number } }).stats;
 }
 
+/** The backup summary's table digests. */
+function digests(stdout: string): string[] {
+  return (JSON.parse(stdout) as { tables: Array<{ sha256: string }> }).tables.map((t) => t.sha256);
+}
+
 describe('backup of a 200 MB random BLOB spills its row instead of holding it', () => {
   const VALUE = 200 * MB;
   /** The project's bound for a value of V bytes: 2 × V (before: 483.5 MB for 200 MB). */
@@ -143,18 +148,20 @@ describe('spilled chunks are the chunks held in memory', () => {
       db.prepare('INSERT INTO t VALUES (?, randomblob(?), ?)').run(id++, 8 * MB, 'under the threshold: held');
       for (let i = 0; i < 300; i++) put.run(id++, randomBytes(20), `tail ${i}`);
     });
-    for (const encrypted of [false, true]) {
-      const repo = path.join(dir, `mixed-${encrypted ? 'enc' : 'plain'}`);
+    // Background readers (ids hashed on the scan's hasher thread) or none (hashed as the batch is cut).
+    for (const [name, encrypted, readers] of [['plain', false, 'auto'], ['no-readers', false, '1'], ['encrypted', true, 'auto']] as const) {
+      const repo = path.join(dir, `mixed-${name}`);
       expect(cli(['init', repo, ...(encrypted ? ['--encrypt'] : []), '-q'], { env: env(encrypted) }).code).toBe(0);
-      const spilled = cli(['backup', source, '--repo', repo, '--json'], { env: env(encrypted) });
+      const spilled = cli(['backup', source, '--repo', repo, '--json'], { env: env(encrypted, readers === '1' ? { SCRIPTORIUM_READERS: '1' } : {}) });
       expect(spilled.code, spilled.stderr).toBe(0);
       const s = stats(spilled.stdout);
       expect(s.newChunks).toBe(s.chunks);
-      // The JavaScript packer (no extension packer, no spilling) cuts and hashes the rows itself: same ids.
+      // The JavaScript packer (no extension packer, no spilling) holds every chunk: the same ids, the same digest.
       const js = cli(['backup', source, '--repo', repo, '--json'], { env: env(encrypted, { SCRIPTORIUM_JS_PACKS: '1' }) });
       expect(js.code, js.stderr).toBe(0);
       expect(stats(js.stdout)).toMatchObject({ chunks: s.chunks, newChunks: 0 });
-      const into = path.join(dir, `mixed-restored-${encrypted}.db`);
+      expect(digests(js.stdout)).toEqual(digests(spilled.stdout));
+      const into = path.join(dir, `mixed-restored-${name}.db`);
       const r = cli(['restore', 'latest', '--repo', repo, '--into', into, '-q'], { env: env(encrypted) });
       expect(r.code, r.stderr).toBe(0);
       expect(digest(into)).toEqual(digest(source));
