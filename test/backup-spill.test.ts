@@ -172,6 +172,26 @@ describe('spilled chunks are the chunks held in memory', () => {
   }, 300_000);
 });
 
+describe('a spill file that cannot be written', () => {
+  it('is E_IO naming TMPDIR (never "looks like a bug"), and the failed backup leaves no pack', () => {
+    const source = makeDb(path.join(dir, 'nowhere.db'), (db) => {
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, note TEXT)');
+      db.prepare('INSERT INTO t VALUES (1, randomblob(?), NULL)').run(20 * MB);
+    });
+    for (const encrypted of [false, true]) {
+      const repo = path.join(dir, `nowhere-${encrypted}`);
+      expect(cli(['init', repo, ...(encrypted ? ['--encrypt'] : []), '-q'], { env: env(encrypted) }).code).toBe(0);
+      const missing = path.join(dir, 'no-such-dir');
+      const b = cli(['backup', source, '--repo', repo, '-q'], { env: env(encrypted, { TMPDIR: missing }) });
+      expect(b.code).not.toBe(0);
+      expect(b.stderr).toMatch(new RegExp(`^scriptorium: error E_IO: backup: temporary file in ${missing}: could not write a temporary file`, 'm'));
+      expect(b.stderr).toMatch(/hint: .*TMPDIR/);
+      expect(b.stderr).not.toMatch(/looks like a bug|E_INTERNAL/);
+      expect(fs.existsSync(path.join(repo, 'packs')) ? packs(repo) : []).toEqual([]);
+    }
+  }, 120_000);
+});
+
 describe('sealObjectPieces', () => {
   it('seals what openObjectBytes and openObjectPieces open, at every frame boundary', async () => {
     const key = { kind: 'secret' as const, secret: randomBytes(32) };

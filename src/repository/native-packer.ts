@@ -20,6 +20,26 @@ import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compress
  */
 export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number } | { hash: string; fd: number; size: number };
 
+/**
+ * The error the extension reports when a spill file (a huge row's, or a pack's too large to hold) in
+ * `dir` cannot be written or read back, as a ScriptoriumError (E_NO_SPACE for a full disk or quota,
+ * E_IO otherwise); undefined for any other error.
+ */
+export function temporaryFileError(err: unknown, dir: string): ScriptoriumError | undefined {
+  const m = err instanceof Error ? /(could not (?:write|read back) a temporary file.*)$/.exec(err.message) : null;
+  if (!m) return undefined;
+  if (/no space left|quota exceeded|errno (?:28|122)\b/i.test(m[1]!)) {
+    return new ScriptoriumError('E_NO_SPACE', `backup: temporary file in ${dir}: no space left on the device (${m[1]})`, {
+      cause: err,
+      hint: 'A row larger than 16 MiB passes through TMPDIR (its encoding: twice a BLOB\'s size). Free space there or point TMPDIR at a disk with room; the backup removes the packs it wrote.',
+    });
+  }
+  return new ScriptoriumError('E_IO', `backup: temporary file in ${dir}: ${m[1]}`, {
+    cause: err,
+    hint: 'A row larger than 16 MiB passes through TMPDIR: point TMPDIR at a writable directory with room for it (twice a BLOB\'s size).',
+  });
+}
+
 /** Bytes of what {@link NativePacker.take} returns for a pack in an unnamed file: SHA-256, size, descriptor. */
 const FD_RESULT_BYTES = 44;
 
@@ -33,6 +53,8 @@ export class NativePacker {
   #entries = 0;
   #bytes = 0;
   #files = false;
+  /** The spill directory (see {@link spillTo}), for messages. */
+  #spillDir = '';
   /** Where the pack files go (the repository's folder), for messages. */
   #where = '';
 
@@ -126,6 +148,7 @@ export class NativePacker {
   spillTo(dir: string): boolean {
     try {
       this.#db.prepare('SELECT scriptorium_packer_spill(?, ?)').get(this.handle, dir);
+      this.#spillDir = dir;
       return true;
     } catch (err) {
       if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
@@ -142,6 +165,8 @@ export class NativePacker {
     try {
       out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
     } catch (err) {
+      const spill = temporaryFileError(err, this.#spillDir);
+      if (spill) throw spill;
       const m = err instanceof Error ? /could not write the pack file: (.*)$/.exec(err.message) : null;
       if (!m) throw err;
       // The packer reports strerror's text: a full disk is E_NO_SPACE like any other write's.
