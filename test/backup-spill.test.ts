@@ -172,6 +172,32 @@ describe('spilled chunks are the chunks held in memory', () => {
   }, 300_000);
 });
 
+describe('a store without files of its own (MemoryStore)', () => {
+  it('takes a pack too large to hold from its unnamed file, read whole: restores exactly, an unchanged row is not stored again', async () => {
+    const { backup } = await import('../src/repository/backup.js');
+    const { Repository } = await import('../src/repository/repository.js');
+    const { restore } = await import('../src/repository/restore.js');
+    const { MemoryStore } = await import('../src/stores/memory-store.js');
+    const source = makeDb(path.join(dir, 'memory.db'), (db) => {
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, note TEXT)');
+      db.prepare('INSERT INTO t VALUES (1, randomblob(?), ?)').run(24 * MB, 'spilled');
+      db.prepare("INSERT INTO t VALUES (2, x'02', 'small')").run();
+    });
+    const repo = await Repository.init(new MemoryStore());
+    try {
+      const first = await backup(source, repo);
+      expect(first.stats.newChunks).toBe(first.stats.chunks);
+      const second = await backup(source, repo);
+      expect(second.stats.newChunks).toBe(0);
+      const into = path.join(dir, 'memory-restored.db');
+      await restore(second.id, repo, { into });
+      expect(digest(into)).toEqual(digest(source));
+    } finally {
+      await repo.close();
+    }
+  }, 120_000);
+});
+
 describe('a spill file that cannot be written', () => {
   it('is E_IO naming TMPDIR (never "looks like a bug"), and the failed backup leaves no pack', () => {
     const source = makeDb(path.join(dir, 'nowhere.db'), (db) => {

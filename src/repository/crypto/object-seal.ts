@@ -64,6 +64,28 @@ function associatedData(repo: string, name: string, header: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`scriptorium-v2\0${repo}\0${name}\0`, 'utf8'), header]);
 }
 
+/** A fresh object's sealed header and file key (a new salt, or a new file key wrapped to the recipient). */
+function sealHeader(repo: string, name: string, key: SealKey): { header: Buffer; fileKey: Buffer } {
+  let header: Buffer;
+  let fileKey: Buffer;
+  if (key.kind === 'secret') {
+    const salt = crypto.randomBytes(SALT_BYTES);
+    header = Buffer.concat([SEAL_MAGIC, Buffer.of(STANZA_SYMMETRIC), salt]);
+    fileKey = objectKey(key.secret, salt);
+  } else {
+    fileKey = crypto.randomBytes(32);
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
+    const share = rawPublicKey(publicKey);
+    const shared = crypto.diffieHellman({ privateKey, publicKey: key.recipient.key });
+    const wrap = crypto.createCipheriv('aes-256-gcm', wrapKey(shared, share, key.recipient.publicKey), ZERO_NONCE);
+    wrap.setAAD(Buffer.from(`scriptorium-v2 file key\0${repo}\0${name}`, 'utf8'));
+    const wrapped = Buffer.concat([wrap.update(fileKey), wrap.final(), wrap.getAuthTag()]);
+    shared.fill(0);
+    header = Buffer.concat([SEAL_MAGIC, Buffer.of(STANZA_RECIPIENT), share, wrapped]);
+  }
+  return { header, fileKey };
+}
+
 /**
  * Seals `plain` as the object `name` of repository `repo` (its id). A fresh salt or file key per
  * object, so frame numbers from 0 never repeat a nonce under one key.
@@ -116,28 +138,6 @@ export async function* sealObjectPieces(
   } finally {
     fileKey.fill(0);
   }
-}
-
-/** A fresh object's sealed header and file key (a new salt, or a new file key wrapped to the recipient). */
-function sealHeader(repo: string, name: string, key: SealKey): { header: Buffer; fileKey: Buffer } {
-  let header: Buffer;
-  let fileKey: Buffer;
-  if (key.kind === 'secret') {
-    const salt = crypto.randomBytes(SALT_BYTES);
-    header = Buffer.concat([SEAL_MAGIC, Buffer.of(STANZA_SYMMETRIC), salt]);
-    fileKey = objectKey(key.secret, salt);
-  } else {
-    fileKey = crypto.randomBytes(32);
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('x25519');
-    const share = rawPublicKey(publicKey);
-    const shared = crypto.diffieHellman({ privateKey, publicKey: key.recipient.key });
-    const wrap = crypto.createCipheriv('aes-256-gcm', wrapKey(shared, share, key.recipient.publicKey), ZERO_NONCE);
-    wrap.setAAD(Buffer.from(`scriptorium-v2 file key\0${repo}\0${name}`, 'utf8'));
-    const wrapped = Buffer.concat([wrap.update(fileKey), wrap.final(), wrap.getAuthTag()]);
-    shared.fill(0);
-    header = Buffer.concat([SEAL_MAGIC, Buffer.of(STANZA_RECIPIENT), share, wrapped]);
-  }
-  return { header, fileKey };
 }
 
 /** The parts of opening an object that come before its frames: its header, checked, and its file key. */
