@@ -1,6 +1,8 @@
 /** `backup`: one snapshot of a database into a repository, storing only chunks the repository lacks. */
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import { hostname } from 'node:os';
+import { close as closeCallback, read as readCallback } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { AuthError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
@@ -135,6 +137,8 @@ function refusePlaintext(repo: Repository, options: BackupOptions): void {
 }
 
 const NEWLINE = Buffer.from('\n');
+const readFd = promisify(readCallback);
+const closeFd = promisify(closeCallback);
 /** Packs being stored while the next one fills. */
 const IN_FLIGHT = 2;
 /** Sealed packs the native packer may be compressing before a seal waits for the oldest. */
@@ -340,6 +344,9 @@ class SnapshotWriter {
       // collection is needed to free them.
       const { store } = this.#repo;
       if (this.#native && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
+      // A row with a huge value goes through an unnamed temporary file (never held whole), as restic's
+      // temporary packs go to TMPDIR; so does a pack too large to hold that the packer cannot write itself.
+      this.#native?.spillTo(tmpdir());
     }
     return this.#native;
   }
@@ -556,6 +563,7 @@ class SnapshotWriter {
       const packed = this.#native!.take(this.#compressing.length > ahead);
       if (!packed) return;
       if ('path' in packed) this.#putFile(this.#compressing.shift()!, packed.hash, packed.path, packed.size);
+      else if ('fd' in packed) this.#putFd(this.#compressing.shift()!, packed.hash, packed.fd, packed.size);
       else this.#put(this.#compressing.shift()!, packed.hash, packed.file);
     }
   }
@@ -577,6 +585,35 @@ class SnapshotWriter {
   #putFile(ordinal: number, hash: string, path: string, size: number): void {
     const key = packKey(hash);
     this.#track(this.#putCreated(key, () => this.#repo.store.putFile!(key, path)).then(() => ({ ordinal, hash, size, heapBytes: 0 })));
+  }
+
+  /**
+   * {@link #put} for a pack too large to hold that the packer left in an unnamed temporary file, open
+   * as `fd` (closed here): streamed into the store where it can (an encrypted repository seals it frame
+   * by frame), read whole and put otherwise.
+   */
+  #putFd(ordinal: number, hash: string, fd: number, size: number): void {
+    const key = packKey(hash);
+    const { store } = this.#repo;
+    const stored = (async () => {
+      try {
+        if (store.putFromFd) {
+          await this.#putCreated(key, () => store.putFromFd!(key, fd, size));
+        } else {
+          const file = Buffer.allocUnsafe(size);
+          for (let at = 0; at < size;) {
+            const { bytesRead } = await readFd(fd, file, at, Math.min(1 << 30, size - at), at);
+            if (bytesRead === 0) throw new Error(`put pack ${hash.slice(0, 8)}: its temporary file ended after ${at} of its ${size} bytes`);
+            at += bytesRead;
+          }
+          await this.#putCreated(key, () => store.put(key, file), file);
+        }
+      } finally {
+        await closeFd(fd).catch(() => undefined);
+      }
+      return { ordinal, hash, size, heapBytes: 0 };
+    })();
+    this.#track(stored);
   }
 
   /**

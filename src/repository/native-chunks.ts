@@ -78,10 +78,17 @@ export async function nativeChunks(
   // The same values, in the same order, as an export; large values read in pieces (no copy of them in SQLite).
   const [sql, big] = await scanQueries(db, table);
   const args = [sql, keyValues, settings.minBytes, settings.targetBytes, settings.maxBytes, batchBytes, ids ? 1 : 0, packer, big];
+  const { temporaryFileError } = packer ? await import('./native-packer.js') : { temporaryFileError: undefined };
+  const { tmpdir } = await import('node:os');
   return {
     *[Symbol.iterator](): Generator<ChunkBatch> {
-      for (const row of statement.iterate(...args) as IterableIterator<[Buffer | null, bigint | number, Buffer, Buffer, Buffer | null]>) {
-        yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3], digest: row[4] };
+      try {
+        for (const row of statement.iterate(...args) as IterableIterator<[Buffer | null, bigint | number, Buffer, Buffer, Buffer | null]>) {
+          yield { data: row[0], rows: Number(row[1]), chunks: row[2], ids: row[3], digest: row[4] };
+        }
+      } catch (err) {
+        // A huge row's spill file (packer only) that cannot be written: a clear E_NO_SPACE or E_IO, not a bug.
+        throw temporaryFileError?.(err, tmpdir()) ?? err;
       }
     },
   };

@@ -13,8 +13,35 @@ import type Database from 'better-sqlite3';
 import { ScriptoriumError } from '../core/errors.js';
 import { CODEC_IDS, ZSTD_DEFAULT_LEVEL, type CompressionCodec } from './compression.js';
 
-/** A pack file the packer compressed, with its name: in memory, or (after {@link NativePacker.writeFiles}) on disk. */
-export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number };
+/**
+ * A pack file the packer compressed, with its name: in memory, or (after {@link NativePacker.writeFiles})
+ * on disk, or (after {@link NativePacker.spillTo}, without files, for a pack too large to hold) in an
+ * unnamed temporary file, open as `fd`: the taker reads its `size` bytes and closes it.
+ */
+export type PackedFile = { hash: string; file: Buffer } | { hash: string; path: string; size: number } | { hash: string; fd: number; size: number };
+
+/**
+ * The error the extension reports when a spill file (a huge row's, or a pack's too large to hold) in
+ * `dir` cannot be written or read back, as a ScriptoriumError (E_NO_SPACE for a full disk or quota,
+ * E_IO otherwise); undefined for any other error.
+ */
+export function temporaryFileError(err: unknown, dir: string): ScriptoriumError | undefined {
+  const m = err instanceof Error ? /(could not (?:write|read back) a temporary file.*)$/.exec(err.message) : null;
+  if (!m) return undefined;
+  if (/no space left|quota exceeded|errno (?:28|122)\b/i.test(m[1]!)) {
+    return new ScriptoriumError('E_NO_SPACE', `backup: temporary file in ${dir}: no space left on the device (${m[1]})`, {
+      cause: err,
+      hint: 'A row larger than 16 MiB passes through TMPDIR (its encoding: twice a BLOB\'s size). Free space there or point TMPDIR at a disk with room; the backup removes the packs it wrote.',
+    });
+  }
+  return new ScriptoriumError('E_IO', `backup: temporary file in ${dir}: ${m[1]}`, {
+    cause: err,
+    hint: 'A row larger than 16 MiB passes through TMPDIR: point TMPDIR at a writable directory with room for it (twice a BLOB\'s size).',
+  });
+}
+
+/** Bytes of what {@link NativePacker.take} returns for a pack in an unnamed file: SHA-256, size, descriptor. */
+const FD_RESULT_BYTES = 44;
 
 export class NativePacker {
   readonly handle: number;
@@ -26,6 +53,8 @@ export class NativePacker {
   #entries = 0;
   #bytes = 0;
   #files = false;
+  /** The spill directory (see {@link spillTo}), for messages. */
+  #spillDir = '';
   /** Where the pack files go (the repository's folder), for messages. */
   #where = '';
 
@@ -110,6 +139,24 @@ export class NativePacker {
   }
 
   /**
+   * From now on (before the first scan and seal), a chunk whose encoding outgrows 16 MiB (a row with a
+   * huge value) goes through an unnamed temporary file in `dir` instead of memory, and so, without
+   * {@link writeFiles}, does a pack too large to hold ({@link take} hands it over open). The files are
+   * unnamed (O_TMPFILE, or unlinked at once): nothing is left behind a killed process. Returns whether
+   * the extension can (one built before it could holds such chunks in memory).
+   */
+  spillTo(dir: string): boolean {
+    try {
+      this.#db.prepare('SELECT scriptorium_packer_spill(?, ?)').get(this.handle, dir);
+      this.#spillDir = dir;
+      return true;
+    } catch (err) {
+      if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
+      return false;
+    }
+  }
+
+  /**
    * The oldest sealed pack once compressed (and, with {@link writeFiles}, written); undefined when none
    * is sealed or, without `wait`, none is ready.
    */
@@ -118,6 +165,8 @@ export class NativePacker {
     try {
       out = this.#take.get(this.handle, wait ? 1 : 0) as Buffer | null;
     } catch (err) {
+      const spill = temporaryFileError(err, this.#spillDir);
+      if (spill) throw spill;
       const m = err instanceof Error ? /could not write the pack file: (.*)$/.exec(err.message) : null;
       if (!m) throw err;
       // The packer reports strerror's text: a full disk is E_NO_SPACE like any other write's.
@@ -134,6 +183,8 @@ export class NativePacker {
     }
     if (!out) return undefined;
     const hash = out.toString('hex', 0, 32);
+    // A pack file is longer than 12 bytes (magic, codec, entry count): 44 bytes are a descriptor.
+    if (!this.#files && out.length === FD_RESULT_BYTES) return { hash, size: Number(out.readBigUInt64LE(32)), fd: out.readUInt32LE(40) };
     if (!this.#files) return { hash, file: out.subarray(32) };
     return { hash, size: Number(out.readBigUInt64LE(32)), path: out.toString('utf8', 40) };
   }

@@ -210,6 +210,14 @@ export interface Store {
    * its content, by moving it. The file at `path` is gone afterwards, whether this succeeds or fails.
    */
   putFile?(key: string, path: string): Promise<void>;
+
+  /**
+   * Optional: stores the `size` bytes of the open file `fd` (read with positional reads from offset 0;
+   * the caller keeps `fd` and closes it) under `key`, with the guarantees of `put` of that content, but
+   * never holding it whole: for a pack too large to hold (one ending in the chunk of a huge value).
+   * Callers without it read the file and `put` it.
+   */
+  putFromFd?(key: string, fd: number, size: number): Promise<void>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;

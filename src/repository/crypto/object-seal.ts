@@ -64,11 +64,8 @@ function associatedData(repo: string, name: string, header: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`scriptorium-v2\0${repo}\0${name}\0`, 'utf8'), header]);
 }
 
-/**
- * Seals `plain` as the object `name` of repository `repo` (its id). A fresh salt or file key per
- * object, so frame numbers from 0 never repeat a nonce under one key.
- */
-export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, key: SealKey): Buffer {
+/** A fresh object's sealed header and file key (a new salt, or a new file key wrapped to the recipient). */
+function sealHeader(repo: string, name: string, key: SealKey): { header: Buffer; fileKey: Buffer } {
   let header: Buffer;
   let fileKey: Buffer;
   if (key.kind === 'secret') {
@@ -86,6 +83,15 @@ export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, k
     shared.fill(0);
     header = Buffer.concat([SEAL_MAGIC, Buffer.of(STANZA_RECIPIENT), share, wrapped]);
   }
+  return { header, fileKey };
+}
+
+/**
+ * Seals `plain` as the object `name` of repository `repo` (its id). A fresh salt or file key per
+ * object, so frame numbers from 0 never repeat a nonce under one key.
+ */
+export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, key: SealKey): Buffer {
+  const { header, fileKey } = sealHeader(repo, name, key);
   const ad = associatedData(repo, name, header);
   const frames = Math.floor(plain.length / FRAME_BYTES) + 1;
   const out = Buffer.allocUnsafe(header.length + plain.length + TAG_BYTES * frames);
@@ -101,6 +107,37 @@ export function sealObjectBytes(plain: Uint8Array, repo: string, name: string, k
   }
   fileKey.fill(0);
   return out.subarray(0, at);
+}
+
+/**
+ * {@link sealObjectBytes} in pieces, for an object too large to hold (a pack ending in the chunk of a
+ * huge value): `read(into, at)` fills `into` with the plaintext's bytes from `at` (all of them: the
+ * caller knows the object's `plainBytes`), and the sealed object is yielded header first, then frame by
+ * frame (each a fresh buffer). The bytes are exactly those {@link sealObjectBytes} writes for the same
+ * plaintext, salt and key, so {@link openObjectPieces} and {@link openObjectBytes} open it unchanged.
+ */
+export async function* sealObjectPieces(
+  plainBytes: number, read: (into: Buffer, at: number) => Promise<void>, repo: string, name: string, key: SealKey,
+): AsyncGenerator<Buffer> {
+  const { header, fileKey } = sealHeader(repo, name, key);
+  try {
+    yield header;
+    const ad = associatedData(repo, name, header);
+    const frames = Math.floor(plainBytes / FRAME_BYTES) + 1;
+    const nonce = Buffer.alloc(12);
+    const piece = Buffer.allocUnsafe(FRAME_BYTES);
+    for (let n = 0; n < frames; n++) {
+      const size = Math.min(FRAME_BYTES, plainBytes - n * FRAME_BYTES);
+      const plain = piece.subarray(0, size);
+      await read(plain, n * FRAME_BYTES);
+      const c = crypto.createCipheriv('aes-256-gcm', fileKey, frameNonce(n, n === frames - 1, nonce));
+      c.setAAD(ad);
+      yield Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    }
+    piece.fill(0);
+  } finally {
+    fileKey.fill(0);
+  }
 }
 
 /** The parts of opening an object that come before its frames: its header, checked, and its file key. */

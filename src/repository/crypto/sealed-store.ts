@@ -6,8 +6,16 @@
  * before there is a key. Everything above this layer (framing, compression, ids by content) is the
  * same as in an unencrypted repository.
  */
+import { read as readCallback } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { noSpaceError, ScriptoriumError } from '../../core/errors.js';
 import type { GetOptions, GetPiecesOptions, ListOptions, RemovedTemporary, Store, StoreCapabilities, StoreEntry } from '../../stores/store.js';
-import { maxSealedBytes, openObjectBytes, openObjectPieces, sealObjectBytes } from './object-seal.js';
+import { maxSealedBytes, openObjectBytes, openObjectPieces, sealObjectBytes, sealObjectPieces } from './object-seal.js';
+
+const readFd = promisify(readCallback);
+/** Sealed bytes gathered before one write of {@link SealedStore.putFromFd}. */
+const WRITE_BYTES = 1 << 20;
 import type { RepositoryCrypto, SealedKind } from './repository-crypto.js';
 
 const NAMED = /^(packs|snapshots|index)\/(?:([0-9a-f]{2})\/)?([0-9a-f]{64})$/;
@@ -30,6 +38,7 @@ export class SealedStore implements Store {
   readonly putIfAbsent?: (key: string, data: Uint8Array) => Promise<boolean>;
   readonly heldUntil?: (key: string) => Promise<Date | undefined>;
   readonly getPieces?: (key: string, options?: GetPiecesOptions) => AsyncIterable<Buffer>;
+  readonly putFromFd?: (key: string, fd: number, size: number) => Promise<void>;
 
   constructor(base: Store, crypto: RepositoryCrypto) {
     this.#base = base;
@@ -55,6 +64,8 @@ export class SealedStore implements Store {
     // A huge pack is opened frame by frame: each frame is used only once its tag is checked.
     if (base.getPieces) this.getPieces = (key, options) => this.#getPieces(key, options ?? {});
     // No tempPrefix/putFile: a pack must pass through here to be sealed, so the native packer hands its files over.
+    // A pack too large to hold comes as an open file: sealed frame by frame into a temporary file of the base.
+    if (base.tempPrefix && base.putFile) this.putFromFd = (key, fd, size) => this.#putFromFd(key, fd, size);
   }
 
   get location(): string {
@@ -101,6 +112,44 @@ export class SealedStore implements Store {
     return this.#base.put(mapped.stored, sealObjectBytes(data, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind)));
   }
 
+  /** {@link Store.putFromFd}: sealed in pieces (exactly as {@link put} seals it) into a temporary file of the base, then moved into place. */
+  async #putFromFd(key: string, fd: number, size: number): Promise<void> {
+    const mapped = this.#map(key);
+    if (!mapped) throw new TypeError(`SealedStore.putFromFd: ${key} is not a sealed object`);
+    const path = `${this.#base.tempPrefix!()}s`;
+    const read = async (into: Buffer, at: number): Promise<void> => {
+      for (let got = 0; got < into.length;) {
+        const { bytesRead } = await readFd(fd, into, got, into.length - got, at + got);
+        if (bytesRead === 0) throw new ScriptoriumError('E_IO', `put ${key}: its temporary file ended after ${at + got} of its ${size} bytes`);
+        got += bytesRead;
+      }
+    };
+    try {
+      const out = await open(path, 'wx', 0o600);
+      try {
+        let held: Buffer[] = [];
+        let heldBytes = 0;
+        for await (const piece of sealObjectPieces(size, read, this.#crypto.repositoryId, mapped.name, this.#crypto.sealKey(mapped.kind))) {
+          held.push(piece);
+          heldBytes += piece.length;
+          if (heldBytes >= WRITE_BYTES) {
+            await writeAll(out, held);
+            held = [];
+            heldBytes = 0;
+          }
+        }
+        await writeAll(out, held);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+    } catch (err) {
+      await unlink(path).catch(() => undefined);
+      throw noSpaceError(err, `repository ${this.location}: put ${key}`) ?? err;
+    }
+    await this.#base.putFile!(mapped.stored, path);
+  }
+
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     const mapped = this.#map(key);
     if (!mapped) return this.#base.get(key, options);
@@ -144,5 +193,16 @@ export class SealedStore implements Store {
 
   close(): Promise<void> {
     return this.#base.close();
+  }
+}
+
+/** Writes `pieces` to `out` at its position, all of them (writev may write fewer bytes than asked). */
+async function writeAll(out: import('node:fs/promises').FileHandle, pieces: Buffer[]): Promise<void> {
+  let left = pieces;
+  while (left.length > 0) {
+    const { bytesWritten } = await out.writev(left);
+    let skip = bytesWritten;
+    while (left.length > 0 && skip >= left[0]!.length) skip -= left.shift()!.length;
+    if (skip > 0) left[0] = left[0]!.subarray(skip);
   }
 }
