@@ -210,6 +210,12 @@ export interface Store {
    * its content, by moving it. The file at `path` is gone afterwards, whether this succeeds or fails.
    */
   putFile?(key: string, path: string): Promise<void>;
+
+  /**
+   * Optional, with {@link putFile}: the same, resolving to whether this call created the object, as
+   * {@link putNew} does (one request where a `has` and a `putFile` take two on a remote store).
+   */
+  putFileNew?(key: string, path: string): Promise<boolean>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
