@@ -113,7 +113,9 @@ async function uploadFile(path: string): Promise<UploadFile> {
     const st = await handle.stat();
     if (!st.isFile()) throw new TypeError(`S3Store.putFile: ${path} is not a regular file`);
     const md5 = createHash('md5');
-    for await (const piece of handle.createReadStream({ highWaterMark: UPLOAD_PIECE, autoClose: false, end: st.size - 1 })) md5.update(piece as Buffer);
+    if (st.size > 0) {
+      for await (const piece of handle.createReadStream({ highWaterMark: UPLOAD_PIECE, autoClose: false, end: st.size - 1 })) md5.update(piece as Buffer);
+    }
     return { path, size: st.size, md5: md5.digest('base64') };
   } finally {
     await handle.close();
@@ -364,10 +366,10 @@ export class S3Store implements Store {
       if (ifAbsent && !this.capabilities.conditionalPut) throw new ScriptoriumError('E_UNSUPPORTED', `s3: ${this.location} does not support conditional puts`);
       const conditional = (immutable || ifAbsent) && this.capabilities.conditionalPut;
       // A file is read afresh for every attempt, in small pieces, straight to the socket.
-      const stream = file ? createReadStream(file.path, { highWaterMark: UPLOAD_PIECE }) : undefined;
+      const stream = file && file.size > 0 ? createReadStream(file.path, { highWaterMark: UPLOAD_PIECE, end: file.size - 1 }) : undefined;
       try {
         await this.#client.send(new this.#sdk.PutObjectCommand({
-          Bucket: this.#bucket, Key: full, Body: stream ?? body, ContentLength: length, ContentMD5: md5,
+          Bucket: this.#bucket, Key: full, Body: stream ?? body ?? Buffer.alloc(0), ContentLength: length, ContentMD5: md5,
           ...(conditional ? { IfNoneMatch: '*' } : {}),
           ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),

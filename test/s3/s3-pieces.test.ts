@@ -141,6 +141,10 @@ describe.skipIf(!MOTO)('S3Store: ranged reads in pieces, uploads from a file', (
     fs.writeFileSync(`${prefix}1`, data);
     expect(await store.putFileNew(key, `${prefix}1`)).toBe(false);
     expect(store.requestCounts()).toMatchObject({ PUT: 2, HEAD: 1 });
+    // An empty file is an empty object.
+    fs.writeFileSync(`${prefix}2`, '');
+    expect(await store.putFileNew('packs/00/empty', `${prefix}2`)).toBe(true);
+    expect((await store.get('packs/00/empty')).length).toBe(0);
     // Never a file that is not one of its own temporaries (and that file is left alone).
     const elsewhere = path.join(cacheDir, 'not-a-temporary');
     fs.writeFileSync(elsewhere, data);
