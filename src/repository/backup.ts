@@ -584,7 +584,12 @@ class SnapshotWriter {
   /** {@link #put} for a pack file the native packer wrote and synced at `path` (a temporary file of the store). */
   #putFile(ordinal: number, hash: string, path: string, size: number): void {
     const key = packKey(hash);
-    this.#track(this.#putCreated(key, () => this.#repo.store.putFile!(key, path)).then(() => ({ ordinal, hash, size, heapBytes: 0 })));
+    const { store } = this.#repo;
+    // One request on a store that says whether it created the object (S3), where has + putFile take two.
+    const stored = store.putFileNew
+      ? store.putFileNew(key, path).then((created) => { if (created) this.#createdPacks.push(key); })
+      : this.#putCreated(key, () => store.putFile!(key, path));
+    this.#track(stored.then(() => ({ ordinal, hash, size, heapBytes: 0 })));
   }
 
   /**

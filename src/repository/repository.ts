@@ -380,6 +380,7 @@ export class PackCache {
   readonly #order: string[];
   #at = 0;
   readonly #ahead = new Map<string, Promise<Buffer | undefined>>();
+  readonly #aheadMaxBytes: number | undefined;
 
   /**
    * `lazyAbove`: packs whose body is larger stay compressed (Pack.lazy), for readers of pieces.
@@ -388,8 +389,10 @@ export class PackCache {
    * trip: latency, not bandwidth, is what a restore from S3 waits for), so at most that many files more
    * are in memory.
    */
-  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number; order?: string[] } = {}) {
+  constructor(repo: Repository, capacity = 3, options: { recycle?: boolean; lazyAbove?: number; order?: string[]; aheadMaxBytes?: number } = {}) {
     this.#repo = repo;
+    // A larger pack is not downloaded ahead (the read fails before its body): it is read when asked for.
+    this.#aheadMaxBytes = options.aheadMaxBytes;
     this.#capacity = capacity;
     this.#lazyAbove = options.lazyAbove ?? Infinity;
     this.#order = options.order && options.recycle && repo.store.capabilities.remote ? options.order : [];
@@ -438,6 +441,17 @@ export class PackCache {
     for (const pack of open) await pack.then(() => undefined, () => undefined); // released once opened
   }
 
+  /**
+   * Starts downloading `hash` itself now, as the read-ahead would (only on a remote store with a
+   * reading order, and unless it is open or on its way already): for a subclass that asks the store
+   * about the pack before reading it, so that the store learns its size from this download's answer.
+   */
+  prefetch(hash: string): void {
+    if (this.#order.length === 0 || this.#packs.has(hash) || this.#ahead.has(hash)) return;
+    const maxBytes = Math.min(maxPackBytes(this.#repo.config.packBytes), this.#aheadMaxBytes ?? Infinity);
+    this.#ahead.set(hash, this.#repo.store.get(packKey(hash), { maxBytes }).catch(() => undefined));
+  }
+
   /** Starts downloading the packs that follow `hash` in the reader's order (see the constructor). */
   #readAhead(hash: string): void {
     if (this.#order.length === 0) return;
@@ -449,7 +463,8 @@ export class PackCache {
       const next = this.#order[i]!;
       if (this.#packs.has(next) || this.#ahead.has(next)) continue;
       // A failed read-ahead is forgotten: the pack is read again when asked for, and that read reports.
-      this.#ahead.set(next, this.#repo.store.get(packKey(next), { maxBytes: maxPackBytes(this.#repo.config.packBytes) }).catch(() => undefined));
+      const maxBytes = Math.min(maxPackBytes(this.#repo.config.packBytes), this.#aheadMaxBytes ?? Infinity);
+      this.#ahead.set(next, this.#repo.store.get(packKey(next), { maxBytes }).catch(() => undefined));
     }
   }
 

@@ -9,7 +9,8 @@
  * compress restored at 477 MB peak RSS holding its pack; in pieces the pack costs a few MiB.
  *
  * In an encrypted repository the SealedStore opens such a pack frame by frame (openObjectPieces: each
- * frame is used only once its tag is checked). Stores without getPieces (S3) are read whole, as before.
+ * frame is used only once its tag is checked). Stores without getPieces are read whole, as before. On S3,
+ * the pieces are ranged GETs, and the size asked for first comes from the read-ahead's GET (no HEAD).
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -40,7 +41,9 @@ export class StreamingPackCache extends PackCache {
   readonly #streamed = new Map<string, Promise<Pack | undefined>>();
 
   constructor(repo: Repository, capacity: number, options: { recycle?: boolean; lazyAbove: number; order?: string[] }) {
-    super(repo, capacity, options);
+    // A pack that may be read in pieces is never downloaded whole ahead of its reader (a remote store's
+    // read-ahead): the read is refused from its length, which the store then knows for stat.
+    super(repo, capacity, repo.store.getPieces ? { ...options, aheadMaxBytes: STREAMED_PACK_FILE_BYTES - 1 } : options);
     this.#repo = repo;
     this.#lazyAbove = options.lazyAbove;
   }
@@ -62,6 +65,8 @@ export class StreamingPackCache extends PackCache {
   async #openStreamed(hash: string): Promise<Pack | undefined> {
     const { store, config } = this.#repo;
     const key = packKey(hash);
+    // On a remote store the download starts first: its answer gives the size, and stat needs no request.
+    this.prefetch(hash);
     const { size } = await store.stat(key);
     if (size < STREAMED_PACK_FILE_BYTES || size < 4 * config.packBytes) return undefined;
     const what = `pack ${hash.slice(0, 16)}`;

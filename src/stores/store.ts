@@ -218,6 +218,12 @@ export interface Store {
    * Callers without it read the file and `put` it.
    */
   putFromFd?(key: string, fd: number, size: number): Promise<void>;
+
+  /**
+   * Optional, with {@link putFile}: the same, resolving to whether this call created the object, as
+   * {@link putNew} does (one request where a `has` and a `putFile` take two on a remote store).
+   */
+  putFileNew?(key: string, path: string): Promise<boolean>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;

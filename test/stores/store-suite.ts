@@ -128,6 +128,57 @@ export function describeStore(name: string, factory: StoreFactory): void {
       expect(await keys(store, 'locks/')).toEqual(['locks/race']); // no temporary left behind
     });
 
+    it('getPieces (where it has it) gives the object\'s bytes in pieces of at most pieceBytes, with get\'s checks before the first', async (ctx) => {
+      if (!store.getPieces) return ctx.skip();
+      const read = async (key: string, options: { pieceBytes?: number; maxBytes?: number }): Promise<Buffer[]> => {
+        const pieces: Buffer[] = [];
+        for await (const piece of store.getPieces!(key, options)) {
+          expect(piece.length).toBeGreaterThan(0);
+          expect(piece.length).toBeLessThanOrEqual(options.pieceBytes ?? 4 << 20);
+          pieces.push(Buffer.from(piece)); // a view valid only until the next piece
+        }
+        return pieces;
+      };
+      const piece = 1000;
+      for (const size of [0, 1, piece - 1, piece, piece + 1, 3 * piece + 7]) {
+        const data = Buffer.from(Array.from({ length: size }, (_, i) => (i * 131 + size) % 251));
+        const key = `packs/ab/ab${size}`;
+        await store.put(key, data);
+        const pieces = await read(key, { pieceBytes: piece });
+        expect(pieces.length, `${size} bytes`).toBe(Math.ceil(size / piece));
+        expect(Buffer.concat(pieces).equals(data), `${size} bytes`).toBe(true);
+        expect(Buffer.concat(await read(key, { pieceBytes: piece, maxBytes: size })).equals(data)).toBe(true);
+        if (size > 0) await expect(read(key, { pieceBytes: piece, maxBytes: size - 1 })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+      }
+      await expect(read('packs/ab/missing', {})).rejects.toBeInstanceOf(NotFoundError);
+      await expect(read('packs/ab/ab1', { pieceBytes: 0 })).rejects.toBeInstanceOf(TypeError);
+      await expect(read('../x', {})).rejects.toBeInstanceOf(TypeError);
+    });
+
+    it('putFile (where it has it) stores a file made under tempPrefix, removes the file, and never lists it meanwhile', async (ctx) => {
+      if (!store.tempPrefix || !store.putFile) return ctx.skip();
+      const { writeFileSync, existsSync } = await import('node:fs');
+      const data = Buffer.from(Array.from({ length: 70_001 }, (_, i) => (i * 7) % 256));
+      await store.put('config', Buffer.from('{}')); // a repository's folder exists once it has a config
+      const path = `${store.tempPrefix()}0`;
+      writeFileSync(path, data);
+      expect(await keys(store, '')).toEqual(['config']);
+      await store.putFile('packs/cd/cdef', path);
+      expect(existsSync(path)).toBe(false);
+      expect((await store.get('packs/cd/cdef')).equals(data)).toBe(true);
+      expect(await keys(store, '')).toEqual(['config', 'packs/cd/cdef']);
+      if (store.putFileNew) {
+        const again = `${store.tempPrefix()}1`;
+        writeFileSync(again, data);
+        expect(await store.putFileNew('packs/cd/cdef', again)).toBe(false); // there already
+        expect(existsSync(again)).toBe(false);
+        const other = `${store.tempPrefix()}2`;
+        writeFileSync(other, data.subarray(1));
+        expect(await store.putFileNew('packs/cd/cd01', other)).toBe(true);
+        expect((await store.get('packs/cd/cd01')).equals(data.subarray(1))).toBe(true);
+      }
+    });
+
     it('declares its capabilities as data', () => {
       expect(typeof store.capabilities.atomicPut).toBe('boolean');
       expect(store.capabilities.maxConcurrency).toBeGreaterThan(0);
