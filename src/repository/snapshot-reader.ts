@@ -36,6 +36,16 @@ async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
+/**
+ * The packs `entries` are read from by {@link readTable}, in reading order (a run of one pack named
+ * once): a PackCache's `order`, for eviction by next use and read-ahead.
+ */
+export function packOrder(snapshot: Snapshot, entries: readonly TableEntry[]): string[] {
+  const order: string[] = [];
+  for (const entry of entries) for (const [p] of entry.chunks) if (order[order.length - 1] !== snapshot.packs[p]) order.push(snapshot.packs[p]!);
+  return order;
+}
+
 /** Rows per batch handed to a target (about what the engine reads per batch). */
 const BATCH_ROWS = 2000;
 const BATCH_BYTES = 1 << 20;
