@@ -42,8 +42,10 @@ export interface PackCacheOptions {
    */
   order?: readonly string[];
   /**
-   * Bytes of open packs ({@link Pack.heldBytes}) to keep at most, besides the pack just asked for
-   * when it alone is larger (default: two packs' worth of the repository's pack size).
+   * Bytes of open packs ({@link Pack.heldBytes}) to keep at most (default: two packs' worth of the
+   * repository's pack size, or of the largest pack opened if larger, up to four times the pack size);
+   * a pack larger than the pack size may add its excess while it is opened (see
+   * {@link PackCacheStats.peakHeldBytes}).
    */
   budgetBytes?: number;
 }
@@ -54,9 +56,18 @@ export interface PackCacheStats {
   opened: number;
   /** Bytes of the packs open now. */
   heldBytes: number;
-  /** The most bytes of open packs at any moment, counting a pack being opened once it is. */
+  /**
+   * The most bytes of open packs at any moment, counting a pack being opened once it is: at most
+   * `budgetBytes`, plus what the pack being opened takes beyond `expectedBytes` (room for one of those
+   * is made before it is read, when its size is not known yet; the others go once it is).
+   */
   peakHeldBytes: number;
+  /** The most bytes one pack held. */
+  largestPackBytes: number;
+  /** The budget (by default it follows largestPackBytes, see {@link PackCacheOptions.budgetBytes}). */
   budgetBytes: number;
+  /** Bytes a pack is expected to hold (the pooled buffer of the repository's pack size). */
+  expectedBytes: number;
 }
 
 interface OpenPack {
@@ -75,7 +86,8 @@ interface OpenPack {
  */
 export class PackCache {
   readonly #repo: Repository;
-  readonly #budget: number;
+  /** The budget given, or undefined for two packs' worth (see {@link #budget}). */
+  readonly #fixedBudget: number | undefined;
   /** Bytes a pack is expected to take before it is opened (the pooled buffer of the pack size). */
   readonly #expected: number;
   readonly #open = new Map<string, OpenPack>();
@@ -91,6 +103,7 @@ export class PackCache {
   #clock = 0;
   #held = 0;
   #peak = 0;
+  #largest = 0;
   #opened = 0;
   readonly #readAhead: boolean;
   readonly #ahead = new Map<string, Promise<Buffer | undefined>>();
@@ -98,7 +111,7 @@ export class PackCache {
   constructor(repo: Repository, options: PackCacheOptions = {}) {
     this.#repo = repo;
     this.#expected = packBufferBytes(repo.config.packBytes);
-    this.#budget = options.budgetBytes ?? 2 * this.#expected;
+    this.#fixedBudget = options.budgetBytes;
     this.#lazyAbove = options.lazyAbove ?? Infinity;
     const runs: number[] = [];
     for (const hash of options.order ?? []) {
@@ -121,8 +134,19 @@ export class PackCache {
     }
   }
 
+  /**
+   * Bytes of open packs to keep: the budget given, or two packs' worth, of the largest pack opened so
+   * far if that is larger than the pack size (a pack may overshoot it by a batch of rows; two such
+   * packs whose chunks alternate must both fit), but never counting more than four times the pack size
+   * (what the pool takes back: a larger pack is one huge value's, which holds its own memory and is
+   * never held beside another as a matter of course).
+   */
+  get #budget(): number {
+    return this.#fixedBudget ?? 2 * Math.max(this.#expected, Math.min(this.#largest, 4 * this.#expected));
+  }
+
   get stats(): PackCacheStats {
-    return { opened: this.#opened, heldBytes: this.#held, peakHeldBytes: this.#peak, budgetBytes: this.#budget };
+    return { opened: this.#opened, heldBytes: this.#held, peakHeldBytes: this.#peak, largestPackBytes: this.#largest, budgetBytes: this.#budget, expectedBytes: this.#expected };
   }
 
   get(hash: string): Promise<Pack> {
@@ -142,6 +166,7 @@ export class PackCache {
         this.#opened++;
         if (this.#open.get(hash) !== entry) return pack; // closed meanwhile: its eviction releases it
         entry.bytes = pack.heldBytes;
+        this.#largest = Math.max(this.#largest, entry.bytes);
         this.#held += entry.bytes;
         this.#peak = Math.max(this.#peak, this.#held);
         this.#makeRoom(hash, 0); // a pack larger than expected pushes others out
