@@ -96,8 +96,8 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
   // compressed, and that chunk reaches the loader in pieces (lazy packs); a huge pack file is read from
   // the store in pieces too, never whole (restore-pack.ts).
-  // Open packs: two packs' worth, evicted by next use in the reading order (pack-cache.ts): an
-  // incremental snapshot's alternating chunks read each pack once, a first snapshot holds one pack.
+  // Open packs: four packs' worth, evicted by next use in the reading order (pack-cache.ts): an
+  // incremental snapshot's alternating chunks read each pack about once, a first snapshot holds one.
   // On a remote store the next packs are downloaded ahead (`order`).
   const cache = new StreamingPackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries), sizes });
   try {
