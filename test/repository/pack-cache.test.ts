@@ -97,14 +97,6 @@ describe('restore pack cache', () => {
       expect(rows).toBe(second.stats.rows);
       expect(one.stats.opened).toBeGreaterThan(2 * used.size);
 
-      // Two packs' worth opens each pack once here, and never holds more than its budget.
-      const two = new PackCache(repo, { recycle: true, budgetBytes: 2 * packBufferBytes(PACK_BYTES), order: packOrder(second, second.tables) });
-      await readAll(repo, two, second);
-      expect(two.stats.opened).toBe(used.size);
-      expect(two.stats.peakHeldBytes).toBeLessThanOrEqual(bound(two));
-      expect(two.stats.peakHeldBytes).toBeGreaterThan(packBufferBytes(PACK_BYTES)); // it did hold two at once
-      expect(two.stats.heldBytes).toBe(0); // closed
-
       // The default: four packs' worth, of the largest pack when packs overshoot the pack size (the
       // 16 KiB packs here do, by a batch of rows), and what it holds is what it will read again.
       const byDefault = new PackCache(repo, { recycle: true, order: packOrder(second, second.tables) });
@@ -112,6 +104,8 @@ describe('restore pack cache', () => {
       expect(byDefault.stats.opened).toBe(used.size);
       expect(byDefault.stats.budgetBytes).toBe(DEFAULT_PACKS * Math.max(packBufferBytes(PACK_BYTES), byDefault.stats.largestPackBytes));
       expect(byDefault.stats.peakHeldBytes).toBeLessThanOrEqual(bound(byDefault));
+      expect(byDefault.stats.peakHeldBytes).toBeGreaterThan(packBufferBytes(PACK_BYTES)); // it did hold two at once
+      expect(byDefault.stats.heldBytes).toBe(0); // closed
     } finally {
       await repo.close();
     }
