@@ -131,8 +131,10 @@ export class PackCache {
     this.#next = nextUses(this.#order, this.#ids.size);
     this.#readAhead = options.recycle === true && repo.store.capabilities.remote === true && this.#order.length > 0;
     if (options.recycle) {
-      // As many free buffers as the budget's packs and the one being opened: every pack body reuses one.
-      this.#pool = new BufferPool(Math.max(1, Math.floor(this.#budget / this.#expected)) + 1);
+      // One free buffer: a pack is opened after the one it replaces was evicted, and takes its buffer.
+      // More would idle beside the open packs (packs dropped together, an oversized pack's larger
+      // buffer), outside the budget.
+      this.#pool = new BufferPool(1);
       // Each compressed file read is garbage once opened: collect it at once, and the heap fully every
       // few megabytes of files (about 16 packs; measured: 4 MiB less at the peak of a restore, same time).
       this.#gate = new GarbageGate(1, 8 << 20);
