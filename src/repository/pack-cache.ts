@@ -28,6 +28,8 @@ export const DEFAULT_PACKS = 4;
 
 /** A next use that never comes. */
 const NEVER = Number.MAX_SAFE_INTEGER;
+/** NEVER in the table of next uses (positions are below it: a manifest cannot name 2^31 ranges here). */
+const NO_NEXT = 0x7fffffff;
 
 export interface PackCacheOptions {
   /**
@@ -45,7 +47,7 @@ export interface PackCacheOptions {
    * waits for), so at most that many files more are in memory. A pack asked for out of this order is
    * served all the same, as one not used again.
    */
-  order?: readonly string[];
+  order?: Iterable<string>;
   /**
    * Bytes of open packs ({@link Pack.heldBytes}) to keep at most (default: four packs' worth of the
    * repository's pack size, or of the largest pack opened if larger, up to four times the pack size);
@@ -103,7 +105,8 @@ export class PackCache {
   readonly #ids = new Map<string, number>();
   readonly #names: string[] = [];
   readonly #order: Int32Array;
-  readonly #next: Float64Array;
+  /** For each position, the next position of the same pack, or NO_NEXT. */
+  readonly #next: Int32Array;
   #at = -1;
   #clock = 0;
   #held = 0;
@@ -118,16 +121,24 @@ export class PackCache {
     this.#expected = packBufferBytes(repo.config.packBytes);
     this.#fixedBudget = options.budgetBytes;
     this.#lazyAbove = options.lazyAbove ?? Infinity;
-    const runs: number[] = [];
+    // 8 bytes a switch between packs, built as the order is iterated (no array of names beside it).
+    let runs = new Int32Array(1024);
+    let length = 0;
     for (const hash of options.order ?? []) {
       let id = this.#ids.get(hash);
       if (id === undefined) {
         this.#ids.set(hash, (id = this.#names.length));
         this.#names.push(hash);
       }
-      if (runs[runs.length - 1] !== id) runs.push(id);
+      if (length > 0 && runs[length - 1] === id) continue;
+      if (length === runs.length) {
+        const grown = new Int32Array(2 * runs.length);
+        grown.set(runs);
+        runs = grown;
+      }
+      runs[length++] = id;
     }
-    this.#order = Int32Array.from(runs);
+    this.#order = runs.slice(0, length);
     this.#next = nextUses(this.#order, this.#ids.size);
     this.#readAhead = options.recycle === true && repo.store.capabilities.remote === true && this.#order.length > 0;
     if (options.recycle) {
@@ -226,11 +237,16 @@ export class PackCache {
     const id = this.#ids.get(hash);
     if (id === undefined) return NEVER; // unordered, or a pack outside the order
     const order = this.#order;
-    if (this.#at >= 0 && order[this.#at] === id) return this.#next[this.#at]!;
+    if (this.#at >= 0 && order[this.#at] === id) return this.#nextAt(this.#at);
     let at = order[this.#at + 1] === id ? this.#at + 1 : order.indexOf(id, this.#at + 1);
     if (at < 0) at = order.indexOf(id); // asked for again, out of order: its first use
     this.#at = at;
-    return this.#next[at]!;
+    return this.#nextAt(at);
+  }
+
+  #nextAt(at: number): number {
+    const next = this.#next[at]!;
+    return next === NO_NEXT ? NEVER : next;
   }
 
   /**
@@ -292,10 +308,10 @@ export class PackCache {
   }
 }
 
-/** For each position of `order`, the position of the next use of the same pack, NEVER when none. */
-function nextUses(order: Int32Array, packs: number): Float64Array {
-  const next = new Float64Array(order.length);
-  const seen = new Float64Array(packs).fill(NEVER);
+/** For each position of `order`, the position of the next use of the same pack, NO_NEXT when none. */
+function nextUses(order: Int32Array, packs: number): Int32Array {
+  const next = new Int32Array(order.length);
+  const seen = new Int32Array(packs).fill(NO_NEXT);
   for (let i = order.length - 1; i >= 0; i--) {
     next[i] = seen[order[i]!]!;
     seen[order[i]!] = i;

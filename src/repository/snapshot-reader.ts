@@ -38,12 +38,17 @@ async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
 
 /**
  * The packs `entries` are read from by {@link readTable}, in reading order (a run of one pack named
- * once): a PackCache's `order`, for eviction by next use and read-ahead.
+ * once), yielded as the manifest is walked: a PackCache's `order`, for eviction by next use and read-ahead.
  */
-export function packOrder(snapshot: Snapshot, entries: readonly TableEntry[]): string[] {
-  const order: string[] = [];
-  for (const entry of entries) for (const [p] of entry.chunks) if (order[order.length - 1] !== snapshot.packs[p]) order.push(snapshot.packs[p]!);
-  return order;
+export function* packOrder(snapshot: Snapshot, entries: readonly TableEntry[]): Generator<string> {
+  let last: string | undefined;
+  for (const entry of entries) {
+    for (const [p] of entry.chunks) {
+      const hash = snapshot.packs[p]!;
+      if (hash !== last) yield hash;
+      last = hash;
+    }
+  }
 }
 
 /** Rows per batch handed to a target (about what the engine reads per batch). */

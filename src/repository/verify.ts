@@ -181,7 +181,10 @@ async function readData(
     }
   }
   seen.clear();
-  const order = [...tables.flatMap(([snap, table]) => packOrder(snap, [table])), ...unreferenced];
+  const order = (function* () {
+    for (const [snap, table] of tables) yield* packOrder(snap, [table]);
+    yield* unreferenced;
+  })();
   const cache = new CheckingCache(repo, order, (pack) => {
     if (checked.has(pack.hash)) return;
     checked.add(pack.hash);
@@ -266,7 +269,7 @@ async function readPackSubset(repo: Repository, packs: string[], index: ChunkInd
 class CheckingCache extends PackCache {
   readonly #onOpen: (pack: Pack) => void;
 
-  constructor(repo: Repository, order: string[], onOpen: (pack: Pack) => void) {
+  constructor(repo: Repository, order: Iterable<string>, onOpen: (pack: Pack) => void) {
     super(repo, { recycle: true, order }); // each pack once, in this order: dropped once the next is asked for
     this.#onOpen = onOpen;
   }

@@ -77,7 +77,7 @@ describe('restore pack cache', () => {
   it('reads each pack of an incremental snapshot once, where a one-pack cache reads packs again at every switch', async () => {
     const { dir, db, repoDir, second } = await incremental();
     const used = new Set(second.tables.flatMap((t) => t.chunks.map(([p]) => second.packs[p]!)));
-    const switches = packOrder(second, second.tables).length;
+    const switches = [...packOrder(second, second.tables)].length;
     // The chunks do alternate: many more switches between packs than packs.
     expect(switches).toBeGreaterThan(3 * used.size);
     expect(used.size).toBeGreaterThan(8);
