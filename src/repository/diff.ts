@@ -9,6 +9,7 @@ import type { Snapshot, TableEntry } from './manifest.js';
 import { OperationReporter } from './progress.js';
 import { IntegrityError } from '../core/errors.js';
 import { checkSnapshot } from './snapshot-check.js';
+import { packBufferBytes } from './pack.js';
 import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 
 export interface TableDiff {
@@ -55,7 +56,8 @@ export async function diff(a: string, b: string, repository: RepositoryLocation 
         await checkSnapshot(repo, sa, 'diff', { openUnindexed: true });
         if (sb.id !== sa.id) await checkSnapshot(repo, sb, 'diff', { openUnindexed: true });
         reporter.started({ source: sa.id, target: sb.id });
-        const cache = new PackCache(repo);
+        // Not pooled, read in no order known ahead: the least recently used of three packs' worth goes.
+        const cache = new PackCache(repo, { budgetBytes: 3 * packBufferBytes(repo.config.packBytes) });
         const names = [...new Set([...sa.tables.map((t) => t.name), ...sb.tables.map((t) => t.name)])];
         const tables: TableDiff[] = [];
         for (const name of names) tables.push(await diffTable(cache, sa, sb, name));

@@ -36,6 +36,11 @@ export function maxPackBody(packBytes: number): number {
 
 /** Bytes beyond `packBytes` that a pack body decompressed into pooled memory may hold (seldom more: see {@link packBody}). */
 const PACK_SLACK = 128 << 10;
+
+/** Bytes of the buffer a pack of a repository of `packBytes` is decompressed into (the pooled size). */
+export function packBufferBytes(packBytes: number): number {
+  return packBytes + PACK_SLACK;
+}
 /** The most bytes of a body's end kept while an oversized pack is measured, to check its entry table. */
 const MAX_TAIL_BYTES = 16 << 20;
 
@@ -82,7 +87,7 @@ async function packBody(data: Buffer, codecId: number, what: string, packBytes: 
     const claimed = await zstdClaimedSize(data, what);
     if (claimed !== undefined && claimed > limit) throw new IntegrityError('E_CORRUPT', `${what}: claims ${claimed} bytes, more than a pack can hold`);
   }
-  const size = packBytes + PACK_SLACK;
+  const size = packBufferBytes(packBytes);
   const fits = await decompressPooled(data, codecId, what, size, pool);
   if (fits) return fits;
   const { length, table } = await measurePack(decompressPieces(data, codecId, what), what, packBytes, limit);
@@ -339,9 +344,15 @@ export class Pack {
   #release: (() => void) | undefined;
   /** A lazy pack's compressed body and codec (see {@link open}'s `lazyAbove`). */
   readonly #compressed: LazyBody | undefined;
+  /**
+   * Bytes of memory this pack keeps alive (its body's buffer, pooled or not; a lazy pack's compressed
+   * file; a streamed pack's entry table): what a {@link PackCache} budgets.
+   */
+  readonly heldBytes: number;
 
-  private constructor(hash: string, body: Buffer, offsets: number[], rows: number[], release?: () => void, compressed?: LazyBody) {
+  private constructor(hash: string, body: Buffer, offsets: number[], rows: number[], held: number, release?: () => void, compressed?: LazyBody) {
     this.hash = hash;
+    this.heldBytes = held;
     this.#body = body;
     this.#offsets = offsets;
     this.#rows = rows;
@@ -400,7 +411,7 @@ export class Pack {
       const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
       const count = (opened.table.length - 4) / 8;
       const { offsets, rows } = readEntryTable(opened.table.subarray(0, 8 * count), opened.length - 4 - 8 * count, bad);
-      return new Pack(hash, Buffer.alloc(0), offsets, rows, undefined, { data: file.subarray(9), codecId: file[8], what });
+      return new Pack(hash, Buffer.alloc(0), offsets, rows, file.length, undefined, { data: file.subarray(9), codecId: file[8], what });
     }
     const { body, buffer } = opened;
     const release = buffer && pool ? () => pool.give(buffer) : undefined;
@@ -411,7 +422,7 @@ export class Pack {
       const table = body.length - 4 - 8 * count;
       if (table < 0) throw bad('entry table truncated');
       const { offsets, rows } = readEntryTable(body.subarray(table, body.length - 4), table, bad);
-      return new Pack(hash, body, offsets, rows, release);
+      return new Pack(hash, body, offsets, rows, buffer?.length ?? body.length, release);
     } catch (err) {
       release?.();
       throw err;
@@ -428,7 +439,7 @@ export class Pack {
     const bad = (why: string) => new IntegrityError('E_CORRUPT', `${what}: ${why}`);
     const count = (table.length - 4) / 8;
     const { offsets, rows } = readEntryTable(table.subarray(0, 8 * count), length - 4 - 8 * count, bad);
-    return new Pack(hash, Buffer.alloc(0), offsets, rows, undefined, { body, what });
+    return new Pack(hash, Buffer.alloc(0), offsets, rows, table.length, undefined, { body, what });
   }
 
   /** Gives pooled memory back (see {@link open}); a no-op for a pack opened without a pool. */

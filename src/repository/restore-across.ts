@@ -22,7 +22,7 @@ import type { Snapshot, TableEntry } from './manifest.js';
 import type { OperationReporter } from './progress.js';
 import { PackCache, type Repository } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
-import { readTable, type TableBatch } from './snapshot-reader.js';
+import { packOrder, readTable, type TableBatch } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 import type { SqliteTarget as SqliteTargetType } from '../engines/sqlite/sqlite-target.js';
 
@@ -120,7 +120,7 @@ export async function restoreSqliteIntoPostgres(repo: Repository, snapshot: Snap
       if (table.rowidAlias) reporter.notice(`table ${table.name} has no primary key: its SQLite rowid is carried as column ${table.rowidAlias}`);
       await target.createTable(table);
     }
-    const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+    const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
     try {
       for (const [i, entry] of entries.entries()) {
         const table = schema.tables[i]!;
@@ -230,7 +230,7 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
     }
     const checks = schema.tables.map((t) => new NegativeZeroCheck(t.name, t.columns.map((c) => c.name), t.columns.map((c) => c.type === 'REAL'), 'ndjson'));
     const held = schema.tables.map(() => createHash('sha256'));
-    const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+    const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
     const newline = Buffer.from('\n');
     try {
       for (const [i, entry] of entries.entries()) {

@@ -20,7 +20,8 @@ import { CODEC_IDS, zstdBinding } from './compression.js';
 import { MAGIC } from './object-file.js';
 import { maxPackBytes } from './objects.js';
 import { maxPackBody, measurePack, Pack, packKey } from './pack.js';
-import { PackCache, type Repository } from './repository.js';
+import { PackCache, type PackCacheOptions } from './pack-cache.js';
+import type { Repository } from './repository.js';
 
 /** A pack file at least this large (and larger than four packs) is read in pieces by restore. */
 export const STREAMED_PACK_FILE_BYTES = 32 << 20;
@@ -28,47 +29,47 @@ export const STREAMED_PACK_FILE_BYTES = 32 << 20;
 const FILE_PIECE_BYTES = 4 << 20;
 /** Bytes per decompressed piece. */
 const BODY_PIECE_BYTES = 1 << 20;
-/** Packs read in pieces that are remembered (measured, checked) for the entries that follow. */
-const STREAMED_KEPT = 4;
 
 /**
  * A PackCache whose huge packs are read in pieces from the store (see the file's comment); every other
- * pack goes through PackCache as before.
+ * pack is read whole, as PackCache does. Which is which is decided by the pack file's size, taken from
+ * `sizes` (what checkSnapshot saw when it looked for each pack: no second stat per pack) or, for a pack
+ * not in it, asked of the store. A size is a hint, never trusted: a pack read whole is read with the
+ * size as its bound, so a file that has grown since is refused unread (E_CORRUPT), and one that changed
+ * otherwise fails its name's check, as does any file a pack's name does not match.
  */
 export class StreamingPackCache extends PackCache {
   readonly #repo: Repository;
   readonly #lazyAbove: number;
-  readonly #streamed = new Map<string, Promise<Pack | undefined>>();
+  readonly #sizes: ReadonlyMap<string, number> | undefined;
 
-  constructor(repo: Repository, capacity: number, options: { recycle?: boolean; lazyAbove: number; order?: string[] }) {
+  constructor(repo: Repository, options: PackCacheOptions & { lazyAbove: number; sizes?: ReadonlyMap<string, number> }) {
     // A pack that may be read in pieces is never downloaded whole ahead of its reader (a remote store's
     // read-ahead): the read is refused from its length, which the store then knows for stat.
-    super(repo, capacity, repo.store.getPieces ? { ...options, aheadMaxBytes: STREAMED_PACK_FILE_BYTES - 1 } : options);
+    super(repo, repo.store.getPieces ? { ...options, aheadMaxBytes: STREAMED_PACK_FILE_BYTES - 1 } : options);
     this.#repo = repo;
     this.#lazyAbove = options.lazyAbove;
+    this.#sizes = options.sizes;
   }
 
-  override get(hash: string): Promise<Pack> {
+  protected override async load(hash: string): Promise<Pack> {
     const store = this.#repo.store;
-    if (!store.getPieces) return super.get(hash);
-    let streamed = this.#streamed.get(hash);
-    if (!streamed) {
-      streamed = this.#openStreamed(hash);
-      streamed.catch(() => this.#streamed.delete(hash));
-      if (this.#streamed.size >= STREAMED_KEPT) this.#streamed.delete(this.#streamed.keys().next().value as string);
-      this.#streamed.set(hash, streamed);
+    if (!store.getPieces) return super.load(hash);
+    let size = this.#sizes?.get(hash);
+    if (size === undefined) {
+      // On a remote store (no sizes given) the download starts first: its answer gives the size, and
+      // stat needs no request of its own.
+      this.prefetch(hash);
+      size = (await store.stat(packKey(hash))).size;
     }
-    return streamed.then((pack) => pack ?? super.get(hash));
+    if (size < STREAMED_PACK_FILE_BYTES || size < 4 * this.#repo.config.packBytes) return super.load(hash, size);
+    return (await this.#openStreamed(hash)) ?? super.load(hash);
   }
 
-  /** The pack read in pieces, or undefined when it is small enough to be read whole (as before). */
+  /** The pack read in pieces, or undefined when its body is small enough to be read whole after all. */
   async #openStreamed(hash: string): Promise<Pack | undefined> {
-    const { store, config } = this.#repo;
+    const { config } = this.#repo;
     const key = packKey(hash);
-    // On a remote store the download starts first: its answer gives the size, and stat needs no request.
-    this.prefetch(hash);
-    const { size } = await store.stat(key);
-    if (size < STREAMED_PACK_FILE_BYTES || size < 4 * config.packBytes) return undefined;
     const what = `pack ${hash.slice(0, 16)}`;
     const maxBytes = maxPackBytes(config.packBytes);
     const body = (): AsyncIterable<Buffer> => {

@@ -15,7 +15,7 @@ import type { Snapshot, TableEntry } from './manifest.js';
 import type { OperationReporter } from './progress.js';
 import { PackCache, type Repository } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
-import { readTable } from './snapshot-reader.js';
+import { packOrder, readTable } from './snapshot-reader.js';
 
 /** The PostgreSQL restore's options (besides the repository's). */
 export interface PostgresRestoreOptions {
@@ -97,7 +97,7 @@ export async function restoreIntoPostgres(
   try {
     await target.begin(schema);
     for (const table of schema.tables) await target.createTable(table);
-    const cache = new PackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+    const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
     try {
       for (const [i, entry] of entries.entries()) {
         const table = schema.tables[i]!;

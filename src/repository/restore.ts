@@ -16,7 +16,7 @@ import { withRepository, type OpenOptions, type Repository, type RepositoryLocat
 import { manifestSchemaProblems } from './schema-check.js';
 import { checkSnapshot } from './snapshot-check.js';
 import { createdTableProblem } from '../engines/sqlite/created-table.js';
-import { readTable } from './snapshot-reader.js';
+import { packOrder, readTable } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
 import type { DatabaseLocation, EngineName } from '../engines/engine.js';
 import { resolveLocation } from '../engines/registry.js';
@@ -90,11 +90,11 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
       try {
         const snapshot = await repo.resolve(ref);
         if (snapshot.encoding === 'pg-copy-text' && options.sameEngineOnly) checkRestoreEngine(snapshot, 'sqlite');
-        await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
+        const sizes = await checkSnapshot(repo, snapshot, 'restore'); // every pack and range it names, before the target exists
         if (snapshot.encoding === 'pg-copy-text') {
           return await restorePostgresIntoSqlite(repo, snapshot, plan, { ...(options.tables ? { tables: options.tables } : {}), ...(options.allowLossy ? { allowLossy: true } : {}) }, reporter);
         }
-        return await restoreSnapshot(repo, snapshot, plan, options, reporter);
+        return await restoreSnapshot(repo, snapshot, plan, options, reporter, sizes);
       } finally {
         await lock.release();
       }
@@ -106,16 +106,14 @@ export async function restore(ref: string, repository: RepositoryLocation | Repo
  * Loads the rows of `entries` into `target`. Pack memory is pooled and given back at the end (in a
  * function of its own, so that no variable of the loop keeps the last pack alive afterwards).
  */
-async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter): Promise<void> {
+async function loadTables(repo: Repository, snapshot: Snapshot, schema: DatabaseSchema, entries: TableEntry[], target: SqliteTarget, reporter: OperationReporter, sizes: ReadonlyMap<string, number>): Promise<void> {
   // Each batch is loaded before the next is read. A pack that ends in a huge row's chunk stays
   // compressed, and that chunk reaches the loader in pieces (lazy packs); a huge pack file is read from
   // the store in pieces too, never whole (restore-pack.ts).
-  // Three open packs: an incremental snapshot's chunks alternate between old packs and the new ones,
-  // and with one open pack each switch decompressed a whole pack again (a restore of a WAL ledger's
-  // fifth snapshot took 22 s instead of 0.6 s). One would hold less (10M rows, first snapshot: 92 MB
-  // at the peak against 99-103 MB), but only for snapshots whose packs come in order.
+  // Open packs: four packs' worth, evicted by next use in the reading order (pack-cache.ts): an
+  // incremental snapshot's alternating chunks read each pack about once, a first snapshot holds one.
   // On a remote store the next packs are downloaded ahead (`order`).
-  const cache = new StreamingPackCache(repo, 3, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
+  const cache = new StreamingPackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries), sizes });
   try {
     for (const entry of entries) {
       const table = schema.tables.find((t) => t.name === entry.name)!;
@@ -139,13 +137,6 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   } finally {
     await cache.close();
   }
-}
-
-/** The packs `entries` are read from, in reading order (a run of one pack named once), for read-ahead. */
-function packOrder(snapshot: Snapshot, entries: TableEntry[]): string[] {
-  const order: string[] = [];
-  for (const entry of entries) for (const [p] of entry.chunks) if (order[order.length - 1] !== snapshot.packs[p]) order.push(snapshot.packs[p]!);
-  return order;
 }
 
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily by restore. */
@@ -182,7 +173,7 @@ function restorePostgres(ref: string, repository: RepositoryLocation | Repositor
   );
 }
 
-async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: TargetPlan, options: RestoreOptions, reporter: OperationReporter): Promise<RestoreResult> {
+async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: TargetPlan, options: RestoreOptions, reporter: OperationReporter, sizes: ReadonlyMap<string, number>): Promise<RestoreResult> {
   checkRestoreEngine(snapshot, 'sqlite');
   const { SqliteTarget } = await import('../engines/sqlite/sqlite-target.js');
   // The manifest's schema SQL runs only if every statement is the plain CREATE it claims to be.
@@ -208,7 +199,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
       return message === undefined ? [] : [{ code: 'E_CORRUPT', snapshot: snapshot.id, table: t.name, message }];
     });
     if (differs.length > 0) throw new RepositoryIntegrityError(differs, 'restore');
-    await loadTables(repo, snapshot, schema, entries, target, reporter);
+    await loadTables(repo, snapshot, schema, entries, target, reporter, sizes);
     reporter.progress('indexes', undefined, true);
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it
     target.finish(schema.objects, schema.meta);

@@ -9,7 +9,7 @@
  * is reported. A pack no index knows is opened only when the caller asks for certainty (`openUnindexed`):
  * restore does not need it, since it checks each pack's entry count as it opens the pack.
  */
-import { ScriptoriumError } from '../core/errors.js';
+import { NotFoundError, ScriptoriumError } from '../core/errors.js';
 import { GarbageGate } from '../core/memory.js';
 import { decodeIndex, indexedEntries, indexKey } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
@@ -88,9 +88,10 @@ export async function referenceProblems(repo: Repository, snapshot: Snapshot, fa
 /**
  * Checks `snapshot`'s references before `operation` uses it: throws RepositoryIntegrityError
  * (E_CORRUPT) naming every missing pack and every range beyond its pack. Reads one index file at a time,
- * keeping only the counts of this snapshot's packs.
+ * keeping only the counts of this snapshot's packs. Returns the file size of each pack it looked at
+ * (on a local store; none on a remote one, which is not asked): a hint for the reader, not a fact.
  */
-export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operation: string, options: Pick<ReferenceCheckOptions, 'openUnindexed'> = {}): Promise<void> {
+export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operation: string, options: Pick<ReferenceCheckOptions, 'openUnindexed'> = {}): Promise<ReadonlyMap<string, number>> {
   const wanted = new Set(snapshot.packs);
   const present = new Set<string>();
   // A remote store is not asked (a HEAD a pack, each a billed round trip): a missing pack fails the
@@ -99,8 +100,21 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
   const remote = repo.store.capabilities.remote === true;
   if (remote) for (const hash of wanted) present.add(hash);
   const queue = remote ? [] : [...wanted];
+  // A local store is asked each pack's size (one lstat, as `has` was): restore decides from it which
+  // packs to read in pieces, without a second look (restore-pack.ts, where the size is only a bound).
+  const sizes = new Map<string, number>();
   await Promise.all(Array.from({ length: Math.min(repo.store.capabilities.maxConcurrency, queue.length) }, async () => {
-    for (let hash = queue.shift(); hash !== undefined; hash = queue.shift()) if (await repo.store.has(packKey(hash))) present.add(hash);
+    for (let hash = queue.shift(); hash !== undefined; hash = queue.shift()) {
+      try {
+        sizes.set(hash, (await repo.store.stat(packKey(hash))).size);
+        present.add(hash);
+      } catch (err) {
+        if (err instanceof NotFoundError) continue;
+        if (!(err instanceof ScriptoriumError && err.code === 'E_CORRUPT')) throw err;
+        // Something that is no object (a link, a FIFO): whatever `has` says of it, as before (a read reports it).
+        if (await repo.store.has(packKey(hash))) present.add(hash);
+      }
+    }
   }));
   const counts = new Map<string, number>();
   // Format 2: the index files the manifest names (GETs of what is needed, no listing); a file that
@@ -129,6 +143,7 @@ export async function checkSnapshot(repo: Repository, snapshot: Snapshot, operat
     chunkName: (pack, entry) => chunkName(repo, pack, entry),
   });
   if (problems.length > 0) throw new RepositoryIntegrityError(problems, operation);
+  return sizes;
 }
 
 async function* listKeys(repo: Repository): AsyncGenerator<string> {

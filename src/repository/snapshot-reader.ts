@@ -36,6 +36,21 @@ async function collect(pieces: AsyncIterable<Buffer>): Promise<Buffer> {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
+/**
+ * The packs `entries` are read from by {@link readTable}, in reading order (a run of one pack named
+ * once), yielded as the manifest is walked: a PackCache's `order`, for eviction by next use and read-ahead.
+ */
+export function* packOrder(snapshot: Snapshot, entries: readonly TableEntry[]): Generator<string> {
+  let last: string | undefined;
+  for (const entry of entries) {
+    for (const [p] of entry.chunks) {
+      const hash = snapshot.packs[p]!;
+      if (hash !== last) yield hash;
+      last = hash;
+    }
+  }
+}
+
 /** Rows per batch handed to a target (about what the engine reads per batch). */
 const BATCH_ROWS = 2000;
 const BATCH_BYTES = 1 << 20;

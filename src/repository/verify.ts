@@ -14,7 +14,7 @@ import { resolveLocation } from '../engines/registry.js';
 import type { EventListener } from '../core/events.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
-import type { Snapshot } from './manifest.js';
+import type { Snapshot, TableEntry } from './manifest.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
@@ -22,7 +22,7 @@ import { PackCache, withRepository, type OpenOptions, type Repository, type Repo
 import { restore } from './restore.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { referenceProblems } from './snapshot-check.js';
-import { readTable } from './snapshot-reader.js';
+import { packOrder, readTable } from './snapshot-reader.js';
 
 export interface VerifyOptions extends OpenOptions {
   /** Read every pack (referenced or not), check every chunk and recompute every table digest. */
@@ -168,7 +168,24 @@ async function readData(
   reporter: OperationReporter,
 ): Promise<void> {
   const checked = new Set<string>();
-  const cache = new CheckingCache(repo, (pack) => {
+  // Every distinct table once (the same chunks of the same digest are not read twice), then the packs
+  // no snapshot uses: the order the cache evicts by.
+  const tables: Array<[Snapshot, TableEntry]> = [];
+  const seen = new Set<string>();
+  for (const snap of snapshots) {
+    for (const table of snap.tables) {
+      const key = `${table.sha256}:${JSON.stringify(table.chunks.map(([p, f, c]) => [snap.packs[p], f, c]))}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      tables.push([snap, table]);
+    }
+  }
+  seen.clear();
+  const order = (function* () {
+    for (const [snap, table] of tables) yield* packOrder(snap, [table]);
+    yield* unreferenced;
+  })();
+  const cache = new CheckingCache(repo, order, (pack) => {
     if (checked.has(pack.hash)) return;
     checked.add(pack.hash);
     const ordinal = index.packOrdinal(pack.hash);
@@ -182,23 +199,17 @@ async function readData(
       }
     }
   });
-  const seen = new Set<string>();
-  for (const snap of snapshots) {
-    for (const table of snap.tables) {
-      const key = `${table.sha256}:${JSON.stringify(table.chunks.map(([p, f, c]) => [snap.packs[p], f, c]))}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      try {
-        for await (const batch of readTable(repo, cache, snap, table, 'verify')) {
-          reporter.rowsDone += batch.rows;
-          reporter.bytesIn += batch.data.length + 1;
-          reporter.progress('verify', table.name);
-        }
-        report.tablesRead++;
-      } catch (err) {
-        if (err instanceof RepositoryIntegrityError) report.problems.push(...err.problems);
-        else report.problems.push(asProblem(err, { snapshot: snap.id, table: table.name }));
+  for (const [snap, table] of tables) {
+    try {
+      for await (const batch of readTable(repo, cache, snap, table, 'verify')) {
+        reporter.rowsDone += batch.rows;
+        reporter.bytesIn += batch.data.length + 1;
+        reporter.progress('verify', table.name);
       }
+      report.tablesRead++;
+    } catch (err) {
+      if (err instanceof RepositoryIntegrityError) report.problems.push(...err.problems);
+      else report.problems.push(asProblem(err, { snapshot: snap.id, table: table.name }));
     }
   }
   for (const hash of unreferenced) {
@@ -230,7 +241,8 @@ async function readPackSubset(repo: Repository, packs: string[], index: ChunkInd
     throw new ScriptoriumError('E_USAGE', `verify: readDataSubset must be part/of with 1 <= part <= of, got ${part}/${of}`);
   }
   report.packsRead = 0;
-  const cache = new CheckingCache(repo, (pack) => {
+  const order = packs.filter((hash) => packPart(hash, of) === part).sort();
+  const cache = new CheckingCache(repo, order, (pack) => {
     const ordinal = index.packOrdinal(pack.hash);
     for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
       const expected = index.chunkAt(ordinal, e);
@@ -240,8 +252,7 @@ async function readPackSubset(repo: Repository, packs: string[], index: ChunkInd
     }
   });
   try {
-    for (const hash of packs.sort()) {
-      if (packPart(hash, of) !== part) continue;
+    for (const hash of order) {
       try {
         await cache.get(hash);
         report.packsRead++;
@@ -258,8 +269,8 @@ async function readPackSubset(repo: Repository, packs: string[], index: ChunkInd
 class CheckingCache extends PackCache {
   readonly #onOpen: (pack: Pack) => void;
 
-  constructor(repo: Repository, onOpen: (pack: Pack) => void) {
-    super(repo, 3, { recycle: true }); // readTable is done with a batch before it reads the next
+  constructor(repo: Repository, order: Iterable<string>, onOpen: (pack: Pack) => void) {
+    super(repo, { recycle: true, order }); // each pack once, in this order: dropped once the next is asked for
     this.#onOpen = onOpen;
   }
 
