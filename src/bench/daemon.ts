@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { cliNodeFlags } from '../cli/node-flags.js';
 import { HistoryStore } from '../monitor/history-store.js';
 
 /** What the section measured. */
@@ -60,7 +61,7 @@ const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 function cliProcess(dir: string, args: string[], env: Record<string, string> = {}): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg'), ...env } });
+  const proc = spawn(process.execPath, [...cliNodeFlags(), CLI, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'xdg'), ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import { cliNodeFlags } from '../cli/node-flags.js';
 import type { Daemon } from '../daemon/daemon.js';
 import type { DaemonConfig } from '../daemon/job-config.js';
 import { DashboardData } from './dashboard-data.js';
@@ -145,7 +146,7 @@ export function dashboardApp(options: DashboardOptions, data: DashboardData, fee
     // A process of its own: `scriptorium run JOB` (journaled, alerting) or `scriptorium verify` (in the history).
     const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url).href.replace(/\/src\/cli\/main\.js$/, '/dist/cli/main.js'));
     const args = kind === 'backup' ? ['run', job, '--config', config.file] : ['verify', '--repo', j.repository, '-q'];
-    const child = spawn(process.execPath, [cli, ...args], { cwd: config.dir, detached: true, stdio: 'ignore' });
+    const child = spawn(process.execPath, [...cliNodeFlags(cli), cli, ...args], { cwd: config.dir, detached: true, stdio: 'ignore' });
     child.unref();
     return { status: 202 as const, body: { accepted: true, pid: child.pid } };
   };

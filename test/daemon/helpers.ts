@@ -7,9 +7,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JournalEntry } from '../../src/daemon/journal.js';
 import type { OperationRecord } from '../../src/monitor/operation-record.js';
+import { cliNodeFlags } from '../../src/cli/node-flags.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist/cli/main.js');
+/**
+ * `node` and its arguments to run the CLI as the installed `scriptorium` runs (with the V8 flags of its
+ * shebang): a process started as bare `node main.js` would not measure, or behave, like it.
+ */
+const node = (...args: string[]) => [...cliNodeFlags(CLI), CLI, ...args];
 
 /** Fails early with a clear message when dist/ is missing (`npm test` builds it first). */
 export function needDist(): void {
@@ -31,14 +37,14 @@ export function makeDb(file: string, rows: number, bytes = 100, table = 't'): vo
 
 /** Runs the CLI to completion. */
 export function cli(cwd: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, node(...args), { cwd, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs the CLI without blocking this process's event loop (needed when this process serves it HTTP). */
 export function cliAsync(cwd: string, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, node(...args), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -60,7 +66,7 @@ export function start(cwd: string, ...args: string[]): Running {
 
 /** {@link start} with extra environment variables. */
 export function startWith(cwd: string, env: Record<string, string>, ...args: string[]): Running {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, node(...args), { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
