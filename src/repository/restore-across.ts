@@ -8,23 +8,22 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { withPrivateUmask } from '../core/atomic-file.js';
 import { collectAll } from '../core/memory.js';
 import { ScriptoriumError } from '../core/errors.js';
-import { commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from '../core/target-file.js';
+import type { TargetPlan } from '../core/target-file.js';
 import type { RowBatch } from '../core/encoding.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import { schemaProblemOf, tableSchemaProblem } from '../core/schema-check.js';
 import type { DatabaseLocation, EngineTarget } from '../engines/engine.js';
 import { engineOf } from '../engines/registry.js';
 import { RepositoryIntegrityError } from './errors.js';
+import { buildThenSwap } from './sqlite-swap.js';
 import type { Snapshot, TableEntry } from './manifest.js';
 import type { OperationReporter } from './progress.js';
 import { PackCache, type Repository } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { packOrder, readTable, type TableBatch } from './snapshot-reader.js';
 import { selectTables, subsetSchema } from './source.js';
-import type { SqliteTarget as SqliteTargetType } from '../engines/sqlite/sqlite-target.js';
 
 /** Options of a restore into the other engine. */
 export interface AcrossOptions {
@@ -216,11 +215,7 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,
   });
   for (const note of notes) reporter.notice(note);
-  sweepStaleTemps(plan, (message, stale) => reporter.notice(message, stale));
-  const temp = tempFor(plan, operation);
-  let target: SqliteTargetType | undefined;
-  try {
-    target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
+  await buildThenSwap(plan, operation, reporter, (path) => SqliteTarget.create(path), async (target) => {
     for (const table of schema.tables) {
       const problem = tableSchemaProblem(table as unknown as Record<string, unknown>) ?? schemaProblem({ type: 'table', name: table.name }, table.sql);
       if (problem !== undefined) throw damaged(snapshot, `table ${JSON.stringify(table.name)} cannot be made a SQLite table: ${problem}`, operation, table.name);
@@ -290,18 +285,7 @@ export async function restorePostgresIntoSqlite(repo: Repository, snapshot: Snap
         }], operation);
       }
     }
-    target.close();
-    reporter.progress('swap', undefined, true);
-    commitTarget(plan, temp); // the replaced file's mode, owner and group; 0600 for a new one
-  } catch (err) {
-    try {
-      target?.close();
-    } catch {
-      // the temporary goes anyway
-    }
-    discardTemp(temp);
-    throw targetError(err, `restore: writing ${into}`);
-  }
+  });
   reporter.bytesOut = statSync(plan.path).size;
   reporter.completed({ snapshot: snapshot.id, into, tables: entries.length });
   return { snapshot: snapshot.id, into, rows: reporter.rowsDone, tables: entries.map((t) => ({ name: t.name, rows: t.rows, sha256: t.sha256 })) };

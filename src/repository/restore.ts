@@ -1,11 +1,11 @@
 /** `restore`: rebuilds a database from a snapshot beside the target, verifies it, then swaps it in. */
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { withPrivateUmask } from '../core/atomic-file.js';
 import { collectAll } from '../core/memory.js';
-import { checkTarget, commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from '../core/target-file.js';
+import { checkTarget, type TargetPlan } from '../core/target-file.js';
 import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
+import { buildThenSwap } from './sqlite-swap.js';
 import type { Snapshot, TableEntry } from './manifest.js';
 import type { DatabaseSchema } from '../core/schema.js';
 import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
@@ -187,15 +187,11 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: into, format: 'repository',
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,
   });
-  sweepStaleTemps(plan, (message, stale) => reporter.notice(message, stale));
-  const temp = tempFor(plan, 'restore');
-  let target: SqliteTarget | undefined;
-  try {
-    target = withPrivateUmask(() => SqliteTarget.create(temp)); // private from its first byte
+  await buildThenSwap(plan, 'restore', reporter, (path) => SqliteTarget.create(path), async (target) => {
     target.createTables(schema.tables);
     // Rows load and re-digest by the manifest's description: it must be what the CREATE statements made.
     const differs = schema.tables.flatMap((t) => {
-      const message = createdTableProblem(target!.db, t, 'the manifest');
+      const message = createdTableProblem(target.db, t, 'the manifest');
       return message === undefined ? [] : [{ code: 'E_CORRUPT', snapshot: snapshot.id, table: t.name, message }];
     });
     if (differs.length > 0) throw new RepositoryIntegrityError(differs, 'restore');
@@ -214,18 +210,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
         }], 'restore');
       }
     }
-    target.close();
-    reporter.progress('swap', undefined, true);
-    commitTarget(plan, temp); // the replaced file's mode, owner and group; 0600 for a new one
-  } catch (err) {
-    try {
-      target?.close();
-    } catch {
-      // the temporary goes anyway
-    }
-    discardTemp(temp);
-    throw targetError(err, `restore: writing ${into}`);
-  }
+  });
   reporter.bytesOut = statSync(plan.path).size;
   const result: RestoreResult = {
     snapshot: snapshot.id, into, rows: reporter.rowsDone,
