@@ -215,6 +215,9 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
+  const declaredTables = new TableIndex();
+  /** A sql script's CREATE TABLE statements by the table they create (the first one: IF NOT EXISTS may repeat it). */
+  const createdBy = new Map<string, string>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
   /** The long tuple being loaded in pieces, if any. */
@@ -241,7 +244,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const rowsTable = (name: string): TableSchema => {
     let table = tables.get(name);
     if (!table) {
-      table = state.schema?.tables.find((t) => t.name === name);
+      table = state.schema ? declaredTables.get(state.schema.tables, name) : undefined;
       if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(name)}, which the file's schema does not list`);
       tables.set(name, table);
     }
@@ -282,7 +285,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
       case 'insert': {
         let table = tables.get(item.table);
         if (!table) {
-          table = target.table(item.table)!;
+          table = target.table(item.table, createdBy.get(item.table))!;
           tables.set(item.table, table);
         }
         const ncols = item.columns?.length ?? table.columns.length;
@@ -338,7 +341,10 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
       }
       case 'exec':
         // A sql script's CREATE TABLE (readSql has checked it); SqliteTarget checks it again.
-        if (item.table !== undefined) execAt(target, item.sql, item.line, item.table);
+        if (item.table !== undefined) {
+          execAt(target, item.sql, item.line, item.table);
+          if (!createdBy.has(item.table)) createdBy.set(item.table, item.sql);
+        }
         else execAt(target, item.sql, item.line);
         break;
       case 'object':
@@ -443,13 +449,39 @@ function execAt(target: SqliteTarget, sql: string, line: number, table?: string)
   }
 }
 
+/**
+ * The first table of a list by name, as `tables.find((t) => t.name === name)` answers, in constant time:
+ * a file's schema has one lookup per table, and a list search made tens of thousands of tables take
+ * quadratic time. The list may grow between lookups (an ndjson file's tables arrive one by one); what
+ * was added since the last lookup is indexed then.
+ */
+class TableIndex {
+  readonly #byName = new Map<string, TableSchema>();
+  #indexed = 0;
+  #list: TableSchema[] | undefined;
+
+  get(tables: TableSchema[], name: string): TableSchema | undefined {
+    if (tables !== this.#list) {
+      this.#list = tables;
+      this.#indexed = 0;
+      this.#byName.clear();
+    }
+    for (; this.#indexed < tables.length; this.#indexed++) {
+      const t = tables[this.#indexed];
+      if (t && typeof t === 'object' && !this.#byName.has(t.name)) this.#byName.set(t.name, t);
+    }
+    return this.#byName.get(name);
+  }
+}
+
 /** Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first difference. */
 function verify(target: SqliteTarget, load: LoadState): ImportResult['tables'] {
   const schema = target.schema();
   const out: ImportResult['tables'] = [];
+  const declaredTables = new TableIndex();
   for (const table of schema.tables) {
     // The file's own schema (ndjson/json) knows which tables carry their rowid.
-    const declared = load.schema?.tables.find((t) => t.name === table.name) ?? table;
+    const declared = (load.schema ? declaredTables.get(load.schema.tables, table.name) : undefined) ?? table;
     const expected = load.digests.get(table.name);
     if (expected) {
       const booleans = load.fromPostgres?.get(table.name);
