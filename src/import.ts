@@ -8,7 +8,7 @@ import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.j
 import type { EventListener } from './core/events.js';
 import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
-import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
+import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, planError, tempFor } from './core/target-file.js';
 import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { openAgeInput } from './codecs/age-input.js';
@@ -146,7 +146,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
       // the temporary goes anyway
     }
     discardTemp(temp);
-    const err = targetError(caught, `import: writing ${options.into}`);
+    const err = planError(plan, caught, `import: writing ${options.into}`);
     stream?.destroy();
     progress.failed(err);
     throw err;

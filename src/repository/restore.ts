@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { withPrivateUmask } from '../core/atomic-file.js';
 import { collectAll } from '../core/memory.js';
-import { checkTarget, commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from '../core/target-file.js';
+import { checkTarget, commitTarget, discardTemp, sweepStaleTemps, planError, tempFor, type TargetPlan } from '../core/target-file.js';
 import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
 import type { Snapshot, TableEntry } from './manifest.js';
@@ -236,7 +236,7 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
       // the temporary goes anyway
     }
     discardTemp(temp);
-    throw targetError(err, `restore: writing ${into}`);
+    throw planError(plan, err, `restore: writing ${into}`);
   }
   reporter.bytesOut = statSync(plan.path).size;
   const result: RestoreResult = {
