@@ -80,10 +80,10 @@ export function readSqliteTable(db: Db, name: string, sql?: string): TableSchema
       .prepare(
         // A shadow table (an FTS5 table's x_data, an R*Tree's x_node) is named after its virtual table.
         `SELECT sql, EXISTS (SELECT 1 FROM sqlite_schema v WHERE v.type = 'table' AND v.sql LIKE 'CREATE VIRTUAL TABLE%'
-           AND substr(?1, 1, length(v.name) + 1) = v.name || '_') AS related
-         FROM sqlite_schema WHERE type = 'table' AND name = ?1 AND sql IS NOT NULL`,
+           AND substr(@name, 1, length(v.name) + 1) = v.name || '_') AS related
+         FROM sqlite_schema WHERE type = 'table' AND name = @name AND sql IS NOT NULL`,
       )
-      .get(name) as { sql: string; related: number | bigint } | undefined;
+      .get({ name }) as { sql: string; related: number | bigint } | undefined;
     if (!row) return undefined;
     sql = row.sql;
     if (Number(row.related) === 1) {
