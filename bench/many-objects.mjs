@@ -3,13 +3,16 @@
  * Time of every path that reads a schema header, against the number of schema objects (issue 13: a header
  * with tens of thousands of objects must not take quadratic time). For each N it builds a database of
  * N/2 tables, N/4 indexes and N/4 views (one row per table), then times export (json, ndjson, sql),
- * import of each, backup, restore and verify --drill, through the library (dist/: `npm run build` first).
- * Near-linear means each column roughly doubles from one N to the next.
+ * import of each, the sqlite3 shell reading the sql export (the peer: SQLite's own cost of creating
+ * the objects, which is quadratic, as is `create`), backup, restore and verify --drill, through the
+ * library (dist/: `npm run build` first). Our part is linear when a column grows no faster than
+ * `create` and `shell-sql` do.
  *
  *   node bench/many-objects.mjs [N ...]        (default 10000 20000 40000 80000)
  *   node bench/many-objects.mjs --only import-json,restore 20000 40000
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -22,11 +25,13 @@ let only;
 const at = args.indexOf('--only');
 if (at >= 0) only = new Set(args.splice(at, 2)[1].split(','));
 const sizes = args.length > 0 ? args.map(Number) : [10_000, 20_000, 40_000, 80_000];
-const steps = ['create', 'export-json', 'export-ndjson', 'export-sql', 'import-json', 'import-ndjson', 'import-sql', 'backup', 'restore', 'verify-drill'];
+const steps = ['create', 'export-json', 'export-ndjson', 'export-sql', 'import-json', 'import-ndjson', 'import-sql', 'shell-sql', 'backup', 'restore', 'verify-drill'];
+/** The peer: the sqlite3 shell reading the same sql export (SQLite's own cost of creating the objects). */
+const SHELL = ['/usr/bin/sqlite3', '/usr/local/bin/sqlite3'].find((f) => existsSync(f));
 const wanted = (step) => step === 'create' || !only || only.has(step);
 const quiet = { onEvent: () => {} };
 
-console.log(['objects', ...steps.filter(wanted)].map((s) => s.padStart(13)).join(''));
+console.log(['objects', ...steps.filter(wanted)].map((s) => s.padStart(14)).join(''));
 for (const n of sizes) {
   const dir = mkdtempSync(join(tmpdir(), 'scriptorium-many-'));
   const times = {};
@@ -57,6 +62,18 @@ for (const n of sizes) {
         if (!wanted(`export-${format}`)) await exportTo(db, { format, output: file, ...quiet });
         await time(`import-${format}`, () => importFrom(file, { into: join(dir, `from-${format}.db`), ...quiet }));
       }
+      if (format === 'sql' && SHELL && wanted('shell-sql')) {
+        if (!wanted('export-sql') && !wanted('import-sql')) await exportTo(db, { format, output: file, ...quiet });
+        await time('shell-sql', () => {
+          const fd = openSync(file, 'r');
+          try {
+            const r = spawnSync(SHELL, [join(dir, 'shell.db')], { stdio: [fd, 'ignore', 'pipe'] });
+            if (r.status !== 0) throw new Error(`sqlite3: ${r.stderr}`);
+          } finally {
+            closeSync(fd);
+          }
+        });
+      }
     }
     const repo = join(dir, 'repo');
     if (wanted('backup') || wanted('restore') || wanted('verify-drill')) {
@@ -69,5 +86,5 @@ for (const n of sizes) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log([String(n), ...steps.filter(wanted).map((s) => (times[s] === undefined ? '-' : `${times[s].toFixed(2)} s`))].map((s) => s.padStart(13)).join(''));
+  console.log([String(n), ...steps.filter(wanted).map((s) => (times[s] === undefined ? '-' : `${times[s].toFixed(2)} s`))].map((s) => s.padStart(14)).join(''));
 }
