@@ -9,7 +9,7 @@ import { UsageError } from './core/errors.js';
 import type { EventListener } from './core/events.js';
 import { ProgressReporter } from './core/progress.js';
 import { Sink } from './core/sink.js';
-import { checkTarget, commitTarget, discardTemp, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
+import { checkTarget, commitTarget, discardTemp, planError, prepareParent, sweepStaleTemps, targetError, tempFor, type TargetPlan } from './core/target-file.js';
 import { codecByName, type CodecName } from './codecs/codec.js';
 import { ZstdFileWriter } from './codecs/zstd-file-writer.js';
 import { AgeFileWriter } from './codecs/age-file-writer.js';
@@ -261,7 +261,7 @@ export async function exportTo(source: string, options: ExportOptions): Promise<
     outFile?.destroy(); // (its worker thread)
     if (temp) {
       discardTemp(temp);
-      err = targetError(err, `export: writing ${dest}`);
+      err = plan ? planError(plan, err, `export: writing ${dest}`) : targetError(err, `export: writing ${dest}`);
     }
     progress.failed(err);
     throw err;

@@ -9,7 +9,7 @@ import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.j
 import type { EventListener } from './core/events.js';
 import { GarbageGate } from './core/memory.js';
 import { ProgressReporter } from './core/progress.js';
-import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, targetError, tempFor } from './core/target-file.js';
+import { checkTarget, commitTarget, discardTemp, isDiskFull, sweepStaleTemps, planError, tempFor } from './core/target-file.js';
 import type { CarriedModule, DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from './core/schema.js';
 import { detectCodec, type CodecName } from './codecs/codec.js';
 import { openAgeInput } from './codecs/age-input.js';
@@ -150,7 +150,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
       // the temporary goes anyway
     }
     discardTemp(temp);
-    const err = targetError(caught, `import: writing ${options.into}`);
+    const err = planError(plan, caught, `import: writing ${options.into}`);
     stream?.destroy();
     progress.failed(err);
     throw err;
@@ -258,6 +258,9 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   };
   const created = new Set<string>();
   const tables = new Map<string, TableSchema>();
+  const declaredTables = new TableIndex();
+  /** A sql script's CREATE TABLE statements by the table they create (the first one: IF NOT EXISTS may repeat it). */
+  const createdBy = new Map<string, string>();
   const gate = new GarbageGate();
   let pending: PendingInsert | undefined;
   /** The long tuple being loaded in pieces, if any. */
@@ -284,7 +287,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
   const rowsTable = (name: string): TableSchema => {
     let table = tables.get(name);
     if (!table) {
-      table = state.schema?.tables.find((t) => t.name === name);
+      table = state.schema ? declaredTables.get(state.schema.tables, name) : undefined;
       if (!table) throw new IntegrityError('E_CORRUPT', `import: rows for table ${JSON.stringify(name)}, which the file's schema does not list`);
       tables.set(name, table);
     }
@@ -337,7 +340,7 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
       case 'insert': {
         let table = tables.get(item.table);
         if (!table) {
-          table = target.table(item.table)!;
+          table = target.table(item.table, createdBy.get(item.table))!;
           tables.set(item.table, table);
         }
         const ncols = item.columns?.length ?? table.columns.length;
@@ -393,7 +396,10 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
       }
       case 'exec':
         // A sql script's CREATE TABLE (readSql has checked it); SqliteTarget checks it again.
-        if (item.table !== undefined) execAt(target, item.sql, item.line, item.table);
+        if (item.table !== undefined) {
+          execAt(target, item.sql, item.line, item.table);
+          if (!createdBy.has(item.table)) createdBy.set(item.table, item.sql);
+        }
         else execAt(target, item.sql, item.line);
         break;
       case 'object':
@@ -499,6 +505,31 @@ function execAt(target: SqliteTarget, sql: string, line: number, table?: string)
 }
 
 /**
+ * The first table of a list by name, as `tables.find((t) => t.name === name)` answers, in constant time:
+ * a file's schema has one lookup per table, and a list search made tens of thousands of tables take
+ * quadratic time. The list may grow between lookups (an ndjson file's tables arrive one by one); what
+ * was added since the last lookup is indexed then.
+ */
+class TableIndex {
+  readonly #byName = new Map<string, TableSchema>();
+  #indexed = 0;
+  #list: TableSchema[] | undefined;
+
+  get(tables: TableSchema[], name: string): TableSchema | undefined {
+    if (tables !== this.#list) {
+      this.#list = tables;
+      this.#indexed = 0;
+      this.#byName.clear();
+    }
+    for (; this.#indexed < tables.length; this.#indexed++) {
+      const t = tables[this.#indexed];
+      if (t && typeof t === 'object' && !this.#byName.has(t.name)) this.#byName.set(t.name, t);
+    }
+    return this.#byName.get(name);
+  }
+}
+
+/**
  * Compares every recorded digest with the loaded table; throws E_DIGEST_MISMATCH on the first
  * difference. A PostgreSQL export's values that SQLite cannot hold exactly (-0.0) throw E_LOSSY, all
  * of them listed, unless `allowLossy` (then each kind is a notice).
@@ -520,9 +551,10 @@ function verify(target: SqliteTarget, load: LoadState, allowLossy: boolean, prog
   const lossy: LossyValues[] = [...(load.fromPostgresRows?.values() ?? [])].flatMap((r) => r.check.lossy);
   if (lossy.length > 0 && !allowLossy) throw lossyError(lossy, into, 'import');
   for (const l of lossy) progress.notice(`lossy (--allow-lossy): table ${l.table} column ${l.column}: ${l.count} × ${l.what}; first in row ${l.row}: ${l.example}`);
+  const declaredTables = new TableIndex();
   for (const table of schema.tables) {
     // The file's own schema (ndjson/json) knows which tables carry their rowid.
-    const declared = load.schema?.tables.find((t) => t.name === table.name) ?? table;
+    const declared = (load.schema ? declaredTables.get(load.schema.tables, table.name) : undefined) ?? table;
     const expected = load.digests.get(table.name);
     if (expected) {
       const booleans = load.fromPostgres?.get(table.name);

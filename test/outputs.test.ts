@@ -267,6 +267,47 @@ describe('import and restore targets', () => {
       expect(temps(d)).toEqual([]);
     });
 
+    it(`${op.name}: a link in the parent path is followed once: the database lands in the directory it leads to, the link stays a link`, () => {
+      const d = fresh(`${op.name}-parent-link`);
+      const real = path.join(d, 'real');
+      fs.mkdirSync(real);
+      fs.symlinkSync('real', path.join(d, 'via'));
+      const r = run(op.args(path.join(d, 'via', 'app.db'), '--quiet'));
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.lstatSync(path.join(d, 'via')).isSymbolicLink()).toBe(true);
+      expect(fs.readdirSync(real)).toEqual(['app.db']);
+      expect(fs.lstatSync(path.join(real, 'app.db')).isFile()).toBe(true);
+      expect(withDb(path.join(real, 'app.db'), (db) => Number((db.prepare('SELECT count(*) AS n FROM t').get() as { n: unknown }).n))).toBe(200_000);
+      expect(fs.readdirSync(d).sort()).toEqual(['real', 'via']);
+    });
+
+    it(`${op.name}: a parent directory swapped for a link while it runs: E_TARGET_CHANGED, nothing written where the link points`, async () => {
+      const d = fresh(`${op.name}-parent-swap`);
+      const sub = path.join(d, 'sub');
+      const elsewhere = path.join(d, 'elsewhere');
+      fs.mkdirSync(sub);
+      fs.mkdirSync(elsewhere);
+      fs.writeFileSync(path.join(elsewhere, 'app.db'), 'not yours'); // what a redirected rename would replace
+      const { done } = start(op.args(path.join(sub, 'app.db'), '--force', '--quiet'));
+      // Once the temporary exists (the directory was checked and is in use), the directory is moved
+      // away and a link to another one takes its name.
+      let swapped = false;
+      const finished = done.then((r) => ({ ...r, swapped }));
+      for (let i = 0; i < 20_000 && !swapped; i++) {
+        if (temps(sub).length > 0) {
+          fs.renameSync(sub, path.join(d, 'moved'));
+          fs.symlinkSync('elsewhere', sub);
+          swapped = true;
+        } else await new Promise((r) => setTimeout(r, 1));
+      }
+      const r = await finished;
+      expect(swapped, 'the temporary never appeared').toBe(true);
+      expectFailure(r, 'E_TARGET_CHANGED', /was moved or replaced/);
+      expect(fs.readdirSync(elsewhere)).toEqual(['app.db']);
+      expect(fs.readFileSync(path.join(elsewhere, 'app.db'), 'utf8')).toBe('not yours');
+      expect(fs.readdirSync(path.join(d, 'moved')).filter((n) => !TEMP_NAME.test(n))).toEqual([]); // no app.db in the moved one either
+    });
+
     it(`${op.name}: a missing parent directory is E_NOT_FOUND naming it, before any work`, () => {
       const d = fresh(`${op.name}-noparent`);
       const r = run(op.args(path.join(d, 'missing', 'deeper', 'app.db')));

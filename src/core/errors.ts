@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'E_UNSUPPORTED_SQL'
   | 'E_TARGET_EXISTS'
   | 'E_TARGET_BUSY'
+  | 'E_TARGET_CHANGED'
+  | 'E_LOSSY'
   | 'E_VERSION'
   | 'E_NOT_REPOSITORY'
   | 'E_LOCKED'

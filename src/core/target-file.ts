@@ -65,6 +65,12 @@ export interface TargetPlan {
   readonly options: TargetOptions;
   /** The parent directory does not exist yet (only with `createParent`). */
   readonly parentMissing?: boolean;
+  /**
+   * The directory checked (the real path of the parent, resolved once) and its device and inode: the
+   * temporary file and the final rename go into exactly this directory, and {@link commitTarget}
+   * refuses to move anything when the path no longer leads to it (a parent swapped for a link mid-run).
+   */
+  readonly dir?: { readonly path: string; readonly dev: number; readonly ino: number };
 }
 
 /** What a file is, in words, for messages. */
@@ -163,10 +169,53 @@ export function checkTarget(given: string, options: TargetOptions): TargetPlan {
   }
 }
 
-function check(given: string, options: TargetOptions): TargetPlan {
+/**
+ * `plan.dir` as it was checked: the path still resolves to itself (no part of it became a link) and
+ * names the same directory (device and inode). Throws E_TARGET_CHANGED otherwise.
+ */
+function checkSameDir(plan: TargetPlan): void {
+  const changed = dirChanged(plan);
+  if (changed) throw changed;
+}
+
+/** The E_TARGET_CHANGED error when `plan.dir` is no longer what was checked (see {@link checkSameDir}), else undefined. */
+function dirChanged(plan: TargetPlan, cause?: unknown): ScriptoriumError | undefined {
+  const dir = plan.dir;
+  if (!dir) return undefined;
+  let same = false;
+  try {
+    const stat = fs.statSync(dir.path);
+    same = fs.realpathSync(dir.path) === dir.path && stat.isDirectory() && stat.dev === dir.dev && stat.ino === dir.ino;
+  } catch {
+    // gone: not the same
+  }
+  if (same) return undefined;
+  return new ScriptoriumError('E_TARGET_CHANGED', `${plan.options.op}: the directory of ${plan.given} (${dir.path}) was moved or replaced (by a link?) while the ${plan.options.op} ran; nothing was written there`, {
+    hint: 'Check who else writes to that directory, then run it again.',
+    ...(cause !== undefined ? { cause } : {}),
+  });
+}
+
+/**
+ * The error to report for a failure while writing `plan`'s target: E_TARGET_CHANGED when its directory
+ * was moved or replaced meanwhile (SQLite notices first, with SQLITE_IOERR_FSTAT, when its open file
+ * is no longer at its path), else what {@link targetError} makes of it.
+ */
+export function planError(plan: TargetPlan, err: unknown, where: string): unknown {
+  if (err instanceof ScriptoriumError && err.code === 'E_TARGET_CHANGED') return err;
+  return dirChanged(plan, err) ?? targetError(err, where);
+}
+
+function check(given: string, options: TargetOptions, fixedDir?: NonNullable<TargetPlan['dir']>): TargetPlan {
   const name = path.basename(given);
-  const dir = realParent(given, options);
+  // The parent is resolved once, here (links in the folder path followed once); the plan keeps it.
+  const dir = fixedDir?.path ?? realParent(given, options);
   if (dir === undefined) return { given, path: path.resolve(given), existing: undefined, options, parentMissing: true }; // nothing there to clash with
+  let dirId = fixedDir;
+  if (!dirId) {
+    const stat = fs.statSync(dir);
+    dirId = { path: dir, dev: stat.dev, ino: stat.ino };
+  }
   const target = path.join(dir, name);
   checkNotSource(given, target, options);
   for (const folder of options.notInside ?? []) {
@@ -217,7 +266,7 @@ function check(given: string, options: TargetOptions): TargetPlan {
       }
     }
   }
-  return { given, path: target, existing: stat, options };
+  return { given, path: target, existing: stat, options, dir: dirId };
 }
 
 /** Creates the missing parent of a `createParent` plan and checks the target again; other plans are returned as they are. */
@@ -276,6 +325,7 @@ export function sweepStaleTemps(plan: TargetPlan, notice: (message: string, file
 
 /** A new temporary path beside the target, registered for removal on SIGINT/SIGTERM. */
 export function tempFor(plan: TargetPlan, tag: string): string {
+  checkSameDir(plan); // (the temporary goes into the directory that was checked, or nowhere)
   return registerTemp(tempPathBeside(plan.path, tag));
 }
 
@@ -304,7 +354,11 @@ function keepOwner(fd: number, stat: fs.Stats): void {
  * if one appeared meanwhile (a hard link refuses an existing name).
  */
 export function commitTarget(plan: TargetPlan, temp: string, options: { synced?: boolean } = {}): void {
-  const now = checkTarget(plan.given, { ...plan.options, createParent: false });
+  // The target is checked again (it may have changed while we worked), in the directory checked first:
+  // the path is not resolved again, so a parent swapped for a link since then cannot redirect the rename.
+  checkSameDir(plan);
+  if (plan.dir && path.dirname(temp) !== plan.dir.path) throw new Error(`commitTarget: ${temp} is not in ${plan.dir.path}`); // a caller's bug
+  const now = recheck(plan);
   const existing = now.existing;
   const fd = fs.openSync(temp, 'r+');
   try {
@@ -320,6 +374,7 @@ export function commitTarget(plan: TargetPlan, temp: string, options: { synced?:
   } finally {
     fs.closeSync(fd);
   }
+  checkSameDir(plan); // again after the fsync, just before the link or rename: the window left is one call
   if (!existing) {
     let linked = false;
     try {
@@ -342,6 +397,16 @@ export function commitTarget(plan: TargetPlan, temp: string, options: { synced?:
   fs.renameSync(temp, now.path);
   releaseTemp(temp);
   fsyncDir(path.dirname(now.path));
+}
+
+/** {@link checkTarget} again for a plan, in the directory it checked (not resolved again). */
+function recheck(plan: TargetPlan): TargetPlan {
+  const options = { ...plan.options, createParent: false };
+  try {
+    return plan.dir ? check(plan.given, options, plan.dir) : check(plan.given, options);
+  } catch (err) {
+    throw err instanceof ScriptoriumError ? err : targetError(err, `${options.op}: ${plan.given}`);
+  }
 }
 
 /** True when `err`, or an error it wraps, is a full disk (ENOSPC, EDQUOT, SQLITE_FULL). */

@@ -60,7 +60,8 @@ export async function diff(a: string, b: string, repository: RepositoryLocation 
         const cache = new PackCache(repo, { budgetBytes: 3 * packBufferBytes(repo.config.packBytes) });
         const names = [...new Set([...sa.tables.map((t) => t.name), ...sb.tables.map((t) => t.name)])];
         const tables: TableDiff[] = [];
-        for (const name of names) tables.push(await diffTable(cache, sa, sb, name));
+        const lookup = { a: byName(sa.tables), b: byName(sb.tables), schemaA: byName(sa.schema.tables), schemaB: byName(sb.schema.tables) };
+        for (const name of names) tables.push(await diffTable(cache, sa, sb, name, lookup));
         reporter.completed({ a: sa.id, b: sb.id, changed: tables.filter((t) => t.status !== 'unchanged').length });
         return { a: sa.id, b: sb.id, tables };
       } finally {
@@ -70,11 +71,25 @@ export async function diff(a: string, b: string, repository: RepositoryLocation 
   );
 }
 
-async function diffTable(cache: PackCache, sa: Snapshot, sb: Snapshot, name: string): Promise<TableDiff> {
-  const ta = sa.tables.find((t) => t.name === name);
-  const tb = sb.tables.find((t) => t.name === name);
-  const schemaA = sa.schema.tables.find((t) => t.name === name);
-  const schemaB = sb.schema.tables.find((t) => t.name === name);
+/** The first of each name, as `list.find((t) => t.name === name)` answers (one search per table was quadratic). */
+function byName<T extends { name: string }>(list: T[]): Map<string, T> {
+  const map = new Map<string, T>();
+  for (const t of list) if (!map.has(t.name)) map.set(t.name, t);
+  return map;
+}
+
+interface Lookup {
+  a: Map<string, Snapshot['tables'][number]>;
+  b: Map<string, Snapshot['tables'][number]>;
+  schemaA: Map<string, Snapshot['schema']['tables'][number]>;
+  schemaB: Map<string, Snapshot['schema']['tables'][number]>;
+}
+
+async function diffTable(cache: PackCache, sa: Snapshot, sb: Snapshot, name: string, lookup: Lookup): Promise<TableDiff> {
+  const ta = lookup.a.get(name);
+  const tb = lookup.b.get(name);
+  const schemaA = lookup.schemaA.get(name);
+  const schemaB = lookup.schemaB.get(name);
   const ca = chunkIds(sa, ta);
   const cb = chunkIds(sb, tb);
   const shared = [...cb.keys()].filter((k) => ca.has(k)).length;

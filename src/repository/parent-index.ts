@@ -194,6 +194,8 @@ export class ParentIndex {
   readonly #repo: Repository;
   /** The parents, best first (at most two: see {@link ParentIndex.open}). */
   readonly #parents: Snapshot[];
+  /** Each parent's tables by name (built by the first {@link beginTable}). */
+  #byName: Map<string, Snapshot['tables'][number]>[] | undefined;
   readonly #recent = new RecentChunks(RECENT);
   readonly #orphans: FingerprintTable;
   /** Decoded index files, most recently used last: file → pack → fingerprints. */
@@ -304,8 +306,14 @@ export class ParentIndex {
   async beginTable(name: string): Promise<void> {
     for (const t of this.#tables) for (const seg of t.segments.values()) this.#spare.push(seg);
     this.#tables = [];
-    for (const parent of this.#parents) {
-      const table = parent.tables.find((t) => t.name === name);
+    // (A map per parent, made on first use: a list search per table was quadratic in the tables.)
+    this.#byName ??= this.#parents.map((p) => {
+      const byName = new Map<string, Snapshot['tables'][number]>();
+      for (const t of p.tables) if (!byName.has(t.name)) byName.set(t.name, t);
+      return byName;
+    });
+    for (const [i, parent] of this.#parents.entries()) {
+      const table = this.#byName[i]!.get(name);
       if (!table || table.chunkCount === 0) continue;
       // The second parent only when it differs (a table unchanged between them is one stream).
       if (this.#tables.some((t) => t.table.sha256 === table.sha256)) continue;

@@ -7,7 +7,7 @@ import type { EventListener } from '../core/events.js';
 import { RepositoryIntegrityError } from './errors.js';
 import { buildThenSwap } from './sqlite-swap.js';
 import type { Snapshot, TableEntry } from './manifest.js';
-import type { DatabaseSchema } from '../core/schema.js';
+import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
@@ -114,29 +114,49 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   // incremental snapshot's alternating chunks read each pack about once, a first snapshot holds one.
   // On a remote store the next packs are downloaded ahead (`order`).
   const cache = new StreamingPackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries), sizes });
+  const tables = tablesByName(schema);
+  /** Bytes of rows loaded since the last full collection. */
+  let uncollected = 0;
   try {
     for (const entry of entries) {
-      const table = schema.tables.find((t) => t.name === entry.name)!;
+      const table = tables.get(entry.name)!;
       // Packs are checked as they are read; the digest is recomputed from the loaded table below.
       for await (const batch of readTable(repo, cache, snapshot, entry, 'restore', false)) {
         if (batch.pieces) {
           const loaded = await target.loadPieces(table, 'ndjson', counted(batch.pieces, reporter));
           if (loaded !== batch.rows) throw new RepositoryIntegrityError([{ code: 'E_CORRUPT', snapshot: snapshot.id, table: entry.name, message: `a chunk of ${batch.rows} rows loaded as ${loaded}` }], 'restore');
+          uncollected = COLLECT_AFTER_BYTES; // a chunk too large to hold: its pack's memory goes before the next table
         } else {
           target.load(table, 'ndjson', batch);
           reporter.bytesIn += batch.data.length + 1;
+          uncollected += batch.data.length;
         }
         reporter.rowsDone += batch.rows;
         reporter.progress('rows', entry.name);
       }
       // Buffers that outlived a table's load (pooled packs it dropped, the last batches) sit in the old
       // generation, which V8 grows for a long time before collecting: free them before the next table.
-      collectAll();
+      // Only once enough was loaded to matter: a full collection costs time in proportion to the heap,
+      // which grows with the schema, and one per table made restoring 40,000 small tables quadratic.
+      if (uncollected >= COLLECT_AFTER_BYTES) {
+        collectAll();
+        uncollected = 0;
+      }
       target.endTable();
     }
   } finally {
     await cache.close();
   }
+}
+
+/** Rows loaded (bytes of ndjson) after which a table's end runs a full collection. */
+const COLLECT_AFTER_BYTES = 8 << 20;
+
+/** The manifest's tables by name (looked up once per table: a list search made many tables quadratic). */
+function tablesByName(schema: DatabaseSchema): Map<string, TableSchema> {
+  const byName = new Map<string, TableSchema>();
+  for (const t of schema.tables) if (!byName.has(t.name)) byName.set(t.name, t);
+  return byName;
 }
 
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily by restore. */
@@ -181,7 +201,8 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
   if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, 'restore');
   const into = plan.given;
   const schemaTables = selectTables(snapshot.schema, options.tables, `snapshot ${snapshot.id.slice(0, 8)}`);
-  const entries = snapshot.tables.filter((t) => schemaTables.some((s) => s.name === t.name));
+  const selected = new Set(schemaTables.map((t) => t.name));
+  const entries = snapshot.tables.filter((t) => selected.has(t.name));
   const schema = subsetSchema(snapshot.schema, schemaTables.map((t) => t.name));
   reporter.started({
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: into, format: 'repository',
@@ -200,8 +221,9 @@ async function restoreSnapshot(repo: Repository, snapshot: Snapshot, plan: Targe
     target.endLoad(); // index builds reuse the load's page cache memory instead of adding to it
     target.finish(schema.objects, schema.meta);
     reporter.progress('verify', undefined, true);
+    const tables = tablesByName(schema);
     for (const entry of entries) {
-      const table = schema.tables.find((t) => t.name === entry.name)!;
+      const table = tables.get(entry.name)!;
       const digest = (await nativeDigest(target.db, table)) ?? target.digest(table, 'ndjson');
       if (digest.sha256 !== entry.sha256 || digest.rows !== entry.rows) {
         throw new RepositoryIntegrityError([{

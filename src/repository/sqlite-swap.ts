@@ -5,14 +5,15 @@
  * temporary goes and the target is as it was.
  */
 import { withPrivateUmask } from '../core/atomic-file.js';
-import { commitTarget, discardTemp, sweepStaleTemps, targetError, tempFor, type TargetPlan } from '../core/target-file.js';
+import { commitTarget, discardTemp, planError, sweepStaleTemps, tempFor, type TargetPlan } from '../core/target-file.js';
 import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import type { OperationReporter } from './progress.js';
 
 /**
  * Sweeps temporaries of killed runs, creates the temporary database with `create`, lets `build` fill
  * and check it, then closes it and renames it over the target (the replaced file's mode, owner and
- * group; 0600 for a new one). A failure anywhere is thrown as a target error naming `plan.given`.
+ * group; 0600 for a new one). A failure anywhere is thrown as a target error naming `plan.given`
+ * (E_TARGET_CHANGED when the directory checked moved meanwhile).
  */
 export async function buildThenSwap(
   plan: TargetPlan,
@@ -37,6 +38,6 @@ export async function buildThenSwap(
       // the temporary goes anyway
     }
     discardTemp(temp);
-    throw targetError(err, `restore: writing ${plan.given}`);
+    throw planError(plan, err, `restore: writing ${plan.given}`);
   }
 }

@@ -5,49 +5,19 @@
  * Afterwards `verify --read-data` passes with the identity, the last complete snapshot restores exactly
  * the database it was taken of, and a new backup works and restores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { X25519Identity } from '../../src/codecs/age-keys.js';
 import { forget, init, restore, snapshots, verify } from '../../src/repository/index.js';
+import { requireBuild, runChild, sleep, type Run } from './child-runs.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const child = fileURLToPath(new URL('./fixtures/crypt-child.mjs', import.meta.url));
 
-beforeAll(() => {
-  if (!existsSync(join(root, 'dist/repository/index.js'))) throw new Error('run `npm run build` first: the children run dist/');
-});
+beforeAll(requireBuild);
 
-interface Run {
-  proc: ChildProcess;
-  started: Promise<void>;
-  done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
-}
-
-function run(env: Record<string, string>, ...args: string[]): Run {
-  const proc = spawn(process.execPath, [child, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  let markStarted: () => void = () => {};
-  const started = new Promise<void>((resolve) => (markStarted = resolve));
-  proc.stdout!.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    if (stdout.includes('start\n')) markStarted();
-  });
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on('close', (code, signal) => {
-      markStarted();
-      resolve({ code, signal, stdout, stderr });
-    }),
-  );
-  return { proc, started, done };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const run = (env: Record<string, string>, ...args: string[]): Run => runChild(child, args, env);
 const PASSPHRASE = 'crash test passphrase';
 
 for (const mode of ['passphrase', 'public-key'] as const) {

@@ -2,7 +2,7 @@
  * Crash safety, against real processes: a `backup` or `restore` killed with SIGKILL at random moments,
  * and operations racing each other. The children run the compiled library (dist/), built here first.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,44 +13,14 @@ import { restore } from '../../src/repository/restore.js';
 import { verify } from '../../src/repository/verify.js';
 import { snapshots } from '../../src/repository/operations.js';
 import { FsStore } from '../../src/stores/fs-store.js';
+import { root, requireBuild, runChild, sleep, type Run } from './child-runs.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const child = fileURLToPath(new URL('./fixtures/repo-child.mjs', import.meta.url));
 
-beforeAll(() => {
-  // The children run dist/, which `npm test` builds first. (Rebuilding it here raced with other test
-  // files' CLI processes reading dist/ while tsc rewrote it.)
-  if (!existsSync(join(root, 'dist/repository/index.js'))) throw new Error('run `npm run build` first: the children run dist/');
-});
+beforeAll(requireBuild);
 
-interface Run {
-  proc: ChildProcess;
-  started: Promise<void>;
-  done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>;
-}
-
-function run(...args: string[]): Run {
-  const proc = spawn(process.execPath, [child, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let markStarted: () => void = () => {};
-  const started = new Promise<void>((resolve) => (markStarted = resolve));
-  proc.stdout!.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    if (stdout.includes('start\n')) markStarted();
-  });
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on('close', (code, signal) => {
-      markStarted();
-      resolve({ code, signal, stdout, stderr });
-    }),
-  );
-  return { proc, started, done };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const run = (...args: string[]): Run => runChild(child, args);
 const packCount = (repoDir: string) => (existsSync(join(repoDir, 'packs')) ? readdirSync(join(repoDir, 'packs'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0);
 
 describe('crash safety', () => {

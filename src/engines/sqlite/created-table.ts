@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { TableSchema } from '../../core/schema.js';
-import type { XInfoRow } from './sqlite-schema.js';
+import { withoutRowidTable, type XInfoRow } from './sqlite-schema.js';
 
 /**
  * What differs between `described` and the table of that name in `db`'s main schema (its columns in
@@ -20,8 +20,8 @@ export function createdTableProblem(db: Database.Database, described: TableSchem
   if (info.length === 0) return 'its CREATE statement creates no table of that name';
   const columns = info.filter((c) => Number(c.hidden) === 0).map((c) => [c.name, c.type, Number(c.notnull) === 1, Number(c.pk)]);
   const primaryKey = info.filter((c) => Number(c.pk) > 0).sort((a, b) => Number(a.pk) - Number(b.pk)).map((c) => c.name);
-  const listed = db.prepare("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?").get(described.name) as { wr: number | bigint } | undefined;
-  const made = JSON.stringify([columns, primaryKey, Number(listed?.wr ?? 0) === 1]);
+  // (Not `pragma_table_list`, which visits every table: one call per created table was quadratic.)
+  const made = JSON.stringify([columns, primaryKey, withoutRowidTable(db, described.name)]);
   const said = JSON.stringify([described.columns.map((c) => [c.name, c.type, c.notNull, c.pk]), described.primaryKey, described.withoutRowid]);
   return made === said ? undefined : `${describer} describes its columns or key differently from its CREATE statement`;
 }

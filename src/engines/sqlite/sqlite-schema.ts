@@ -46,18 +46,10 @@ export function readSqliteSchema(db: Db): DatabaseSchema {
   for (const row of rows) {
     if (row.sql === null) continue; // automatic indexes (UNIQUE / PRIMARY KEY constraints)
     if (row.type === 'table') {
-      if (row.name.startsWith('sqlite_')) continue; // sqlite_sequence, sqlite_stat*: kept as metadata
-      if (shadow.has(row.name)) continue;
-      const virtual = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(row.sql);
-      const table = virtual ? readVirtualTable(db, row.name, row.sql) : readTable(db, row.name, row.sql, withoutRowid.has(row.name));
+      const table = tableEntry(db, row as SchemaRow & { sql: string }, withoutRowid.has(row.name), shadow.has(row.name));
+      if (table === undefined) continue;
       if ('reason' in table) unsupported.push(table);
-      else if (rowColumns(table).length > MAX_ROW_VALUES) {
-        unsupported.push({
-          name: row.name,
-          reason: `has ${table.columns.length} columns and no primary key: with its rowid, a row has more values than SQLite's limit of ${MAX_ROW_VALUES} in one query`,
-          hint: `Give it a primary key (an INTEGER PRIMARY KEY column is its rowid), or ${leaveOut(row.name)}.`,
-        });
-      } else tables.push(table);
+      else tables.push(table);
     } else if (row.type === 'index' || row.type === 'view' || row.type === 'trigger') {
       objects.push({ type: row.type, name: row.name, table: row.tbl_name, sql: row.sql });
     }
@@ -71,6 +63,62 @@ export function readSqliteSchema(db: Db): DatabaseSchema {
   };
   if (unsupported.length > 0) schema.unsupported = unsupported;
   return schema;
+}
+
+/**
+ * One table of `db` named exactly `name` as {@link readSqliteSchema} describes it, or undefined when it
+ * has no such table or that table is not carried (a shadow table, an unsupported one). With `sql`, the
+ * CREATE statement the caller just ran for it, sqlite_schema is not read at all. Either way it costs
+ * the same in a database of any number of tables, but for one scan of sqlite_schema without `sql`: a
+ * SQL script creates its tables as it goes, and reading the whole schema for each one (or asking
+ * `PRAGMA table_list`, which visits every table) took time quadratic in the number of tables.
+ */
+export function readSqliteTable(db: Db, name: string, sql?: string): TableSchema | undefined {
+  let shadow = false;
+  if (sql === undefined) {
+    const row = db
+      .prepare(
+        // A shadow table (an FTS5 table's x_data, an R*Tree's x_node) is named after its virtual table.
+        `SELECT sql, EXISTS (SELECT 1 FROM sqlite_schema v WHERE v.type = 'table' AND v.sql LIKE 'CREATE VIRTUAL TABLE%'
+           AND substr(@name, 1, length(v.name) + 1) = v.name || '_') AS related
+         FROM sqlite_schema WHERE type = 'table' AND name = @name AND sql IS NOT NULL`,
+      )
+      .get({ name }) as { sql: string; related: number | bigint } | undefined;
+    if (!row) return undefined;
+    sql = row.sql;
+    if (Number(row.related) === 1) {
+      const listed = db.prepare(`PRAGMA main.table_list(${quoteIdent(name)})`).get() as { type: string } | undefined;
+      shadow = listed?.type === 'shadow';
+    }
+  }
+  const table = tableEntry(db, { type: 'table', name, tbl_name: name, sql }, withoutRowidTable(db, name), shadow);
+  return table === undefined || 'reason' in table ? undefined : table;
+}
+
+/**
+ * Whether table `name` of `db` is a WITHOUT ROWID table, asking only about that table: its primary
+ * key index is the table itself, which unlike every index of a rowid table carries no rowid column
+ * (cid -1) in `index_xinfo`. (`PRAGMA table_list` says the same, but visits every table to say it.)
+ */
+export function withoutRowidTable(db: Db, name: string): boolean {
+  const pk = db.prepare("SELECT name FROM pragma_index_list(?, 'main') WHERE origin = 'pk'").get(name) as { name: string } | undefined;
+  return pk !== undefined && db.prepare("SELECT 1 FROM pragma_index_xinfo(?, 'main') WHERE cid = -1").get(pk.name) === undefined;
+}
+
+/** The description of one `table` row of sqlite_schema, the reason it cannot be carried, or undefined for a table that is not carried by design. */
+function tableEntry(db: Db, row: SchemaRow & { sql: string }, withoutRowid: boolean, shadow: boolean): TableSchema | UnsupportedTable | undefined {
+  if (row.name.startsWith('sqlite_')) return undefined; // sqlite_sequence, sqlite_stat*: kept as metadata
+  if (shadow) return undefined;
+  const virtual = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(row.sql);
+  const table = virtual ? readVirtualTable(db, row.name, row.sql) : readTable(db, row.name, row.sql, withoutRowid);
+  if (!('reason' in table) && rowColumns(table).length > MAX_ROW_VALUES) {
+    return {
+      name: row.name,
+      reason: `has ${table.columns.length} columns and no primary key: with its rowid, a row has more values than SQLite's limit of ${MAX_ROW_VALUES} in one query`,
+      hint: `Give it a primary key (an INTEGER PRIMARY KEY column is its rowid), or ${leaveOut(row.name)}.`,
+    };
+  }
+  return table;
 }
 
 function readTable(db: Db, name: string, sql: string, withoutRowid: boolean): TableSchema {

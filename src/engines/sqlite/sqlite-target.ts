@@ -7,7 +7,7 @@ import { rowColumns } from '../../core/schema.js';
 import { guardConnection, hasExtension, hasLoader, loadExtension } from './extension.js';
 import { jsonKeys, loadStatement, nativeLoadStatement, TAGGED_VALUE } from './row-sql.js';
 import { schemaProblem, type ClaimedObject } from './schema-guard.js';
-import { checkFts5Config, readSqliteSchema, virtualModule } from './sqlite-schema.js';
+import { checkFts5Config, readSqliteSchema, readSqliteTable, virtualModule } from './sqlite-schema.js';
 import { quoteIdent, quoteText } from './sql-text.js';
 import { tableDigest } from './sqlite-source.js';
 
@@ -385,9 +385,12 @@ export class SqliteTarget {
     this.#db.exec('COMMIT');
   }
 
-  /** One table's schema as created in the target (for SQL scripts, which create tables as they go). */
-  table(name: string): TableSchema | undefined {
-    return readSqliteSchema(this.#db).tables.find((t) => t.name === name);
+  /**
+   * One table's schema as created in the target (for SQL scripts, which create tables as they go);
+   * `sql`, the CREATE statement that made it, spares a scan of sqlite_schema.
+   */
+  table(name: string, sql?: string): TableSchema | undefined {
+    return readSqliteTable(this.#db, name, sql);
   }
 
   /** The schema as loaded so far (used for SQL scripts, whose schema arrives statement by statement). */
