@@ -39,6 +39,6 @@ describe('bench --only daemon', () => {
   it('refuses an unknown section with a clear message and a non-zero exit', async () => {
     const r = await cliAsync(ROOT, 'bench', '--only', 'nope', '--out', out);
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/unknown section nope \(sections: daemon, s3, postgres, pgcross\)/);
+    expect(r.stderr).toMatch(/unknown section nope \(sections: daemon, s3, postgres, pgcross, encryption\)/);
   });
 });
