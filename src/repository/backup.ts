@@ -58,30 +58,17 @@ export interface BackupOptions extends OpenOptions {
 export async function backup(source: string | RowSource, repository: RepositoryLocation | Repository, options: BackupOptions = {}): Promise<Snapshot> {
   const reporter = new OperationReporter('backup', options.onEvent);
   const sourceName = typeof source === 'string' ? sourceDisplay(source, options.engine) : 'source';
-  return reporter.run(async () => {
-    // The source opens while the repository does: unlocking an encrypted repository's key is scrypt on
-    // the thread pool (about 0.1 s, most of what encryption adds to a backup), and reading the source's
-    // schema needs this thread. A repository that fails to open still wins: its error is thrown first,
-    // and the source is closed unused.
-    const opening = typeof source === 'string'
-      ? openSource(source, { ...(options.engine ? { engine: options.engine } : {}), ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.onNotice ? { onNotice: options.onNotice } : {}) })
-        .then((opened) => ({ opened }), (error: unknown) => ({ error }))
-      : undefined;
-    try {
-      // A cached config is checked against the snapshot list's record (ParentIndex.open) before any write.
-      return await withRepository(repository, { ...options, cachedConfig: true }, async (repo) => {
+  return reporter.run(() =>
+    // A cached config is checked against the snapshot list's record (ParentIndex.open) before any write.
+    withRepository(repository, { ...options, cachedConfig: true }, async (repo) => {
       const time = options.time ?? new Date();
       refusePlaintext(repo, options);
       const lock = await repo.lock('shared', 'backup', options.lockWaitMs ?? 60_000);
-      let db: RowSource;
+      let db: RowSource | undefined;
       try {
-        if (opening) {
-          const result = await opening;
-          if ('error' in result) throw result.error;
-          db = result.opened;
-        } else {
-          db = source as RowSource;
-        }
+        db = typeof source === 'string'
+          ? await openSource(source, { ...(options.engine ? { engine: options.engine } : {}), ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.onNotice ? { onNotice: options.onNotice } : {}) })
+          : source;
         const tables = selectTables(db.schema, options.tables, sourceName);
         // Estimates: the rows are counted as they are read, and count(*) would read every table once more.
         const estimates = tables.map((t) => db!.rowEstimate?.(t) ?? db!.rowCount(t));
@@ -115,14 +102,11 @@ export async function backup(source: string | RowSource, repository: RepositoryL
           if (failed) await writer.removeWritten(lock, options.onNotice);
         }
       } finally {
+        if (typeof source === 'string') await db?.close();
         await lock.release();
       }
-      });
-    } finally {
-      const result = await opening;
-      if (result && 'opened' in result) await result.opened.close();
-    }
-  });
+    }),
+  );
 }
 
 /**
