@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { noSpaceError, NotFoundError, ScriptoriumError } from '../core/errors.js';
 import {
-  checkKey, checkPrefix, type GetOptions, type GetPiecesOptions, type ListOptions, type RemovedTemporary, type Store, type StoreCapabilities, type StoreEntry,
+  checkKey, checkPrefix, piecesOptions, type GetOptions, type GetPiecesOptions, type ListOptions, type RemovedTemporary, type Store, type StoreCapabilities, type StoreEntry,
 } from './store.js';
 
 /** Prefix of the temporary files of unfinished puts; `list` skips them. */
@@ -28,8 +28,6 @@ const TEMP_NAME = /^\.tmp-([0-9a-f]{8})-([1-9][0-9]{0,9})-[0-9a-f]{16}(?:-[0-9a-
 
 /** Largest read of one call to `read` (the file system API takes at most 2 GiB − 1 per call). */
 const READ_PIECE = 1 << 30;
-/** Bytes per piece of {@link FsStore.getPieces} unless the caller says. */
-const DEFAULT_PIECE_BYTES = 4 << 20;
 
 /**
  * A {@link Store} kept in a directory of the local file system. `put` is atomic and durable: the data
@@ -212,10 +210,7 @@ export class FsStore implements Store {
   /** {@link Store.getPieces}: the file read through one buffer of `pieceBytes`, reused for every piece. */
   async *getPieces(key: string, options: GetPiecesOptions = {}): AsyncGenerator<Buffer> {
     const path = this.#path(key);
-    const { maxBytes } = options;
-    const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
-    if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`FsStore.getPieces: invalid maxBytes ${maxBytes}`);
-    if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`FsStore.getPieces: invalid pieceBytes ${pieceBytes}`);
+    const { maxBytes, pieceBytes } = piecesOptions('FsStore.getPieces', options);
     // The same checks as get, in the same order: no link followed, no FIFO or device opened.
     const { handle, size } = await this.#io('get', key, async () => {
       await this.#checkFolders('get', key);

@@ -1,6 +1,6 @@
 /** A Store in process memory, for tests and for trying the library without a disk. */
 import { NotFoundError, ScriptoriumError } from '../core/errors.js';
-import { checkKey, checkPrefix, type GetOptions, type GetPiecesOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+import { checkKey, checkPrefix, piecesOptions, type GetOptions, type GetPiecesOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
 /**
  * A {@link Store} held in a `Map`. Puts are atomic (the map is updated in one step) but not durable.
@@ -54,9 +54,8 @@ export class MemoryStore implements Store {
 
   /** {@link Store.getPieces}: copies of the object's pieces, checked as {@link get} checks it. */
   async *getPieces(key: string, options: GetPiecesOptions = {}): AsyncGenerator<Buffer> {
-    const pieceBytes = options.pieceBytes ?? 4 << 20;
-    if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`MemoryStore.getPieces: invalid pieceBytes ${pieceBytes}`);
-    const data = this.#stored(key, options.maxBytes);
+    const { maxBytes, pieceBytes } = piecesOptions('MemoryStore.getPieces', options);
+    const data = this.#stored(key, maxBytes);
     for (let at = 0; at < data.length; at += pieceBytes) yield Buffer.from(data.subarray(at, at + pieceBytes));
   }
 

@@ -19,7 +19,7 @@ import {
 } from './s3-location.js';
 import { defaultCacheDir, LocalCache } from './local-cache.js';
 import { backoffMs, codeOf, describeFailure, isRetryable, statusOf, TransientError } from './s3-retry.js';
-import { checkKey, checkPrefix, type GetOptions, type GetPiecesOptions, type ListOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
+import { checkKey, checkPrefix, piecesOptions, type GetOptions, type GetPiecesOptions, type ListOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 
@@ -143,8 +143,6 @@ function makeUploadDir(root: string): string {
 /** The metadata entry of `config` that holds the Object Lock settings. */
 const LOCK_META = 'scriptorium-object-lock';
 const LIST_PAGE = 1000;
-/** Bytes per piece of {@link S3Store.getPieces} unless the caller says. */
-const DEFAULT_PIECE_BYTES = 4 << 20;
 const PACKS = 'packs/';
 /** Pack sizes kept from GET answers for {@link S3Store.stat}. */
 const KNOWN_SIZES = 256;
@@ -529,10 +527,7 @@ export class S3Store implements Store {
    */
   async *getPieces(key: string, options: GetPiecesOptions = {}): AsyncGenerator<Buffer> {
     const full = this.#key(key);
-    const { maxBytes } = options;
-    const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
-    if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`S3Store.getPieces: invalid maxBytes ${maxBytes}`);
-    if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`S3Store.getPieces: invalid pieceBytes ${pieceBytes}`);
+    const { maxBytes, pieceBytes } = piecesOptions('S3Store.getPieces', options);
     if (key === 'config' || key.startsWith(KEYS) || CACHED_PREFIXES.some((p) => key.startsWith(p))) {
       const data = await this.get(key, options);
       for (let at = 0; at < data.length; at += pieceBytes) yield data.subarray(at, at + pieceBytes);

@@ -45,6 +45,18 @@ export interface GetPiecesOptions extends GetOptions {
   pieceBytes?: number;
 }
 
+/**
+ * `options` of a `getPieces` checked (a TypeError naming `where` for a bad `maxBytes` or `pieceBytes`),
+ * with the default piece size filled in: one rule for every store.
+ */
+export function piecesOptions(where: string, options: GetPiecesOptions): { maxBytes: number | undefined; pieceBytes: number } {
+  const { maxBytes } = options;
+  const pieceBytes = options.pieceBytes ?? 4 << 20;
+  if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new TypeError(`${where}: invalid maxBytes ${maxBytes}`);
+  if (!(Number.isSafeInteger(pieceBytes) && pieceBytes > 0)) throw new TypeError(`${where}: invalid pieceBytes ${pieceBytes}`);
+  return { maxBytes, pieceBytes };
+}
+
 /** Options of {@link Store.list}. */
 export interface ListOptions {
   /**
