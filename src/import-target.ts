@@ -18,7 +18,7 @@ import { readPostgresSql, type PostgresSqlItem } from './formats/postgres-sql-fo
 import type { ImportOptions, ImportResult } from './import.js';
 import { openInput } from './import.js';
 
-const STATEMENT_KINDS = new Set(['schema', 'extension', 'type', 'sequence', 'constraint', 'index', 'foreign-key', 'view', 'sequence-value', 'owned-by', 'comment']);
+const STATEMENT_KINDS = new Set(['schema', 'extension', 'type', 'sequence', 'partitioned-table', 'attach-partition', 'constraint', 'index', 'foreign-key', 'view', 'sequence-value', 'owned-by', 'comment']);
 
 /** Why one table of an export cannot be used as it is, or undefined (the rest is checked as it is created). */
 function tableProblem(t: unknown): string | undefined {

@@ -120,7 +120,7 @@ export interface PostgresSchema {
 
 /** One statement of a {@link PostgresSchema}. */
 export interface PostgresStatement {
-  kind: 'schema' | 'extension' | 'type' | 'sequence' | 'constraint' | 'index' | 'foreign-key' | 'view' | 'sequence-value' | 'owned-by' | 'comment';
+  kind: 'schema' | 'extension' | 'type' | 'sequence' | 'partitioned-table' | 'attach-partition' | 'constraint' | 'index' | 'foreign-key' | 'view' | 'sequence-value' | 'owned-by' | 'comment';
   name: string;
   tables: string[];
   sql: string;

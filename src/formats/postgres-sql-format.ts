@@ -91,6 +91,9 @@ const HEAD = new Set([
 
 const Q_IDENT = String.raw`"(?:[^"]|"")+"`;
 const CREATE_TABLE = new RegExp(`^CREATE (?:UNLOGGED )?TABLE (${Q_IDENT})\\.(${Q_IDENT}) \\(`);
+/** A partitioned table's CREATE (a statement before the tables: it holds no rows), as postgres-schema.ts writes it. */
+const PARTITIONED_TABLE = /\n\) PARTITION BY (?:RANGE|LIST|HASH) \([^\n]*\)$/;
+const ATTACH_PARTITION = new RegExp(`^ALTER TABLE ONLY ${Q_IDENT}\\.${Q_IDENT} ATTACH PARTITION `);
 const INSERT_HEAD = new RegExp(`^INSERT INTO (${Q_IDENT})\\.(${Q_IDENT}) \\((${Q_IDENT}(?:, ${Q_IDENT})*)\\) OVERRIDING SYSTEM VALUE VALUES\\s*$`);
 
 function unquoteIdent(q: string): string {
@@ -103,7 +106,9 @@ function statementKind(sql: string): { kind: PostgresStatement['kind']; phase: '
   if (sql.startsWith('CREATE EXTENSION ')) return { kind: 'extension', phase: 'before' };
   if (sql.startsWith('CREATE TYPE ') || sql.startsWith('CREATE DOMAIN ')) return { kind: 'type', phase: 'before' };
   if (sql.startsWith('CREATE SEQUENCE ')) return { kind: 'sequence', phase: 'before' };
-  if (sql.startsWith('ALTER TABLE ONLY ')) return { kind: new RegExp(`^ALTER TABLE ONLY \\S+ ADD CONSTRAINT ${Q_IDENT} FOREIGN KEY\\b`).test(sql) ? 'foreign-key' : 'constraint', phase: 'after' };
+  if (sql.startsWith('CREATE TABLE ') && PARTITIONED_TABLE.test(sql)) return { kind: 'partitioned-table', phase: 'before' };
+  if (ATTACH_PARTITION.test(sql)) return { kind: 'attach-partition', phase: 'after' };
+  if (sql.startsWith('ALTER TABLE ')) return { kind: new RegExp(`^ALTER TABLE (?:ONLY )?${Q_IDENT}\\.${Q_IDENT} ADD CONSTRAINT ${Q_IDENT} FOREIGN KEY\\b`).test(sql) ? 'foreign-key' : 'constraint', phase: 'after' };
   if (sql.startsWith('CREATE INDEX ') || sql.startsWith('CREATE UNIQUE INDEX ')) return { kind: 'index', phase: 'after' };
   if (sql.startsWith('CREATE VIEW ') || sql.startsWith('CREATE MATERIALIZED VIEW ')) return { kind: 'view', phase: 'after' };
   if (sql.startsWith('SELECT pg_catalog.setval(')) return { kind: 'sequence-value', phase: 'after' };
@@ -231,7 +236,7 @@ export async function* readPostgresSql(reader: ByteReader): AsyncGenerator<Postg
         phase = 'done';
         continue;
       }
-      const t = CREATE_TABLE.exec(sql);
+      const t = PARTITIONED_TABLE.test(sql) ? null : CREATE_TABLE.exec(sql);
       if (t) {
         if (phase !== 'before' && phase !== 'tables') throw refused(piece.line, 'a CREATE TABLE after the rows began');
         phase = 'tables';

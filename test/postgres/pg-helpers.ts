@@ -73,6 +73,9 @@ export async function describeDatabase(url: string): Promise<Record<string, unkn
     types: await q(`SELECT n.nspname, t.typname, t.typtype, format_type(t.typbasetype, t.typtypmod), (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE ${user} AND t.typtype IN ('e', 'd', 'c') AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') ORDER BY 1, 2`),
     comments: await q(`SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass JOIN pg_namespace n ON n.oid = c.relnamespace WHERE ${user} ORDER BY 1, 2`),
     schemas: await q(`SELECT n.nspname FROM pg_namespace n WHERE ${user} AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1`),
+    // The partition trees: each partitioned table's key, each partition's parent and bound.
+    partitions: await q(`SELECT n.nspname, c.relname, c.relkind, pg_get_partkeydef(c.oid), (SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid), pg_get_expr(c.relpartbound, c.oid)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE (c.relkind = 'p' OR c.relispartition) AND ${user} ORDER BY 1, 2`),
   };
   const tables = await q(`SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND ${user} ORDER BY 1, 2`);
   out.data = [];

@@ -39,8 +39,17 @@ async function rows(client: PgClient, sql: string, params: unknown[] = []): Prom
  * Reads the schema inside the caller's transaction (so it is the snapshot's schema): tables with their
  * columns (types, defaults, identity, generated, collation), constraints, indexes, views and
  * materialized views, sequences with their values, enums, domains, composite types, schemas,
- * extensions and comments. What is not carried is listed in `notCarried`; partitioned, inherited and
- * foreign tables are `unsupported` (refused when selected).
+ * extensions and comments. What is not carried is listed in `notCarried`; inherited (not partition)
+ * and foreign tables are `unsupported` (refused when selected).
+ *
+ * Declarative partitioning: each leaf partition is a table whose rows are carried (read and loaded on
+ * its own, so every row lands in the partition it came from); each partitioned table (the root and any
+ * sub-partitioned level) is a `partitioned-table` statement before the tables (its columns and
+ * `PARTITION BY` as pg_get_partkeydef prints it); once the rows are in, `attach-partition` statements
+ * (`ALTER TABLE ONLY parent ATTACH PARTITION child FOR VALUES … | DEFAULT`, the bound as
+ * pg_get_expr(relpartbound) prints it) rebuild the tree, which makes the server check every row
+ * against its bound, before keys and indexes are added to the partitioned tables (which recurse into
+ * the partitions). A statement about a partitioned table names the leaves under it in `tables`.
  */
 export async function readPostgresSchema(client: PgClient): Promise<PostgresSchemaRead> {
   const version = String((await rows(client, 'SHOW server_version'))[0]!.server_version);
@@ -63,16 +72,17 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
       obj_description(c.oid, 'pg_class') AS comment, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS inherits
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${SYSTEM} AND ${NOT_EXTENSION('pg_class', 'c.oid')} ORDER BY c.oid`);
-  const tableRels = rels.filter((r) => r.relkind === 'r' && !r.relispartition && !r.inherits);
+  // Plain tables and leaf partitions carry rows; partitioned tables (relkind p) are created before them.
+  const tableRels = rels.filter((r) => r.relkind === 'p' || (r.relkind === 'r' && (r.relispartition || !r.inherits)));
   for (const r of rels) {
     const name = tableName(String(r.nspname), String(r.relname));
-    if (r.relkind === 'p' || r.relispartition) unsupported.push({ name, reason: 'is a partitioned table or a partition, which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables.' });
-    else if (r.relkind === 'f') unsupported.push({ name, reason: 'is a foreign table (its rows live elsewhere)', hint: 'Leave it out with --exclude-tables.' });
-    else if (r.relkind === 'r' && r.inherits) unsupported.push({ name, reason: 'inherits from another table, which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables.' });
+    if (r.relkind === 'f') unsupported.push({ name, reason: `is a foreign table${r.relispartition ? ' (a partition)' : ''} (its rows live elsewhere)`, hint: 'Leave it out with --exclude-tables.' });
+    else if (r.relkind === 'r' && r.inherits && !r.relispartition) unsupported.push({ name, reason: 'inherits from another table (INHERITS, not a partition), which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables.' });
     if (r.relrowsecurity) notCarried.push(`row-level security of ${name} (its policies are not carried; rows are read with row_security = off)`);
     if (r.acl) notCarried.push(`privileges on ${name}`);
   }
-  const tables = await readTables(client, tableRels, before, after);
+  const partitioned: PostgresStatement[] = [];
+  const tables = await readTables(client, tableRels, partitioned, after);
 
   for (const r of rels.filter((x) => x.relkind === 'v' || x.relkind === 'm')) {
     const name = tableName(String(r.nspname), String(r.relname));
@@ -86,6 +96,9 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
     if (r.comment !== null) after.push({ kind: 'comment', name, tables: usesNames, sql: `COMMENT ON ${r.relkind === 'm' ? 'MATERIALIZED VIEW' : 'VIEW'} ${q} IS ${quoteLiteral(String(r.comment))}` });
   }
   await readSequences(client, rels.filter((r) => r.relkind === 'S'), before, after);
+  // After the sequences and types: a partitioned table's defaults and columns may use them.
+  before.push(...partitioned);
+  namePartitionLeaves(tableRels, before, after);
   await noteNotCarried(client, notCarried);
   const schema: DatabaseSchema = {
     engine: 'postgres',
@@ -125,12 +138,27 @@ async function readTypes(client: PgClient, before: PostgresStatement[], after: P
   }
 }
 
-/** Plain tables: columns, CREATE TABLE, then (for `after`) their constraints, indexes, identity values and comments. */
-async function readTables(client: PgClient, rels: Row[], before: PostgresStatement[], after: PostgresStatement[]): Promise<Map<string, PostgresTable>> {
-  void before;
+/**
+ * Tables, leaf partitions and partitioned tables: columns, CREATE TABLE (into `partitioned` for a
+ * partitioned one, which holds no rows), then (for `after`) partitions attached, their constraints,
+ * indexes, identity values and comments. Returns the tables that carry rows.
+ */
+async function readTables(client: PgClient, rels: Row[], partitioned: PostgresStatement[], after: PostgresStatement[]): Promise<Map<string, PostgresTable>> {
   const out = new Map<string, PostgresTable>();
   if (rels.length === 0) return out;
   const oids = rels.map((r) => r.oid);
+  // The partition key of a partitioned table, and the parent and bound of a partition.
+  const parts = new Map<unknown, Row>();
+  for (const p of await rows(client, `SELECT c.oid, pg_get_partkeydef(c.oid) AS key, pg_get_expr(c.relpartbound, c.oid) AS bound, i.inhparent AS parent
+      FROM pg_class c LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid WHERE c.oid = ANY($1) AND (c.relkind = 'p' OR c.relispartition)`, [oids])) {
+    parts.set(p.oid, p);
+  }
+  const inTree = (oid: unknown): boolean => parts.has(oid);
+  const depth = (oid: unknown): number => {
+    let d = 0;
+    for (let p = parts.get(oid); p?.parent != null && d < 100; p = parts.get(p.parent)) d++;
+    return d;
+  };
   const cols = await rows(client, `SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull, a.attidentity, a.attgenerated,
       pg_get_expr(d.adbin, d.adrelid) AS def, t.typcollation <> 0 AS collatable, col_description(a.attrelid, a.attnum) AS comment,
       CASE WHEN t.typtype = 'd' THEN coalesce((SELECT CASE WHEN b.typtype = 'd' THEN b.typbasetype ELSE b.oid END FROM pg_type b WHERE b.oid = t.typbasetype), t.typbasetype) ELSE t.oid END AS base,
@@ -140,10 +168,10 @@ async function readTables(client: PgClient, rels: Row[], before: PostgresStateme
       LEFT JOIN pg_depend sd ON a.attidentity <> '' AND sd.refobjid = a.attrelid AND sd.refobjsubid = a.attnum AND sd.classid = 'pg_class'::regclass AND sd.deptype = 'i'
       LEFT JOIN pg_sequence s ON s.seqrelid = sd.objid
     WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum`, [oids]);
-  const cons = await rows(client, `SELECT c.conrelid, c.conname, c.contype, c.conkey, pg_get_constraintdef(c.oid, true) AS def, obj_description(c.oid, 'pg_constraint') AS comment,
+  const cons = await rows(client, `SELECT c.conrelid, c.conname, c.contype, c.conkey, c.conparentid <> 0 AS inherited_key, c.coninhcount > 0 AS inherited, pg_get_constraintdef(c.oid, true) AS def, obj_description(c.oid, 'pg_constraint') AS comment,
       (SELECT n.nspname || '.' || r.relname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.confrelid) AS refers, (SELECT n.nspname FROM pg_class r JOIN pg_namespace n ON n.oid = r.relnamespace WHERE r.oid = c.confrelid) AS refschema, (SELECT r.relname FROM pg_class r WHERE r.oid = c.confrelid) AS reftable
     FROM pg_constraint c WHERE c.conrelid = ANY($1) AND c.contype IN ('p', 'u', 'c', 'x', 'f') ORDER BY c.contype = 'f', c.oid`, [oids]);
-  const idx = await rows(client, `SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS comment, n.nspname
+  const idx = await rows(client, `SELECT i.indrelid, ic.relname, ic.relkind = 'I' AS partitioned, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS comment, n.nspname
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
     WHERE i.indrelid = ANY($1) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x')) ORDER BY i.indexrelid`, [oids]);
 
@@ -163,48 +191,97 @@ async function readTables(client: PgClient, rels: Row[], before: PostgresStateme
       const colName = String(c.attname);
       let def = `${quoteIdent(colName)} ${String(c.type)}`;
       if (c.collation !== null) def += ` COLLATE ${String(c.collation)}`;
+      // A partition's identity column is its parent's (PostgreSQL 17): created there, attached with it.
+      const identity = (c.attidentity === 'a' || c.attidentity === 'd') && !r.relispartition;
       if (c.attgenerated === 's') def += ` GENERATED ALWAYS AS (${String(c.def)}) STORED`;
-      else if (c.attidentity === 'a' || c.attidentity === 'd') {
+      else if (identity) {
         def += ` GENERATED ${c.attidentity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY (START WITH ${String(c.seqstart)} INCREMENT BY ${String(c.seqincrement)} MINVALUE ${String(c.seqmin)} MAXVALUE ${String(c.seqmax)} CACHE ${String(c.seqcache)}${c.seqcycle ? ' CYCLE' : ''})`;
       } else if (c.def !== null) def += ` DEFAULT ${String(c.def)}`;
       if (c.attnotnull) def += ' NOT NULL';
       defs.push(def);
       if (c.comment !== null) after.push({ kind: 'comment', name, tables: [name], sql: `COMMENT ON COLUMN ${q}.${quoteIdent(colName)} IS ${quoteLiteral(String(c.comment))}` });
-      if (c.attgenerated === 's') continue; // recomputed by the target, never carried
+      if (identity) after.push({ kind: 'sequence-value', name, tables: [name], sql: await identityValue(client, q, colName) });
+      if (c.attgenerated === 's' || r.relkind === 'p') continue; // recomputed by the target, never carried (a partitioned table carries none)
       const pos = pkNums.indexOf(Number(c.attnum));
       columns.push({ name: colName, type: String(c.type), notNull: c.attnotnull === true, pk: pos + 1 });
       kinds.push(kindOfType(Number(c.base)));
       collatable.push(c.collatable === true);
-      if (c.attidentity === 'a' || c.attidentity === 'd') {
-        after.push({ kind: 'sequence-value', name, tables: [name], sql: await identityValue(client, q, colName) });
-      }
+    }
+    // In a partition tree the checks come with the table: a partition must have its parent's before it
+    // is attached, and a partitioned table takes no ALTER TABLE ONLY … ADD CHECK.
+    if (inTree(r.oid)) {
+      for (const c of cons.filter((k) => k.conrelid === r.oid && k.contype === 'c')) defs.push(`CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}`);
     }
     const persistence = r.relpersistence === 'u' ? 'UNLOGGED ' : '';
     const sql = `CREATE ${persistence}TABLE ${q} (\n  ${defs.join(',\n  ')}\n)`;
+    const part = parts.get(r.oid);
+    if (part?.parent != null) {
+      const parent = rels.find((p) => p.oid === part.parent);
+      if (parent) after.push({ kind: 'attach-partition', name, tables: [name, tableName(String(parent.nspname), String(parent.relname))], sql: `ALTER TABLE ONLY ${qualified(String(parent.nspname), String(parent.relname))} ATTACH PARTITION ${q} ${String(part.bound)}` });
+    }
+    if (r.relkind === 'p') {
+      partitioned.push({ kind: 'partitioned-table', name, tables: [name], sql: `${sql} PARTITION BY ${String(part!.key)}` });
+      if (r.comment !== null) after.push({ kind: 'comment', name, tables: [name], sql: `COMMENT ON TABLE ${q} IS ${quoteLiteral(String(r.comment))}` });
+      continue;
+    }
     const primaryKey = pkNums.map((n) => String(mine.find((c) => Number(c.attnum) === n)!.attname));
     const table: TableSchema = { name, sql, columns, primaryKey, withoutRowid: false, postgres: { schema: schemaName, table: relname } };
     out.set(name, { table, oid: Number(r.oid), kinds, collatable });
     if (r.comment !== null) after.push({ kind: 'comment', name, tables: [name], sql: `COMMENT ON TABLE ${q} IS ${quoteLiteral(String(r.comment))}` });
   }
+  // The partitions go into the tree before any key or index: those on a partitioned table recurse into them.
+  const attaches = after.filter((s) => s.kind === 'attach-partition');
+  for (const a of attaches) after.splice(after.indexOf(a), 1);
+  after.unshift(...attaches);
   for (const c of cons) {
     const rel = rels.find((r) => r.oid === c.conrelid)!;
     const name = tableName(String(rel.nspname), String(rel.relname));
     const q = qualified(String(rel.nspname), String(rel.relname));
     const tables = c.contype === 'f' ? [name, tableName(String(c.refschema), String(c.reftable))] : [name];
-    after.push({ kind: c.contype === 'f' ? 'foreign-key' : 'constraint', name: String(c.conname), tables, sql: `ALTER TABLE ONLY ${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` });
+    // A partition's copy of its parent's key or foreign key is made by the parent's (it recurses); its checks are in its CREATE TABLE.
+    // (A foreign key to a partitioned table has such copies on its own table too, one per partition.)
+    if (c.inherited_key === true || (inTree(rel.oid) && c.contype === 'c')) {
+      if (c.comment !== null) after.push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
+      continue;
+    }
+    const only = rel.relkind === 'p' ? '' : 'ONLY ';
+    after.push({ kind: c.contype === 'f' ? 'foreign-key' : 'constraint', name: String(c.conname), tables, sql: `ALTER TABLE ${only}${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` });
     if (c.comment !== null) after.push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
   }
   // Foreign keys last: after every table's keys and indexes (a foreign key needs the referenced key).
   const fks = after.filter((s) => s.kind === 'foreign-key');
-  for (const i of idx) {
-    const rel = rels.find((r) => r.oid === i.indrelid)!;
+  // A partitioned table's index after its partitions' (deepest level first): CREATE INDEX on it (without
+  // ONLY) attaches the partitions' matching indexes, each with its own name, and builds the missing ones.
+  const relOf = (i: Row): Row => rels.find((r) => r.oid === i.indrelid)!;
+  const ordered = [...idx.filter((i) => i.partitioned !== true), ...idx.filter((i) => i.partitioned === true).sort((a, b) => depth(relOf(b).oid) - depth(relOf(a).oid))];
+  for (const i of ordered) {
+    const rel = relOf(i);
     const name = tableName(String(rel.nspname), String(rel.relname));
-    after.push({ kind: 'index', name: String(i.relname), tables: [name], sql: String(i.def) });
+    const def = i.partitioned === true ? String(i.def).replace(/^(CREATE (?:UNIQUE )?INDEX \S+ ON )ONLY /, '$1') : String(i.def);
+    after.push({ kind: 'index', name: String(i.relname), tables: [name], sql: def });
     if (i.comment !== null) after.push({ kind: 'comment', name: String(i.relname), tables: [name], sql: `COMMENT ON INDEX ${qualified(String(i.nspname), String(i.relname))} IS ${quoteLiteral(String(i.comment))}` });
   }
   for (const fk of fks) after.splice(after.indexOf(fk), 1);
   after.push(...fks);
   return out;
+}
+
+/**
+ * In every statement, a partitioned table's name stands for the leaves under it: a statement is kept
+ * when all the tables it names are selected (select), and a partitioned table is selected with its
+ * leaves. A tree whose leaves are not all selected loses its partitioned tables; its selected leaves
+ * come back as plain tables.
+ */
+function namePartitionLeaves(rels: Row[], before: PostgresStatement[], after: PostgresStatement[]): void {
+  const name = (r: Row): string => tableName(String(r.nspname), String(r.relname));
+  const parentOf = new Map<string, string>();
+  for (const s of after) if (s.kind === 'attach-partition') parentOf.set(s.tables[0]!, s.tables[1]!);
+  const leaves = new Map<string, string[]>();
+  for (const r of rels.filter((x) => x.relkind === 'p')) leaves.set(name(r), []);
+  for (const r of rels.filter((x) => x.relkind !== 'p')) {
+    for (let p = parentOf.get(name(r)), n = 0; p !== undefined && n < 100; p = parentOf.get(p), n++) leaves.get(p)?.push(name(r));
+  }
+  for (const s of [...before, ...after]) s.tables = [...new Set(s.tables.flatMap((t) => leaves.get(t) ?? [t]))];
 }
 
 /** The statement that sets an identity column's sequence to its current value. */

@@ -14,8 +14,13 @@ const SHAPES: Readonly<Record<PostgresStatement['kind'] | 'table', RegExp>> = {
   type: new RegExp(`^CREATE (?:TYPE ${NAME} AS (?:ENUM )?\\(|DOMAIN ${NAME} AS )`),
   sequence: new RegExp(`^CREATE SEQUENCE ${NAME} AS [a-z]+ INCREMENT BY -?\\d+ MINVALUE -?\\d+ MAXVALUE -?\\d+ START WITH -?\\d+ CACHE \\d+(?: NO)? CYCLE$`),
   table: new RegExp(`^CREATE (?:UNLOGGED )?TABLE ${NAME} \\(`),
-  constraint: new RegExp(`^ALTER TABLE ONLY ${NAME} ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK|EXCLUDE)\\b`),
-  'foreign-key': new RegExp(`^ALTER TABLE ONLY ${NAME} ADD CONSTRAINT ${IDENT} FOREIGN KEY\\b`),
+  // A partitioned table (no rows of its own): its columns, then the partition key the server printed.
+  'partitioned-table': new RegExp(`^CREATE TABLE ${NAME} \\(.*\\n\\) PARTITION BY (?:RANGE|LIST|HASH) \\([^\\n]*\\)$`, 's'),
+  // A table (or partitioned table) made a partition of its parent, with the bound the server printed.
+  'attach-partition': new RegExp(`^ALTER TABLE ONLY ${NAME} ATTACH PARTITION ${NAME} (?:FOR VALUES (?:FROM|IN|WITH) \\([^\\n]*\\)|DEFAULT)$`),
+  // Without ONLY on a partitioned table: the key recurses into its partitions (ONLY is refused there).
+  constraint: new RegExp(`^ALTER TABLE (?:ONLY )?${NAME} ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK|EXCLUDE)\\b`),
+  'foreign-key': new RegExp(`^ALTER TABLE (?:ONLY )?${NAME} ADD CONSTRAINT ${IDENT} FOREIGN KEY\\b`),
   index: new RegExp(`^CREATE (?:UNIQUE )?INDEX ${ANY_IDENT} ON (?:ONLY )?${ANY_NAME} USING `, 'u'),
   view: new RegExp(`^CREATE (?:MATERIALIZED )?VIEW ${NAME} AS `),
   'sequence-value': new RegExp(`^SELECT pg_catalog\\.setval\\((?:pg_catalog\\.pg_get_serial_sequence\\(${LITERAL}, ${LITERAL}\\)|${LITERAL}), -?\\d+, (?:true|false)\\)$`),

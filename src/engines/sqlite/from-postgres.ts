@@ -87,6 +87,9 @@ export function sqliteSchemaFromPostgres(schema: DatabaseSchema): string[] {
   const notes: string[] = [];
   const skipped = [...(pg?.before ?? []), ...(pg?.after ?? [])].filter((s) => !(s.kind === 'constraint' && /\bPRIMARY KEY\b/.test(s.sql)) && s.kind !== 'sequence-value');
   if (skipped.length > 0) notes.push(`not carried into SQLite: ${skipped.length} PostgreSQL schema statements (constraints other than primary keys, indexes, views, sequences, types, comments); values keep their PostgreSQL text form`);
+  // SQLite has no partitioning: each leaf partition is a table of its own, the tree above it is not made.
+  const trees = skipped.filter((s) => s.kind === 'partitioned-table').length;
+  if (trees > 0) notes.push(`not carried into SQLite: ${trees} partitioned tables; each of their leaf partitions is a table of its own (docs/cross-engine.md)`);
   schema.engine = 'sqlite';
   schema.objects = [];
   schema.meta = {};
