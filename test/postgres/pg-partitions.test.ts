@@ -135,6 +135,30 @@ describe.skipIf(PG_SKIP)('PostgreSQL partitioned tables', () => {
     await expectSame(back, src);
   });
 
+  it('a partition attached with its columns in another order keeps that order; an identity column of a partitioned table (17) continues', async () => {
+    const src = await freshDatabase('parto');
+    await runSql(src, `
+      CREATE TABLE readings (sensor integer NOT NULL, at timestamptz NOT NULL, value double precision, PRIMARY KEY (sensor, at)) PARTITION BY LIST (sensor);
+      CREATE TABLE readings_1 PARTITION OF readings FOR VALUES IN (1);
+      CREATE TABLE readings_old (value double precision, at timestamptz NOT NULL, sensor integer NOT NULL);
+      INSERT INTO readings_old VALUES (0.5, '2020-01-01 00:00:00+00', 2), ('NaN', '2020-01-02 00:00:00+00', 3);
+      ALTER TABLE readings ATTACH PARTITION readings_old FOR VALUES IN (2, 3);
+      INSERT INTO readings VALUES (1, '2024-01-01 12:00:00+00', -0.0);
+      CREATE TABLE logs (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL, line text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+      CREATE TABLE logs_2024 PARTITION OF logs FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+      CREATE TABLE logs_rest PARTITION OF logs DEFAULT;
+      INSERT INTO logs (at, line) SELECT date '2023-12-25' + g, 'line ' || g FROM generate_series(1, 20) g;`);
+    const file = path.join(dir, 'order.ndjson');
+    await exportTo(src, { format: 'ndjson', output: file });
+    const dst = await freshDatabase('partod');
+    await importFrom(file, { into: dst });
+    const [a, e] = [await describeDatabase(dst), await describeDatabase(src)];
+    for (const key of Object.keys(e)) expect({ [key]: a[key] }).toEqual({ [key]: e[key] });
+    expect(await textRows(dst, "SELECT attname FROM pg_attribute WHERE attrelid = 'readings_old'::regclass AND attnum > 0 ORDER BY attnum")).toEqual([['value'], ['at'], ['sensor']]);
+    const [[id, leaf]] = (await textRows(dst, "INSERT INTO logs (at, line) VALUES ('2024-06-01', 'next') RETURNING id, tableoid::regclass::text")) as string[][];
+    expect([id, leaf]).toEqual(['21', 'logs_2024']);
+  });
+
   it('into SQLite each leaf partition is a table of its own (docs/cross-engine.md), said as a notice', async () => {
     const src = await source();
     const file = path.join(dir, 'tree-sqlite.ndjson');
