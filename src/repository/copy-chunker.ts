@@ -13,7 +13,7 @@ import type { ChunkBatch } from './native-chunks.js';
 const TWO_32 = 2 ** 32;
 const NO_IDS = Buffer.alloc(0);
 /** Bytes of a scratch buffer: a batch of COPY output (see postgres-backup-source.ts) and the rest of a chunk. */
-const SCRATCH_BYTES = (1 << 20) + (256 << 10);
+const SCRATCH_BYTES = 512 << 10;
 
 /**
  * Cuts a table's COPY text stream, fed in pieces of any size, into batches of whole chunks (the form

@@ -14,7 +14,7 @@ import type { ChunkBatch } from './native-chunks.js';
 import type { RowSource } from './source.js';
 
 /** Bytes of COPY output gathered before they are cut into chunks. */
-const BATCH_BYTES = 1 << 20;
+const BATCH_BYTES = 256 << 10;
 
 /** The connections a backup reads with by default: one per CPU, at most 4. */
 export async function defaultJobs(): Promise<number> {
