@@ -23,9 +23,13 @@ export async function defaultJobs(): Promise<number> {
 }
 
 /** Opens `location` (a PostgreSQL one) for a backup of `tables` (all when undefined) with `jobs` connections. */
-export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource> {
+export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; splitRows?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource & { rangeCount(table: TableSchema): number }> {
   const { PostgresCopySource } = await import('../engines/postgres/postgres-copy-source.js');
-  const source = await PostgresCopySource.open(location, { jobs: options.jobs ?? (await defaultJobs()), ...(options.tables ? { include: options.tables } : {}) });
+  const source = await PostgresCopySource.open(location, {
+    jobs: options.jobs ?? (await defaultJobs()),
+    ...(options.tables ? { include: options.tables } : {}),
+    ...(options.splitRows !== undefined ? { splitRows: options.splitRows } : {}),
+  });
   for (const w of source.warnings) options.onNotice?.(w);
   source.plan(source.schema.tables);
   return new CopyRowSource(source);
@@ -42,6 +46,11 @@ class CopyRowSource implements RowSource {
 
   get schema(): DatabaseSchema {
     return this.#source.schema;
+  }
+
+  /** How many key ranges `table` is read in (1: whole; see postgres-copy-source.ts). */
+  rangeCount(table: TableSchema): number {
+    return this.#source.rangeCount(table);
   }
 
   rowCount(table: TableSchema): number {
