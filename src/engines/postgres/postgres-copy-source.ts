@@ -12,7 +12,7 @@
  * before streams. The ranges are read back to back in key order, so the stream is byte for byte that
  * of the whole table: the same chunks, the same table digest, and nothing for restore or verify to
  * know about. Their bounds come from the key's histogram in `pg_stats` (no read of the table), or,
- * for a table never analyzed, from a `TABLESAMPLE SYSTEM` of about 1% of its pages.
+ * for a table never analyzed, from a `TABLESAMPLE SYSTEM` of about 2,000 rows' worth of its pages.
  */
 import { NotFoundError, ScriptoriumError, UsageError } from '../../core/errors.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
