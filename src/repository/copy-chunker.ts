@@ -12,6 +12,8 @@ import type { ChunkBatch } from './native-chunks.js';
 
 const TWO_32 = 2 ** 32;
 const NO_IDS = Buffer.alloc(0);
+/** Bytes of a scratch buffer: a batch of COPY output (see postgres-backup-source.ts) and the rest of a chunk. */
+const SCRATCH_BYTES = 512 << 10;
 
 /**
  * Cuts a table's COPY text stream, fed in pieces of any size, into batches of whole chunks (the form
@@ -36,6 +38,9 @@ export class CopyChunker {
   #scanned = 0;
   #chunkBytes = 0;
   #chunkRows = 0;
+  /** Two buffers batches are gathered in, used in turn (see {@link pushParts}). */
+  readonly #scratch: Array<Buffer | undefined> = [undefined, undefined];
+  #turn = 0;
 
   /** `keyValues`: how many leading values identify a row (0: the whole row). */
   constructor(settings: ChunkerSettings, keyValues: number) {
@@ -47,23 +52,33 @@ export class CopyChunker {
 
   /** Takes the next piece of the stream; returns the chunks it completed, if any. */
   push(data: Buffer): ChunkBatch | undefined {
-    if (data.length === 0) return undefined;
-    if (data.indexOf(10) < 0) {
-      // No row ends here (a large value): keep the piece, join only once its row ends (no quadratic copying).
-      this.#pending.push(data);
-      this.#pendingBytes += data.length;
+    return this.pushParts([data], data.length);
+  }
+
+  /**
+   * Takes the next pieces of the stream (`size` bytes in all); returns the chunks they completed, if
+   * any. The batch's `data` lies in one of two scratch buffers that this chunker reuses: it is valid
+   * until the next call but one, so that a large table does not allocate (and the collector free) a
+   * new buffer of a batch's size each time.
+   */
+  pushParts(parts: Buffer[], size: number): ChunkBatch | undefined {
+    if (size === 0) return undefined;
+    if (!parts.some((p) => p.indexOf(10) >= 0)) {
+      // No row ends here (a large value): keep the pieces, join only once its row ends (no quadratic copying).
+      this.#pending.push(...parts); // the caller's, not reused by it
+      this.#pendingBytes += size;
       return undefined;
     }
-    const buf = this.#pending.length === 0 ? data : Buffer.concat([...this.#pending, data], this.#pendingBytes + data.length);
+    const buf = this.#gather(parts, size);
     const table: number[] = [];
     let rows = 0;
     let cut = 0;
     let start = this.#scanned;
     for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
-      const size = nl + 1 - start;
-      this.#chunkBytes += size;
+      const rowBytes = nl + 1 - start;
+      this.#chunkBytes += rowBytes;
       this.#chunkRows++;
-      if (this.#chunkBytes >= this.#maxBytes || (this.#chunkBytes >= this.#minBytes && hashRange(buf, start, this.#keyEnd(buf, start, nl)) < size * this.#scale)) {
+      if (this.#chunkBytes >= this.#maxBytes || (this.#chunkBytes >= this.#minBytes && hashRange(buf, start, this.#keyEnd(buf, start, nl)) < rowBytes * this.#scale)) {
         table.push(this.#chunkBytes, this.#chunkRows);
         rows += this.#chunkRows;
         cut = nl + 1;
@@ -78,6 +93,25 @@ export class CopyChunker {
     this.#scanned = start - cut;
     if (table.length === 0) return undefined;
     return { data: buf.subarray(0, cut), rows, chunks: lengths(table), ids: NO_IDS, digest: null };
+  }
+
+  /** The pending bytes then `parts`, back to back in the scratch buffer not used by the last call. */
+  #gather(parts: Buffer[], size: number): Buffer {
+    const total = this.#pendingBytes + size;
+    this.#turn ^= 1;
+    let scratch = this.#scratch[this.#turn];
+    if (!scratch || scratch.length < total) {
+      // Grown to the largest batch seen (a large row's), shrunk back once batches are small again.
+      scratch = Buffer.allocUnsafeSlow(Math.max(total, SCRATCH_BYTES));
+      this.#scratch[this.#turn] = scratch;
+    } else if (scratch.length > 4 * SCRATCH_BYTES && total <= SCRATCH_BYTES) {
+      scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+      this.#scratch[this.#turn] = scratch;
+    }
+    let at = 0;
+    for (const p of this.#pending) at += p.copy(scratch, at);
+    for (const p of parts) at += p.copy(scratch, at);
+    return scratch.subarray(0, at);
   }
 
   /** The last, partial chunk; throws when the stream ended inside a row (a COPY cut short). */

@@ -50,6 +50,8 @@ export class NativePacker {
   readonly #seal: Database.Statement;
   readonly #take: Database.Statement;
   #zstd: Database.Statement | null | undefined;
+  #batch: Database.Statement | null | undefined;
+  #batchDigest: Database.Statement | undefined;
   #entries = 0;
   #bytes = 0;
   #files = false;
@@ -113,6 +115,37 @@ export class NativePacker {
    */
   add(flags: Uint8Array): void {
     this.#add.get(this.handle, flags);
+  }
+
+  /**
+   * Hands over a batch cut outside the extension's scanner (PostgreSQL's COPY text, see
+   * copy-chunker.ts) as the scanner hands its own, for {@link add}: returns the chunks' SHA-256 ids
+   * (32 bytes each), and adds `data` to the running digest {@link batchDigest} returns. Undefined when
+   * the extension was built before it could (then the caller hashes and packs in JavaScript).
+   */
+  handBatch(data: Buffer, chunks: Buffer): Buffer | undefined {
+    if (this.#batch === undefined) {
+      try {
+        this.#batch = this.#db.prepare('SELECT scriptorium_pack_batch(?, ?, ?)').pluck();
+        this.#batchDigest = this.#db.prepare('SELECT scriptorium_pack_batch_digest(?)').pluck();
+      } catch (err) {
+        if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
+        this.#batch = null;
+      }
+    }
+    return (this.#batch?.get(this.handle, data, chunks) as Buffer | undefined) ?? undefined;
+  }
+
+  /** Whether {@link handBatch} works with this extension. */
+  get handsBatches(): boolean {
+    if (this.#batch === undefined) this.handBatch(Buffer.alloc(0), Buffer.alloc(0));
+    if (this.#batch) this.batchDigest(); // the probe's (empty) digest: the next table starts afresh
+    return this.#batch !== null;
+  }
+
+  /** The SHA-256 of every batch {@link handBatch} took since the last call (a table's digest); starts the next. */
+  batchDigest(): Buffer {
+    return this.#batchDigest!.get(this.handle) as Buffer;
   }
 
   /** Ends the pack being filled and queues it for compression; returns how many sealed packs were not taken. */

@@ -13,6 +13,9 @@ import { CopyChunker } from './copy-chunker.js';
 import type { ChunkBatch } from './native-chunks.js';
 import type { RowSource } from './source.js';
 
+/** Bytes of COPY output gathered before they are cut into chunks. */
+const BATCH_BYTES = 256 << 10;
+
 /** The connections a backup reads with by default: one per CPU, at most 4. */
 export async function defaultJobs(): Promise<number> {
   const { availableParallelism } = await import('node:os');
@@ -20,9 +23,13 @@ export async function defaultJobs(): Promise<number> {
 }
 
 /** Opens `location` (a PostgreSQL one) for a backup of `tables` (all when undefined) with `jobs` connections. */
-export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource> {
+export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; splitRows?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource & { rangeCount(table: TableSchema): number }> {
   const { PostgresCopySource } = await import('../engines/postgres/postgres-copy-source.js');
-  const source = await PostgresCopySource.open(location, { jobs: options.jobs ?? (await defaultJobs()), ...(options.tables ? { include: options.tables } : {}) });
+  const source = await PostgresCopySource.open(location, {
+    jobs: options.jobs ?? (await defaultJobs()),
+    ...(options.tables ? { include: options.tables } : {}),
+    ...(options.splitRows !== undefined ? { splitRows: options.splitRows } : {}),
+  });
   for (const w of source.warnings) options.onNotice?.(w);
   source.plan(source.schema.tables);
   return new CopyRowSource(source);
@@ -41,6 +48,11 @@ class CopyRowSource implements RowSource {
     return this.#source.schema;
   }
 
+  /** How many key ranges `table` is read in (1: whole; see postgres-copy-source.ts). */
+  rangeCount(table: TableSchema): number {
+    return this.#source.rangeCount(table);
+  }
+
   rowCount(table: TableSchema): number {
     return this.#source.rowEstimate(table);
   }
@@ -55,8 +67,23 @@ class CopyRowSource implements RowSource {
 
   async *copyChunks(table: TableSchema, settings: ChunkerSettings): AsyncGenerator<ChunkBatch> {
     const chunker = new CopyChunker(settings, identityValues(table));
+    // The driver's pieces are small (a socket read each): cut them in batches of about BATCH_BYTES,
+    // so that the per-batch work (a call into the packer, the index lookups' setup) is paid rarely.
+    // A batch's data is valid until the next batch but one (CopyChunker reuses its buffers): backup
+    // hashes and packs it before it asks for the next.
+    let parts: Buffer[] = [];
+    let size = 0;
     for await (const piece of this.#source.rows(table)) {
-      const batch = chunker.push(piece);
+      parts.push(piece);
+      size += piece.length;
+      if (size < BATCH_BYTES) continue;
+      const batch = chunker.pushParts(parts, size);
+      parts = [];
+      size = 0;
+      if (batch) yield batch;
+    }
+    if (size > 0) {
+      const batch = chunker.pushParts(parts, size);
       if (batch) yield batch;
     }
     const last = chunker.finish();

@@ -256,6 +256,40 @@ describe('the native packer', () => {
     }
   });
 
+  it('takes a batch cut elsewhere (PostgreSQL COPY text): the ids and the running digest are SHA-256s, and the pack holds the flagged chunks', async () => {
+    if (!available) return;
+    const packer = (await NativePacker.open('zstd', 1))!;
+    try {
+      expect(packer.handsBatches).toBe(true);
+      const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+      const chunks = [Buffer.from('1\tone\n2\ttwo\n'), Buffer.from('3\tthree\n'), Buffer.from(`4\t${'x'.repeat(70_000)}\n`)];
+      const table = (cs: Buffer[], rows: number[]): Buffer => {
+        const t = Buffer.alloc(8 * cs.length);
+        cs.forEach((c, i) => { t.writeUInt32LE(c.length, 8 * i); t.writeUInt32LE(rows[i]!, 8 * i + 4); });
+        return t;
+      };
+      const ids = packer.handBatch(Buffer.concat(chunks.slice(0, 2)), table(chunks.slice(0, 2), [2, 1]))!;
+      packer.addEntry(chunks[0]!.length);
+      packer.add(Uint8Array.from([1, 0]));
+      const more = packer.handBatch(chunks[2]!, table([chunks[2]!], [1]))!;
+      packer.addEntry(chunks[2]!.length);
+      packer.add(Uint8Array.from([1]));
+      expect(Buffer.concat([ids, more]).equals(Buffer.concat(chunks.map(sha)))).toBe(true);
+      expect(packer.batchDigest().equals(sha(Buffer.concat(chunks)))).toBe(true);
+      expect(packer.batchDigest().equals(sha(Buffer.alloc(0)))).toBe(true); // the next table's starts afresh
+      packer.seal();
+      const file = packer.take(true)! as { hash: string; file: Buffer };
+      const pack = await Pack.open(file.hash, file.file);
+      expect([pack.chunk(0), pack.chunk(1)]).toEqual([chunks[0], chunks[2]]);
+      expect([pack.rows(0), pack.rows(1)]).toEqual([2, 1]);
+      // A table that does not add up to the data is refused before anything is handed over.
+      expect(() => packer.handBatch(Buffer.from('abc'), table([Buffer.from('ab')], [1]))).toThrow(/entry table does not match the data/);
+      expect(() => packer.handBatch(Buffer.from('abc'), Buffer.alloc(5))).toThrow(/not \(length, rows\) pairs/);
+    } finally {
+      packer.close();
+    }
+  });
+
   it('refuses calls out of order with a clear error', () => {
     if (!available) return;
     const db = new Database(':memory:');

@@ -12,8 +12,11 @@ import { quoteIdent, qualified } from './sql-text.js';
 /** Bytes after which a batch is handed out even when it has fewer rows than asked for. */
 const BATCH_BYTES = 1 << 20;
 
-/** The query whose rows a table is read and compared by: its carried columns, in key order. */
-export function rowsQuery(t: PostgresTable): string {
+/**
+ * The query whose rows a table is read and compared by: its carried columns, in key order; with
+ * `where` (a condition on the key, see postgres-copy-source.ts's ranges), only the rows it holds.
+ */
+export function rowsQuery(t: PostgresTable, where?: string): string {
   const { table } = t;
   const cols = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   // Key order in the "C" collation: the same order on any server, whatever its default collation.
@@ -23,7 +26,7 @@ export function rowsQuery(t: PostgresTable): string {
         return `${quoteIdent(k)}${t.collatable[i] ? ' COLLATE "C"' : ''}`;
       }).join(', ')
     : 'ctid'; // no key: physical order, which is the load order of a table a COPY has just filled
-  return `SELECT ${cols} FROM ONLY ${qualified(table.postgres!.schema, table.postgres!.table)} ORDER BY ${order}`;
+  return `SELECT ${cols} FROM ONLY ${qualified(table.postgres!.schema, table.postgres!.table)}${where ? ` WHERE ${where}` : ''} ORDER BY ${order}`;
 }
 
 /**
