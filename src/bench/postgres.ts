@@ -198,7 +198,7 @@ export async function runPostgresBench(o: { demoFile: string; workDir: string; r
 }
 
 /** Loads the SQLite demo into the PostgreSQL database at `url` with COPY; returns the rows. */
-async function loadDemo(url: string, demoFile: string): Promise<number> {
+export async function loadDemo(url: string, demoFile: string): Promise<number> {
   const [{ default: Database }, { loadDriver }] = await Promise.all([import('better-sqlite3'), import('../engines/postgres/driver.js')]);
   const { Client, copyFrom: from } = await loadDriver();
   const db = new Database(demoFile, { readonly: true });
