@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { collectAll } from '../core/memory.js';
+import { collectAll, GarbageGate } from '../core/memory.js';
 import { ScriptoriumError } from '../core/errors.js';
 import type { TargetPlan } from '../core/target-file.js';
 import type { RowBatch } from '../core/encoding.js';
@@ -120,11 +120,15 @@ export async function restoreSqliteIntoPostgres(repo: Repository, snapshot: Snap
       await target.createTable(table);
     }
     const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
+    // Each batch becomes COPY text and its read-back encoding in new buffers outside the V8 heap, which
+    // does not see them pile up (peak RSS 119 MB at 100k rows without): collect as they go.
+    const gate = new GarbageGate(512 << 10);
     try {
       for (const [i, entry] of entries.entries()) {
         const table = schema.tables[i]!;
         for await (const batch of readTable(repo, cache, snapshot, entry, operation, true)) {
           const rows = await whole(batch, table.name, location.display);
+          gate.add(rows.data.length * 3);
           reporter.bytesIn += rows.data.length + 1;
           const loaded = await target.load(table, 'ndjson', rows);
           if (loaded !== batch.rows) throw damaged(snapshot, `a chunk of ${batch.rows} rows holds ${loaded}`, operation, entry.name);

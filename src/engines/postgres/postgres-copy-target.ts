@@ -1,10 +1,10 @@
 /**
  * The target of a PostgreSQL restore: one connection, one transaction. Tables are created, filled with
  * `COPY … FROM STDIN` (FREEZE: they were created in this transaction) from the exact bytes a backup
- * stored, then the statements after the rows run (keys, indexes, foreign keys, views, sequence values,
- * comments), and every table is read back in key order and hashed. Nothing is visible to others
- * before {@link commit}; {@link abort} (after any failure) leaves the database as it was, since
- * PostgreSQL's DDL is transactional.
+ * stored and read back and hashed ({@link digest}), then the statements after the rows run (keys,
+ * indexes, foreign keys, views, sequence values, comments; after-statements.ts). Nothing is visible
+ * to others before {@link commit}; {@link abort} (after any failure) leaves the database as it was,
+ * since PostgreSQL's DDL is transactional.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -12,6 +12,7 @@ import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import { GarbageGate } from '../../core/memory.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
 import type { DatabaseLocation } from '../engine.js';
+import { afterStatements } from './after-statements.js';
 import { connect, pgError } from './connect.js';
 import { loadDriver, type PgClient } from './driver.js';
 import type { PostgresTable } from './postgres-schema.js';
@@ -32,6 +33,8 @@ export interface CopyTargetOptions {
 export interface CopyDigest {
   rows: number;
   sha256: string;
+  /** The order the rows were read in. */
+  order: 'load' | 'key';
 }
 
 /** A transactional restore into one PostgreSQL database. */
@@ -40,6 +43,15 @@ export class PostgresCopyTarget {
   readonly #client: PgClient;
   readonly #operation: string;
   readonly #tables = new Map<string, PostgresTable>();
+  /**
+   * Ordinary tables created here and filled by one COPY since: their heap holds the rows in load
+   * order (the snapshot's key order), so a plain sequential read gives them back in that order.
+   */
+  readonly #inLoadOrder = new Set<string>();
+  /** Qualified names of the ordinary tables created here (a key can be taken over from an index only on those). */
+  readonly #plain = new Set<string>();
+  /** Tables a COPY has started on. */
+  readonly #loaded = new Set<string>();
   #done = false;
   /** A COPY in flight (destroyed by abort). */
   #copy: (NodeJS.WritableStream & { destroy(err?: Error): void }) | undefined;
@@ -56,7 +68,9 @@ export class PostgresCopyTarget {
     try {
       await client.query('BEGIN');
       // Index builds after the load: in memory where they fit, and with the server's parallel workers.
-      await client.query(`SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = ${jobs - 1}`);
+      // A sequential read starts at the first page (not where another scan of the table is), so it
+      // returns a freshly loaded table's rows in load order.
+      await client.query(`SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = ${jobs - 1}; SET LOCAL synchronize_seqscans = off`);
     } catch (err) {
       await client.end().catch(() => undefined);
       throw pgError(err, 'cannot begin a transaction on', location);
@@ -114,6 +128,8 @@ export class PostgresCopyTarget {
       });
     }
     this.#tables.set(table.name, { table, oid: 0, kinds: created.map((r) => kindOfType(r.base)), collatable: created.map((r) => r.collatable) });
+    const kind = await this.#client.query(`SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass`, [q]);
+    if ((kind.rows[0] as { relkind?: string } | undefined)?.relkind === 'r') this.#plain.add(q);
   }
 
   /**
@@ -125,6 +141,9 @@ export class PostgresCopyTarget {
     const t = this.#table(table);
     const { copyFrom } = await loadDriver();
     const q = qualified(table.postgres!.schema, table.postgres!.table);
+    this.#inLoadOrder.delete(table.name);
+    const fresh = this.#plain.has(q) && !this.#loaded.has(table.name);
+    this.#loaded.add(table.name);
     const stream = this.#client.query(copyFrom(`COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) FROM STDIN WITH (FREEZE)`));
     this.#copy = stream;
     const events = stream as unknown as NodeJS.EventEmitter;
@@ -145,24 +164,38 @@ export class PostgresCopyTarget {
     } finally {
       this.#copy = undefined;
     }
+    if (fresh) this.#inLoadOrder.add(table.name);
     return Number((stream as unknown as { rowCount?: number }).rowCount ?? 0);
   }
 
   /** Creates what comes after the rows (keys, indexes, foreign keys, views, sequence values, comments). */
   async finish(schema: DatabaseSchema): Promise<void> {
-    for (const s of schema.postgres?.after ?? []) await this.#run(s.kind, s.name, s.sql);
+    for (const s of afterStatements(schema.postgres?.after ?? [], this.#plain)) await this.#run(s.kind, s.name, s.sql);
   }
 
-  /** A loaded table read back as COPY text in key order: its row count and SHA-256 (the manifest's table digest). */
-  async digest(table: TableSchema): Promise<CopyDigest> {
+  /**
+   * A loaded table read back as COPY text: its row count and SHA-256, which must be the manifest's
+   * table digest (of the rows in key order). `order: 'load'` reads a table filled by one COPY (since
+   * it was created here) sequentially, in the order its rows were loaded, with no sort: the
+   * snapshot's rows come in key order, so this is the key order unless the load was not (then the
+   * digest differs, and the caller reads again in key order). Other tables, and `order: 'key'`, are
+   * read with `ORDER BY` the key (or ctid).
+   */
+  async digest(table: TableSchema, order: 'load' | 'key' = 'key'): Promise<CopyDigest> {
     const t = this.#table(table);
     const { copyTo } = await loadDriver();
+    const q = qualified(table.postgres!.schema, table.postgres!.table);
+    // COPY of a table (not a query) reads only that table, never its inheritance children.
+    const read = order === 'load' && this.#inLoadOrder.has(table.name) ? 'load' : 'key';
+    const sql = read === 'load'
+      ? `COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) TO STDOUT`
+      : `COPY (${rowsQuery(t)}) TO STDOUT`;
     const hash = createHash('sha256');
     // The pieces die young, outside the V8 heap, which does not see them pile up: collect as they go.
     const gate = new GarbageGate();
     let rows = 0;
     try {
-      for await (const piece of this.#client.query(copyTo(`COPY (${rowsQuery(t)}) TO STDOUT`)) as AsyncIterable<Buffer>) {
+      for await (const piece of this.#client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
         hash.update(piece);
         gate.add(piece.length);
         for (let at = piece.indexOf(10); at >= 0; at = piece.indexOf(10, at + 1)) rows++;
@@ -170,7 +203,7 @@ export class PostgresCopyTarget {
     } catch (err) {
       throw pgError(err, `reading back table ${JSON.stringify(table.name)} of`, this.location);
     }
-    return { rows, sha256: hash.digest('hex') };
+    return { rows, sha256: hash.digest('hex'), order: read };
   }
 
   #table(table: TableSchema): PostgresTable {

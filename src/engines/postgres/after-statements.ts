@@ -1,0 +1,42 @@
+/**
+ * The statements a PostgreSQL target runs after the rows (keys, indexes, foreign keys, views, sequence
+ * values, comments), shared by the restore target (postgres-copy-target.ts) and the import target
+ * (postgres-target.ts). A simple primary key or unique constraint is run as pgcopydb does: first its
+ * unique index (`CREATE UNIQUE INDEX`, built with the server's parallel workers like every index), then
+ * the constraint taken over from it (`ADD CONSTRAINT … PRIMARY KEY USING INDEX`), which only records
+ * the key: the table is scanned once, by the index build.
+ */
+import type { PostgresStatement } from '../../core/schema.js';
+
+const IDENT = String.raw`"(?:[^"]|"")+"`;
+/** A column as pg_get_constraintdef prints it: quoted only when it must be. */
+const COLUMN = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*)`;
+/**
+ * `ALTER TABLE ONLY "s"."t" ADD CONSTRAINT "c" PRIMARY KEY (a, b)` (or UNIQUE) and nothing more: no
+ * INCLUDE, WITH, tablespace, NULLS NOT DISTINCT or DEFERRABLE, which the index or the constraint would
+ * have to carry (those run as they are).
+ */
+const SIMPLE_KEY = new RegExp(`^ALTER TABLE ONLY (${IDENT}\\.${IDENT}) ADD CONSTRAINT (${IDENT}) (PRIMARY KEY|UNIQUE) \\((${COLUMN}(?:, ${COLUMN})*)\\)$`, 'u');
+
+/**
+ * The statements to run after the rows, in order: `statements` as the snapshot or file has them, with
+ * each simple primary key or unique constraint on one of `plainTables` (qualified names, `"s"."t"`, of
+ * ordinary tables the target created: a partitioned table cannot take a constraint from an index)
+ * split into its index and the constraint using it. Every statement is still checked by the target
+ * (statementProblem) before it runs.
+ */
+export function afterStatements(statements: readonly PostgresStatement[], plainTables: ReadonlySet<string>): PostgresStatement[] {
+  const out: PostgresStatement[] = [];
+  for (const s of statements) {
+    const m = s.kind === 'constraint' && typeof s.sql === 'string' ? SIMPLE_KEY.exec(s.sql) : null;
+    if (!m || !plainTables.has(m[1]!)) {
+      out.push(s);
+      continue;
+    }
+    const [, table, constraint, key, columns] = m;
+    // The index takes the constraint's name (the server names a key's index after its constraint).
+    out.push({ ...s, kind: 'index', sql: `CREATE UNIQUE INDEX ${constraint} ON ${table} USING btree (${columns})` });
+    out.push({ ...s, sql: `ALTER TABLE ONLY ${table} ADD CONSTRAINT ${constraint} ${key} USING INDEX ${constraint}` });
+  }
+  return out;
+}
