@@ -7,6 +7,7 @@
  * engine's `ndjson` batches (test/repository/native-chunks.test.ts holds the two side by side).
  */
 import type Database from 'better-sqlite3';
+import { ScriptoriumError } from '../core/errors.js';
 import type { TableSchema } from '../core/schema.js';
 import type { ChunkerSettings } from './config.js';
 import type { RowSource } from './source.js';
@@ -88,10 +89,25 @@ export async function nativeChunks(
         }
       } catch (err) {
         // A huge row's spill file (packer only) that cannot be written: a clear E_NO_SPACE or E_IO, not a bug.
-        throw temporaryFileError?.(err, tmpdir()) ?? err;
+        throw temporaryFileError?.(err, tmpdir()) ?? rowTooLargeError(err, table) ?? err;
       }
     },
   };
+}
+
+/**
+ * The extension's refusal of a row whose encoding passes the largest chunk a repository holds
+ * (MAX_CHUNK_BYTES, which restore checks every pack entry against) as a ScriptoriumError, or undefined
+ * for any other error. Several values of hundreds of MB in one row get there: a BLOB's ndjson is twice
+ * its size, as hex.
+ */
+export function rowTooLargeError(err: unknown, table: TableSchema): ScriptoriumError | undefined {
+  const m = err instanceof Error ? /a row too large for a chunk: its encoding passes (\d+) bytes/.exec(err.message) : null;
+  if (!m) return undefined;
+  return new ScriptoriumError('E_UNSUPPORTED', `backup: table ${table.name}: a row's encoding passes ${m[1]} bytes, the largest chunk a repository holds`, {
+    cause: err,
+    hint: 'A row is stored as one chunk of its ndjson encoding (BLOBs as hex, twice their size), and no chunk may pass 2 GiB. Spread the large values over several rows, or leave the table out with --exclude-tables; the backup removes the packs it wrote.',
+  });
 }
 
 /**

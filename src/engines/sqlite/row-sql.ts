@@ -197,8 +197,10 @@ export function rowsQuery(table: TableSchema, where = '', bigValues = false): st
 }
 
 /**
- * Whether the extension can read `table`'s large values in pieces on `db`: a rowid table (the blob API
- * needs the rowid) of a UTF-8 database (it hands out the stored bytes, which the encoders take as UTF-8).
+ * Whether the extension can read `table`'s large values with blob I/O on `db`: a rowid table (the blob
+ * API needs the rowid) of a UTF-8 database (it hands out the stored bytes, which the encoders take as
+ * UTF-8). Other tables' large values (WITHOUT ROWID) are loaded once, by the row's own query, and the
+ * encoders still write them out in pieces from there (big_hold in native/scriptorium_big.inc).
  */
 export function readsBigValues(db: { pragma(sql: string, options: { simple: true }): unknown }, table: TableSchema): boolean {
   return !table.withoutRowid && db.pragma('encoding', { simple: true }) === 'UTF-8';

@@ -324,7 +324,8 @@ export class SqliteTarget {
    * One byte per column: 1 where a large value may arrive after its row (a placeholder first, then
    * sqlite3_blob_write), 0 where something would see the placeholder: a CHECK constraint, a generated
    * column, an index that exists while rows load (UNIQUE, a PRIMARY KEY that is not the rowid), or a
-   * table the blob API cannot write (WITHOUT ROWID, virtual).
+   * table the blob API cannot write (WITHOUT ROWID, virtual). Those values are bound from the mapped
+   * spill file instead (native/scriptorium_load.inc): still held once, in the record SQLite builds.
    */
   #writable(table: TableSchema, cols: string[]): Buffer {
     const none = Buffer.alloc(cols.length);
