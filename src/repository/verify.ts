@@ -21,7 +21,7 @@ import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { restore } from './restore.js';
-import { StreamingPackCache } from './restore-pack.js';
+import { lazyPackBytes, StreamingPackCache } from './restore-pack.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { referenceProblems } from './snapshot-check.js';
 import { packOrder, readTable } from './snapshot-reader.js';
@@ -293,9 +293,6 @@ async function checkChunks(repo: Repository, index: ChunkIndex, ordinal: number,
   if (e !== pack.entries) throw new IntegrityError('E_CORRUPT', `pack ${pack.hash.slice(0, 16)}: decompressed to fewer bytes than the first time`);
 }
 
-/** Above this many bytes of body, a pack is read in pieces as it is checked (see restore's). */
-const LAZY_PACK_BYTES = 64 << 20;
-
 /**
  * A pack cache that runs `onOpen` on each pack it opens. A pack too large to hold (one ending in the
  * chunk of a huge value) is read from the store, and decompressed, in pieces, as restore reads it.
@@ -305,7 +302,7 @@ class CheckingCache extends StreamingPackCache {
 
   constructor(repo: Repository, order: Iterable<string>, onOpen: (pack: Pack) => Promise<void>) {
     // Each pack once, in this order: dropped once the next is asked for.
-    super(repo, { recycle: true, order, lazyAbove: LAZY_PACK_BYTES });
+    super(repo, { recycle: true, order, lazyAbove: lazyPackBytes(repo.config.packBytes) });
     this.#onOpen = onOpen;
   }
 
