@@ -119,7 +119,12 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
     }
   }
   const existing = new Set<string>();
-  for await (const { key } of listObjects(repo.store, 'packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
+  /** Each pack file's size as listed: which to read in pieces, without a stat each (a hint: see StreamingPackCache). */
+  const sizes = new Map<string, number>();
+  for await (const { key, size } of listObjects(repo.store, 'packs/')) {
+    existing.add(key.slice(key.lastIndexOf('/') + 1));
+    sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
+  }
   const report: VerifyReport = { snapshots: snapshots.length, packs: 0, unreferencedPacks: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const strays = new Set(report.strays);
   const referenced = new Set<string>();
@@ -150,8 +155,8 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   report.packs = referenced.size;
   reporter.progress('verify', undefined, true);
   const unreferenced = [...existing].filter((hash) => !referenced.has(hash) && !strays.has(packKey(hash))).sort();
-  if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter);
-  else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset);
+  if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter, sizes);
+  else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset, sizes);
   if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems, options);
   return report;
 }
@@ -168,6 +173,7 @@ async function readData(
   unreferenced: string[],
   report: VerifyReport,
   reporter: OperationReporter,
+  sizes: ReadonlyMap<string, number>,
 ): Promise<void> {
   const checked = new Set<string>();
   // Every distinct table once (the same chunks of the same digest are not read twice), then the packs
@@ -187,7 +193,7 @@ async function readData(
     for (const [snap, table] of tables) yield* packOrder(snap, [table]);
     yield* unreferenced;
   })();
-  const cache = new CheckingCache(repo, order, async (pack) => {
+  const cache = new CheckingCache(repo, order, sizes, async (pack) => {
     if (checked.has(pack.hash)) return;
     checked.add(pack.hash);
     const ordinal = index.packOrdinal(pack.hash);
@@ -234,14 +240,14 @@ export function packPart(hash: string, of: number): number {
 }
 
 /** Reads the referenced packs of one part: each is checked against its name, its chunks against the index. */
-async function readPackSubset(repo: Repository, packs: string[], index: ChunkIndex, report: VerifyReport, subset: { part: number; of: number }): Promise<void> {
+async function readPackSubset(repo: Repository, packs: string[], index: ChunkIndex, report: VerifyReport, subset: { part: number; of: number }, sizes: ReadonlyMap<string, number>): Promise<void> {
   const { part, of } = subset;
   if (!(Number.isSafeInteger(of) && of >= 1 && Number.isSafeInteger(part) && part >= 1 && part <= of)) {
     throw new ScriptoriumError('E_USAGE', `verify: readDataSubset must be part/of with 1 <= part <= of, got ${part}/${of}`);
   }
   report.packsRead = 0;
   const order = packs.filter((hash) => packPart(hash, of) === part).sort();
-  const cache = new CheckingCache(repo, order, async (pack) => {
+  const cache = new CheckingCache(repo, order, sizes, async (pack) => {
     const ordinal = index.packOrdinal(pack.hash);
     if (ordinal >= 0) await checkChunks(repo, index, ordinal, pack, report);
   });
@@ -300,9 +306,9 @@ async function checkChunks(repo: Repository, index: ChunkIndex, ordinal: number,
 class CheckingCache extends StreamingPackCache {
   readonly #onOpen: (pack: Pack) => Promise<void>;
 
-  constructor(repo: Repository, order: Iterable<string>, onOpen: (pack: Pack) => Promise<void>) {
+  constructor(repo: Repository, order: Iterable<string>, sizes: ReadonlyMap<string, number>, onOpen: (pack: Pack) => Promise<void>) {
     // Each pack once, in this order: dropped once the next is asked for.
-    super(repo, { recycle: true, order, lazyAbove: lazyPackBytes(repo.config.packBytes) });
+    super(repo, { recycle: true, order, sizes, lazyAbove: lazyPackBytes(repo.config.packBytes) });
     this.#onOpen = onOpen;
   }
 
