@@ -1,10 +1,12 @@
 /** `backup`: one snapshot of a database into a repository, storing only chunks the repository lacks. */
 import { createHash, hash as oneShotHash } from 'node:crypto';
 import { close as closeCallback, read as readCallback } from 'node:fs';
+import { open as openFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname, tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { AuthError } from '../core/errors.js';
+import { AuthError, noSpaceError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { collectAll, collectSoon, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
@@ -17,7 +19,8 @@ import { identityValues, RowChunker, type Chunk } from './chunker.js';
 import { appendRange, encodeManifest, snapshotKey, type ChunkRange, type Snapshot, type TableEntry } from './manifest.js';
 import { PackWriter, packKey } from './pack.js';
 import { nativeChunks, type ChunkBatch } from './native-chunks.js';
-import { NativePacker } from './native-packer.js';
+import { NativePacker, type PackedFile } from './native-packer.js';
+import { gzipPackFile, gzipPackFromFd } from './gzip-pack.js';
 import { isStale, listLocks, RepositoryLock, type HeldLock } from './locks.js';
 import { MAX_BYTES } from './objects.js';
 import { OperationReporter } from './progress.js';
@@ -157,6 +160,8 @@ class SnapshotWriter {
   #packs: PackWriter | undefined;
   /** Packs in C, for tables the extension scans (undefined: not tried yet; null: not available). */
   #native: NativePacker | null | undefined;
+  /** A gzip repository: the native packer fills packs of codec none, gzipped here (gzip-pack.ts). */
+  #regzip = false;
   /** Bytes of pack files stored from the V8 heap since the last index file (the native packer's own files are not). */
   #heapPacked = 0;
   /** Ordinals of packs sealed by the native packer and not taken yet, oldest first. */
@@ -359,11 +364,17 @@ class SnapshotWriter {
   async #packer(): Promise<NativePacker | null> {
     if (this.#native === undefined) {
       const { codec, level } = this.#repo.config.compression;
-      this.#native = process.env.SCRIPTORIUM_JS_PACKS === '1' ? null : ((await NativePacker.open(codec, level)) ?? null);
+      // The extension has no gzip: in a gzip repository its packer fills packs of codec none, and they
+      // are gzipped here (a huge one in pieces, from the packer's temporary file), so that a row with a
+      // huge value is never held whole, as in a zstd repository (JavaScript's packs hold every chunk:
+      // a 200 MB BLOB took 1.9 GB).
+      this.#regzip = codec === 'gzip';
+      const packerCodec = this.#regzip ? 'none' : codec;
+      this.#native = process.env.SCRIPTORIUM_JS_PACKS === '1' ? null : ((await NativePacker.open(packerCodec, level)) ?? null);
       // On a local disk the packer writes the files too: then no pack enters the V8 heap, and no
-      // collection is needed to free them.
+      // collection is needed to free them. (Not the packs to gzip: they come here to be compressed.)
       const { store } = this.#repo;
-      if (this.#native && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
+      if (this.#native && !this.#regzip && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
       // A row with a huge value goes through an unnamed temporary file (never held whole), as restic's
       // temporary packs go to TMPDIR; so does a pack too large to hold that the packer cannot write itself.
       this.#native?.spillTo(tmpdir());
@@ -582,7 +593,8 @@ class SnapshotWriter {
     while (this.#compressing.length > 0) {
       const packed = this.#native!.take(this.#compressing.length > ahead);
       if (!packed) return;
-      if ('path' in packed) this.#putFile(this.#compressing.shift()!, packed.hash, packed.path, packed.size);
+      if (this.#regzip) this.#putGzipped(this.#compressing.shift()!, packed);
+      else if ('path' in packed) this.#putFile(this.#compressing.shift()!, packed.hash, packed.path, packed.size);
       else if ('fd' in packed) this.#putFd(this.#compressing.shift()!, packed.hash, packed.fd, packed.size);
       else this.#put(this.#compressing.shift()!, packed.hash, packed.file);
     }
@@ -639,6 +651,96 @@ class SnapshotWriter {
       return { ordinal, hash, size, heapBytes: 0 };
     })();
     this.#track(stored);
+  }
+
+  /**
+   * {@link #put} for a pack of codec none from the native packer of a gzip repository: gzipped first
+   * (off the main thread, in node:zlib's pool), whole when it came in memory, else in pieces from its
+   * temporary file into a file of its own (see {@link #gzipFromFd}).
+   */
+  #putGzipped(ordinal: number, packed: PackedFile): void {
+    const { level } = this.#repo.config.compression;
+    const { store } = this.#repo;
+    const stored = (async (): Promise<StoredPack> => {
+      if ('file' in packed) {
+        const { file, hash } = await gzipPackFile(packed.file, level);
+        await this.#putCreated(packKey(hash), () => store.put(packKey(hash), file), file);
+        return { ordinal, hash, size: file.length, heapBytes: file.length + packed.file.length };
+      }
+      if (!('fd' in packed)) throw new Error('backup: the packer of a gzip repository wrote a pack file itself');
+      try {
+        return await this.#gzipFromFd(ordinal, packed.fd, packed.size);
+      } finally {
+        await closeFd(packed.fd).catch(() => undefined);
+      }
+    })();
+    this.#track(stored);
+  }
+
+  /**
+   * A huge pack of codec none (the packer's unnamed temporary file `fd`, `size` bytes) gzipped in
+   * pieces and stored without ever being held: into a temporary file of the store, moved into place
+   * (a local disk, S3), or into an unnamed temporary file in TMPDIR that the store seals and writes in
+   * pieces (an encrypted repository); read whole and put only on a store that can neither.
+   */
+  async #gzipFromFd(ordinal: number, fd: number, size: number): Promise<StoredPack> {
+    const { level } = this.#repo.config.compression;
+    const { store } = this.#repo;
+    if (store.tempPrefix && (store.putFileNew || store.putFile)) {
+      const path = `${store.tempPrefix()}g`;
+      let out;
+      let packed: { hash: string; size: number };
+      try {
+        out = await openFile(path, 'wx', 0o600);
+        try {
+          packed = await gzipPackFromFd(fd, size, out, level);
+        } finally {
+          await out.close();
+        }
+      } catch (err) {
+        await unlink(path).catch(() => undefined);
+        throw noSpaceError(err, `repository ${this.#repo.location}: put pack`) ?? err;
+      }
+      const key = packKey(packed.hash);
+      if (store.putFileNew) {
+        if (await store.putFileNew(key, path)) this.#createdPacks.push(key);
+      } else {
+        await this.#putCreated(key, () => store.putFile!(key, path));
+      }
+      return { ordinal, hash: packed.hash, size: packed.size, heapBytes: 0 };
+    }
+    // Unnamed: removed at once, so that nothing is left behind a killed process.
+    const path = join(tmpdir(), `.scriptorium-gzip-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    let out;
+    try {
+      out = await openFile(path, 'wx+', 0o600);
+    } catch (err) {
+      throw noSpaceError(err, `backup: temporary file in ${tmpdir()}`) ?? err;
+    }
+    try {
+      await unlink(path);
+      let packed: { hash: string; size: number };
+      try {
+        packed = await gzipPackFromFd(fd, size, out, level);
+      } catch (err) {
+        throw noSpaceError(err, `backup: temporary file in ${tmpdir()}`) ?? err;
+      }
+      const key = packKey(packed.hash);
+      if (store.putFromFd) {
+        await this.#putCreated(key, () => store.putFromFd!(key, out.fd, packed.size));
+      } else {
+        const file = Buffer.allocUnsafe(packed.size);
+        for (let at = 0; at < packed.size;) {
+          const { bytesRead } = await out.read(file, at, Math.min(1 << 30, packed.size - at), at);
+          if (bytesRead === 0) throw new Error(`put pack ${packed.hash.slice(0, 8)}: its temporary file ended after ${at} of its ${packed.size} bytes`);
+          at += bytesRead;
+        }
+        await this.#putCreated(key, () => store.put(key, file), file);
+      }
+      return { ordinal, hash: packed.hash, size: packed.size, heapBytes: 0 };
+    } finally {
+      await out.close();
+    }
   }
 
   /**

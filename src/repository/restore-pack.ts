@@ -23,8 +23,21 @@ import { maxPackBody, measurePack, Pack, packKey } from './pack.js';
 import { PackCache, type PackCacheOptions } from './pack-cache.js';
 import type { Repository } from './repository.js';
 
-/** A pack file at least this large (and larger than four packs) is read in pieces by restore. */
-export const STREAMED_PACK_FILE_BYTES = 32 << 20;
+/**
+ * A pack file at least this large (and larger than four packs) is read in pieces by restore. 16 MiB,
+ * the size above which backup spills a row: a value of 32 MB in a gzip repository (a 35 MB file) was
+ * held whole at 32 MiB, and its restore peaked at 238 MB, above 1.5 × the value + 100 MB.
+ */
+export const STREAMED_PACK_FILE_BYTES = 16 << 20;
+
+/**
+ * Bytes of body above which a pack of a repository of `packBytes` is read lazily (left compressed, its
+ * huge chunk handed on in pieces): 16 MiB, or four packs' worth for a repository of large packs (whose
+ * every pack read lazily would be decompressed again for each span of its entries).
+ */
+export function lazyPackBytes(packBytes: number): number {
+  return Math.max(16 << 20, 4 * packBytes);
+}
 /** Bytes per piece read from the store. */
 const FILE_PIECE_BYTES = 4 << 20;
 /** Bytes per decompressed piece. */

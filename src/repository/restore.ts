@@ -11,7 +11,7 @@ import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import type { SqliteTarget } from '../engines/sqlite/sqlite-target.js';
 import { nativeDigest } from './native-chunks.js';
 import { OperationReporter } from './progress.js';
-import { StreamingPackCache } from './restore-pack.js';
+import { lazyPackBytes, StreamingPackCache } from './restore-pack.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { checkSnapshot } from './snapshot-check.js';
@@ -113,7 +113,7 @@ async function loadTables(repo: Repository, snapshot: Snapshot, schema: Database
   // Open packs: four packs' worth, evicted by next use in the reading order (pack-cache.ts): an
   // incremental snapshot's alternating chunks read each pack about once, a first snapshot holds one.
   // On a remote store the next packs are downloaded ahead (`order`).
-  const cache = new StreamingPackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries), sizes });
+  const cache = new StreamingPackCache(repo, { recycle: true, lazyAbove: lazyPackBytes(repo.config.packBytes), order: packOrder(snapshot, entries), sizes });
   const tables = tablesByName(schema);
   /** Bytes of rows loaded since the last full collection. */
   let uncollected = 0;
@@ -159,8 +159,6 @@ function tablesByName(schema: DatabaseSchema): Map<string, TableSchema> {
   return byName;
 }
 
-/** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily by restore. */
-const LAZY_PACK_BYTES = 64 << 20;
 
 async function* counted(pieces: AsyncIterable<Buffer>, reporter: OperationReporter): AsyncGenerator<Buffer> {
   for await (const piece of pieces) {

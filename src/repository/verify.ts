@@ -5,10 +5,11 @@
  * packs that no snapshot references (left by an interrupted backup) are read too, since a later backup
  * that finds their chunks in the index reuses them instead of storing them again. With `drill`: restores the latest snapshot into a temporary database and compares it.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ScriptoriumError, UsageError } from '../core/errors.js';
+import { IntegrityError, ScriptoriumError, UsageError } from '../core/errors.js';
 import type { EngineName } from '../engines/engine.js';
 import { resolveLocation } from '../engines/registry.js';
 import type { EventListener } from '../core/events.js';
@@ -18,8 +19,9 @@ import type { Snapshot, TableEntry } from './manifest.js';
 import { findStrays, listObjects, MAX_BYTES } from './objects.js';
 import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
-import { PackCache, withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
+import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { restore } from './restore.js';
+import { lazyPackBytes, StreamingPackCache } from './restore-pack.js';
 import { manifestSchemaProblems } from './schema-check.js';
 import { referenceProblems } from './snapshot-check.js';
 import { packOrder, readTable } from './snapshot-reader.js';
@@ -117,7 +119,12 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
     }
   }
   const existing = new Set<string>();
-  for await (const { key } of listObjects(repo.store, 'packs/')) existing.add(key.slice(key.lastIndexOf('/') + 1));
+  /** Each pack file's size as listed: which to read in pieces, without a stat each (a hint: see StreamingPackCache). */
+  const sizes = new Map<string, number>();
+  for await (const { key, size } of listObjects(repo.store, 'packs/')) {
+    existing.add(key.slice(key.lastIndexOf('/') + 1));
+    sizes.set(key.slice(key.lastIndexOf('/') + 1), size);
+  }
   const report: VerifyReport = { snapshots: snapshots.length, packs: 0, unreferencedPacks: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const strays = new Set(report.strays);
   const referenced = new Set<string>();
@@ -148,8 +155,8 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   report.packs = referenced.size;
   reporter.progress('verify', undefined, true);
   const unreferenced = [...existing].filter((hash) => !referenced.has(hash) && !strays.has(packKey(hash))).sort();
-  if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter);
-  else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset);
+  if (options.readData) await readData(repo, snapshots, index, unreferenced, report, reporter, sizes);
+  else if (options.readDataSubset) await readPackSubset(repo, [...referenced, ...unreferenced], index, report, options.readDataSubset, sizes);
   if (options.drill && snapshots.length > 0 && problems.length === 0) report.drilled = await drill(repo, problems, options);
   return report;
 }
@@ -166,6 +173,7 @@ async function readData(
   unreferenced: string[],
   report: VerifyReport,
   reporter: OperationReporter,
+  sizes: ReadonlyMap<string, number>,
 ): Promise<void> {
   const checked = new Set<string>();
   // Every distinct table once (the same chunks of the same digest are not read twice), then the packs
@@ -185,25 +193,22 @@ async function readData(
     for (const [snap, table] of tables) yield* packOrder(snap, [table]);
     yield* unreferenced;
   })();
-  const cache = new CheckingCache(repo, order, (pack) => {
+  const cache = new CheckingCache(repo, order, sizes, async (pack) => {
     if (checked.has(pack.hash)) return;
     checked.add(pack.hash);
     const ordinal = index.packOrdinal(pack.hash);
     if (ordinal >= 0 && index.packEntries(ordinal) !== pack.entries) {
       report.problems.push({ code: 'E_CORRUPT', pack: pack.hash, message: `the index lists ${index.packEntries(ordinal)} entries for pack ${pack.hash.slice(0, 16)}, which has ${pack.entries} (\`scriptorium prune\` rewrites the index)` });
     }
-    for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
-      const expected = index.chunkAt(ordinal, e);
-      if (expected && !repo.chunkId(pack.chunkHash(e)).startsWith(expected)) {
-        report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
-      }
-    }
+    if (ordinal >= 0) await checkChunks(repo, index, ordinal, pack, report);
   });
   for (const [snap, table] of tables) {
     try {
       for await (const batch of readTable(repo, cache, snap, table, 'verify')) {
         reporter.rowsDone += batch.rows;
         reporter.bytesIn += batch.data.length + 1;
+        // A chunk of a huge row comes in pieces: reading them is what hashes them into the digest.
+        if (batch.pieces) for await (const piece of batch.pieces) reporter.bytesIn += piece.length;
         reporter.progress('verify', table.name);
       }
       report.tablesRead++;
@@ -235,21 +240,16 @@ export function packPart(hash: string, of: number): number {
 }
 
 /** Reads the referenced packs of one part: each is checked against its name, its chunks against the index. */
-async function readPackSubset(repo: Repository, packs: string[], index: ChunkIndex, report: VerifyReport, subset: { part: number; of: number }): Promise<void> {
+async function readPackSubset(repo: Repository, packs: string[], index: ChunkIndex, report: VerifyReport, subset: { part: number; of: number }, sizes: ReadonlyMap<string, number>): Promise<void> {
   const { part, of } = subset;
   if (!(Number.isSafeInteger(of) && of >= 1 && Number.isSafeInteger(part) && part >= 1 && part <= of)) {
     throw new ScriptoriumError('E_USAGE', `verify: readDataSubset must be part/of with 1 <= part <= of, got ${part}/${of}`);
   }
   report.packsRead = 0;
   const order = packs.filter((hash) => packPart(hash, of) === part).sort();
-  const cache = new CheckingCache(repo, order, (pack) => {
+  const cache = new CheckingCache(repo, order, sizes, async (pack) => {
     const ordinal = index.packOrdinal(pack.hash);
-    for (let e = 0; ordinal >= 0 && e < pack.entries; e++) {
-      const expected = index.chunkAt(ordinal, e);
-      if (expected && !repo.chunkId(pack.chunkHash(e)).startsWith(expected)) {
-        report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
-      }
-    }
+    if (ordinal >= 0) await checkChunks(repo, index, ordinal, pack, report);
   });
   try {
     for (const hash of order) {
@@ -265,18 +265,56 @@ async function readPackSubset(repo: Repository, packs: string[], index: ChunkInd
   }
 }
 
-/** A PackCache that runs `onOpen` on each pack it opens. */
-class CheckingCache extends PackCache {
-  readonly #onOpen: (pack: Pack) => void;
+/**
+ * Checks each chunk of `pack` (index ordinal `ordinal`) against the id the index gives it. A lazy pack
+ * (one ending in the chunk of a huge value) is read in pieces, once for all its chunks, never whole.
+ */
+async function checkChunks(repo: Repository, index: ChunkIndex, ordinal: number, pack: Pack, report: VerifyReport): Promise<void> {
+  const check = (e: number, sha: string): void => {
+    const expected = index.chunkAt(ordinal, e);
+    if (expected && !repo.chunkId(sha).startsWith(expected)) {
+      report.problems.push({ code: 'E_CORRUPT', chunk: expected, pack: pack.hash, message: 'chunk content does not match its hash' });
+    }
+  };
+  if (!pack.lazy) {
+    for (let e = 0; e < pack.entries; e++) check(e, pack.chunkHash(e));
+    return;
+  }
+  let e = 0;
+  let left = pack.size(0); // every entry holds at least one byte (pack.ts checks its table)
+  let digest = createHash('sha256');
+  for await (let piece of pack.spanPieces(0, pack.entries)) {
+    while (piece.length > 0) {
+      const n = Math.min(left, piece.length);
+      digest.update(piece.subarray(0, n));
+      piece = piece.subarray(n);
+      left -= n;
+      if (left > 0) continue;
+      check(e, digest.digest('hex'));
+      if (++e === pack.entries) break;
+      digest = createHash('sha256');
+      left = pack.size(e);
+    }
+  }
+  if (e !== pack.entries) throw new IntegrityError('E_CORRUPT', `pack ${pack.hash.slice(0, 16)}: decompressed to fewer bytes than the first time`);
+}
 
-  constructor(repo: Repository, order: Iterable<string>, onOpen: (pack: Pack) => void) {
-    super(repo, { recycle: true, order }); // each pack once, in this order: dropped once the next is asked for
+/**
+ * A pack cache that runs `onOpen` on each pack it opens. A pack too large to hold (one ending in the
+ * chunk of a huge value) is read from the store, and decompressed, in pieces, as restore reads it.
+ */
+class CheckingCache extends StreamingPackCache {
+  readonly #onOpen: (pack: Pack) => Promise<void>;
+
+  constructor(repo: Repository, order: Iterable<string>, sizes: ReadonlyMap<string, number>, onOpen: (pack: Pack) => Promise<void>) {
+    // Each pack once, in this order: dropped once the next is asked for.
+    super(repo, { recycle: true, order, sizes, lazyAbove: lazyPackBytes(repo.config.packBytes) });
     this.#onOpen = onOpen;
   }
 
   override async get(hash: string): Promise<Pack> {
     const pack = await super.get(hash);
-    this.#onOpen(pack);
+    await this.#onOpen(pack);
     return pack;
   }
 }
