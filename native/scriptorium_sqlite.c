@@ -307,6 +307,7 @@ static void every_final(sqlite3_context *ctx) {
 #include "scriptorium_rows.inc"
 #include "scriptorium_load.inc"
 #include "scriptorium_scan.inc"
+#include "scriptorium_seal.inc"
 #include "scriptorium_pack.inc"
 #include "scriptorium_encode.inc"
 #include "scriptorium_guard.inc"

@@ -21,6 +21,7 @@ import { PackWriter, packKey } from './pack.js';
 import { nativeChunks, type ChunkBatch } from './native-chunks.js';
 import { NativePacker, type PackedFile } from './native-packer.js';
 import { gzipPackFile, gzipPackFromFd } from './gzip-pack.js';
+import { SealedStore } from './crypto/sealed-store.js';
 import { isStale, listLocks, RepositoryLock, type HeldLock } from './locks.js';
 import { MAX_BYTES } from './objects.js';
 import { OperationReporter } from './progress.js';
@@ -162,6 +163,8 @@ class SnapshotWriter {
   #native: NativePacker | null | undefined;
   /** A gzip repository: the native packer fills packs of codec none, gzipped here (gzip-pack.ts). */
   #regzip = false;
+  /** The encrypted repository's store when the native packer seals the pack files it writes. */
+  #sealedFiles: SealedStore | undefined;
   /** Bytes of pack files stored from the V8 heap since the last index file (the native packer's own files are not). */
   #heapPacked = 0;
   /** Ordinals of packs sealed by the native packer and not taken yet, oldest first. */
@@ -375,6 +378,14 @@ class SnapshotWriter {
       // collection is needed to free them. (Not the packs to gzip: they come here to be compressed.)
       const { store } = this.#repo;
       if (this.#native && !this.#regzip && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
+      // An encrypted repository's packs too, sealed on the packer's thread where the extension can
+      // (same bytes as the SealedStore's): the plain backup's path, and no AES-GCM on the main thread.
+      // (Not in a gzip repository: its packs come here to be gzipped, then the store seals them.)
+      const sealing = this.#native && !this.#regzip && store instanceof SealedStore ? store.packSealing() : undefined;
+      if (sealing && this.#native!.sealFiles(sealing.repositoryId, sealing.secret)) {
+        this.#native!.writeFiles(sealing.tempPrefix());
+        this.#sealedFiles = store as SealedStore;
+      }
       // A row with a huge value goes through an unnamed temporary file (never held whole), as restic's
       // temporary packs go to TMPDIR; so does a pack too large to hold that the packer cannot write itself.
       this.#native?.spillTo(tmpdir());
@@ -618,9 +629,12 @@ class SnapshotWriter {
     const key = packKey(hash);
     const { store } = this.#repo;
     // One request on a store that says whether it created the object (S3), where has + putFile take two.
-    const stored = store.putFileNew
-      ? store.putFileNew(key, path).then((created) => { if (created) this.#createdPacks.push(key); })
-      : this.#putCreated(key, () => store.putFile!(key, path));
+    const sealed = this.#sealedFiles;
+    const stored = sealed
+      ? this.#putCreated(key, () => sealed.putSealedFile(key, path))
+      : store.putFileNew
+        ? store.putFileNew(key, path).then((created) => { if (created) this.#createdPacks.push(key); })
+        : this.#putCreated(key, () => store.putFile!(key, path));
     this.#track(stored.then(() => ({ ordinal, hash, size, heapBytes: 0 })));
   }
 

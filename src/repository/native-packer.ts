@@ -55,6 +55,8 @@ export class NativePacker {
   #entries = 0;
   #bytes = 0;
   #files = false;
+  /** Whether the packer's thread seals the pack files it writes (see {@link sealFiles}). */
+  #sealed = false;
   /** The spill directory (see {@link spillTo}), for messages. */
   #spillDir = '';
   /** Where the pack files go (the repository's folder), for messages. */
@@ -172,6 +174,33 @@ export class NativePacker {
   }
 
   /**
+   * From now on (before {@link writeFiles} and the first seal), the packer's thread seals each pack
+   * file it writes as the object `packs/<its SHA-256>` of repository `repositoryId`, with `secret` (the
+   * data objects' key, 32 bytes): the same bytes the SealedStore would write (object-seal.ts, symmetric
+   * stanza), so an encrypted backup keeps the files out of JavaScript too. {@link take}'s hash and size
+   * stay the plaintext pack's. A pack too large to hold is not sealed here: it comes as an open unnamed
+   * file of plaintext (as without files), for the caller to seal frame by frame.
+   *
+   * Returns whether the packer seals: false when the extension cannot here (OpenSSL's functions not
+   * found in the process, or an extension built before it could); the caller then must not call
+   * {@link writeFiles} (the files would be plaintext), and seals in JavaScript as before.
+   */
+  sealFiles(repositoryId: string, secret: Buffer): boolean {
+    if (this.#files) throw new TypeError('NativePacker.sealFiles: call it before writeFiles');
+    try {
+      this.#sealed = this.#db.prepare('SELECT scriptorium_packer_seal(?, ?, ?)').pluck().get(this.handle, repositoryId, secret) === 1;
+    } catch (err) {
+      if (!(err instanceof Error && /no such function/.test(err.message))) throw err;
+    }
+    return this.#sealed;
+  }
+
+  /** Whether the pack files the packer writes are sealed ({@link sealFiles}). */
+  get sealsFiles(): boolean {
+    return this.#sealed;
+  }
+
+  /**
    * From now on (before the first scan and seal), a chunk whose encoding outgrows 16 MiB (a row with a
    * huge value) goes through an unnamed temporary file in `dir` instead of memory, and so, without
    * {@link writeFiles}, does a pack too large to hold ({@link take} hands it over open). The files are
@@ -217,7 +246,8 @@ export class NativePacker {
     if (!out) return undefined;
     const hash = out.toString('hex', 0, 32);
     // A pack file is longer than 12 bytes (magic, codec, entry count): 44 bytes are a descriptor.
-    if (!this.#files && out.length === FD_RESULT_BYTES) return { hash, size: Number(out.readBigUInt64LE(32)), fd: out.readUInt32LE(40) };
+    // A sealing packer hands a pack too large to hold over open too (its paths are longer: absolute, under the repository).
+    if ((!this.#files || this.#sealed) && out.length === FD_RESULT_BYTES) return { hash, size: Number(out.readBigUInt64LE(32)), fd: out.readUInt32LE(40) };
     if (!this.#files) return { hash, file: out.subarray(32) };
     return { hash, size: Number(out.readBigUInt64LE(32)), path: out.toString('utf8', 40) };
   }

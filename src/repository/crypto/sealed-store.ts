@@ -81,6 +81,32 @@ export class SealedStore implements Store {
     return this.#base;
   }
 
+  /**
+   * What the native packer needs to seal pack files itself, on its own thread (native-packer.ts,
+   * sealFiles): the repository id and the data objects' secret bound into every pack's seal, and where
+   * its files go (temporary files of the base, moved into place by {@link putSealedFile}). Undefined
+   * when packs are sealed to a recipient (public-key mode: an X25519 exchange a pack, done here) or the
+   * base store takes no files (S3): the packs then come through {@link put} as before.
+   */
+  packSealing(): { repositoryId: string; secret: Buffer; tempPrefix: () => string } | undefined {
+    const key = this.#crypto.sealKey('packs');
+    const base = this.#base;
+    if (key.kind !== 'secret' || !base.tempPrefix || !base.putFile) return undefined;
+    return { repositoryId: this.#crypto.repositoryId, secret: key.secret, tempPrefix: () => base.tempPrefix!() };
+  }
+
+  /**
+   * Moves the pack file at `path` (a temporary file of the base, see {@link packSealing}) into place as
+   * pack `key`: the file is already sealed as that pack (the native packer sealed it under `key`'s
+   * name), so it goes to the stored name unchanged. Nothing here reads it: a file sealed under another
+   * name, or not sealed at all, fails authentication when it is read, like any damaged pack.
+   */
+  async putSealedFile(key: string, path: string): Promise<void> {
+    const mapped = this.#map(key);
+    if (!mapped || mapped.kind !== 'packs' || !this.#base.putFile) throw new TypeError(`SealedStore.putSealedFile: ${key} is not a pack of a store that takes files`);
+    await this.#base.putFile(mapped.stored, path);
+  }
+
   /** How `key` is stored, or undefined for a key that passes through unsealed. */
   #map(key: string): Mapped | undefined {
     const m = NAMED.exec(key);
