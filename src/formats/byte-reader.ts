@@ -21,6 +21,9 @@ const INITIAL_BYTES = 512 << 10;
  */
 const COLLECT_BYTES = 32 << 20;
 
+/** A buffer up to this size is kept after a long unit (pieces of streamed units are a few MB). */
+const KEEP_BYTES = 8 << 20;
+
 /**
  * A pull reader over a source of bytes, for format readers. It reads into one buffer of its own, which
  * it reuses (unread bytes move to its front on every fill), so streaming a file leaves no garbage behind.
@@ -78,8 +81,11 @@ export class ByteReader {
     if (this.#eof) return false;
     const unread = this.#end - this.#pos;
     const limit = unread > this.#maxUnit ? this.#unitLimit(unread) : this.#maxUnit;
-    if (this.#buf.length > 4 * this.#initial && unread < this.#initial / 2) {
-      // A long unit made the buffer grow: give the memory back once it has been read.
+    if (this.#buf.length > KEEP_BYTES && unread < this.#initial / 2) {
+      // A long unit made the buffer grow: give the memory back once it has been read. (Not a buffer of
+      // a few MB, the size a streamed unit's pieces need: shrinking it between pieces made a sql file's
+      // long INSERT grow it back 32 times for one 60 MB value, 240 MB of garbage, ~30 MB of it still
+      // uncollected when SQLite built the row.)
       const small = Buffer.allocUnsafe(this.#initial);
       this.#buf.copy(small, 0, this.#pos, this.#end);
       this.#replace(small);

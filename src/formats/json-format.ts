@@ -317,7 +317,7 @@ class JsonScanner {
 }
 
 /** A row object at least this long (it holds a large value) is handed to the loader in pieces. */
-export const STREAMED_ROW_BYTES = 16 << 20;
+export const STREAMED_ROW_BYTES = 4 << 20;
 
 /** Reads a json export written by scriptorium (the original document plus its schema). */
 export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGenerator<ImportItem> {

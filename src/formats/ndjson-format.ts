@@ -52,7 +52,7 @@ export class NdjsonWriter implements FormatWriter {
 
 const OPEN_BRACKET = 0x5b;
 /** A row line at least this long (it holds a large value) is handed to the loader in pieces. */
-export const STREAMED_LINE_BYTES = 16 << 20;
+export const STREAMED_LINE_BYTES = 4 << 20;
 
 
 /** Reads an ndjson export; rows pass through as byte ranges, parsed only by SQLite. */
