@@ -13,9 +13,9 @@
  * the pieces are ranged GETs, and the size asked for first comes from the read-ahead's GET (no HEAD).
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { createGunzip } from 'node:zlib';
 import { IntegrityError } from '../core/errors.js';
+import { collectSoon } from '../core/memory.js';
 import { CODEC_IDS, zstdBinding } from './compression.js';
 import { MAGIC } from './object-file.js';
 import { maxPackBytes } from './objects.js';
@@ -42,6 +42,8 @@ export function lazyPackBytes(packBytes: number): number {
 const FILE_PIECE_BYTES = 4 << 20;
 /** Bytes per decompressed piece. */
 const BODY_PIECE_BYTES = 1 << 20;
+/** Bytes of gzip's output pieces between two collections of the ones already used. */
+const GUNZIP_COLLECT_BYTES = 16 << 20;
 
 /**
  * A PackCache whose huge packs are read in pieces from the store (see the file's comment); every other
@@ -234,13 +236,26 @@ async function* gunzipFrom(input: AsyncIterable<Buffer>, what: string): AsyncGen
   const gunzip = createGunzip({ chunkSize: BODY_PIECE_BYTES });
   const feed = (async () => {
     for await (const piece of input) {
-      if (!gunzip.write(Buffer.from(piece))) await once(gunzip, 'drain'); // a copy: the piece is reused
+      // The piece is a view the store reuses for the next one: it is not asked for until zlib has
+      // taken this one (write's callback), so it needs no copy (a copy of every piece of a huge pack
+      // was garbage the size of the pack, mostly still uncollected at restore's peak).
+      await new Promise<void>((resolve, reject) => gunzip.write(piece, (err) => (err ? reject(err) : resolve())));
     }
     gunzip.end();
   })();
   feed.catch((err: unknown) => gunzip.destroy(err as Error));
   try {
-    for await (const piece of gunzip) yield piece as Buffer;
+    // Each output piece is a new Buffer of zlib's: V8 frees them only when its external memory grows
+    // far enough, so a huge value's pieces are collected every GUNZIP_COLLECT_BYTES instead.
+    let produced = 0;
+    for await (const piece of gunzip) {
+      produced += (piece as Buffer).length;
+      if (produced >= GUNZIP_COLLECT_BYTES) {
+        produced = 0;
+        collectSoon();
+      }
+      yield piece as Buffer;
+    }
     await feed;
   } catch (err) {
     if (err instanceof IntegrityError) throw err;

@@ -4,6 +4,7 @@
  * pack read in pieces (its name when it ends: one byte changed is E_CORRUPT and nothing is written).
  * The real CLI against moto_server behind the counting proxy.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -98,6 +99,47 @@ describe.skipIf(!MOTO)('a huge pack restored from S3', () => {
     expect(bad.stderr).not.toMatch(/looks like a bug|E_INTERNAL/);
     expect(fs.readdirSync(out)).toEqual([]);
   }, 180_000);
+
+  it('in a gzip repository: backup, restore and verify --read-data of the value stay under 1.5x it + 100 MB, exactly', async () => {
+    const dir = tempDir('s3-huge-gzip');
+    const source = path.join(dir, 'big.db');
+    const db = new Database(source);
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB, note TEXT)');
+    db.prepare("INSERT INTO t VALUES (1, x'01', 'before')").run();
+    db.prepare('INSERT INTO t VALUES (2, randomblob(?), ?)').run(40 * MB, 'after the value');
+    db.prepare("INSERT INTO t VALUES (3, x'00', NULL)").run();
+    db.close();
+    const tmp = path.join(dir, 'tmp');
+    fs.mkdirSync(tmp);
+    const prefix = `gzip-${randomBytes(3).toString('hex')}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TMPDIR: tmp, SCRIPTORIUM_REPO: `s3://huge/${prefix}`, AWS_ENDPOINT_URL_S3: proxy.endpoint, SCRIPTORIUM_CACHE_DIR: path.join(dir, 'cache') };
+    const bound = 1.5 * 40 * MB + 100 * MB;
+    expect((await cliAsync(['init', '--compression', 'gzip', '-q'], { env, cwd: dir })).code).toBe(0);
+    const backup = await timedCliAsync(['backup', source, '-q'], env, dir);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(backup.rss, 'backup peak RSS').toBeLessThan(bound);
+    const into = path.join(dir, 'back.db');
+    const restore = await timedCliAsync(['restore', 'latest', '--into', into, '-q'], env, dir);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(restore.rss, 'restore peak RSS').toBeLessThan(bound);
+    expect(digest(into)).toEqual(digest(source));
+    const verify = await timedCliAsync(['verify', '--read-data', '-q'], env, dir);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.rss, 'verify --read-data peak RSS').toBeLessThan(bound);
+    expect(fs.readdirSync(tmp)).toEqual([]);
+  }, 180_000);
 });
+
+/** The CLI under GNU time, asynchronously (the proxy answers in this process): exit code, stderr, peak RSS in bytes. */
+function timedCliAsync(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ code: number | null; stderr: string; rss: number }> {
+  const rssFile = path.join(cwd, `rss-${args[0]}.txt`);
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, process.execPath, path.resolve('dist/cli/main.js'), ...args], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr, rss: Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop()) * 1024 }));
+  });
+}
 
 if (!MOTO) it.skip(MOTO_MISSING, () => undefined);
