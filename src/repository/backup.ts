@@ -308,25 +308,13 @@ class SnapshotWriter {
     await this.#packWriter();
     const digest = createHash('sha256');
     const ranges: ChunkRange[] = [];
-    let rows = 0;
-    let bytes = 0;
-    let chunkCount = 0;
-    let batches = 0;
+    const count = { rows: 0, bytes: 0, chunks: 0, batches: 0 };
     for await (const batch of scan) {
       digest.update(batch.data!);
-      const size = await this.#storeBatch(batch, ranges);
-      rows += batch.rows;
-      bytes += size;
-      chunkCount += batch.chunks.length / 8;
-      if (this.#pendingBytes() >= this.#repo.config.packBytes) await this.#flush();
-      this.#reporter.rowsDone += batch.rows;
-      this.#reporter.bytesIn += size;
-      this.#reporter.progress('rows', table.name);
-      this.#gate.add(size);
-      if (++batches % 64 === 0) await yieldToLoop();
+      await this.#counted(count, table, batch, await this.#storeBatch(batch, ranges));
     }
-    this.#bytes += bytes;
-    return { name: table.name, rows, bytes, sha256: digest.digest('hex'), chunkCount, chunks: ranges };
+    this.#bytes += count.bytes;
+    return { name: table.name, rows: count.rows, bytes: count.bytes, sha256: digest.digest('hex'), chunkCount: count.chunks, chunks: ranges };
   }
 
   /**
@@ -340,27 +328,31 @@ class SnapshotWriter {
     native.batchDigest(); // a table's digest starts here, whatever an earlier failed table left
     const ranges: ChunkRange[] = [];
     const crypto = this.#repo.crypto;
-    let rows = 0;
-    let bytes = 0;
-    let chunkCount = 0;
-    let batches = 0;
+    const count = { rows: 0, bytes: 0, chunks: 0, batches: 0 };
     for await (const batch of scan) {
       let ids = native.handBatch(batch.data!, batch.chunks)!;
       // An encrypted repository's ids are keyed: the extension's SHA-256 of each chunk, encrypted (one call a batch).
       if (crypto && ids.length > 0) ids = crypto.keyIds(ids);
-      const size = await this.#storeBatch({ data: null, rows: batch.rows, chunks: batch.chunks, ids, digest: null }, ranges);
-      rows += batch.rows;
-      bytes += size;
-      chunkCount += batch.chunks.length / 8;
-      if (this.#pendingBytes() >= this.#repo.config.packBytes) await this.#flush();
-      this.#reporter.rowsDone += batch.rows;
-      this.#reporter.bytesIn += size;
-      this.#reporter.progress('rows', table.name);
-      this.#gate.add(size);
-      if (++batches % 64 === 0) await yieldToLoop();
+      await this.#counted(count, table, batch, await this.#storeBatch({ data: null, rows: batch.rows, chunks: batch.chunks, ids, digest: null }, ranges));
     }
-    this.#bytes += bytes;
-    return { name: table.name, rows, bytes, sha256: native.batchDigest().toString('hex'), chunkCount, chunks: ranges };
+    this.#bytes += count.bytes;
+    return { name: table.name, rows: count.rows, bytes: count.bytes, sha256: native.batchDigest().toString('hex'), chunkCount: count.chunks, chunks: ranges };
+  }
+
+  /**
+   * A COPY table's batch stored: counts it, flushes a full pack, reports progress, feeds the garbage
+   * gate, and lets the event loop run every 64 batches.
+   */
+  async #counted(count: { rows: number; bytes: number; chunks: number; batches: number }, table: TableSchema, batch: { rows: number; chunks: Uint8Array }, size: number): Promise<void> {
+    count.rows += batch.rows;
+    count.bytes += size;
+    count.chunks += batch.chunks.length / 8;
+    if (this.#pendingBytes() >= this.#repo.config.packBytes) await this.#flush();
+    this.#reporter.rowsDone += batch.rows;
+    this.#reporter.bytesIn += size;
+    this.#reporter.progress('rows', table.name);
+    this.#gate.add(size);
+    if (++count.batches % 64 === 0) await yieldToLoop();
   }
 
   /** The native packer, opened on first use (null when it is not available here). */
