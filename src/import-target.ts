@@ -21,6 +21,26 @@ import { openInput } from './import.js';
 /** The longest row the PostgreSQL target takes (joined from its pieces). */
 const HELD_ROW_BYTES = 16 << 20;
 
+/**
+ * A long row that came in pieces (the readers stream rows from 4 MB on, for SQLite's loader), joined as
+ * a batch of one row: the PostgreSQL target takes rows whole. Longer than HELD_ROW_BYTES it is refused
+ * (COPY of a row in pieces is not built yet).
+ */
+async function heldRow(pieces: AsyncIterable<Buffer>, table: string, target: string): Promise<{ data: Buffer; rows: number }> {
+  const parts: Buffer[] = [];
+  let length = 0;
+  for await (const piece of pieces) {
+    length += piece.length;
+    if (length > HELD_ROW_BYTES) {
+      throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(table)} has a row of more than 16 MB, which cannot be imported into ${target} yet`, {
+        hint: 'Import it into SQLite, or leave the table out at export (--exclude-tables). Nothing was written to the target.',
+      });
+    }
+    parts.push(Buffer.from(piece)); // a view of the reader's buffer, reused for the next piece
+  }
+  return { data: Buffer.concat(parts, length), rows: 1 };
+}
+
 const STATEMENT_KINDS = new Set(['schema', 'extension', 'type', 'sequence', 'partitioned-table', 'attach-partition', 'constraint', 'index', 'foreign-key', 'view', 'sequence-value', 'owned-by', 'comment']);
 
 /** Why one table of an export cannot be used as it is, or undefined (the rest is checked as it is created). */
@@ -123,34 +143,13 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
           for (const table of schema.tables) await create(table);
           break;
         }
-        case 'rows': {
-          const table = schema?.tables.find((t) => t.name === item.table);
-          if (!table) throw editedFile(`import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
-          await create(table);
-          progress.rowsDone += await target.load(table, item.encoding, item.batch, 'line' in item ? item.line : undefined);
-          progress.bytesIn = reader.bytesRead;
-          progress.progress('rows', table.name);
-          break;
-        }
+        case 'rows':
         case 'row-pieces': {
-          // A long row comes in pieces (the readers stream rows from 4 MB on, for SQLite's loader). The
-          // PostgreSQL target takes rows whole: up to HELD_ROW_BYTES it gets this one joined, as a batch
-          // of one row; a longer one is refused (COPY of a row in pieces is not built yet).
           const table = schema?.tables.find((t) => t.name === item.table);
           if (!table) throw editedFile(`import: rows for table ${JSON.stringify(item.table)}, which the file's schema does not list`);
           await create(table);
-          const parts: Buffer[] = [];
-          let length = 0;
-          for await (const piece of item.pieces) {
-            length += piece.length;
-            if (length > HELD_ROW_BYTES) {
-              throw new ScriptoriumError('E_UNSUPPORTED', `import: table ${JSON.stringify(item.table)} has a row of more than 16 MB, which cannot be imported into ${location.display} yet`, {
-                hint: 'Import it into SQLite, or leave the table out at export (--exclude-tables). Nothing was written to the target.',
-              });
-            }
-            parts.push(Buffer.from(piece)); // a view of the reader's buffer, reused for the next piece
-          }
-          progress.rowsDone += await target.load(table, item.encoding, { data: Buffer.concat(parts, length), rows: 1 });
+          const batch = item.kind === 'rows' ? item.batch : await heldRow(item.pieces, item.table, location.display);
+          progress.rowsDone += await target.load(table, item.encoding, batch, 'line' in item ? item.line : undefined);
           progress.bytesIn = reader.bytesRead;
           progress.progress('rows', table.name);
           break;

@@ -195,11 +195,6 @@ export class NativePacker {
     return this.#sealed;
   }
 
-  /** Whether the pack files the packer writes are sealed ({@link sealFiles}). */
-  get sealsFiles(): boolean {
-    return this.#sealed;
-  }
-
   /**
    * From now on (before the first scan and seal), a chunk whose encoding outgrows 16 MiB (a row with a
    * huge value) goes through an unnamed temporary file in `dir` instead of memory, and so, without
