@@ -4,8 +4,8 @@
  * of local repositories never loads it.
  */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { closeSync, constants, createReadStream, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -103,23 +103,35 @@ interface UploadFile {
   md5: string;
 }
 
-/** Bytes read from a file at a time, for its MD5 and its upload (small buffers: no heap fragments). */
-const UPLOAD_PIECE = 64 << 10;
+/** Bytes read from a file at a time for its upload (small buffers: no heap fragments). */
+const UPLOAD_PIECE = 256 << 10;
+/** Bytes read at a time for a file's MD5, into one buffer kept for the process. */
+const MD5_PIECE = 256 << 10;
 const UPLOAD_DIR = 'scriptorium-upload-';
+let md5Buffer: Buffer | undefined;
 
-/** Opens the file at `path` (a regular file, no link followed) and returns its size and MD5. */
-async function uploadFile(path: string): Promise<UploadFile> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+/**
+ * Opens the file at `path` (a regular file, no link followed) and returns its size and MD5. Read
+ * synchronously into one reused buffer: the file is a pack the packer has just written (in the page
+ * cache), and a stream's promise and new buffer per 64 KiB cost a backup of 1M rows ~70 ms of the main
+ * thread (measured with --cpu-prof), on the path that feeds the packer.
+ */
+function uploadFile(path: string): UploadFile {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    const st = await handle.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) throw new TypeError(`S3Store.putFile: ${path} is not a regular file`);
     const md5 = createHash('md5');
-    if (st.size > 0) {
-      for await (const piece of handle.createReadStream({ highWaterMark: UPLOAD_PIECE, autoClose: false, end: st.size - 1 })) md5.update(piece as Buffer);
+    md5Buffer ??= Buffer.allocUnsafeSlow(MD5_PIECE);
+    for (let at = 0; at < st.size;) {
+      const n = readSync(fd, md5Buffer, 0, Math.min(MD5_PIECE, st.size - at), at);
+      if (n === 0) throw new ScriptoriumError('E_IO', `s3: ${path} became shorter while it was read for upload`);
+      md5.update(md5Buffer.subarray(0, n));
+      at += n;
     }
     return { path, size: st.size, md5: md5.digest('base64') };
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -338,7 +350,7 @@ export class S3Store implements Store {
       if (CACHED_PREFIXES.some((p) => key.startsWith(p)) || key.startsWith(KEYS) || key === 'config') {
         return await this.putNew(key, await readFile(path));
       }
-      const file = await uploadFile(path);
+      const file = uploadFile(path);
       if (this.#isImmutable(key) && this.capabilities.conditionalPut) return (await this.#put(key, file)) === 'created';
       const existed = await this.has(key);
       await this.#put(key, file);
