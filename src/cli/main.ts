@@ -25,7 +25,7 @@ function withOutput(cmd: Command): Command {
 
 export function buildProgram(): Command {
   const program = new Command('scriptorium')
-    .description('Backup, verification and restore for application databases (SQLite).')
+    .description('Backup, verification and restore for application databases (SQLite and PostgreSQL).')
     .version(GENERATOR.split(' ')[1]!)
     .showHelpAfterError('(run with --help for usage)');
 
