@@ -16,6 +16,8 @@ import type { AgeSealer } from './age-writer.js';
 const BLOCK_BYTES = 16 * CHUNK_BYTES;
 /** Blocks handed over and not yet written before a write waits (memory: about 4 MiB of plaintext). */
 const MAX_IN_FLIGHT = 4;
+/** Bytes the worker seals between two collections of the buffers that sealing made. */
+const COLLECT_EVERY = 4 << 20;
 /** Bytes the worker writes between background flushes (as DurableFileWriter's FLUSH_EVERY). */
 const FLUSH_EVERY = 16 << 20;
 
@@ -27,7 +29,21 @@ const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const { fd, key, start, chunk, tag, flushEvery } = workerData;
+const v8 = require('node:v8');
+const vm = require('node:vm');
+const { fd, key, start, chunk, tag, flushEvery, collectEvery } = workerData;
+// Each chunk's ciphertext and tag are new buffers outside this thread's small heap, which does not grow
+// for them, so V8 left ~55 MB of them uncollected at the peak (1M rows: 138-145 MB against the plain
+// export's 83). A minor collection every few MiB sealed frees them.
+// (Not named gc: once the flag is set, workers started later have a global gc, which a let here would clash with.)
+let collect;
+try {
+  v8.setFlagsFromString('--expose-gc');
+  collect = vm.runInNewContext('gc');
+} catch {
+  collect = undefined;
+}
+let sinceCollect = 0;
 const nonce = Buffer.alloc(12);
 let counter = 0, position = start, since = 0;
 parentPort.on('message', ({ block, length, last }) => {
@@ -62,6 +78,11 @@ parentPort.on('message', ({ block, length, last }) => {
       }
     }
     since += bytes;
+    sinceCollect += bytes;
+    if (collect && sinceCollect >= collectEvery) {
+      sinceCollect = 0;
+      collect({ type: 'minor', execution: 'sync' });
+    }
     if (since >= flushEvery && !last) { since = 0; fs.fdatasyncSync(fd); }
     parentPort.postMessage({ done: true, block }, [block]);
   } catch (err) {
@@ -98,7 +119,7 @@ export class AgeFileWriter extends Writable {
       writeAllSync(this.#fd, head, 0);
       this.#worker = new Worker(WORKER, {
         eval: true,
-        workerData: { fd: this.#fd, key, start: head.length, chunk: CHUNK_BYTES, tag: 16, flushEvery: FLUSH_EVERY },
+        workerData: { fd: this.#fd, key, start: head.length, chunk: CHUNK_BYTES, tag: 16, flushEvery: FLUSH_EVERY, collectEvery: COLLECT_EVERY },
       });
     } catch (err) {
       fs.closeSync(this.#fd);
