@@ -67,6 +67,9 @@ export interface PairedRatio {
   cpuSeconds: number | null;
   /** Issue 14's bound on the ratio (1.10 for backup and restore, 1.15 for an export). */
   max: number;
+  /** Highest peak RSS over the rounds in bytes, plain and encrypted (null without GNU time). */
+  plainPeakRssBytes?: number | null;
+  peakRssBytes?: number | null;
 }
 
 export interface EncryptionCostReport {
@@ -216,6 +219,8 @@ export async function runEncryptionCost(o: { db: string; rows: number; workDir: 
           plainCpuSeconds: cpu ? median(plain.cpuMs) / 1000 : null,
           cpuSeconds: cpu ? median(enc.cpuMs) / 1000 : null,
           max: g.max,
+          plainPeakRssBytes: maxRss(plain.peakRssBytes),
+          peakRssBytes: maxRss(enc.peakRssBytes),
         });
       }
     }
@@ -234,13 +239,19 @@ export function cpuFloor(r: PairedRatio, cpus: number): number | null {
 }
 
 /** The section's Markdown. */
+/** The highest of the rounds' peak RSS figures, or null when one is missing. */
+function maxRss(values: (number | null)[]): number | null {
+  return values.length > 0 && values.every((v) => v !== null) ? Math.max(...(values as number[])) : null;
+}
+
 export function encryptionMarkdown(r: EncryptionCostReport): string {
   const x = (v: number): string => `${v.toFixed(3)}×`;
+  const mb = (v: number | null | undefined): string => (v === null || v === undefined ? '?' : (v / 1e6).toFixed(0));
   const rows = r.ratios.map((p) => {
     const floor = cpuFloor(p, r.cpus);
     return `| ${p.label} | ${p.plainSeconds.toFixed(2)} | ${p.seconds.toFixed(2)} | **${x(p.ratio)}** | ${x(p.spread[0])} – ${x(p.spread[1])} | ` +
       `${p.cpuSeconds === null ? '?' : `${p.plainCpuSeconds!.toFixed(2)} → ${p.cpuSeconds.toFixed(2)}`} | ${p.cpuRatio === null ? '?' : `${x(p.cpuRatio)} (${x(p.cpuSpread![0])} – ${x(p.cpuSpread![1])})`} | ` +
-      `${floor === null ? '?' : x(floor)} | ≤ ${(1 + p.max).toFixed(2)}× | ${p.ratio <= 1 + p.max ? 'yes' : '**no**'} |`;
+      `${floor === null ? '?' : x(floor)} | ${mb(p.plainPeakRssBytes)} → ${mb(p.peakRssBytes)} | ≤ ${(1 + p.max).toFixed(2)}× | ${p.ratio <= 1 + p.max ? 'yes' : '**no**'} |`;
   });
   const scryptWall = median(r.scrypt.wallMs) / 1000;
   const scryptCpu = r.scrypt.cpuMs.length ? median(r.scrypt.cpuMs) / 1000 : null;
@@ -253,8 +264,8 @@ export function encryptionMarkdown(r: EncryptionCostReport): string {
       'the ratio no overlap of threads can beat on this machine (telling only when it is otherwise idle: under load the plain wall time grows, and the floor falls with it; ' +
       'then the CPU ratio is what the wall ratio tends to).',
     '',
-    '| job | plain s | encrypted s | ratio (median) | spread | CPU s plain → encrypted | CPU ratio (spread) | CPU floor | target | met |',
-    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
+    '| job | plain s | encrypted s | ratio (median) | spread | CPU s plain → encrypted | CPU ratio (spread) | CPU floor | peak RSS MB plain → encrypted | target | met |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |',
     ...rows,
     '',
     `scrypt 2^${r.scrypt.logN} (r = 8, p = 1) alone, in a process of its own once a round: median ${scryptWall.toFixed(2)} s wall` +
