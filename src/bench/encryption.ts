@@ -68,8 +68,8 @@ export interface PairedRatio {
   /** Issue 14's bound on the ratio (1.10 for backup and restore, 1.15 for an export). */
   max: number;
   /** Highest peak RSS over the rounds in bytes, plain and encrypted (null without GNU time). */
-  plainPeakRssBytes?: number | null;
-  peakRssBytes?: number | null;
+  plainPeakRssBytes: number | null;
+  peakRssBytes: number | null;
 }
 
 export interface EncryptionCostReport {
@@ -238,15 +238,15 @@ export function cpuFloor(r: PairedRatio, cpus: number): number | null {
   return r.cpuSeconds === null ? null : r.cpuSeconds / cpus / r.plainSeconds;
 }
 
-/** The section's Markdown. */
 /** The highest of the rounds' peak RSS figures, or null when one is missing. */
 function maxRss(values: (number | null)[]): number | null {
   return values.length > 0 && values.every((v) => v !== null) ? Math.max(...(values as number[])) : null;
 }
 
+/** The section's Markdown. */
 export function encryptionMarkdown(r: EncryptionCostReport): string {
   const x = (v: number): string => `${v.toFixed(3)}×`;
-  const mb = (v: number | null | undefined): string => (v === null || v === undefined ? '?' : (v / 1e6).toFixed(0));
+  const mb = (v: number | null): string => (v === null ? '?' : (v / 1e6).toFixed(0));
   const rows = r.ratios.map((p) => {
     const floor = cpuFloor(p, r.cpus);
     return `| ${p.label} | ${p.plainSeconds.toFixed(2)} | ${p.seconds.toFixed(2)} | **${x(p.ratio)}** | ${x(p.spread[0])} – ${x(p.spread[1])} | ` +

@@ -103,10 +103,8 @@ interface UploadFile {
   md5: string;
 }
 
-/** Bytes read from a file at a time for its upload (small buffers: no heap fragments). */
+/** Bytes read from a pack file at a time: for its MD5 (into one buffer kept for the process), and for its upload. */
 const UPLOAD_PIECE = 256 << 10;
-/** Bytes read at a time for a file's MD5, into one buffer kept for the process. */
-const MD5_PIECE = 256 << 10;
 const UPLOAD_DIR = 'scriptorium-upload-';
 let md5Buffer: Buffer | undefined;
 
@@ -122,9 +120,9 @@ function uploadFile(path: string): UploadFile {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new TypeError(`S3Store.putFile: ${path} is not a regular file`);
     const md5 = createHash('md5');
-    md5Buffer ??= Buffer.allocUnsafeSlow(MD5_PIECE);
+    md5Buffer ??= Buffer.allocUnsafeSlow(UPLOAD_PIECE);
     for (let at = 0; at < st.size;) {
-      const n = readSync(fd, md5Buffer, 0, Math.min(MD5_PIECE, st.size - at), at);
+      const n = readSync(fd, md5Buffer, 0, Math.min(UPLOAD_PIECE, st.size - at), at);
       if (n === 0) throw new ScriptoriumError('E_IO', `s3: ${path} became shorter while it was read for upload`);
       md5.update(md5Buffer.subarray(0, n));
       at += n;
