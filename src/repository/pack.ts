@@ -34,8 +34,14 @@ export function maxPackBody(packBytes: number): number {
   return packBytes + MAX_CHUNK_BYTES + 8 * (Math.ceil(packBytes / MIN_ROW_BYTES) + 1) + 4;
 }
 
-/** Bytes beyond `packBytes` that a pack body decompressed into pooled memory may hold (seldom more: see {@link packBody}). */
-const PACK_SLACK = 128 << 10;
+/**
+ * Bytes beyond `packBytes` that a pack body decompressed into pooled memory may hold (seldom more: see
+ * {@link packBody}). A pack is sealed once a batch has filled it, so it overshoots by up to one batch
+ * and its entry table: a PostgreSQL backup's batches are 256 KiB of COPY text, and its 2 MiB packs
+ * measured up to 2 MiB + 297 KB (52 of the 1M-row demo's 66 packs above the 128 KiB this was, each
+ * then decompressed twice, measured, into a buffer of its own). A SQLite backup's, up to 2 MiB + 85 KB.
+ */
+const PACK_SLACK = 512 << 10;
 
 /** Bytes of the buffer a pack of a repository of `packBytes` is decompressed into (the pooled size). */
 export function packBufferBytes(packBytes: number): number {
