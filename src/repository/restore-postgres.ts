@@ -1,15 +1,14 @@
 /**
  * `restore --into postgres://…` (and `verify --drill --into postgres://…`): a snapshot of a PostgreSQL
  * database loaded into another one in one transaction. The chunks' bytes go to `COPY … FROM STDIN` as
- * they were stored (PostgreSQL's COPY text), and are hashed on the way (the table digest of the
- * repository's side); each table is read back right after its load (while its pages are still in
- * the server's cache; sequentially, in load order, with no sort: postgres-copy-target.ts) and its
- * digest compared with the manifest's. Then come the keys, indexes (with the server's parallel
- * workers, --jobs), foreign keys and sequence values. Only then is the transaction committed (or, for
- * a drill, rolled back): a failed restore leaves the target as it was.
+ * they were stored (PostgreSQL's COPY text); each table is read back right after its load (while its
+ * pages are still in the server's cache; sequentially, in load order, with no sort:
+ * postgres-copy-target.ts) and its digest compared with the manifest's (without the read-back, the
+ * bytes sent are hashed instead). Then come the keys, indexes (with the server's parallel workers,
+ * --jobs), foreign keys and sequence values. Only then is the transaction committed (or, for a drill,
+ * rolled back): a failed restore leaves the target as it was.
  */
 import { UsageError } from '../core/errors.js';
-import { GarbageGate } from '../core/memory.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import type { DatabaseLocation } from '../engines/engine.js';
 import { RepositoryIntegrityError } from './errors.js';
@@ -103,7 +102,7 @@ export async function restoreIntoPostgres(
     try {
       for (const [i, entry] of entries.entries()) {
         const table = schema.tables[i]!;
-        const loaded = await target.load(table, copyText(readTable(repo, cache, snapshot, entry, operation, true), entry, reporter));
+        const loaded = await target.load(table, copyText(readTable(repo, cache, snapshot, entry, operation, options.readBack === false), entry, reporter));
         if (loaded !== entry.rows) throw mismatch(snapshot, entry, `the server took ${loaded} rows, the manifest says ${entry.rows}`, operation);
         rows += loaded;
         // Before the indexes: nothing after the rows changes a value, and the pages are still cached.
@@ -128,22 +127,20 @@ export async function restoreIntoPostgres(
 }
 
 /**
- * The stored COPY text of a table: each batch with the newline the reader leaves off, copied (the
- * pack cache reuses its memory, and a socket may hold a buffer until it is sent).
+ * The stored COPY text of a table: each batch, then the newline the reader leaves off, as views of
+ * the reader's memory (valid until the next is asked for: the target copies them).
  */
 async function* copyText(batches: ReturnType<typeof readTable>, entry: TableEntry, reporter: OperationReporter): AsyncGenerator<Buffer> {
-  // The copies die young, outside the V8 heap, which does not see them pile up: collect as they go.
-  const gate = new GarbageGate();
   for await (const batch of batches) {
-    gate.add(batch.data.length);
     if (batch.pieces) {
       for await (const piece of batch.pieces) {
         reporter.bytesIn += piece.length;
-        yield Buffer.from(piece);
+        yield piece;
       }
     } else {
       reporter.bytesIn += batch.data.length + 1;
-      yield Buffer.concat([batch.data, NEWLINE], batch.data.length + 1);
+      yield batch.data;
+      yield NEWLINE;
     }
     reporter.rowsDone += batch.rows;
     reporter.progress('rows', entry.name);

@@ -14,6 +14,7 @@ import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/
 import type { DatabaseLocation } from '../engine.js';
 import { afterStatements } from './after-statements.js';
 import { connect, pgError } from './connect.js';
+import { copyOutStream } from './copy-out-stream.js';
 import { loadDriver, type PgClient } from './driver.js';
 import type { PostgresTable } from './postgres-schema.js';
 import { rowsQuery } from './postgres-source.js';
@@ -133,9 +134,10 @@ export class PostgresCopyTarget {
   }
 
   /**
-   * Loads a table's rows: `data` is COPY text (whole rows, each ending in `\n`), in pieces that this
-   * target may keep until they are sent (pass copies of memory that is reused). Returns the rows the
-   * server took.
+   * Loads a table's rows: `data` is COPY text (whole rows, each ending in `\n`), in pieces that are
+   * views valid until the next one is asked for (they are copied into {@link SendBuffers}, whose
+   * messages may cut a row: the server joins CopyData messages into one stream). Returns
+   * the rows the server took.
    */
   async load(table: TableSchema, data: AsyncIterable<Buffer>): Promise<number> {
     const t = this.#table(table);
@@ -146,15 +148,33 @@ export class PostgresCopyTarget {
     this.#loaded.add(table.name);
     const stream = this.#client.query(copyFrom(`COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) FROM STDIN WITH (FREEZE)`));
     this.#copy = stream;
+    const buffers = new SendBuffers(stream);
     const events = stream as unknown as NodeJS.EventEmitter;
     const failed = new Promise<never>((_, reject) => events.once('error', reject));
     failed.catch(() => undefined);
+    // A COPY destroyed by abort() may report again when its connection ends: not a crash.
+    events.on('error', () => undefined);
     const finished = once(events, 'finish');
     finished.catch(() => undefined);
+    const send = async (view: Buffer): Promise<void> => {
+      if (!stream.write(view)) await Promise.race([once(events, 'drain'), failed]);
+    };
     try {
+      let out = buffers.take();
+      let n = 0;
       for await (const piece of data) {
-        if (!stream.write(piece)) await Promise.race([once(events, 'drain'), failed]);
+        for (let at = 0; at < piece.length; ) {
+          const took = piece.copy(out, n, at, Math.min(piece.length, at + out.length - n));
+          at += took;
+          n += took;
+          if (n === out.length) {
+            await send(out);
+            out = buffers.take();
+            n = 0;
+          }
+        }
       }
+      if (n > 0) await send(out.subarray(0, n));
       stream.end();
       await Promise.race([finished, failed]);
     } catch (err) {
@@ -183,7 +203,7 @@ export class PostgresCopyTarget {
    */
   async digest(table: TableSchema, order: 'load' | 'key' = 'key'): Promise<CopyDigest> {
     const t = this.#table(table);
-    const { copyTo } = await loadDriver();
+    const driver = await loadDriver();
     const q = qualified(table.postgres!.schema, table.postgres!.table);
     // COPY of a table (not a query) reads only that table, never its inheritance children.
     const read = order === 'load' && this.#inLoadOrder.has(table.name) ? 'load' : 'key';
@@ -195,7 +215,10 @@ export class PostgresCopyTarget {
     const gate = new GarbageGate();
     let rows = 0;
     try {
-      for await (const piece of this.#client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
+      const stream = this.#client.query(copyOutStream(driver, sql));
+      // One cut short by abort() may report again when its connection ends: not a crash.
+      stream.on('error', () => undefined);
+      for await (const piece of stream as AsyncIterable<Buffer>) {
         hash.update(piece);
         gate.add(piece.length);
         for (let at = piece.indexOf(10); at >= 0; at = piece.indexOf(10, at + 1)) rows++;
@@ -232,5 +255,68 @@ export class PostgresCopyTarget {
     // No ROLLBACK first: a COPY may be in flight, and a query would wait behind it. Ending the
     // connection makes the server roll back the open transaction (every table and statement) itself.
     await this.#client.end().catch(() => undefined);
+  }
+}
+
+/** Bytes of one {@link SendBuffers} buffer (a CopyData message; rows may be cut between two). */
+const SEND_BYTES = 256 << 10;
+/** Free buffers a {@link SendBuffers} keeps. */
+const SEND_KEEP = 4;
+
+/**
+ * The buffers a COPY's data is sent from, each used again once the socket has handed all of it to the
+ * kernel (the callback of the socket's write of it, which pg-copy-streams makes for each CopyData
+ * message: its `flushChunk` is wrapped). A restore's rows then cross in a few buffers, not in a fresh
+ * copy a batch: those wait in the socket while the server is busy, outlive young collections, and
+ * were freed late (measured with two loads at once: 15-20 MB more at the peak). With another
+ * pg-copy-streams, whose internals differ, no buffer is given back and each is a fresh one.
+ */
+/** What {@link SendBuffers} uses of pg-copy-streams' CopyStreamQuery (7.x). */
+interface CopyInternals {
+  flushChunk?: (chunk: Buffer) => boolean;
+  /** pg's connection, while the COPY runs. */
+  connection?: { stream: NodeJS.WritableStream & { writableLength: number } } | null;
+  writableLength: number;
+}
+
+class SendBuffers {
+  readonly #free: Buffer[] = [];
+  /** The buffers in flight, by their memory. */
+  readonly #busy = new Map<ArrayBufferLike, Buffer>();
+  readonly #copy: CopyInternals;
+
+  constructor(stream: object) {
+    const copy = (this.#copy = stream as CopyInternals);
+    const flushChunk = copy.flushChunk;
+    if (typeof flushChunk !== 'function') return;
+    copy.flushChunk = (chunk: Buffer): boolean => {
+      const memory = chunk.buffer;
+      const socket = copy.connection?.stream;
+      if (!socket || !this.#busy.has(memory)) return flushChunk.call(copy, chunk);
+      const header = Buffer.from([0x64, 0, 0, 0, 0]); // CopyData, and its length
+      header.writeUInt32BE(chunk.length + 4, 1);
+      socket.write(header);
+      return socket.write(chunk, () => this.#release(memory));
+    };
+  }
+
+  /** A buffer of SEND_BYTES, free until it is sent. */
+  take(): Buffer {
+    // Nothing queued in the COPY stream or the socket: every buffer sent is in the kernel, though a
+    // write done at once calls back only on a later tick, which a busy loader may not give it.
+    const socket = this.#copy.connection?.stream;
+    if (this.#free.length === 0 && socket && this.#copy.writableLength === 0 && socket.writableLength === 0) {
+      for (const memory of [...this.#busy.keys()]) this.#release(memory);
+    }
+    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(SEND_BYTES);
+    this.#busy.set(buffer.buffer, buffer);
+    return buffer;
+  }
+
+  #release(memory: ArrayBufferLike): void {
+    const buffer = this.#busy.get(memory);
+    if (!buffer) return;
+    this.#busy.delete(memory);
+    if (this.#free.length < SEND_KEEP) this.#free.push(buffer);
   }
 }

@@ -6,6 +6,7 @@ import { connect, pgError } from './connect.js';
 import { loadDriver, type PgClient } from './driver.js';
 import { readPostgresSchema, type PostgresTable } from './postgres-schema.js';
 import { CopyTextEncoder } from './copy-out.js';
+import { copyOutStream } from './copy-out-stream.js';
 import { sqlCopyRow } from './row-codec.js';
 import { quoteIdent, qualified } from './sql-text.js';
 
@@ -34,8 +35,7 @@ export function rowsQuery(t: PostgresTable, where?: string): string {
  * Used for export and, on a target, to read back what was loaded.
  */
 export async function* copyBatches(client: PgClient, t: PostgresTable, encoding: RowEncoding, batchRows: number): AsyncGenerator<RowBatch> {
-  const { copyTo } = await loadDriver();
-  const stream = client.query(copyTo(`COPY (${rowsQuery(t)}) TO STDOUT`));
+  const stream = client.query(copyOutStream(await loadDriver(), `COPY (${rowsQuery(t)}) TO STDOUT`));
   if (encoding !== 'sql') {
     // Byte ranges in, byte ranges out: no string per value (copy-out.ts).
     const keys = encoding === 'json' ? t.table.columns.map((c) => c.name) : null;
