@@ -218,7 +218,7 @@ export function registerRepositoryCommands(program: Command): void {
     .option('--tables <a,b>', 'only these tables', list)
     .option('--force', 'replace an existing database (only after the restore is verified)')
     .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
-    .option('--jobs <n>', 'PostgreSQL: parallel workers per index build (default: CPUs, at most 4)', wholeNumber)
+    .option('--jobs <n>', 'PostgreSQL: tables loaded at once (large ones on connections of their own, through a staging schema) and workers per index build (default: CPUs, at most 4)', wholeNumber)
     .option('--no-read-back', 'PostgreSQL: check the digests over the bytes sent only, without reading every table back')
     .option('--allow-lossy', 'into the other engine: load values that cannot be carried exactly, converted as docs/cross-engine.md says (without it they are reported and nothing is written)')
     .option(NO_LOCK, NO_LOCK_HELP)

@@ -4,13 +4,17 @@
  * they were stored (PostgreSQL's COPY text); each table is read back right after its load (while its
  * pages are still in the server's cache; sequentially, in load order, with no sort:
  * postgres-copy-target.ts) and its digest compared with the manifest's (without the read-back, the
- * bytes sent are hashed instead). Then come the keys, indexes (with the server's parallel workers,
- * --jobs), foreign keys and sequence values. Only then is the transaction committed (or, for a drill,
- * rolled back): a failed restore leaves the target as it was.
+ * bytes sent are hashed instead). With `--jobs N`, N connections load at once: the main transaction's
+ * own tables, and the large tables given to the others, each created, filled, read back and committed
+ * in a staging schema, then moved in by the main transaction (StagingArea). Then come the keys,
+ * indexes (with the server's parallel workers, --jobs), foreign keys and sequence values. Only then is
+ * the transaction committed (or, for a drill, rolled back): a failed restore leaves the target as it
+ * was, its staging schemas dropped.
  */
 import { UsageError } from '../core/errors.js';
 import type { DatabaseSchema, TableSchema } from '../core/schema.js';
 import type { DatabaseLocation } from '../engines/engine.js';
+import type { PostgresCopyTarget as CopyTarget, StagingArea } from '../engines/postgres/postgres-copy-target.js';
 import { RepositoryIntegrityError } from './errors.js';
 import type { Snapshot, TableEntry } from './manifest.js';
 import type { OperationReporter } from './progress.js';
@@ -21,7 +25,7 @@ import { packOrder, readTable } from './snapshot-reader.js';
 /** The PostgreSQL restore's options (besides the repository's). */
 export interface PostgresRestoreOptions {
   tables?: string[];
-  /** Processes per index build (default: CPUs, at most 4). */
+  /** Connections loading at once, and processes per index build (default: CPUs, at most 4). */
   jobs?: number;
   /** Roll back at the end instead of committing (a drill: the target is left as it was). */
   rollback?: boolean;
@@ -43,6 +47,11 @@ export interface PostgresRestoreResult {
 }
 
 const NEWLINE = Buffer.from('\n');
+/**
+ * A table of at least this many bytes of rows may be loaded on another connection, beside the main
+ * one (StagingArea); smaller ones cost less on the main connection than a connection and a move.
+ */
+const STAGED_MIN_BYTES = 4 << 20;
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily. */
 const LAZY_PACK_BYTES = 64 << 20;
 
@@ -82,48 +91,134 @@ export async function restoreIntoPostgres(
   checkRestoreEngine(snapshot, 'postgres');
   const schemaProblems = manifestSchemaProblems(snapshot);
   if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, operation);
-  const [{ PostgresCopyTarget }, { selectSchema }, { defaultJobs }] = await Promise.all([
+  const [{ PostgresCopyTarget, StagingArea }, { selectSchema }, { defaultJobs }, { quoteIdent }] = await Promise.all([
     import('../engines/postgres/postgres-copy-target.js'),
     import('../engines/postgres/postgres-copy-source.js'),
     import('./postgres-backup-source.js'),
+    import('../engines/postgres/sql-text.js'),
   ]);
   const schema: DatabaseSchema = selectSchema(snapshot.schema, options.tables, { ...location, display: `snapshot ${snapshot.id.slice(0, 8)}` });
   const entries = schema.tables.map((t) => snapshot.tables.find((e) => e.name === t.name)!);
+  const tableOf = (s: DatabaseSchema, e: TableEntry): TableSchema => s.tables.find((t) => t.name === e.name)!;
   reporter.started({
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: location.display, format: 'repository',
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,
   });
-  const target = await PostgresCopyTarget.open(location, { jobs: options.jobs ?? (await defaultJobs()), operation });
+  const jobs = options.jobs ?? (await defaultJobs());
+  const target = await PostgresCopyTarget.open(location, { jobs, operation });
+  const load = async (into: CopyTarget, cache: PackCache, table: TableSchema, entry: TableEntry): Promise<number> => {
+    const loaded = await into.load(table, copyText(readTable(repo, cache, snapshot, entry, operation, options.readBack === false), entry, reporter));
+    if (loaded !== entry.rows) throw mismatch(snapshot, entry, `the server took ${loaded} rows, the manifest says ${entry.rows}`, operation);
+    // Before the indexes: nothing after the rows changes a value, and the pages are still cached.
+    if (options.readBack !== false) {
+      reporter.progress('verify', entry.name, true);
+      await checkDigest(into, table, entry, snapshot, operation);
+    }
+    return loaded;
+  };
+  let staging: StagingArea | undefined;
   let rows = 0;
   try {
     await target.begin(schema);
-    for (const table of schema.tables) await target.createTable(table);
-    const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, entries) });
-    try {
-      for (const [i, entry] of entries.entries()) {
-        const table = schema.tables[i]!;
-        const loaded = await target.load(table, copyText(readTable(repo, cache, snapshot, entry, operation, options.readBack === false), entry, reporter));
-        if (loaded !== entry.rows) throw mismatch(snapshot, entry, `the server took ${loaded} rows, the manifest says ${entry.rows}`, operation);
-        rows += loaded;
-        // Before the indexes: nothing after the rows changes a value, and the pages are still cached.
-        if (options.readBack !== false) {
-          reporter.progress('verify', entry.name, true);
-          await checkDigest(target, table, entry, snapshot, operation);
-        }
-      }
-    } finally {
-      await cache.close();
+    // `jobs` connections load at once: this one, and jobs - 1 that stage their tables. Each one's
+    // tables are known before it starts (the largest first, each to the connection with the fewest
+    // bytes so far; the small ones are this connection's), so it reads them through one cache that
+    // knows their packs' order.
+    const shares = Array.from({ length: Math.max(1, jobs) }, () => ({ bytes: 0, entries: [] as TableEntry[] }));
+    for (const entry of [...entries].sort((a, b) => b.bytes - a.bytes)) {
+      const least = entry.bytes < STAGED_MIN_BYTES ? shares[0]! : shares.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+      least.bytes += entry.bytes;
+      least.entries.push(entry);
     }
+    const others = shares.slice(1).filter((s) => s.entries.length > 0);
+    if (others.length > 0) staging = await StagingArea.create(location, [...new Set(others.flatMap((s) => s.entries).map((e) => tableOf(schema, e).postgres!.schema))]);
+    const staged = staging ? others.map((s) => s.entries) : [];
+    await target.refuseExisting(staged.flat().map((e) => tableOf(schema, e)));
+    const own = entries.filter((e) => !staged.some((share) => share.includes(e))); // in snapshot order
+    // This transaction's own tables through one cache; then the staged tables' moves, and any table
+    // a staging connection could not create (it needs an object only this transaction sees), as each
+    // comes.
+    let main: Promise<unknown> = (async () => {
+      for (const entry of own) await target.createTable(tableOf(schema, entry));
+      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, own) });
+      try {
+        for (const entry of own) {
+          const loaded = await load(target, cache, tableOf(schema, entry), entry);
+          rows += loaded; // after the await: the other connections add to it meanwhile
+        }
+      } finally {
+        await cache.close();
+      }
+    })();
+    const onMain = (task: () => Promise<void>): Promise<unknown> => (main = main.then(task));
+    const open = new Set<CopyTarget>();
+    let failed = false;
+    const worker = async (share: TableEntry[]): Promise<void> => {
+      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, share) });
+      try {
+        for (const entry of share) {
+          if (failed) return;
+          const table = tableOf(schema, entry);
+          const into = await PostgresCopyTarget.open(location, { operation });
+          open.add(into);
+          try {
+            if (failed) return; // while this one connected
+            if (await into.createTable(table, { into: staging!.schemaOf(table) })) {
+              const loaded = await load(into, cache, table, entry);
+              await into.commit();
+              rows += loaded;
+              await onMain(() => target.adopt(table, staging!.schemaOf(table)));
+            } else {
+              await into.abort();
+              await onMain(async () => {
+                await target.createTable(table);
+                const loaded = await load(target, cache, table, entry);
+                rows += loaded;
+              });
+            }
+          } finally {
+            open.delete(into);
+            await into.abort();
+          }
+        }
+      } finally {
+        await cache.close();
+      }
+    };
+    // The first failure ends every connection (their transactions roll back) and, once all have
+    // stopped, the restore.
+    const errors: unknown[] = [];
+    const guard = (p: Promise<unknown>): Promise<unknown> => p.catch(async (err) => {
+      errors.push(err);
+      if (failed) return;
+      failed = true;
+      for (const into of open) await into.abort();
+      await target.abort();
+    });
+    await Promise.all([...staged.map((share) => guard(worker(share))), guard(main)]);
+    await guard(main); // with the moves the workers queued
+    if (errors.length > 0) throw errors[0];
     reporter.progress('indexes', undefined, true);
     await target.finish(schema);
+    // Emptied by the moves; dropped with them, inside this transaction.
+    for (const name of staging?.schemas ?? []) await target.run(`DROP SCHEMA ${quoteIdent(name)}`);
     if (options.rollback) await target.abort();
     else await target.commit();
   } catch (err) {
     await target.abort();
+    await dropStaging(staging, reporter, `this failed ${operation}`);
     throw err;
   }
+  // A drill's moves were rolled back: the tables are in the staging schemas again.
+  if (options.rollback) await dropStaging(staging, reporter, `this ${operation}`);
   reporter.completed({ snapshot: snapshot.id, into: location.display, tables: entries.length, ...(options.rollback ? { rolledBack: true } : {}) });
   return { snapshot: snapshot.id, into: location.display, rows, tables: entries.map((t) => ({ name: t.name, rows: t.rows, sha256: t.sha256 })) };
+}
+
+/** Drops a restore's staging schemas (once its transaction is over); says which could not be. */
+async function dropStaging(staging: StagingArea | undefined, reporter: OperationReporter, of: string): Promise<void> {
+  const left = (await staging?.drop()) ?? [];
+  if (left.length > 0) reporter.notice(`the staging schema${left.length > 1 ? 's' : ''} ${left.join(', ')} of ${of} could not be dropped: drop ${left.length > 1 ? 'them' : 'it'} with DROP SCHEMA … CASCADE`);
 }
 
 /**

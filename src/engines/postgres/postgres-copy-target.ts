@@ -6,7 +6,7 @@
  * to others before {@link commit}; {@link abort} (after any failure) leaves the database as it was,
  * since PostgreSQL's DDL is transactional.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import { GarbageGate } from '../../core/memory.js';
@@ -53,6 +53,8 @@ export class PostgresCopyTarget {
   readonly #plain = new Set<string>();
   /** Tables a COPY has started on. */
   readonly #loaded = new Set<string>();
+  /** Where each created table is now (qualified): its own name, or in a staging schema. */
+  readonly #where = new Map<string, string>();
   #done = false;
   /** A COPY in flight (destroyed by abort). */
   #copy: (NodeJS.WritableStream & { destroy(err?: Error): void }) | undefined;
@@ -106,20 +108,57 @@ export class PostgresCopyTarget {
     for (const s of schema.postgres?.before ?? []) await this.#run(s.kind, s.name, s.sql);
   }
 
-  /** Creates one table; checks that its columns are those the snapshot's rows carry. */
-  async createTable(table: TableSchema): Promise<void> {
+  /**
+   * Creates one table; checks that its columns are those the snapshot's rows carry. With `into` (a
+   * staging schema, see {@link StagingArea}) the table is made there under its own name, from the same
+   * statement with only its name replaced; it returns false, having created nothing, when the statement
+   * needs an object this connection cannot see (a type, sequence or extension the restore's main
+   * transaction creates): that table is then loaded by the main transaction.
+   */
+  async createTable(table: TableSchema, options: { into?: string } = {}): Promise<boolean> {
     const pg = table.postgres!;
     const q = qualified(pg.schema, pg.table);
-    if (!String(table.sql).startsWith(`CREATE TABLE ${q} (`) && !String(table.sql).startsWith(`CREATE UNLOGGED TABLE ${q} (`)) {
+    const sql = String(table.sql);
+    const prefix = [`CREATE TABLE ${q} (`, `CREATE UNLOGGED TABLE ${q} (`].find((p) => sql.startsWith(p));
+    if (prefix === undefined) {
       throw new IntegrityError('E_CORRUPT', `${this.#operation}: the CREATE TABLE statement of ${JSON.stringify(table.name)} does not create ${q}`, { hint: 'The manifest was edited; nothing was written to the target.' });
     }
-    await this.#run('table', table.name, table.sql);
-    // What was created decides how rows are read back: the target's catalog, not the manifest.
+    const at = options.into === undefined ? q : qualified(options.into, pg.table);
+    if (options.into === undefined) await this.#run('table', table.name, sql);
+    else {
+      const staged = `${prefix.slice(0, prefix.length - q.length - 2)}${at} (${sql.slice(prefix.length)}`;
+      if (!(await this.#tryStaged(table.name, staged))) return false;
+    }
+    this.#where.set(table.name, at);
+    await this.#register(table, at);
+    return true;
+  }
+
+  /** Runs a staged CREATE TABLE in a savepoint; false when it names an object this transaction cannot see. */
+  async #tryStaged(name: string, sql: string): Promise<boolean> {
+    await this.#client.query('SAVEPOINT staged');
+    try {
+      await this.#run('table', name, sql);
+    } catch (err) {
+      const code = ((err as { cause?: { code?: string } }).cause ?? (err as { code?: string })).code;
+      // undefined object, table (a sequence in a default), schema, function: the main transaction's.
+      if (code !== undefined && ['42704', '42P01', '3F000', '42883'].includes(code)) {
+        await this.#client.query('ROLLBACK TO SAVEPOINT staged');
+        return false;
+      }
+      throw err;
+    }
+    await this.#client.query('RELEASE SAVEPOINT staged');
+    return true;
+  }
+
+  /** What was created (at `at`) decides how rows are read back: the target's catalog, not the manifest. */
+  async #register(table: TableSchema, at: string): Promise<void> {
     const res = await this.#client.query(
       `SELECT a.attname, a.attgenerated, t.typcollation <> 0 AS collatable, t.oid::int AS base
        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
        WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
-      [q],
+      [at],
     );
     const created = (res.rows as { attname: string; attgenerated: string; collatable: boolean; base: number }[]).filter((r) => r.attgenerated === '');
     const columns = table.columns.map((c) => c.name);
@@ -129,8 +168,58 @@ export class PostgresCopyTarget {
       });
     }
     this.#tables.set(table.name, { table, oid: 0, kinds: created.map((r) => kindOfType(r.base)), collatable: created.map((r) => r.collatable) });
-    const kind = await this.#client.query(`SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass`, [q]);
-    if ((kind.rows[0] as { relkind?: string } | undefined)?.relkind === 'r') this.#plain.add(q);
+    const kind = await this.#client.query(`SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass`, [at]);
+    // Keyed by the table's own name: that is where the statements after the rows find it.
+    if ((kind.rows[0] as { relkind?: string } | undefined)?.relkind === 'r') this.#plain.add(qualified(table.postgres!.schema, table.postgres!.table));
+  }
+
+  /**
+   * Takes over a table that another connection created in the staging schema `from`, filled, checked
+   * and committed: moves it (with its identity sequences and TOAST table) to its own schema, inside
+   * this transaction, so it appears there only when this one commits.
+   */
+  async adopt(table: TableSchema, from: string): Promise<void> {
+    const pg = table.postgres!;
+    const at = qualified(from, pg.table);
+    try {
+      await this.#client.query(`ALTER TABLE ${at} SET SCHEMA ${quoteIdent(pg.schema)}`);
+    } catch (err) {
+      if ((err as { code?: string }).code === '42P07') {
+        throw new ScriptoriumError('E_TARGET_EXISTS', `${this.#operation}: table ${JSON.stringify(table.name)} already exists in ${this.location.display}`, {
+          hint: 'Restore into an empty database (createdb new_db), or drop the existing objects first. Nothing was written to the target.',
+          cause: err,
+        });
+      }
+      throw pgError(err, `moving table ${JSON.stringify(table.name)} from the staging schema into`, this.location);
+    }
+    const q = qualified(pg.schema, pg.table);
+    this.#where.set(table.name, q);
+    this.#loaded.add(table.name);
+    await this.#register(table, q);
+  }
+
+  /**
+   * Refuses, as creating them here would, `tables` that already exist in the target: before any of
+   * them is loaded on another connection, to be moved here only at the end.
+   */
+  async refuseExisting(tables: readonly TableSchema[]): Promise<void> {
+    const names = tables.map((t) => qualified(t.postgres!.schema, t.postgres!.table));
+    const res = await this.#client.query(`SELECT n FROM unnest($1::text[]) n WHERE pg_catalog.to_regclass(n) IS NOT NULL`, [names]);
+    const found = (res.rows as { n: string }[]).map((r) => tables[names.indexOf(r.n)]!.name);
+    if (found.length > 0) {
+      throw new ScriptoriumError('E_TARGET_EXISTS', `${this.#operation}: table ${JSON.stringify(found[0])} already exists in ${this.location.display}`, {
+        hint: 'Restore into an empty database (createdb new_db), or drop the existing objects first. Nothing was written to the target.',
+      });
+    }
+  }
+
+  /** Runs a statement of the restore's own (not the snapshot's) in this transaction. */
+  async run(sql: string): Promise<void> {
+    try {
+      await this.#client.query(sql);
+    } catch (err) {
+      throw pgError(err, `${sql.split(' ').slice(0, 3).join(' ')} failed in`, this.location);
+    }
   }
 
   /**
@@ -142,9 +231,9 @@ export class PostgresCopyTarget {
   async load(table: TableSchema, data: AsyncIterable<Buffer>): Promise<number> {
     const t = this.#table(table);
     const { copyFrom } = await loadDriver();
-    const q = qualified(table.postgres!.schema, table.postgres!.table);
+    const q = this.#where.get(table.name)!;
     this.#inLoadOrder.delete(table.name);
-    const fresh = this.#plain.has(q) && !this.#loaded.has(table.name);
+    const fresh = this.#plain.has(qualified(table.postgres!.schema, table.postgres!.table)) && !this.#loaded.has(table.name);
     this.#loaded.add(table.name);
     const stream = this.#client.query(copyFrom(`COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) FROM STDIN WITH (FREEZE)`));
     this.#copy = stream;
@@ -204,12 +293,12 @@ export class PostgresCopyTarget {
   async digest(table: TableSchema, order: 'load' | 'key' = 'key'): Promise<CopyDigest> {
     const t = this.#table(table);
     const driver = await loadDriver();
-    const q = qualified(table.postgres!.schema, table.postgres!.table);
+    const q = this.#where.get(table.name)!;
     // COPY of a table (not a query) reads only that table, never its inheritance children.
     const read = order === 'load' && this.#inLoadOrder.has(table.name) ? 'load' : 'key';
     const sql = read === 'load'
       ? `COPY ${q} (${table.columns.map((c) => quoteIdent(c.name)).join(', ')}) TO STDOUT`
-      : `COPY (${rowsQuery(t)}) TO STDOUT`;
+      : `COPY (${rowsQuery(t, undefined, q)}) TO STDOUT`;
     const hash = createHash('sha256');
     // The pieces die young, outside the V8 heap, which does not see them pile up: collect as they go.
     const gate = new GarbageGate();
@@ -255,6 +344,85 @@ export class PostgresCopyTarget {
     // No ROLLBACK first: a COPY may be in flight, and a query would wait behind it. Ending the
     // connection makes the server roll back the open transaction (every table and statement) itself.
     await this.#client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The schemas a parallel restore stages its large tables in, one per schema of the snapshot's (so a
+ * table keeps its name, and the names the server derives from it: identity sequences, TOAST). Each
+ * table is created, filled, read back and committed there by a connection of its own, then moved to
+ * its own schema by the main transaction ({@link PostgresCopyTarget.adopt}), which drops the emptied
+ * schemas before it commits: nothing appears in the target's own schemas before that commit. A staging
+ * schema is the restoring role's, without privileges for anyone else; a failed restore drops it with
+ * what is in it ({@link drop}), and one killed before it could leaves it behind, named
+ * `scriptorium_restore_…`, for `DROP SCHEMA … CASCADE`.
+ */
+export class StagingArea {
+  readonly #location: DatabaseLocation;
+  /** Snapshot schema -> its staging schema. */
+  readonly #names: Map<string, string>;
+
+  private constructor(location: DatabaseLocation, names: Map<string, string>) {
+    this.#location = location;
+    this.#names = names;
+  }
+
+  /**
+   * Creates a staging schema for each of `schemas` (committed, on a connection of its own); undefined
+   * when the role may not create schemas in the database (the restore then loads on one connection).
+   */
+  static async create(location: DatabaseLocation, schemas: readonly string[]): Promise<StagingArea | undefined> {
+    const client = await connect(location);
+    const tag = randomBytes(4).toString('hex');
+    const names = new Map<string, string>();
+    try {
+      for (const schema of schemas) {
+        const name = `scriptorium_restore_${tag}_${names.size}`;
+        await client.query(`CREATE SCHEMA ${quoteIdent(name)}`);
+        names.set(schema, name);
+      }
+    } catch (err) {
+      for (const name of names.values()) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`).catch(() => undefined);
+      if ((err as { code?: string }).code === '42501') return undefined; // no CREATE on the database
+      throw pgError(err, 'cannot create a staging schema in', location);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return new StagingArea(location, names);
+  }
+
+  /** The staging schema of `table`. */
+  schemaOf(table: TableSchema): string {
+    return this.#names.get(table.postgres!.schema)!;
+  }
+
+  /** The staging schemas' names. */
+  get schemas(): string[] {
+    return [...this.#names.values()];
+  }
+
+  /**
+   * Drops the staging schemas and whatever is still in them (after a failure or a drill, once the main
+   * transaction is gone, which gives back the tables it had moved); never throws: returns the schemas
+   * it could not drop.
+   */
+  async drop(): Promise<string[]> {
+    let client: PgClient;
+    try {
+      client = await connect(this.#location);
+    } catch {
+      return this.schemas;
+    }
+    const left: string[] = [];
+    for (const name of this.schemas) {
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`);
+      } catch {
+        left.push(name);
+      }
+    }
+    await client.end().catch(() => undefined);
+    return left;
   }
 }
 

@@ -15,9 +15,10 @@ const BATCH_BYTES = 1 << 20;
 
 /**
  * The query whose rows a table is read and compared by: its carried columns, in key order; with
- * `where` (a condition on the key, see postgres-copy-source.ts's ranges), only the rows it holds.
+ * `where` (a condition on the key, see postgres-copy-source.ts's ranges), only the rows it holds;
+ * `from`: where the table is (by default its own name; a restore's staging schema, see StagingArea).
  */
-export function rowsQuery(t: PostgresTable, where?: string): string {
+export function rowsQuery(t: PostgresTable, where?: string, from = qualified(t.table.postgres!.schema, t.table.postgres!.table)): string {
   const { table } = t;
   const cols = table.columns.map((c) => quoteIdent(c.name)).join(', ');
   // Key order in the "C" collation: the same order on any server, whatever its default collation.
@@ -27,7 +28,7 @@ export function rowsQuery(t: PostgresTable, where?: string): string {
         return `${quoteIdent(k)}${t.collatable[i] ? ' COLLATE "C"' : ''}`;
       }).join(', ')
     : 'ctid'; // no key: physical order, which is the load order of a table a COPY has just filled
-  return `SELECT ${cols} FROM ONLY ${qualified(table.postgres!.schema, table.postgres!.table)}${where ? ` WHERE ${where}` : ''} ORDER BY ${order}`;
+  return `SELECT ${cols} FROM ONLY ${from}${where ? ` WHERE ${where}` : ''} ORDER BY ${order}`;
 }
 
 /**
