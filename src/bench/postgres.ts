@@ -155,7 +155,12 @@ export async function runPostgresBench(o: { demoFile: string; workDir: string; r
     execFileSync('pg_dump', ['-Fp', '-d', `${base}/demo`, '-f', plain]);
     const repo = path.join(work, 'repo');
     let fresh = 0;
+    // Each restore into a new database, the previous one dropped first: a target left behind would
+    // keep the server busy afterwards (pg_restore's tables, loaded without FREEZE, cost autovacuum
+    // about 1 s of CPU after it exits: measured) and its dirty pages would be some later run's
+    // checkpoint.
     const freshDb = (): string => {
+      if (fresh > 0) psql('postgres', `DROP DATABASE r${fresh}`);
       const name = `r${++fresh}`;
       psql('postgres', `CREATE DATABASE ${name}`);
       return `${base}/${name}`;
@@ -177,6 +182,8 @@ export async function runPostgresBench(o: { demoFile: string; workDir: string; r
       let rss: number | null = null;
       for (let i = 0; i < o.repeat; i++) {
         const target = c.setup?.() ?? '';
+        // Every run starts with no dirty page from the one before it (dropping a database checkpoints too).
+        psql('postgres', 'CHECKPOINT');
         const before = serverCpu(pid);
         const run = await runTimed(c.spec(target));
         cpus.push(serverCpu(pid) - before);
