@@ -160,7 +160,7 @@ export async function runPostgresBench(o: { demoFile: string; workDir: string; r
     // about 1 s of CPU after it exits: measured) and its dirty pages would be some later run's
     // checkpoint.
     const freshDb = (): string => {
-      if (fresh > 0) psql('postgres', `DROP DATABASE r${fresh}`);
+      if (fresh > 0) psql('postgres', `DROP DATABASE r${fresh} WITH (FORCE)`);
       const name = `r${++fresh}`;
       psql('postgres', `CREATE DATABASE ${name}`);
       return `${base}/${name}`;
