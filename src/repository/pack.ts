@@ -78,7 +78,7 @@ function readEntryTable(table: Buffer, chunkBytes: number, bad: (why: string) =>
 
 /**
  * The body of a pack, in memory that follows what the body really holds. A pack is sealed once its
- * chunks reach `packBytes`, so nearly every body fits in `packBytes` + 128 KiB: it is decompressed
+ * chunks reach `packBytes`, so nearly every body fits in `packBytes` + PACK_SLACK: it is decompressed
  * there in one call (into pooled memory with a `pool`; the return's `buffer` is what to give back).
  * A larger body (a pack ending in a chunk of huge rows, or a hostile one: 32 KB of zstd expand to
  * 1 GiB, and a frame may claim any size) is first decompressed piece by piece without keeping it, to

@@ -52,6 +52,8 @@ const NEWLINE = Buffer.from('\n');
  * one (StagingArea); smaller ones cost less on the main connection than a connection and a move.
  */
 const STAGED_MIN_BYTES = 4 << 20;
+/** Connections a restore loads on at most, whatever --jobs says. */
+const MAX_CONNECTIONS = 8;
 /** A pack body above this many bytes (one ending in a huge row's chunk) is read lazily. */
 const LAZY_PACK_BYTES = 64 << 20;
 
@@ -124,7 +126,7 @@ export async function restoreIntoPostgres(
     // tables are known before it starts (the largest first, each to the connection with the fewest
     // bytes so far; the small ones are this connection's), so it reads them through one cache that
     // knows their packs' order.
-    const shares = Array.from({ length: Math.max(1, jobs) }, () => ({ bytes: 0, entries: [] as TableEntry[] }));
+    const shares = Array.from({ length: Math.max(1, Math.min(jobs, MAX_CONNECTIONS)) }, () => ({ bytes: 0, entries: [] as TableEntry[] }));
     for (const entry of [...entries].sort((a, b) => b.bytes - a.bytes)) {
       const least = entry.bytes < STAGED_MIN_BYTES ? shares[0]! : shares.reduce((a, b) => (b.bytes < a.bytes ? b : a));
       least.bytes += entry.bytes;
@@ -135,47 +137,76 @@ export async function restoreIntoPostgres(
     const staged = staging ? others.map((s) => s.entries) : [];
     await target.refuseExisting(staged.flat().map((e) => tableOf(schema, e)));
     const own = entries.filter((e) => !staged.some((share) => share.includes(e))); // in snapshot order
-    // This transaction's own tables through one cache; then the staged tables' moves, and any table
-    // a staging connection could not create (it needs an object only this transaction sees), as each
-    // comes.
+    // The first failure ends every connection (their transactions roll back) and, once all have
+    // stopped, the restore.
+    const open = new Set<CopyTarget>();
+    let failed = false;
+    const errors: unknown[] = [];
+    const guard = (p: Promise<unknown>): Promise<unknown> => p.catch(async (err) => {
+      errors.push(err);
+      if (failed) return;
+      failed = true;
+      for (const into of open) await into.abort();
+      await target.abort();
+    });
+    /** Creates and loads `entry` in this transaction, through a cache of its own. */
+    const loadHere = async (entry: TableEntry): Promise<void> => {
+      const table = tableOf(schema, entry);
+      await target.createTable(table);
+      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, [entry]) });
+      try {
+        const loaded = await load(target, cache, table, entry);
+        rows += loaded; // after the await: the other connections add to it meanwhile
+      } finally {
+        await cache.close();
+      }
+    };
+    // This transaction's own tables through one cache; then, as the other connections queue them,
+    // the moves of their staged tables and the tables they could not take.
     let main: Promise<unknown> = (async () => {
       for (const entry of own) await target.createTable(tableOf(schema, entry));
       const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, own) });
       try {
         for (const entry of own) {
           const loaded = await load(target, cache, tableOf(schema, entry), entry);
-          rows += loaded; // after the await: the other connections add to it meanwhile
+          rows += loaded;
         }
       } finally {
         await cache.close();
       }
     })();
-    const onMain = (task: () => Promise<void>): Promise<unknown> => (main = main.then(task));
-    const open = new Set<CopyTarget>();
-    let failed = false;
+    const onMain = (task: () => Promise<void>): void => {
+      main = main.then(task);
+      void guard(main); // a failure stops the others at once, not when they are done
+    };
     const worker = async (share: TableEntry[]): Promise<void> => {
       const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, share) });
       try {
-        for (const entry of share) {
+        for (const [i, entry] of share.entries()) {
           if (failed) return;
           const table = tableOf(schema, entry);
-          const into = await PostgresCopyTarget.open(location, { operation });
+          let into: CopyTarget;
+          try {
+            into = await PostgresCopyTarget.open(location, { operation });
+          } catch (err) {
+            // The server takes no more connections (max_connections, the role's limit): this
+            // transaction loads the rest of this share.
+            if (((err as { cause?: { code?: string } }).cause?.code) !== '53300') throw err;
+            for (const rest of share.slice(i)) onMain(() => loadHere(rest));
+            return;
+          }
           open.add(into);
           try {
             if (failed) return; // while this one connected
             if (await into.createTable(table, { into: staging!.schemaOf(table) })) {
               const loaded = await load(into, cache, table, entry);
               await into.commit();
-              rows += loaded;
-              await onMain(() => target.adopt(table, staging!.schemaOf(table)));
-            } else {
-              await into.abort();
-              await onMain(async () => {
-                await target.createTable(table);
-                const loaded = await load(target, cache, table, entry);
-                rows += loaded;
+              // Moved when this transaction is free; this connection goes on meanwhile.
+              onMain(async () => {
+                if (await target.adopt(table, staging!.schemaOf(table))) rows += loaded;
+                else await loadHere(entry); // a name the server gave it is taken here
               });
-            }
+            } else onMain(() => loadHere(entry)); // it needs an object only this transaction sees
           } finally {
             open.delete(into);
             await into.abort();
@@ -185,23 +216,13 @@ export async function restoreIntoPostgres(
         await cache.close();
       }
     };
-    // The first failure ends every connection (their transactions roll back) and, once all have
-    // stopped, the restore.
-    const errors: unknown[] = [];
-    const guard = (p: Promise<unknown>): Promise<unknown> => p.catch(async (err) => {
-      errors.push(err);
-      if (failed) return;
-      failed = true;
-      for (const into of open) await into.abort();
-      await target.abort();
-    });
     await Promise.all([...staged.map((share) => guard(worker(share))), guard(main)]);
-    await guard(main); // with the moves the workers queued
+    await guard(main); // with what the workers queued
     if (errors.length > 0) throw errors[0];
     reporter.progress('indexes', undefined, true);
     await target.finish(schema);
-    // Emptied by the moves; dropped with them, inside this transaction.
-    for (const name of staging?.schemas ?? []) await target.run(`DROP SCHEMA ${quoteIdent(name)}`);
+    // Emptied by the moves (but for a table loaded here instead); dropped inside this transaction.
+    for (const name of staging?.schemas ?? []) await target.run(`DROP SCHEMA ${quoteIdent(name)} CASCADE`);
     if (options.rollback) await target.abort();
     else await target.commit();
   } catch (err) {

@@ -2,9 +2,11 @@
  * The target of a PostgreSQL restore: one connection, one transaction. Tables are created, filled with
  * `COPY … FROM STDIN` (FREEZE: they were created in this transaction) from the exact bytes a backup
  * stored and read back and hashed ({@link digest}), then the statements after the rows run (keys,
- * indexes, foreign keys, views, sequence values, comments; after-statements.ts). Nothing is visible
- * to others before {@link commit}; {@link abort} (after any failure) leaves the database as it was,
- * since PostgreSQL's DDL is transactional.
+ * indexes, foreign keys, views, sequence values, comments; after-statements.ts). Nothing of this
+ * transaction is visible to others before {@link commit}; {@link abort} (after any failure) leaves the
+ * database as it was, since PostgreSQL's DDL is transactional. (A parallel restore's other connections
+ * commit their tables in a staging schema, where the restoring role, superusers and pg_read_all_data
+ * can see them, before this one moves them in: {@link StagingArea}.)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -69,7 +71,9 @@ export class PostgresCopyTarget {
     const client = await connect(location);
     const jobs = Math.max(1, Math.min(8, Math.floor(options.jobs ?? 1)));
     try {
-      await client.query('BEGIN');
+      // READ COMMITTED whatever the database's default: each statement sees what the other
+      // connections of a parallel restore committed (their staged tables' catalog rows).
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
       // Index builds after the load: in memory where they fit, and with the server's parallel workers.
       // A sequential read starts at the first page (not where another scan of the table is), so it
       // returns a freshly loaded table's rows in load order.
@@ -176,26 +180,31 @@ export class PostgresCopyTarget {
   /**
    * Takes over a table that another connection created in the staging schema `from`, filled, checked
    * and committed: moves it (with its identity sequences and TOAST table) to its own schema, inside
-   * this transaction, so it appears there only when this one commits.
+   * this transaction, so it appears there only when this one commits. Returns false, having moved
+   * nothing, when a name the server gave it in the staging schema (an identity sequence's, its row
+   * type's) is taken in its own: loaded here instead, it gets the name it had in the source (the one
+   * left over is dropped with the staging schema).
    */
-  async adopt(table: TableSchema, from: string): Promise<void> {
+  async adopt(table: TableSchema, from: string): Promise<boolean> {
     const pg = table.postgres!;
     const at = qualified(from, pg.table);
+    await this.#client.query('SAVEPOINT adopt');
     try {
       await this.#client.query(`ALTER TABLE ${at} SET SCHEMA ${quoteIdent(pg.schema)}`);
     } catch (err) {
-      if ((err as { code?: string }).code === '42P07') {
-        throw new ScriptoriumError('E_TARGET_EXISTS', `${this.#operation}: table ${JSON.stringify(table.name)} already exists in ${this.location.display}`, {
-          hint: 'Restore into an empty database (createdb new_db), or drop the existing objects first. Nothing was written to the target.',
-          cause: err,
-        });
+      const code = (err as { code?: string }).code;
+      if (code === '42P07' || code === '42710') {
+        await this.#client.query('ROLLBACK TO SAVEPOINT adopt');
+        return false;
       }
       throw pgError(err, `moving table ${JSON.stringify(table.name)} from the staging schema into`, this.location);
     }
+    await this.#client.query('RELEASE SAVEPOINT adopt');
     const q = qualified(pg.schema, pg.table);
     this.#where.set(table.name, q);
     this.#loaded.add(table.name);
     await this.#register(table, q);
+    return true;
   }
 
   /**
@@ -353,9 +362,10 @@ export class PostgresCopyTarget {
  * table is created, filled, read back and committed there by a connection of its own, then moved to
  * its own schema by the main transaction ({@link PostgresCopyTarget.adopt}), which drops the emptied
  * schemas before it commits: nothing appears in the target's own schemas before that commit. A staging
- * schema is the restoring role's, without privileges for anyone else; a failed restore drops it with
- * what is in it ({@link drop}), and one killed before it could leaves it behind, named
- * `scriptorium_restore_…`, for `DROP SCHEMA … CASCADE`.
+ * schema is the restoring role's and grants nothing to others (superusers and pg_read_all_data can still
+ * read it, as they can read the target); a failed restore drops it with what is in it ({@link drop}),
+ * and one killed before it could leaves it behind, named `scriptorium_restore_…`, for `DROP SCHEMA …
+ * CASCADE`.
  */
 export class StagingArea {
   readonly #location: DatabaseLocation;
@@ -449,8 +459,9 @@ interface CopyInternals {
 
 class SendBuffers {
   readonly #free: Buffer[] = [];
-  /** The buffers in flight, by their memory. */
-  readonly #busy = new Map<ArrayBufferLike, Buffer>();
+  /** The buffers in flight, by their memory, each with the number of its current use. */
+  readonly #busy = new Map<ArrayBufferLike, { buffer: Buffer; use: number }>();
+  #uses = 0;
   readonly #copy: CopyInternals;
 
   constructor(stream: object) {
@@ -460,31 +471,35 @@ class SendBuffers {
     copy.flushChunk = (chunk: Buffer): boolean => {
       const memory = chunk.buffer;
       const socket = copy.connection?.stream;
-      if (!socket || !this.#busy.has(memory)) return flushChunk.call(copy, chunk);
+      const busy = this.#busy.get(memory);
+      if (!socket || !busy) return flushChunk.call(copy, chunk);
       const header = Buffer.from([0x64, 0, 0, 0, 0]); // CopyData, and its length
       header.writeUInt32BE(chunk.length + 4, 1);
       socket.write(header);
-      return socket.write(chunk, () => this.#release(memory));
+      // The use this write is of: a late callback never frees the buffer's next use.
+      const use = busy.use;
+      return socket.write(chunk, () => this.#release(memory, use));
     };
   }
 
   /** A buffer of SEND_BYTES, free until it is sent. */
   take(): Buffer {
-    // Nothing queued in the COPY stream or the socket: every buffer sent is in the kernel, though a
-    // write done at once calls back only on a later tick, which a busy loader may not give it.
+    // Nothing queued in the COPY stream or the socket: every buffer sent is in the kernel (a write's
+    // callback comes on a later tick than its completion).
     const socket = this.#copy.connection?.stream;
     if (this.#free.length === 0 && socket && this.#copy.writableLength === 0 && socket.writableLength === 0) {
-      for (const memory of [...this.#busy.keys()]) this.#release(memory);
+      for (const [memory, { use }] of [...this.#busy]) this.#release(memory, use);
     }
     const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(SEND_BYTES);
-    this.#busy.set(buffer.buffer, buffer);
+    this.#busy.set(buffer.buffer, { buffer, use: ++this.#uses });
     return buffer;
   }
 
-  #release(memory: ArrayBufferLike): void {
-    const buffer = this.#busy.get(memory);
-    if (!buffer) return;
+  #release(memory: ArrayBufferLike, use: number): void {
+    const busy = this.#busy.get(memory);
+    if (!busy || busy.use !== use) return;
     this.#busy.delete(memory);
-    if (this.#free.length < SEND_KEEP) this.#free.push(buffer);
+    if (this.#free.length < SEND_KEEP) this.#free.push(busy.buffer);
   }
+
 }
