@@ -12,7 +12,7 @@
  * was, its staging schemas dropped.
  */
 import { UsageError } from '../core/errors.js';
-import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import type { DatabaseSchema, PostgresStatement, TableSchema } from '../core/schema.js';
 import type { DatabaseLocation } from '../engines/engine.js';
 import type { PostgresCopyTarget as CopyTarget, StagingArea } from '../engines/postgres/postgres-copy-target.js';
 import { RepositoryIntegrityError } from './errors.js';
@@ -116,8 +116,13 @@ export async function restoreIntoPostgres(
       reporter.progress('verify', entry.name, true);
       await checkDigest(into, table, entry, snapshot, operation);
     }
+    // Its own indexes and keys now, on its connection, beside the other connections' loads.
+    for (const s of await into.tableStatements(table, after)) done.add(s);
     return loaded;
   };
+  const after = schema.postgres?.after ?? [];
+  /** The statements after the rows that were run table by table. */
+  const done = new Set<PostgresStatement>();
   let staging: StagingArea | undefined;
   let rows = 0;
   try {
@@ -220,7 +225,7 @@ export async function restoreIntoPostgres(
     await guard(main); // with what the workers queued
     if (errors.length > 0) throw errors[0];
     reporter.progress('indexes', undefined, true);
-    await target.finish(schema);
+    await target.finish(schema, done);
     // Emptied by the moves (but for a table loaded here instead); dropped inside this transaction.
     for (const name of staging?.schemas ?? []) await target.run(`DROP SCHEMA ${quoteIdent(name)} CASCADE`);
     if (options.rollback) await target.abort();

@@ -7,6 +7,7 @@
  * the key: the table is scanned once, by the index build.
  */
 import type { PostgresStatement } from '../../core/schema.js';
+import { qualified } from './sql-text.js';
 
 const IDENT = String.raw`"(?:[^"]|"")+"`;
 /** A column as pg_get_constraintdef prints it: quoted only when it must be. */
@@ -39,4 +40,31 @@ export function afterStatements(statements: readonly PostgresStatement[], plainT
     out.push({ ...s, sql: `ALTER TABLE ONLY ${table} ADD CONSTRAINT ${constraint} ${key} USING INDEX ${constraint}` });
   }
   return out;
+}
+
+/**
+ * Where the table a statement is about sits in its text, for the statements that concern that one
+ * table alone: an index (as pg_get_indexdef prints it, names quoted only when they must be) and a
+ * primary key, unique or check constraint (as the schema reader writes it, names always quoted).
+ */
+const ON_TABLE: Partial<Record<PostgresStatement['kind'], RegExp>> = {
+  index: new RegExp(`^(CREATE (?:UNIQUE )?INDEX ${COLUMN} ON (?:ONLY )?)(${COLUMN})\\.(${COLUMN})( USING .*)$`, 'su'),
+  constraint: new RegExp(`^(ALTER TABLE (?:ONLY )?)(${IDENT})\\.(${IDENT})( ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK)\\b.*)$`, 'su'),
+};
+
+/** An identifier as printed: quoted (`""` for a quote) or as it is. */
+function unquote(ident: string): string {
+  return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+}
+
+/**
+ * `s` when it concerns only the table `schema.table` (one of its indexes, or its primary key, unique
+ * or check constraint), with the table's name in it as `"into"."table"` (a staging schema; by default
+ * its own); undefined for any other statement.
+ */
+export function onTable(s: PostgresStatement, schema: string, table: string, into = schema): PostgresStatement | undefined {
+  const shape = ON_TABLE[s.kind];
+  const m = shape && typeof s.sql === 'string' && s.tables.length === 1 ? shape.exec(s.sql) : null;
+  if (!m || unquote(m[2]!) !== schema || unquote(m[3]!) !== table) return undefined;
+  return { ...s, sql: `${m[1]}${qualified(into, table)}${m[4]}` };
 }

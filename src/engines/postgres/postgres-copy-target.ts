@@ -14,7 +14,7 @@ import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import { GarbageGate } from '../../core/memory.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
 import type { DatabaseLocation } from '../engine.js';
-import { afterStatements } from './after-statements.js';
+import { afterStatements, onTable } from './after-statements.js';
 import { connect, pgError } from './connect.js';
 import { copyOutStream } from './copy-out-stream.js';
 import { loadDriver, type PgClient } from './driver.js';
@@ -57,6 +57,8 @@ export class PostgresCopyTarget {
   readonly #loaded = new Set<string>();
   /** Where each created table is now (qualified): its own name, or in a staging schema. */
   readonly #where = new Map<string, string>();
+  /** The staging schema of each table created in one. */
+  readonly #stagedIn = new Map<string, string>();
   #done = false;
   /** A COPY in flight (destroyed by abort). */
   #copy: (NodeJS.WritableStream & { destroy(err?: Error): void }) | undefined;
@@ -131,18 +133,23 @@ export class PostgresCopyTarget {
     if (options.into === undefined) await this.#run('table', table.name, sql);
     else {
       const staged = `${prefix.slice(0, prefix.length - q.length - 2)}${at} (${sql.slice(prefix.length)}`;
-      if (!(await this.#tryStaged(table.name, staged))) return false;
+      if (!(await this.#inSavepoint(() => this.#run('table', table.name, staged)))) return false;
+      this.#stagedIn.set(table.name, options.into);
     }
     this.#where.set(table.name, at);
     await this.#register(table, at);
     return true;
   }
 
-  /** Runs a staged CREATE TABLE in a savepoint; false when it names an object this transaction cannot see. */
-  async #tryStaged(name: string, sql: string): Promise<boolean> {
+  /**
+   * Runs `statements` in a savepoint; false, with the savepoint rolled back, when one names an object
+   * this transaction cannot see (for a connection beside the main one: a type, sequence, schema or
+   * function only the main transaction has).
+   */
+  async #inSavepoint(statements: () => Promise<void>): Promise<boolean> {
     await this.#client.query('SAVEPOINT staged');
     try {
-      await this.#run('table', name, sql);
+      await statements();
     } catch (err) {
       const code = ((err as { cause?: { code?: string } }).cause ?? (err as { code?: string })).code;
       // undefined object, table (a sequence in a default), schema, function: the main transaction's.
@@ -175,6 +182,35 @@ export class PostgresCopyTarget {
     const kind = await this.#client.query(`SELECT relkind FROM pg_catalog.pg_class WHERE oid = $1::regclass`, [at]);
     // Keyed by the table's own name: that is where the statements after the rows find it.
     if ((kind.rows[0] as { relkind?: string } | undefined)?.relkind === 'r') this.#plain.add(qualified(table.postgres!.schema, table.postgres!.table));
+  }
+
+  /**
+   * Runs now, on this connection, the statements after the rows that concern `table` alone (its
+   * indexes, and its primary key, unique and check constraints: after-statements.ts's onTable), on
+   * the table where it is (in a staging schema too), so that they are built beside the other
+   * connections' loads instead of after them all. Not for a partition, whose keys and indexes come
+   * with its parent's. Returns those of `after` it ran; on a staging connection, one that needs an
+   * object only the main transaction sees is left to it.
+   */
+  async tableStatements(table: TableSchema, after: readonly PostgresStatement[]): Promise<Set<PostgresStatement>> {
+    const pg = table.postgres!;
+    const done = new Set<PostgresStatement>();
+    if (after.some((s) => s.kind === 'attach-partition' && s.tables[0] === table.name)) return done;
+    const own = qualified(pg.schema, pg.table);
+    const where = this.#where.get(table.name)!;
+    const schema = where === own ? pg.schema : this.#stagedIn.get(table.name)!;
+    const plain = new Set(this.#plain.has(own) ? [where] : []);
+    for (const s of after) {
+      const moved = s.tables[0] === table.name ? onTable(s, pg.schema, pg.table, schema) : undefined;
+      if (!moved) continue;
+      const run = async (): Promise<void> => {
+        for (const r of afterStatements([moved], plain)) await this.#run(r.kind, r.name, r.sql);
+      };
+      if (where === own) await run();
+      else if (!(await this.#inSavepoint(run))) continue;
+      done.add(s);
+    }
+    return done;
   }
 
   /**
@@ -286,9 +322,12 @@ export class PostgresCopyTarget {
     return Number((stream as unknown as { rowCount?: number }).rowCount ?? 0);
   }
 
-  /** Creates what comes after the rows (keys, indexes, foreign keys, views, sequence values, comments). */
-  async finish(schema: DatabaseSchema): Promise<void> {
-    for (const s of afterStatements(schema.postgres?.after ?? [], this.#plain)) await this.#run(s.kind, s.name, s.sql);
+  /**
+   * Creates what comes after the rows (keys, indexes, foreign keys, views, sequence values, comments),
+   * but for `done` (run already, by {@link tableStatements} of this or another connection).
+   */
+  async finish(schema: DatabaseSchema, done: ReadonlySet<PostgresStatement> = new Set()): Promise<void> {
+    for (const s of afterStatements((schema.postgres?.after ?? []).filter((x) => !done.has(x)), this.#plain)) await this.#run(s.kind, s.name, s.sql);
   }
 
   /**
