@@ -117,10 +117,18 @@ export async function restoreIntoPostgres(
       await checkDigest(into, table, entry, snapshot, operation);
     }
     // Its own indexes and keys now, on its connection, beside the other connections' loads.
-    for (const s of await into.tableStatements(table, after)) done.add(s);
+    for (const s of await into.tableStatements(table, naming.get(table.name) ?? [])) done.add(s);
     return loaded;
   };
-  const after = schema.postgres?.after ?? [];
+  /** The statements after the rows, by the table they name first. */
+  const naming = new Map<string, PostgresStatement[]>();
+  for (const s of schema.postgres?.after ?? []) {
+    const first = s.tables[0];
+    if (first === undefined) continue;
+    const list = naming.get(first);
+    if (list) list.push(s);
+    else naming.set(first, [s]);
+  }
   /** The statements after the rows that were run table by table. */
   const done = new Set<PostgresStatement>();
   let staging: StagingArea | undefined;
@@ -142,6 +150,9 @@ export async function restoreIntoPostgres(
     const staged = staging ? others.map((s) => s.entries) : [];
     await target.refuseExisting(staged.flat().map((e) => tableOf(schema, e)));
     const own = entries.filter((e) => !staged.some((share) => share.includes(e))); // in snapshot order
+    // The connections build indexes at once: they share the 256 MB one would have.
+    const maintenanceMb = Math.max(32, Math.floor(256 / (1 + staged.length)));
+    if (staged.length > 0) await target.run(`SET LOCAL maintenance_work_mem = '${maintenanceMb}MB'`);
     // The first failure ends every connection (their transactions roll back) and, once all have
     // stopped, the restore.
     const open = new Set<CopyTarget>();
@@ -192,7 +203,7 @@ export async function restoreIntoPostgres(
           const table = tableOf(schema, entry);
           let into: CopyTarget;
           try {
-            into = await PostgresCopyTarget.open(location, { operation });
+            into = await PostgresCopyTarget.open(location, { operation, maintenanceMb });
           } catch (err) {
             // The server takes no more connections (max_connections, the role's limit): this
             // transaction loads the rest of this share.

@@ -52,9 +52,9 @@ const ON_TABLE: Partial<Record<PostgresStatement['kind'], RegExp>> = {
   constraint: new RegExp(`^(ALTER TABLE (?:ONLY )?)(${IDENT})\\.(${IDENT})( ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK)\\b.*)$`, 'su'),
 };
 
-/** An identifier as printed: quoted (`""` for a quote) or as it is. */
+/** An identifier as the server reads it: quoted (`""` for a quote), or folded to lower case (ASCII). */
 function unquote(ident: string): string {
-  return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+  return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident.replace(/[A-Z]/g, (c) => c.toLowerCase());
 }
 
 /**

@@ -30,6 +30,8 @@ export interface CopyTargetOptions {
   jobs?: number;
   /** What the target is for, in messages (`restore`, `verify --drill`). */
   operation?: string;
+  /** maintenance_work_mem for its index builds, in MB (default 256; a parallel restore's connections share that). */
+  maintenanceMb?: number;
 }
 
 /** One table's digest as read back: rows and the SHA-256 of its COPY text in key order. */
@@ -79,7 +81,8 @@ export class PostgresCopyTarget {
       // Index builds after the load: in memory where they fit, and with the server's parallel workers.
       // A sequential read starts at the first page (not where another scan of the table is), so it
       // returns a freshly loaded table's rows in load order.
-      await client.query(`SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL max_parallel_maintenance_workers = ${jobs - 1}; SET LOCAL synchronize_seqscans = off`);
+      const memory = Math.max(16, Math.floor(options.maintenanceMb ?? 256));
+      await client.query(`SET LOCAL maintenance_work_mem = '${memory}MB'; SET LOCAL max_parallel_maintenance_workers = ${jobs - 1}; SET LOCAL synchronize_seqscans = off`);
     } catch (err) {
       await client.end().catch(() => undefined);
       throw pgError(err, 'cannot begin a transaction on', location);
@@ -189,13 +192,14 @@ export class PostgresCopyTarget {
    * indexes, and its primary key, unique and check constraints: after-statements.ts's onTable), on
    * the table where it is (in a staging schema too), so that they are built beside the other
    * connections' loads instead of after them all. Not for a partition, whose keys and indexes come
-   * with its parent's. Returns those of `after` it ran; on a staging connection, one that needs an
-   * object only the main transaction sees is left to it.
+   * with its parent's. `after`: the statements after the rows that name `table` first (its
+   * `tables[0]`). Returns those it ran; on a staging connection, one that needs an object only the
+   * main transaction sees is left to it.
    */
   async tableStatements(table: TableSchema, after: readonly PostgresStatement[]): Promise<Set<PostgresStatement>> {
     const pg = table.postgres!;
     const done = new Set<PostgresStatement>();
-    if (after.some((s) => s.kind === 'attach-partition' && s.tables[0] === table.name)) return done;
+    if (after.some((s) => s.kind === 'attach-partition')) return done;
     const own = qualified(pg.schema, pg.table);
     const where = this.#where.get(table.name)!;
     const schema = where === own ? pg.schema : this.#stagedIn.get(table.name)!;
@@ -418,10 +422,18 @@ export class StagingArea {
 
   /**
    * Creates a staging schema for each of `schemas` (committed, on a connection of its own); undefined
-   * when the role may not create schemas in the database (the restore then loads on one connection).
+   * when the role may not create schemas in the database, or the server takes no more connections (the
+   * restore then loads on one connection).
    */
   static async create(location: DatabaseLocation, schemas: readonly string[]): Promise<StagingArea | undefined> {
-    const client = await connect(location);
+    let client: PgClient;
+    try {
+      client = await connect(location);
+    } catch (err) {
+      // The server takes no more connections: then neither would it take the loading ones.
+      if ((err as { cause?: { code?: string } }).cause?.code === '53300') return undefined;
+      throw err;
+    }
     const tag = randomBytes(4).toString('hex');
     const names = new Map<string, string>();
     try {

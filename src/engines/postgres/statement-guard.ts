@@ -39,5 +39,39 @@ export function statementProblem(kind: PostgresStatement['kind'] | 'table', sql:
   const shape = SHAPES[kind];
   if (!shape) return `of an unknown kind ${JSON.stringify(kind)}`;
   if (!shape.test(sql)) return `not a ${kind} statement as scriptorium writes it`;
+  // ALTER TABLE takes several actions, comma-separated: a constraint's is the only one it may have.
+  if ((kind === 'constraint' || kind === 'foreign-key') && !oneAction(sql)) return `not a ${kind} statement as scriptorium writes it (more than one action, or quoting the server never prints)`;
   return undefined;
+}
+
+/**
+ * Whether `sql` has no comma outside parentheses, string literals and quoted names, and none of the
+ * quoting the server never prints in a constraint's definition (with standard_conforming_strings on):
+ * E'' strings (a backslash there escapes a quote), dollar quotes, comments. A statement that has one
+ * of those is refused rather than read the way the server might not.
+ */
+function oneAction(sql: string): boolean {
+  let depth = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql[i]!;
+    if (c === "'" || c === '"') {
+      // To the closing quote; a doubled one is a quote inside.
+      for (i++; i < sql.length; i++) {
+        if (sql[i] === c) {
+          if (sql[i + 1] === c) i++;
+          else break;
+        }
+      }
+      if (i >= sql.length) return false; // unterminated
+      continue;
+    }
+    if ((c === 'E' || c === 'e') && sql[i + 1] === "'" && !/[A-Za-z0-9_$]/.test(sql[i - 1] ?? ' ')) return false;
+    if (c === '$' && /[$A-Za-z_]/.test(sql[i + 1] ?? '') && !/[A-Za-z0-9_]/.test(sql[i - 1] ?? ' ')) return false;
+    if ((c === '-' && sql[i + 1] === '-') || (c === '/' && sql[i + 1] === '*')) return false;
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth <= 0) return false;
+    if (depth < 0) return false;
+  }
+  return depth === 0;
 }
