@@ -93,11 +93,12 @@ export async function restoreIntoPostgres(
   checkRestoreEngine(snapshot, 'postgres');
   const schemaProblems = manifestSchemaProblems(snapshot);
   if (schemaProblems.length > 0) throw new RepositoryIntegrityError(schemaProblems, operation);
-  const [{ PostgresCopyTarget, StagingArea }, { selectSchema }, { defaultJobs }, { quoteIdent }] = await Promise.all([
+  const [{ PostgresCopyTarget, StagingArea }, { selectSchema }, { defaultJobs }, { quoteIdent }, { pgCode }] = await Promise.all([
     import('../engines/postgres/postgres-copy-target.js'),
     import('../engines/postgres/postgres-copy-source.js'),
     import('./postgres-backup-source.js'),
     import('../engines/postgres/sql-text.js'),
+    import('../engines/postgres/connect.js'),
   ]);
   const schema: DatabaseSchema = selectSchema(snapshot.schema, options.tables, { ...location, display: `snapshot ${snapshot.id.slice(0, 8)}` });
   const entries = schema.tables.map((t) => snapshot.tables.find((e) => e.name === t.name)!);
@@ -207,7 +208,7 @@ export async function restoreIntoPostgres(
           } catch (err) {
             // The server takes no more connections (max_connections, the role's limit): this
             // transaction loads the rest of this share.
-            if (((err as { cause?: { code?: string } }).cause?.code) !== '53300') throw err;
+            if (pgCode(err) !== '53300') throw err;
             for (const rest of share.slice(i)) onMain(() => loadHere(rest));
             return;
           }

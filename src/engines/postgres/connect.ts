@@ -24,6 +24,13 @@ export const SESSION_SETTINGS = [
   "SELECT pg_catalog.set_config('search_path', '', false)",
 ].join('; ');
 
+/** The SQLSTATE of a driver error, or of the one a ScriptoriumError from {@link pgError} wraps. */
+export function pgCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  const code = err instanceof ScriptoriumError ? e?.cause?.code : e?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** A driver error as a ScriptoriumError whose message never holds the password. */
 export function pgError(err: unknown, what: string, location: DatabaseLocation): ScriptoriumError {
   if (err instanceof ScriptoriumError) return err;

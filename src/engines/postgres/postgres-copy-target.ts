@@ -15,7 +15,7 @@ import { GarbageGate } from '../../core/memory.js';
 import type { DatabaseSchema, PostgresStatement, TableSchema } from '../../core/schema.js';
 import type { DatabaseLocation } from '../engine.js';
 import { afterStatements, onTable } from './after-statements.js';
-import { connect, pgError } from './connect.js';
+import { connect, pgCode, pgError } from './connect.js';
 import { copyOutStream } from './copy-out-stream.js';
 import { loadDriver, type PgClient } from './driver.js';
 import type { PostgresTable } from './postgres-schema.js';
@@ -57,10 +57,8 @@ export class PostgresCopyTarget {
   readonly #plain = new Set<string>();
   /** Tables a COPY has started on. */
   readonly #loaded = new Set<string>();
-  /** Where each created table is now (qualified): its own name, or in a staging schema. */
-  readonly #where = new Map<string, string>();
-  /** The staging schema of each table created in one. */
-  readonly #stagedIn = new Map<string, string>();
+  /** The schema each created table is in now: its own, or a staging schema. */
+  readonly #schemaOf = new Map<string, string>();
   #done = false;
   /** A COPY in flight (destroyed by abort). */
   #copy: (NodeJS.WritableStream & { destroy(err?: Error): void }) | undefined;
@@ -137,9 +135,8 @@ export class PostgresCopyTarget {
     else {
       const staged = `${prefix.slice(0, prefix.length - q.length - 2)}${at} (${sql.slice(prefix.length)}`;
       if (!(await this.#inSavepoint(() => this.#run('table', table.name, staged)))) return false;
-      this.#stagedIn.set(table.name, options.into);
     }
-    this.#where.set(table.name, at);
+    this.#schemaOf.set(table.name, options.into ?? pg.schema);
     await this.#register(table, at);
     return true;
   }
@@ -154,7 +151,7 @@ export class PostgresCopyTarget {
     try {
       await statements();
     } catch (err) {
-      const code = ((err as { cause?: { code?: string } }).cause ?? (err as { code?: string })).code;
+      const code = pgCode(err);
       // undefined object, table (a sequence in a default), schema, function: the main transaction's.
       if (code !== undefined && ['42704', '42P01', '3F000', '42883'].includes(code)) {
         await this.#client.query('ROLLBACK TO SAVEPOINT staged');
@@ -200,17 +197,15 @@ export class PostgresCopyTarget {
     const pg = table.postgres!;
     const done = new Set<PostgresStatement>();
     if (after.some((s) => s.kind === 'attach-partition')) return done;
-    const own = qualified(pg.schema, pg.table);
-    const where = this.#where.get(table.name)!;
-    const schema = where === own ? pg.schema : this.#stagedIn.get(table.name)!;
-    const plain = new Set(this.#plain.has(own) ? [where] : []);
+    const schema = this.#schemaOf.get(table.name)!;
+    const plain = new Set(this.#plain.has(qualified(pg.schema, pg.table)) ? [qualified(schema, pg.table)] : []);
     for (const s of after) {
       const moved = s.tables[0] === table.name ? onTable(s, pg.schema, pg.table, schema) : undefined;
       if (!moved) continue;
       const run = async (): Promise<void> => {
         for (const r of afterStatements([moved], plain)) await this.#run(r.kind, r.name, r.sql);
       };
-      if (where === own) await run();
+      if (schema === pg.schema) await run();
       else if (!(await this.#inSavepoint(run))) continue;
       done.add(s);
     }
@@ -232,7 +227,7 @@ export class PostgresCopyTarget {
     try {
       await this.#client.query(`ALTER TABLE ${at} SET SCHEMA ${quoteIdent(pg.schema)}`);
     } catch (err) {
-      const code = (err as { code?: string }).code;
+      const code = pgCode(err);
       if (code === '42P07' || code === '42710') {
         await this.#client.query('ROLLBACK TO SAVEPOINT adopt');
         return false;
@@ -240,10 +235,9 @@ export class PostgresCopyTarget {
       throw pgError(err, `moving table ${JSON.stringify(table.name)} from the staging schema into`, this.location);
     }
     await this.#client.query('RELEASE SAVEPOINT adopt');
-    const q = qualified(pg.schema, pg.table);
-    this.#where.set(table.name, q);
+    this.#schemaOf.set(table.name, pg.schema);
     this.#loaded.add(table.name);
-    await this.#register(table, q);
+    await this.#register(table, qualified(pg.schema, pg.table));
     return true;
   }
 
@@ -280,7 +274,7 @@ export class PostgresCopyTarget {
   async load(table: TableSchema, data: AsyncIterable<Buffer>): Promise<number> {
     const t = this.#table(table);
     const { copyFrom } = await loadDriver();
-    const q = this.#where.get(table.name)!;
+    const q = qualified(this.#schemaOf.get(table.name)!, table.postgres!.table);
     this.#inLoadOrder.delete(table.name);
     const fresh = this.#plain.has(qualified(table.postgres!.schema, table.postgres!.table)) && !this.#loaded.has(table.name);
     this.#loaded.add(table.name);
@@ -345,7 +339,7 @@ export class PostgresCopyTarget {
   async digest(table: TableSchema, order: 'load' | 'key' = 'key'): Promise<CopyDigest> {
     const t = this.#table(table);
     const driver = await loadDriver();
-    const q = this.#where.get(table.name)!;
+    const q = qualified(this.#schemaOf.get(table.name)!, table.postgres!.table);
     // COPY of a table (not a query) reads only that table, never its inheritance children.
     const read = order === 'load' && this.#inLoadOrder.has(table.name) ? 'load' : 'key';
     const sql = read === 'load'
@@ -431,7 +425,7 @@ export class StagingArea {
       client = await connect(location);
     } catch (err) {
       // The server takes no more connections: then neither would it take the loading ones.
-      if ((err as { cause?: { code?: string } }).cause?.code === '53300') return undefined;
+      if (pgCode(err) === '53300') return undefined;
       throw err;
     }
     const tag = randomBytes(4).toString('hex');
@@ -444,7 +438,7 @@ export class StagingArea {
       }
     } catch (err) {
       for (const name of names.values()) await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(name)} CASCADE`).catch(() => undefined);
-      if ((err as { code?: string }).code === '42501') return undefined; // no CREATE on the database
+      if (pgCode(err) === '42501') return undefined; // no CREATE on the database
       throw pgError(err, 'cannot create a staging schema in', location);
     } finally {
       await client.end().catch(() => undefined);
@@ -492,14 +486,6 @@ const SEND_BYTES = 256 << 10;
 /** Free buffers a {@link SendBuffers} keeps. */
 const SEND_KEEP = 4;
 
-/**
- * The buffers a COPY's data is sent from, each used again once the socket has handed all of it to the
- * kernel (the callback of the socket's write of it, which pg-copy-streams makes for each CopyData
- * message: its `flushChunk` is wrapped). A restore's rows then cross in a few buffers, not in a fresh
- * copy a batch: those wait in the socket while the server is busy, outlive young collections, and
- * were freed late (measured with two loads at once: 15-20 MB more at the peak). With another
- * pg-copy-streams, whose internals differ, no buffer is given back and each is a fresh one.
- */
 /** What {@link SendBuffers} uses of pg-copy-streams' CopyStreamQuery (7.x). */
 interface CopyInternals {
   flushChunk?: (chunk: Buffer) => boolean;
@@ -508,6 +494,14 @@ interface CopyInternals {
   writableLength: number;
 }
 
+/**
+ * The buffers a COPY's data is sent from, each used again once the socket has handed all of it to the
+ * kernel (the callback of the socket's write of it, which pg-copy-streams makes for each CopyData
+ * message: its `flushChunk` is wrapped). A restore's rows then cross in a few buffers, not in a fresh
+ * copy a batch: those wait in the socket while the server is busy, outlive young collections, and
+ * were freed late (measured with two loads at once: 15-20 MB more at the peak). With another
+ * pg-copy-streams, whose internals differ, no buffer is given back and each is a fresh one.
+ */
 class SendBuffers {
   readonly #free: Buffer[] = [];
   /** The buffers in flight, by their memory, each with the number of its current use. */
@@ -552,5 +546,4 @@ class SendBuffers {
     this.#busy.delete(memory);
     if (this.#free.length < SEND_KEEP) this.#free.push(busy.buffer);
   }
-
 }
