@@ -1,7 +1,7 @@
 /**
  * A Store in an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, Backblaze B2, a test server), on the
- * official AWS SDK v3. The SDK is imported here only, and only when an S3 store is opened, so that a user
- * of local repositories never loads it.
+ * official AWS SDK v3. The SDK is imported here only (the commands it sends are listed in ./s3-sdk.ts),
+ * and only when an S3 store is opened, so that a user of local repositories never loads it.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from './s3-sdk.js';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { NotFoundError, ScriptoriumError, UsageError } from '../core/errors.js';
 import { collectSoon } from '../core/memory.js';
@@ -22,7 +22,21 @@ import { defaultCacheDir, LocalCache } from './local-cache.js';
 import { backoffMs, codeOf, describeFailure, isRetryable, statusOf, TransientError } from './s3-retry.js';
 import { checkKey, checkPrefix, piecesOptions, type GetOptions, type GetPiecesOptions, type ListOptions, type Store, type StoreCapabilities, type StoreEntry } from './store.js';
 
-type Sdk = typeof import('@aws-sdk/client-s3');
+type Sdk = typeof import('./s3-sdk.js');
+
+/**
+ * The SDK: the bundle `npm run build` makes of ./s3-sdk.js (half the memory and load time of the SDK as
+ * published, see scripts/bundle-s3-sdk.mjs), else ./s3-sdk.js itself (from the sources, or a build by tsc alone).
+ */
+async function loadSdk(): Promise<Sdk> {
+  const bundle = new URL('../vendor/s3-sdk.js', import.meta.url);
+  try {
+    return (await import(bundle.href)) as Sdk;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes(bundle.pathname)) throw err;
+    return import('./s3-sdk.js');
+  }
+}
 
 /** The kinds of request the store makes, as counted in {@link S3Store.requestCounts}. */
 export type S3RequestKind = 'GET' | 'PUT' | 'HEAD' | 'LIST' | 'DELETE';
@@ -233,7 +247,7 @@ export class S3Store implements Store {
     const pathStyle = options.pathStyle ?? (endpoint !== undefined && needsPathStyle(endpoint));
     // The SDK warns on every start that its releases from 2027 need Node 22; scriptorium pins a release that runs on 20.
     env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    const sdk = await import('@aws-sdk/client-s3');
+    const sdk = await loadSdk();
     const timeoutMs = options.timeoutMs ?? 30_000;
     const agent = { keepAlive: true, maxSockets: connections };
     const checksums = endpoint !== undefined && !env.AWS_REQUEST_CHECKSUM_CALCULATION && !env.AWS_RESPONSE_CHECKSUM_VALIDATION

@@ -40,10 +40,10 @@ describe.skipIf(!MOTO)('backup and restore to S3 through faults (CLI, moto_serve
   const run = (args: string[], repo: string, extra: NodeJS.ProcessEnv = {}) => {
     const env: NodeJS.ProcessEnv = {
       ...process.env, NO_COLOR: '1', ...TEST_CREDENTIALS, SCRIPTORIUM_REPO: repo, AWS_ENDPOINT_URL_S3: proxy.endpoint,
-      SCRIPTORIUM_S3_TIMEOUT_MS: '1000', SCRIPTORIUM_S3_RETRY_BASE_MS: '10', ...extra,
+      SCRIPTORIUM_S3_TIMEOUT_MS: '1000', SCRIPTORIUM_S3_RETRY_BASE_MS: '10',
     };
-    delete env.AWS_PROFILE;
-    return cliAsync(args, { env });
+    delete env.AWS_PROFILE; // (the user's; a test may give one in `extra`)
+    return cliAsync(args, { env: { ...env, ...extra } });
   };
   const ok = async (p: ReturnType<typeof run>) => {
     const r = await p;
@@ -117,6 +117,46 @@ describe.skipIf(!MOTO)('backup and restore to S3 through faults (CLI, moto_serve
     expect(readdirSync(out)).toEqual([]);
     proxy.clearFaults();
     await ok(run(['verify', '--read-data', '--json'], repo));
+  }, 120_000);
+
+  // The SDK's provider chain (environment, then profiles, then instance metadata) loads its providers
+  // lazily, inside the bundled SDK: a profile's keys and region must reach every signature.
+  it('takes credentials and region from an AWS profile, with no AWS_* keys in the environment', async () => {
+    const dir = tempDir('s3-profile');
+    const db = demoDb(dir, 300);
+    const { writeFileSync } = await import('node:fs');
+    const keyId = 'AKIDPROFILESCRIPTOR9';
+    writeFileSync(join(dir, 'credentials'), `[default]\naws_access_key_id = AKIDNOTTHISONE000000\naws_secret_access_key = wrong\n\n[scr-test]\naws_access_key_id = ${keyId}\naws_secret_access_key = ${TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY}\n`);
+    writeFileSync(join(dir, 'config'), '[profile scr-test]\nregion = eu-west-3\n');
+    const profile = (extra: NodeJS.ProcessEnv) => {
+      const env: NodeJS.ProcessEnv = { ...extra };
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_REGION', 'AWS_DEFAULT_REGION']) env[name] = undefined;
+      return env;
+    };
+    const files = { AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'), AWS_CONFIG_FILE: join(dir, 'config'), AWS_EC2_METADATA_DISABLED: 'true' };
+    const repo = 's3://cli-faults/profile';
+    const start = proxy.seen.length;
+    await ok(run(['init', '--json'], repo, profile({ ...files, AWS_PROFILE: 'scr-test' })));
+    await ok(run(['backup', db, '--json'], repo, profile({ ...files, AWS_PROFILE: 'scr-test' })));
+    const into = join(dir, 'restored.db');
+    await ok(run(['restore', 'latest', '--into', into, '--json'], repo, profile({ ...files, AWS_PROFILE: 'scr-test' })));
+    expect(await engineDigests(into)).toEqual(await engineDigests(db));
+    const sent = proxy.seen.slice(start);
+    expect(sent.length).toBeGreaterThan(3);
+    expect(proxy.signatureProblems).toEqual([]);
+    for (const r of sent) {
+      expect(r.signature).toBe('valid');
+      expect(String(r.headers.authorization)).toContain(`Credential=${keyId}/`);
+      expect(String(r.headers.authorization)).toMatch(/\/eu-west-3\/s3\/aws4_request/);
+    }
+    expect(proxy.signatureProblems).toEqual([]);
+    // The control: with no profile and no keys, nothing is sent and the error says where keys come from.
+    const before = proxy.seen.length;
+    const none = await run(['snapshots'], repo, profile({ AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_CONFIG_FILE: join(dir, 'none'), AWS_EC2_METADATA_DISABLED: 'true' }));
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/no AWS credentials found/);
+    expect(none.stderr).not.toMatch(/looks like a bug/);
+    expect(proxy.seen.length).toBe(before);
   }, 120_000);
 });
 
