@@ -625,7 +625,7 @@ class SnapshotWriter {
     const stored = sealed
       ? this.#putCreated(key, () => sealed.putSealedFile(key, path))
       : store.putFileNew
-        ? store.putFileNew(key, path).then((created) => { if (created) this.#createdPacks.push(key); })
+        ? store.putFileNew(key, path, hash).then((created) => { if (created) this.#createdPacks.push(key); })
         : this.#putCreated(key, () => store.putFile!(key, path));
     this.#track(stored.then(() => ({ ordinal, hash, size, heapBytes: 0 })));
   }
@@ -709,7 +709,7 @@ class SnapshotWriter {
       }
       const key = packKey(packed.hash);
       if (store.putFileNew) {
-        if (await store.putFileNew(key, path)) this.#createdPacks.push(key);
+        if (await store.putFileNew(key, path, packed.hash)) this.#createdPacks.push(key);
       } else {
         await this.#putCreated(key, () => store.putFile!(key, path));
       }

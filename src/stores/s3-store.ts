@@ -114,7 +114,10 @@ function parseConfigEntry(entry: Buffer, location: string): { data: Buffer; lock
 interface UploadFile {
   path: string;
   size: number;
-  md5: string;
+  /** The Content-MD5 sent with it (base64), or, when the upload is checked by its SHA-256 instead, undefined. */
+  md5: string | undefined;
+  /** The SHA-256 (hex) of its content that the caller vouched for, sent as the signed payload hash. */
+  sha256?: string;
 }
 
 /** Bytes read from a pack file at a time: for its MD5 (into one buffer kept for the process), and for its upload. */
@@ -128,11 +131,12 @@ let md5Buffer: Buffer | undefined;
  * cache), and a stream's promise and new buffer per 64 KiB cost a backup of 1M rows ~70 ms of the main
  * thread (measured with --cpu-prof), on the path that feeds the packer.
  */
-function uploadFile(path: string): UploadFile {
+function uploadFile(path: string, sha256?: string): UploadFile {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new TypeError(`S3Store.putFile: ${path} is not a regular file`);
+    if (sha256 !== undefined) return { path, size: st.size, md5: undefined, sha256 };
     const md5 = createHash('md5');
     md5Buffer ??= Buffer.allocUnsafeSlow(UPLOAD_PIECE);
     for (let at = 0; at < st.size;) {
@@ -209,12 +213,18 @@ export class S3Store implements Store {
   readonly #tempRoot: string;
   #tempDir: string | undefined;
   #tempCount = 0;
+  /**
+   * The SDK adds no checksum of its own (checksums only when required, as on a custom endpoint), so an
+   * upload's known SHA-256 can be its signed payload hash (see {@link putFileNew}).
+   */
+  readonly #payloadHashes: boolean;
   /** Sizes of packs learned from GET answers (see {@link #rememberSize}). */
   readonly #sizes = new Map<string, Promise<number | undefined>>();
   #closed = false;
 
-  private constructor(sdk: Sdk, client: S3Client, location: string, bucket: string, prefix: string, options: S3StoreOptions, connections: number, endpoint: string | undefined) {
+  private constructor(sdk: Sdk, client: S3Client, location: string, bucket: string, prefix: string, options: S3StoreOptions, connections: number, endpoint: string | undefined, payloadHashes: boolean) {
     this.#sdk = sdk;
+    this.#payloadHashes = payloadHashes;
     this.#client = client;
     this.location = location;
     this.#bucket = bucket;
@@ -273,7 +283,7 @@ export class S3Store implements Store {
       }
       client = make('us-east-1'); // S3-compatible servers take any region; us-east-1 is the conventional one
     }
-    return new S3Store(sdk, client, location.replace(/\/+$/, ''), bucket, prefix, options, connections, endpoint);
+    return new S3Store(sdk, client, location.replace(/\/+$/, ''), bucket, prefix, options, connections, endpoint, 'requestChecksumCalculation' in checksums);
   }
 
   /** Requests made so far, by kind (every attempt counts, retries included). */
@@ -351,7 +361,7 @@ export class S3Store implements Store {
    * streamed from the disk, with {@link putNew}'s single conditional PUT for a content-addressed key;
    * removes the file afterwards, whether this succeeds or fails.
    */
-  async putFileNew(key: string, path: string): Promise<boolean> {
+  async putFileNew(key: string, path: string, sha256?: string): Promise<boolean> {
     // Never upload, nor remove, a file that is not one of this store's temporary files.
     if (this.#tempDir === undefined || dirname(path) !== this.#tempDir || !path.slice(this.#tempDir.length + 1).startsWith('p')) {
       throw new TypeError(`S3Store.putFile: ${path} is not a temporary file of this store`);
@@ -362,7 +372,13 @@ export class S3Store implements Store {
       if (CACHED_PREFIXES.some((p) => key.startsWith(p)) || key.startsWith(KEYS) || key === 'config') {
         return await this.putNew(key, await readFile(path));
       }
-      const file = uploadFile(path);
+      // With the content's SHA-256 known, the server checks the upload against it, as the payload hash
+      // SigV4 signs (AWS S3 answers XAmzContentSHA256Mismatch to a body that does not match it, as servers
+      // that verify SigV4 do), and a file damaged on the disk since it was hashed is refused: no MD5 pass over the
+      // file on this thread. Unless the SDK adds checksums of its own (AWS's endpoint), or Object Lock
+      // retention asks for a Content-MD5.
+      const vouched = sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256) && this.#payloadHashes && !(this.#isImmutable(key) && (await this.#lockSettings()));
+      const file = uploadFile(path, vouched ? sha256 : undefined);
       if (this.#isImmutable(key) && this.capabilities.conditionalPut) return (await this.#put(key, file)) === 'created';
       const existed = await this.has(key);
       await this.#put(key, file);
@@ -381,6 +397,7 @@ export class S3Store implements Store {
     const file = data instanceof Uint8Array ? undefined : data;
     const body = data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : undefined;
     const md5 = file ? file.md5 : createHash('md5').update(body!).digest('base64');
+    const payloadHash = file?.sha256;
     const length = file ? file.size : body!.length;
     const immutable = this.#isImmutable(key);
     const lock = immutable ? await this.#lockSettings() : undefined;
@@ -393,12 +410,21 @@ export class S3Store implements Store {
       // A file is read afresh for every attempt, in small pieces, straight to the socket.
       const stream = file && file.size > 0 ? createReadStream(file.path, { highWaterMark: UPLOAD_PIECE, end: file.size - 1 }) : undefined;
       try {
-        await this.#client.send(new this.#sdk.PutObjectCommand({
-          Bucket: this.#bucket, Key: full, Body: stream ?? body ?? Buffer.alloc(0), ContentLength: length, ContentMD5: md5,
+        const command = new this.#sdk.PutObjectCommand({
+          Bucket: this.#bucket, Key: full, Body: stream ?? body ?? Buffer.alloc(0), ContentLength: length,
+          ...(md5 !== undefined ? { ContentMD5: md5 } : {}),
           ...(conditional ? { IfNoneMatch: '*' } : {}),
           ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
-        }));
+        });
+        if (payloadHash !== undefined) {
+          // The signer signs a payload hash it finds in the headers as it is (else a stream's is UNSIGNED-PAYLOAD).
+          command.middlewareStack.add((next) => (args) => {
+            (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = payloadHash;
+            return next(args);
+          }, { step: 'build', name: 'scriptorium-payload-hash' });
+        }
+        await this.#client.send(command);
         return conditional ? 'created' : 'written';
       } catch (err) {
         const status = statusOf(err);

@@ -234,8 +234,11 @@ export interface Store {
   /**
    * Optional, with {@link putFile}: the same, resolving to whether this call created the object, as
    * {@link putNew} does (one request where a `has` and a `putFile` take two on a remote store).
+   * `sha256`: the SHA-256 (hex) of the file's content, when the caller knows it (a pack named by its
+   * content): a remote store may have the server check the upload against it instead of computing a
+   * checksum of its own.
    */
-  putFileNew?(key: string, path: string): Promise<boolean>;
+  putFileNew?(key: string, path: string, sha256?: string): Promise<boolean>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;

@@ -153,6 +153,14 @@ export class FaultProxy {
       return;
     }
     seen.signature = this.#verify(req, path, query, body);
+    // As AWS S3 (and MinIO, R2, B2) answer a body that does not match the payload hash it was signed with.
+    const payloadHash = String(req.headers['x-amz-content-sha256'] ?? '');
+    if (/^[0-9a-f]{64}$/.test(payloadHash) && createHash('sha256').update(body).digest('hex') !== payloadHash) {
+      const xml = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>XAmzContentSHA256Mismatch</Code><Message>The provided \'x-amz-content-sha256\' header does not match what was computed.</Message><RequestId>proxy</RequestId></Error>';
+      res.writeHead(400, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) });
+      res.end(xml);
+      return;
+    }
 
     if (fault?.kind === 'status') {
       const xml = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code><Message>injected</Message><RequestId>fault</RequestId></Error>`;

@@ -5,10 +5,11 @@
  * bodies (no aws-chunked framing, no checksum trailers) as custom endpoints need.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { S3Store } from '../../src/stores/s3-store.js';
 import { FaultProxy, type Fault, type SeenRequest } from './fault-proxy.js';
-import { createBucket, MOTO, MOTO_MISSING, rawGet, startMoto, TEST_CREDENTIALS, type Moto } from './moto.js';
+import { createBucket, MOTO, MOTO_MISSING, rawGet, rawList, startMoto, TEST_CREDENTIALS, type Moto } from './moto.js';
 
 Object.assign(process.env, TEST_CREDENTIALS);
 delete process.env.AWS_PROFILE;
@@ -133,6 +134,41 @@ describe.skipIf(!MOTO)('S3Store behind a fault-injecting proxy', () => {
     expect(put.headers['content-length']).toBe('100000');
     expect(put.headers['if-none-match']).toBe('*');
     expect(put.headers['content-md5']).toBe(createHash('md5').update(data).digest('base64'));
+    await store.close();
+  }, 20_000);
+
+  it('a pack file uploaded with its SHA-256 known sends that as the signed payload hash, without an MD5 pass; the server refuses a body that does not match it', async () => {
+    const store = await open(`vouched-${randomBytes(3).toString('hex')}`);
+    const prefix = store.location.slice(`s3://${bucket}/`.length);
+    const data = randomBytes(300_000);
+    const key = packKey(data);
+    const sha256 = key.slice(key.lastIndexOf('/') + 1);
+    const file = `${store.tempPrefix!()}a`;
+    writeFileSync(file, data);
+    const start = proxy.seen.length;
+    expect(await store.putFileNew!(key, file, sha256)).toBe(true);
+    const [put] = proxy.seen.slice(start).filter(isKey('PUT', key));
+    expect(put!.headers['x-amz-content-sha256']).toBe(sha256);
+    expect(put!.headers['content-md5']).toBeUndefined();
+    expect(put!.signature).toBe('valid');
+    expect((await rawGet(moto.endpoint, bucket, `${prefix}/${key}`)).equals(data)).toBe(true);
+    expect(existsSync(file)).toBe(false); // removed once uploaded
+    // A file that is not the content its caller vouched for (damaged on the disk after it was hashed).
+    const meant = randomBytes(50_000);
+    const damaged = `${store.tempPrefix!()}b`;
+    writeFileSync(damaged, randomBytes(50_000));
+    const other = packKey(meant);
+    await expect(store.putFileNew!(other, damaged, other.slice(other.lastIndexOf('/') + 1))).rejects.toThrow(/XAmzContentSHA256Mismatch/);
+    expect(await rawList(moto.endpoint, bucket, `${prefix}/${other}`)).toEqual([]);
+    expect(existsSync(damaged)).toBe(false);
+    // Without a hash, a file goes with its Content-MD5, as before.
+    const plain = `${store.tempPrefix!()}c`;
+    writeFileSync(plain, meant);
+    const before = proxy.seen.length;
+    expect(await store.putFileNew!(other, plain)).toBe(true);
+    const [md5Put] = proxy.seen.slice(before).filter(isKey('PUT', other));
+    expect(md5Put!.headers['content-md5']).toBe(createHash('md5').update(meant).digest('base64'));
+    expect(md5Put!.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
     await store.close();
   }, 20_000);
 
