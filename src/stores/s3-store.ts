@@ -4,13 +4,14 @@
  * and only when an S3 store is opened, so that a user of local repositories never loads it.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, createReadStream, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { closeSync, constants, createReadStream, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { S3Client } from './s3-sdk.js';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
 import { NotFoundError, ScriptoriumError, UsageError } from '../core/errors.js';
@@ -30,12 +31,7 @@ type Sdk = typeof import('./s3-sdk.js');
  */
 async function loadSdk(): Promise<Sdk> {
   const bundle = new URL('../vendor/s3-sdk.js', import.meta.url);
-  try {
-    return (await import(bundle.href)) as Sdk;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND' || !String((err as Error).message).includes(bundle.pathname)) throw err;
-    return import('./s3-sdk.js');
-  }
+  return existsSync(fileURLToPath(bundle)) ? (await import(bundle.href)) as Sdk : import('./s3-sdk.js');
 }
 
 /** The kinds of request the store makes, as counted in {@link S3Store.requestCounts}. */
@@ -217,7 +213,7 @@ export class S3Store implements Store {
    * The SDK adds no checksum of its own (checksums only when required, as on a custom endpoint), so an
    * upload's known SHA-256 can be its signed payload hash (see {@link putFileNew}).
    */
-  readonly #payloadHashes: boolean;
+  #payloadHashes: boolean;
   /** Sizes of packs learned from GET answers (see {@link #rememberSize}). */
   readonly #sizes = new Map<string, Promise<number | undefined>>();
   #closed = false;
@@ -396,7 +392,7 @@ export class S3Store implements Store {
     const full = this.#key(key);
     const file = data instanceof Uint8Array ? undefined : data;
     const body = data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : undefined;
-    const md5 = file ? file.md5 : createHash('md5').update(body!).digest('base64');
+    let md5 = file ? file.md5 : createHash('md5').update(body!).digest('base64');
     const payloadHash = file?.sha256;
     const length = file ? file.size : body!.length;
     const immutable = this.#isImmutable(key);
@@ -407,17 +403,20 @@ export class S3Store implements Store {
       // A conditional put found unsupported (501) on an earlier attempt: never retried unconditionally.
       if (ifAbsent && !this.capabilities.conditionalPut) throw new ScriptoriumError('E_UNSUPPORTED', `s3: ${this.location} does not support conditional puts`);
       const conditional = (immutable || ifAbsent) && this.capabilities.conditionalPut;
+      // Signed with its SHA-256, unless the bucket asked for a Content-MD5 after all (below).
+      const signed = payloadHash !== undefined && this.#payloadHashes;
+      if (!signed && md5 === undefined) md5 = uploadFile(file!.path).md5;
       // A file is read afresh for every attempt, in small pieces, straight to the socket.
       const stream = file && file.size > 0 ? createReadStream(file.path, { highWaterMark: UPLOAD_PIECE, end: file.size - 1 }) : undefined;
       try {
         const command = new this.#sdk.PutObjectCommand({
           Bucket: this.#bucket, Key: full, Body: stream ?? body ?? Buffer.alloc(0), ContentLength: length,
-          ...(md5 !== undefined ? { ContentMD5: md5 } : {}),
+          ...(!signed ? { ContentMD5: md5 } : {}),
           ...(conditional ? { IfNoneMatch: '*' } : {}),
           ...(meta ? { Metadata: { [LOCK_META]: `${meta.mode};${meta.days}` } } : {}),
           ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + lock.days * 86_400_000) } : {}),
         });
-        if (payloadHash !== undefined) {
+        if (signed) {
           // The signer signs a payload hash it finds in the headers as it is (else a stream's is UNSIGNED-PAYLOAD).
           command.middlewareStack.add((next) => (args) => {
             (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = payloadHash;
@@ -432,6 +431,13 @@ export class S3Store implements Store {
         if (conditional && (status === 412 || codeOf(err) === 'PreconditionFailed')) return 'existed';
         // A conditional write still in flight elsewhere: the other writer's object will be the same.
         if (conditional && status === 409 && codeOf(err) === 'ConditionalRequestConflict') throw new TransientError('conditional put conflict');
+        // A bucket with a default Object Lock retention (set outside scriptorium) wants a Content-MD5 on
+        // every upload: from now on each carries one, this one on its next attempt.
+        if (signed && status === 400 && (codeOf(err) === 'MissingUploadObjectWithObjectLockHeaders' || /content-md5/i.test(String((err as Error).message)))) {
+          this.#payloadHashes = false;
+          this.#log(`s3: ${this.location}: the bucket asks for a Content-MD5 with every upload (${codeOf(err)}); uploads carry one from now on`);
+          throw new TransientError('the bucket asks for a Content-MD5');
+        }
         if (conditional && status === 501) {
           this.capabilities.conditionalPut = false;
           this.#log(`s3: ${this.location}: the server does not implement If-None-Match on put; immutable objects are now written unconditionally`);

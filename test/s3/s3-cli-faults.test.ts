@@ -121,7 +121,7 @@ describe.skipIf(!MOTO)('backup and restore to S3 through faults (CLI, moto_serve
 
   // The SDK's provider chain (environment, then profiles, then instance metadata) loads its providers
   // lazily, inside the bundled SDK: a profile's keys and region must reach every signature.
-  it('takes credentials and region from an AWS profile, with no AWS_* keys in the environment', async () => {
+  it('takes credentials and region from an AWS profile, with no AWS_* keys in the environment (and packs go up signed with their SHA-256)', async () => {
     const dir = tempDir('s3-profile');
     const db = demoDb(dir, 300);
     const { writeFileSync } = await import('node:fs');
@@ -150,6 +150,13 @@ describe.skipIf(!MOTO)('backup and restore to S3 through faults (CLI, moto_serve
       expect(String(r.headers.authorization)).toMatch(/\/eu-west-3\/s3\/aws4_request/);
     }
     expect(proxy.signatureProblems).toEqual([]);
+    // The backup's packs went up signed with their own SHA-256 (their name), without an MD5 of them.
+    const packs = sent.filter((r) => r.kind === 'PUT' && r.key.includes('/packs/'));
+    expect(packs.length).toBeGreaterThan(0);
+    for (const r of packs) {
+      expect(r.headers['x-amz-content-sha256']).toBe(r.key.slice(r.key.lastIndexOf('/') + 1));
+      expect(r.headers['content-md5']).toBeUndefined();
+    }
     // The control: with no profile and no keys, nothing is sent and the error says where keys come from.
     const before = proxy.seen.length;
     const none = await run(['snapshots'], repo, profile({ AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_CONFIG_FILE: join(dir, 'none'), AWS_EC2_METADATA_DISABLED: 'true' }));

@@ -70,6 +70,38 @@ describe.skipIf(!MOTO)('Object Lock (moto_server)', () => {
     await ok(['verify', '--repo', repo, '--read-data']);
   }, 120_000);
 
+  // A retention scriptorium did not set: S3 then wants a Content-MD5 (or a checksum) on every upload,
+  // and refuses a pack signed with its SHA-256 alone.
+  it('backs up into a bucket whose default Object Lock retention was set outside scriptorium', async () => {
+    const { S3Client, PutObjectLockConfigurationCommand } = await import('@aws-sdk/client-s3');
+    await createBucket(moto.endpoint, 'default-held', true);
+    const client = new S3Client({
+      endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true,
+      credentials: { accessKeyId: TEST_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: TEST_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+    });
+    await client.send(new PutObjectLockConfigurationCommand({
+      Bucket: 'default-held', ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } } },
+    }));
+    client.destroy();
+    const dir = tempDir('s3-default-held');
+    const db = demoDb(dir, 3000);
+    const repo = 's3://default-held/app';
+    await ok(['init', '--repo', repo, '--json']);
+    const start = proxy.seen.length;
+    const backup = await ok(['backup', db, '--repo', repo, '--json', '--debug']);
+    expect(backup.stderr).toMatch(/asks for a Content-MD5 with every upload/);
+    const packPuts = proxy.seen.slice(start).filter((r) => r.kind === 'PUT' && r.key.includes('/packs/'));
+    expect(packPuts.length).toBeGreaterThanOrEqual(2); // the refused one, then each pack with its MD5
+    expect(packPuts[0]!.headers['content-md5']).toBeUndefined();
+    expect(packPuts.slice(1).every((r) => typeof r.headers['content-md5'] === 'string')).toBe(true);
+    const packs = (await rawList(moto.endpoint, 'default-held', 'app/packs/'));
+    expect(packs.length).toBeGreaterThan(0);
+    expect((await rawRetention(moto.endpoint, 'default-held', packs[0]!)).mode).toBe('GOVERNANCE');
+    const into = join(dir, 'restored.db');
+    await ok(['restore', 'latest', '--repo', repo, '--into', into, '--json']);
+    await ok(['verify', '--read-data', '--repo', repo, '--json']);
+  }, 120_000);
+
   it('refuses --object-lock on a bucket without Object Lock, and on a local directory', async () => {
     const noLock = await run(['init', '--repo', 's3://unlocked/app', '--object-lock', '7']);
     expect(noLock.code).not.toBe(0);
