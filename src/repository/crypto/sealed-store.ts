@@ -86,7 +86,7 @@ export class SealedStore implements Store {
    * sealFiles): the repository id and the data objects' secret bound into every pack's seal, and where
    * its files go (temporary files of the base, moved into place by {@link putSealedFile}). Undefined
    * when packs are sealed to a recipient (public-key mode: an X25519 exchange a pack, done here) or the
-   * base store takes no files (S3): the packs then come through {@link put} as before.
+   * base store takes no files (the memory store): the packs then come through {@link put}.
    */
   packSealing(): { repositoryId: string; secret: Buffer; tempPrefix: () => string } | undefined {
     const key = this.#crypto.sealKey('packs');
