@@ -110,9 +110,9 @@ function parseConfigEntry(entry: Buffer, location: string): { data: Buffer; lock
 interface UploadFile {
   path: string;
   size: number;
-  /** The Content-MD5 sent with it (base64), or, when the upload is checked by its SHA-256 instead, undefined. */
+  /** Its Content-MD5 (base64); not read when its SHA-256 is known (read later if it is needed after all). */
   md5: string | undefined;
-  /** The SHA-256 (hex) of its content that the caller vouched for, sent as the signed payload hash. */
+  /** The SHA-256 (hex) of its content that the caller vouched for, sent as the signed payload hash where it can be. */
   sha256?: string;
 }
 
@@ -368,13 +368,8 @@ export class S3Store implements Store {
       if (CACHED_PREFIXES.some((p) => key.startsWith(p)) || key.startsWith(KEYS) || key === 'config') {
         return await this.putNew(key, await readFile(path));
       }
-      // With the content's SHA-256 known, the server checks the upload against it, as the payload hash
-      // SigV4 signs (AWS S3 answers XAmzContentSHA256Mismatch to a body that does not match it, as servers
-      // that verify SigV4 do), and a file damaged on the disk since it was hashed is refused: no MD5 pass over the
-      // file on this thread. Unless the SDK adds checksums of its own (AWS's endpoint), or Object Lock
-      // retention asks for a Content-MD5.
-      const vouched = sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256) && this.#payloadHashes && !(this.#isImmutable(key) && (await this.#lockSettings()));
-      const file = uploadFile(path, vouched ? sha256 : undefined);
+      // With the content's SHA-256 known, the MD5 is read only if #put finds it needs one.
+      const file = uploadFile(path, sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : undefined);
       if (this.#isImmutable(key) && this.capabilities.conditionalPut) return (await this.#put(key, file)) === 'created';
       const existed = await this.has(key);
       await this.#put(key, file);
@@ -403,8 +398,12 @@ export class S3Store implements Store {
       // A conditional put found unsupported (501) on an earlier attempt: never retried unconditionally.
       if (ifAbsent && !this.capabilities.conditionalPut) throw new ScriptoriumError('E_UNSUPPORTED', `s3: ${this.location} does not support conditional puts`);
       const conditional = (immutable || ifAbsent) && this.capabilities.conditionalPut;
-      // Signed with its SHA-256, unless the bucket asked for a Content-MD5 after all (below).
-      const signed = payloadHash !== undefined && this.#payloadHashes;
+      // A file whose SHA-256 is known is signed with it as the payload hash, which the server checks the
+      // upload against (AWS S3 answers XAmzContentSHA256Mismatch, as servers that verify SigV4 do), so a
+      // file damaged on the disk since it was hashed is refused: no MD5 pass over it on this thread.
+      // Unless the SDK adds checksums of its own (AWS's endpoint), Object Lock retention asks for a
+      // Content-MD5, or the bucket did (below).
+      const signed = payloadHash !== undefined && this.#payloadHashes && !lock;
       if (!signed && md5 === undefined) md5 = uploadFile(file!.path).md5;
       // A file is read afresh for every attempt, in small pieces, straight to the socket.
       const stream = file && file.size > 0 ? createReadStream(file.path, { highWaterMark: UPLOAD_PIECE, end: file.size - 1 }) : undefined;
