@@ -142,18 +142,17 @@ export class PostgresCopyTarget {
   }
 
   /**
-   * Runs `statements` in a savepoint; false, with the savepoint rolled back, when one names an object
-   * this transaction cannot see (for a connection beside the main one: a type, sequence, schema or
-   * function only the main transaction has).
+   * Runs `statements` in a savepoint; false, with the savepoint rolled back, when one fails with one of
+   * `codes`: by default, when it names an object this transaction cannot see (for a connection beside
+   * the main one: a type, sequence, schema or function only the main transaction has).
    */
-  async #inSavepoint(statements: () => Promise<void>): Promise<boolean> {
+  async #inSavepoint(statements: () => Promise<void>, codes: readonly string[] = UNSEEN_OBJECT): Promise<boolean> {
     await this.#client.query('SAVEPOINT staged');
     try {
       await statements();
     } catch (err) {
       const code = pgCode(err);
-      // undefined object, table (a sequence in a default), schema, function: the main transaction's.
-      if (code !== undefined && ['42704', '42P01', '3F000', '42883'].includes(code)) {
+      if (code !== undefined && codes.includes(code)) {
         await this.#client.query('ROLLBACK TO SAVEPOINT staged');
         return false;
       }
@@ -223,18 +222,14 @@ export class PostgresCopyTarget {
   async adopt(table: TableSchema, from: string): Promise<boolean> {
     const pg = table.postgres!;
     const at = qualified(from, pg.table);
-    await this.#client.query('SAVEPOINT adopt');
-    try {
-      await this.#client.query(`ALTER TABLE ${at} SET SCHEMA ${quoteIdent(pg.schema)}`);
-    } catch (err) {
-      const code = pgCode(err);
-      if (code === '42P07' || code === '42710') {
-        await this.#client.query('ROLLBACK TO SAVEPOINT adopt');
-        return false;
+    const moved = await this.#inSavepoint(async () => {
+      try {
+        await this.#client.query(`ALTER TABLE ${at} SET SCHEMA ${quoteIdent(pg.schema)}`);
+      } catch (err) {
+        throw pgError(err, `moving table ${JSON.stringify(table.name)} from the staging schema into`, this.location);
       }
-      throw pgError(err, `moving table ${JSON.stringify(table.name)} from the staging schema into`, this.location);
-    }
-    await this.#client.query('RELEASE SAVEPOINT adopt');
+    }, NAME_TAKEN);
+    if (!moved) return false;
     this.#schemaOf.set(table.name, pg.schema);
     this.#loaded.add(table.name);
     await this.#register(table, qualified(pg.schema, pg.table));
@@ -480,6 +475,11 @@ export class StagingArea {
     return left;
   }
 }
+
+/** SQLSTATEs of an undefined object, table (a sequence in a default), schema, function: the main transaction's. */
+const UNSEEN_OBJECT = ['42704', '42P01', '3F000', '42883'];
+/** SQLSTATEs of a relation or other object whose name is taken. */
+const NAME_TAKEN = ['42P07', '42710'];
 
 /** Bytes of one {@link SendBuffers} buffer (a CopyData message; rows may be cut between two). */
 const SEND_BYTES = 256 << 10;
