@@ -167,31 +167,22 @@ export async function restoreIntoPostgres(
       await target.abort();
     });
     /** Creates and loads `entry` in this transaction, through a cache of its own. */
-    const loadHere = async (entry: TableEntry): Promise<void> => {
-      const table = tableOf(schema, entry);
-      await target.createTable(table);
-      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, [entry]) });
+    /** Creates `list` in this transaction, then loads them through one cache that knows their packs' order. */
+    const loadHere = async (list: TableEntry[]): Promise<void> => {
+      for (const entry of list) await target.createTable(tableOf(schema, entry));
+      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, list) });
       try {
-        const loaded = await load(target, cache, table, entry);
-        rows += loaded; // after the await: the other connections add to it meanwhile
-      } finally {
-        await cache.close();
-      }
-    };
-    // This transaction's own tables through one cache; then, as the other connections queue them,
-    // the moves of their staged tables and the tables they could not take.
-    let main: Promise<unknown> = (async () => {
-      for (const entry of own) await target.createTable(tableOf(schema, entry));
-      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, own) });
-      try {
-        for (const entry of own) {
+        for (const entry of list) {
           const loaded = await load(target, cache, tableOf(schema, entry), entry);
-          rows += loaded;
+          rows += loaded; // after the await: the other connections add to it meanwhile
         }
       } finally {
         await cache.close();
       }
-    })();
+    };
+    // This transaction's own tables; then, as the other connections queue them, the moves of their
+    // staged tables and the tables they could not take.
+    let main: Promise<unknown> = loadHere(own);
     const onMain = (task: () => Promise<void>): void => {
       main = main.then(task);
       void guard(main); // a failure stops the others at once, not when they are done
@@ -209,7 +200,7 @@ export async function restoreIntoPostgres(
             // The server takes no more connections (max_connections, the role's limit): this
             // transaction loads the rest of this share.
             if (pgCode(err) !== '53300') throw err;
-            for (const rest of share.slice(i)) onMain(() => loadHere(rest));
+            for (const rest of share.slice(i)) onMain(() => loadHere([rest]));
             return;
           }
           open.add(into);
@@ -221,9 +212,9 @@ export async function restoreIntoPostgres(
               // Moved when this transaction is free; this connection goes on meanwhile.
               onMain(async () => {
                 if (await target.adopt(table, staging!.schemaOf(table))) rows += loaded;
-                else await loadHere(entry); // a name the server gave it is taken here
+                else await loadHere([entry]); // a name the server gave it is taken here
               });
-            } else onMain(() => loadHere(entry)); // it needs an object only this transaction sees
+            } else onMain(() => loadHere([entry])); // it needs an object only this transaction sees
           } finally {
             open.delete(into);
             await into.abort();
