@@ -1,4 +1,5 @@
 /** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff, unlock. */
+import { statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
@@ -6,6 +7,10 @@ import { formatBytes, formatCount, type OutputOptions } from './output.js';
 import { list, wholeNumber } from './options.js';
 import { runOperation } from './run.js';
 import { IDENTITY_ENV } from './age-options.js';
+// Small, and loaded before the command runs, so that deriveKeyEarly starts at once.
+import { PASSWORD_ENV, readPassphrase } from '../core/passphrase.js';
+import { deriveKeyAhead } from '../repository/crypto/repository-crypto.js';
+import { FsStore } from '../stores/fs-store.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -25,7 +30,6 @@ function scryptLogN(): number | undefined {
  */
 async function repoKeys(o: RepoOptions) {
   const { parseIdentityFile } = await import('../codecs/age-keys.js');
-  const { readPassphrase, PASSWORD_ENV } = await import('../core/passphrase.js');
   const { readFileSync } = await import('node:fs');
   const files = o.identity ?? (process.env[IDENTITY_ENV] ? [process.env[IDENTITY_ENV]!] : []);
   const identities = files.flatMap((f) => {
@@ -53,7 +57,6 @@ async function encryptionSettings(o: RepoOptions & { encrypt?: boolean; recipien
     return {};
   }
   const { X25519Recipient } = await import('../codecs/age-keys.js');
-  const { readPassphrase } = await import('../core/passphrase.js');
   const recipient = o.recipient === undefined ? undefined : X25519Recipient.parse(o.recipient);
   const passphrase = await readPassphrase({
     ...(o.passwordFile !== undefined ? { passwordFile: o.passwordFile } : {}), confirm: true,
@@ -66,7 +69,6 @@ async function encryptionSettings(o: RepoOptions & { encrypt?: boolean; recipien
 /** The new passphrase of `key add` / `key passwd`: --new-password-file, SCRIPTORIUM_NEW_PASSWORD, or asked twice. */
 function newPassphrase(o: { newPasswordFile?: string }): () => Promise<Buffer> {
   return async () => {
-    const { readPassphrase } = await import('../core/passphrase.js');
     return readPassphrase({
       ...(o.newPasswordFile !== undefined ? { passwordFile: o.newPasswordFile } : {}),
       env: { SCRIPTORIUM_PASSWORD: process.env.SCRIPTORIUM_NEW_PASSWORD },
@@ -104,6 +106,35 @@ function repoCommand(program: Command, name: string, description: string): Comma
     .option('--debug', 'print stack traces with errors');
 }
 
+/**
+ * Starts the scrypt that opening a local encrypted repository will need (about 0.1 s, which a backup
+ * would spend waiting), so that it runs on the thread pool while the command loads its code and opens
+ * its source; the open takes its result (see deriveAhead). Only with a passphrase that needs no prompt
+ * (--password-file or SCRIPTORIUM_PASSWORD) and no identity. Whatever fails here is left to the open,
+ * which does all of it again and reports it.
+ */
+function deriveKeyEarly(o: RepoOptions): void {
+  const repo = o.repo;
+  if (!repo || /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || (o.identity?.length ?? 0) > 0 || process.env[IDENTITY_ENV]) return;
+  if (o.passwordFile === undefined ? !process.env[PASSWORD_ENV] : !isRegularFile(o.passwordFile)) return; // a pipe is read once, by the open
+  void (async () => {
+    const passphrase = await readPassphrase(o.passwordFile !== undefined ? { passwordFile: o.passwordFile } : {});
+    try {
+      await deriveKeyAhead(new FsStore(repo), passphrase);
+    } finally {
+      passphrase.fill(0);
+    }
+  })().catch(() => undefined);
+}
+
+function isRegularFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
 function repoOf(o: RepoOptions): string {
   if (!o.repo) throw new UsageError('no repository given', { hint: 'Pass --repo <dir> or set SCRIPTORIUM_REPO.' });
   return o.repo;
@@ -114,6 +145,7 @@ function repoOf(o: RepoOptions): string {
  * an S3 repository the result also carries `requests`: the requests made, by kind.
  */
 async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
+  deriveKeyEarly(o);
   await runOperation(o, async (onEvent) => {
     // The history records the requests too (those made until the operation completed: a lock's release comes after).
     const result = await fn((e) => {

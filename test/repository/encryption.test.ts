@@ -11,6 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { backup, init, prune, Repository, restore, verify } from '../../src/repository/index.js';
 import { RepositoryIntegrityError } from '../../src/repository/errors.js';
 import { X25519Identity } from '../../src/codecs/age-keys.js';
+import { derivedAheadWaiting } from '../../src/repository/crypto/key-objects.js';
+import { deriveKeyAhead } from '../../src/repository/crypto/repository-crypto.js';
+import { FsStore } from '../../src/stores/fs-store.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
 
 const CLI = resolve('dist/cli/main.js');
@@ -215,6 +218,48 @@ describe('encrypted repositories through the CLI', { timeout: 180_000 }, () => {
       expect(o).not.toContain(secretKey);
       expect(o).not.toContain('host passphrase');
     }
+  });
+});
+
+describe('a key derived ahead (the CLI starts the scrypt while it loads its code)', { timeout: 180_000 }, () => {
+  it('is taken only by an open of the same key with the same passphrase; one for a wrong passphrase changes nothing', async () => {
+    const dir = tempDir('crypt-ahead');
+    const { repo, db } = await encryptedRepo(dir, 'right one');
+    const store = new FsStore(repo);
+    await deriveKeyAhead(store, Buffer.from('right one'));
+    expect(derivedAheadWaiting()).toBe(true);
+    // Another passphrase at the open: the early result opens nothing for it, and stays.
+    await expectCode(restore('latest', repo, { into: join(dir, 'wrong.db'), ...keys('wrong') }), 'E_AUTH');
+    expect(fs.existsSync(join(dir, 'wrong.db'))).toBe(false);
+    expect(derivedAheadWaiting()).toBe(true);
+    await restore('latest', repo, { into: join(dir, 'right.db'), ...keys('right one') });
+    expect(derivedAheadWaiting()).toBe(false);
+    expect(await engineDigests(join(dir, 'right.db'))).toEqual(await engineDigests(db));
+    // A wrong passphrase ahead: the open derives its own and works.
+    await deriveKeyAhead(store, Buffer.from('wrong'));
+    await backup(db, repo, keys('right one'));
+    expect(derivedAheadWaiting()).toBe(true);
+    // The key changed since (new salt): an early result for the old key is not used for the new one.
+    await deriveKeyAhead(store, Buffer.from('right one'));
+    expect(cli(dir, ['key', 'passwd', '--repo', 'repo'], { SCRIPTORIUM_PASSWORD: 'right one', SCRIPTORIUM_NEW_PASSWORD: 'right one' }).code).toBe(0);
+    await restore('latest', repo, { into: join(dir, 'again.db'), ...keys('right one') });
+    expect(derivedAheadWaiting()).toBe(true);
+    await deriveKeyAhead(store, Buffer.from('x')); // (the next test starts with none of ours matching)
+  });
+
+  it('the CLI still reads a passphrase piped to --password-file /dev/stdin once, at the open', async () => {
+    const dir = tempDir('crypt-pipe');
+    const db = demoDb(dir, 100);
+    expect(cli(dir, ['init', '--encrypt', 'repo'], { SCRIPTORIUM_PASSWORD: 'piped' }).code).toBe(0);
+    for (const args of [['backup', '--repo', 'repo', db], ['restore', 'latest', '--repo', 'repo', '--into', 'out.db']]) {
+      // A real pipe (node's own stdin pipes are sockets, which /dev/stdin does not open).
+      const r = spawnSync('sh', ['-c', 'printf "piped\\n" | "$0" "$@"', process.execPath, CLI, ...args, '--password-file', '/dev/stdin'], {
+        cwd: dir, encoding: 'utf8',
+        env: { ...process.env, SCRIPTORIUM_PASSWORD: undefined, SCRIPTORIUM_IDENTITY_FILE: undefined, SCRIPTORIUM_REPO: undefined },
+      });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    expect(await engineDigests(join(dir, 'out.db'))).toEqual(await engineDigests(db));
   });
 });
 

@@ -97,6 +97,43 @@ async function scryptKey(passphrase: Buffer, salt: Buffer, logN: number, r: numb
   return scryptAsync(passphrase, salt, 32, { N, r, p, maxmem: 129 * N * r * p + (1 << 20) });
 }
 
+/** The most {@link deriveAhead} starts on its own (2^18: 256 MiB): above it only a real open pays. */
+const AHEAD_MAX_LOG_N = 18;
+
+/** A derivation started by {@link deriveAhead}, for the next open of its key with its passphrase. */
+let ahead: { passphrase: Buffer; scrypt: NonNullable<KeyObject['scrypt']>; kek: Promise<Buffer> } | undefined;
+
+/**
+ * Starts, on the thread pool, the scrypt that opening the passphrase key `object` with `passphrase`
+ * will need, and returns at once: the next {@link openWithPassphrase} of a key with the same salt and
+ * parameters, given the same passphrase, takes its result instead of deriving again (once). A caller
+ * starts it while it loads and opens other things; nothing is trusted from it (the open still checks
+ * the key's tag), and an unused one costs only the derivation.
+ */
+export function deriveAhead(object: KeyObject, passphrase: Buffer): void {
+  const s = object.scrypt;
+  if (object.kind !== 'passphrase' || !s || s.logN > AHEAD_MAX_LOG_N) return;
+  const kek = scryptKey(passphrase, Buffer.from(s.salt, 'base64'), s.logN, s.r, s.p);
+  kek.catch(() => undefined); // the open that takes it sees the error; none may go unhandled
+  ahead?.passphrase.fill(0);
+  ahead = { passphrase: Buffer.from(passphrase), scrypt: { ...s }, kek };
+}
+
+/** Whether a derivation {@link deriveAhead} started is waiting to be taken. */
+export function derivedAheadWaiting(): boolean {
+  return ahead !== undefined;
+}
+
+/** The derivation {@link deriveAhead} started for these inputs, taken (undefined when there is none). */
+function takeAhead(passphrase: Buffer, s: NonNullable<KeyObject['scrypt']>): Promise<Buffer> | undefined {
+  const a = ahead;
+  if (!a || a.scrypt.salt !== s.salt || a.scrypt.logN !== s.logN || a.scrypt.r !== s.r || a.scrypt.p !== s.p) return undefined;
+  if (a.passphrase.length !== passphrase.length || !crypto.timingSafeEqual(a.passphrase, passphrase)) return undefined;
+  ahead = undefined;
+  a.passphrase.fill(0);
+  return a.kek;
+}
+
 /** A key object wrapping `secrets` for `passphrase`. */
 export async function passphraseKey(repo: string, id: string, secrets: RepositorySecrets, passphrase: Buffer, logN = DEFAULT_SCRYPT_LOG_N): Promise<KeyObject> {
   const salt = crypto.randomBytes(32);
@@ -153,7 +190,7 @@ export function parseKeyObject(data: Buffer, id: string): KeyObject {
 export async function openWithPassphrase(repo: string, id: string, object: KeyObject, passphrase: Buffer): Promise<RepositorySecrets | undefined> {
   if (object.kind !== 'passphrase') return undefined;
   const s = object.scrypt!;
-  const kek = await scryptKey(passphrase, Buffer.from(s.salt, 'base64'), s.logN, s.r, s.p);
+  const kek = await (takeAhead(passphrase, s) ?? scryptKey(passphrase, Buffer.from(s.salt, 'base64'), s.logN, s.r, s.p));
   const plain = gcmOpen(kek, Buffer.from(object.sealed, 'base64'), ad(repo, id, object));
   kek.fill(0);
   if (!plain) return undefined;

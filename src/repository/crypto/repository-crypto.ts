@@ -9,7 +9,7 @@ import { AuthError, IntegrityError, UsageError } from '../../core/errors.js';
 import { X25519Recipient, type X25519Identity } from '../../codecs/age-keys.js';
 import type { Store } from '../../stores/store.js';
 import {
-  keyKey, MAX_KEY_OBJECT_BYTES, newKeyId, openWithIdentity, openWithPassphrase, parseKeyObject, passphraseKey, recipientKey,
+  deriveAhead, keyKey, MAX_KEY_OBJECT_BYTES, newKeyId, openWithIdentity, openWithPassphrase, parseKeyObject, passphraseKey, recipientKey,
   wrongKey, type EncryptionMode, type KeyObject, type RepositorySecrets,
 } from './key-objects.js';
 import type { OpenKey, SealKey } from './object-seal.js';
@@ -172,6 +172,17 @@ async function readKeys(store: Store, cached = false): Promise<Array<{ id: strin
     }
   }
   return out.sort((a, b) => a.object.created.localeCompare(b.object.created) || a.id.localeCompare(b.id));
+}
+
+/**
+ * Starts the scrypt of the first passphrase key in `store` (the first that {@link unlockRepository}
+ * tries) on the thread pool, for the unlock that follows to take (see deriveAhead): a caller runs it
+ * before it loads the code that opens the repository. Any problem (no keys, a damaged one) is left to
+ * that unlock, which reads the keys again and reports it.
+ */
+export async function deriveKeyAhead(store: Store, passphrase: Buffer): Promise<void> {
+  const first = (await readKeys(store)).find((k) => k.object.kind === 'passphrase');
+  if (first) deriveAhead(first.object, passphrase);
 }
 
 /**
