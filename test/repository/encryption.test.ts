@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { backup, init, prune, Repository, restore, verify } from '../../src/repository/index.js';
 import { RepositoryIntegrityError } from '../../src/repository/errors.js';
 import { X25519Identity } from '../../src/codecs/age-keys.js';
-import { derivedAheadWaiting } from '../../src/repository/crypto/key-objects.js';
+import { aheadCounts } from '../../src/repository/crypto/key-objects.js';
 import { deriveKeyAhead } from '../../src/repository/crypto/repository-crypto.js';
 import { FsStore } from '../../src/stores/fs-store.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
@@ -222,29 +222,34 @@ describe('encrypted repositories through the CLI', { timeout: 180_000 }, () => {
 });
 
 describe('a key derived ahead (the CLI starts the scrypt while it loads its code)', { timeout: 180_000 }, () => {
-  it('is taken only by an open of the same key with the same passphrase; one for a wrong passphrase changes nothing', async () => {
+  it('is taken only by an open of the same key with the same passphrase; any other open derives its own and drops it', async () => {
     const dir = tempDir('crypt-ahead');
     const { repo, db } = await encryptedRepo(dir, 'right one');
     const store = new FsStore(repo);
+    const counts = () => ({ ...aheadCounts });
+    const before = counts();
+    // Another passphrase at the open: the early result opens nothing for it.
     await deriveKeyAhead(store, Buffer.from('right one'));
-    expect(derivedAheadWaiting()).toBe(true);
-    // Another passphrase at the open: the early result opens nothing for it, and stays.
     await expectCode(restore('latest', repo, { into: join(dir, 'wrong.db'), ...keys('wrong') }), 'E_AUTH');
     expect(fs.existsSync(join(dir, 'wrong.db'))).toBe(false);
-    expect(derivedAheadWaiting()).toBe(true);
+    expect(counts()).toEqual({ started: before.started + 1, taken: before.taken });
+    // Dropped by that open: the next one, with the right passphrase, derives its own.
     await restore('latest', repo, { into: join(dir, 'right.db'), ...keys('right one') });
-    expect(derivedAheadWaiting()).toBe(false);
-    expect(await engineDigests(join(dir, 'right.db'))).toEqual(await engineDigests(db));
+    expect(counts().taken).toBe(before.taken);
+    // The same key and passphrase: taken.
+    await deriveKeyAhead(store, Buffer.from('right one'));
+    await restore('latest', repo, { into: join(dir, 'right2.db'), ...keys('right one') });
+    expect(counts()).toEqual({ started: before.started + 2, taken: before.taken + 1 });
+    expect(await engineDigests(join(dir, 'right2.db'))).toEqual(await engineDigests(db));
     // A wrong passphrase ahead: the open derives its own and works.
     await deriveKeyAhead(store, Buffer.from('wrong'));
     await backup(db, repo, keys('right one'));
-    expect(derivedAheadWaiting()).toBe(true);
+    expect(counts().taken).toBe(before.taken + 1);
     // The key changed since (new salt): an early result for the old key is not used for the new one.
     await deriveKeyAhead(store, Buffer.from('right one'));
     expect(cli(dir, ['key', 'passwd', '--repo', 'repo'], { SCRIPTORIUM_PASSWORD: 'right one', SCRIPTORIUM_NEW_PASSWORD: 'right one' }).code).toBe(0);
     await restore('latest', repo, { into: join(dir, 'again.db'), ...keys('right one') });
-    expect(derivedAheadWaiting()).toBe(true);
-    await deriveKeyAhead(store, Buffer.from('x')); // (the next test starts with none of ours matching)
+    expect(counts()).toEqual({ started: before.started + 4, taken: before.taken + 1 });
   });
 
   it('the CLI still reads a passphrase piped to --password-file /dev/stdin once, at the open', async () => {

@@ -115,13 +115,18 @@ export function deriveAhead(object: KeyObject, passphrase: Buffer): void {
   if (object.kind !== 'passphrase' || !s || s.logN > AHEAD_MAX_LOG_N) return;
   const kek = scryptKey(passphrase, Buffer.from(s.salt, 'base64'), s.logN, s.r, s.p);
   kek.catch(() => undefined); // the open that takes it sees the error; none may go unhandled
-  ahead?.passphrase.fill(0);
+  dropAhead();
   ahead = { passphrase: Buffer.from(passphrase), scrypt: { ...s }, kek };
+  aheadCounts.started++;
 }
 
-/** Whether a derivation {@link deriveAhead} started is waiting to be taken. */
-export function derivedAheadWaiting(): boolean {
-  return ahead !== undefined;
+/** Derivations {@link deriveAhead} started, and those an open took. */
+export const aheadCounts = { started: 0, taken: 0 };
+
+/** Drops a derivation {@link deriveAhead} started and no open took, wiping its copy of the passphrase. */
+export function dropAhead(): void {
+  ahead?.passphrase.fill(0);
+  ahead = undefined;
 }
 
 /** The derivation {@link deriveAhead} started for these inputs, taken (undefined when there is none). */
@@ -129,8 +134,8 @@ function takeAhead(passphrase: Buffer, s: NonNullable<KeyObject['scrypt']>): Pro
   const a = ahead;
   if (!a || a.scrypt.salt !== s.salt || a.scrypt.logN !== s.logN || a.scrypt.r !== s.r || a.scrypt.p !== s.p) return undefined;
   if (a.passphrase.length !== passphrase.length || !crypto.timingSafeEqual(a.passphrase, passphrase)) return undefined;
-  ahead = undefined;
-  a.passphrase.fill(0);
+  dropAhead();
+  aheadCounts.taken++;
   return a.kek;
 }
 

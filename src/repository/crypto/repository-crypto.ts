@@ -9,7 +9,7 @@ import { AuthError, IntegrityError, UsageError } from '../../core/errors.js';
 import { X25519Recipient, type X25519Identity } from '../../codecs/age-keys.js';
 import type { Store } from '../../stores/store.js';
 import {
-  deriveAhead, keyKey, MAX_KEY_OBJECT_BYTES, newKeyId, openWithIdentity, openWithPassphrase, parseKeyObject, passphraseKey, recipientKey,
+  deriveAhead, dropAhead, keyKey, MAX_KEY_OBJECT_BYTES, newKeyId, openWithIdentity, openWithPassphrase, parseKeyObject, passphraseKey, recipientKey,
   wrongKey, type EncryptionMode, type KeyObject, type RepositorySecrets,
 } from './key-objects.js';
 import type { OpenKey, SealKey } from './object-seal.js';
@@ -198,6 +198,14 @@ export async function deriveKeyAhead(store: Store, passphrase: Buffer): Promise<
  * from the store again. An identity never opens a cached key (a recipient key can be made by anyone).
  */
 export async function unlockRepository(store: Store, repositoryId: string, encryption: EncryptionConfig, keys: RepositoryKeys = {}, cachedKeys = false): Promise<RepositoryCrypto> {
+  try {
+    return await unlock(store, repositoryId, encryption, keys, cachedKeys);
+  } finally {
+    dropAhead(); // an early derivation this open did not take is of no further use
+  }
+}
+
+async function unlock(store: Store, repositoryId: string, encryption: EncryptionConfig, keys: RepositoryKeys, cachedKeys: boolean): Promise<RepositoryCrypto> {
   let fromCache = cachedKeys && (keys.identities?.length ?? 0) === 0 && keys.passphrase !== undefined;
   let objects = await readKeys(store, fromCache);
   if (fromCache && objects.length === 0) {
