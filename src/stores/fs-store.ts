@@ -1,7 +1,7 @@
 /** A Store in a local directory: one file per key, written to a temporary name, synced, then renamed. */
 import { randomBytes } from 'node:crypto';
 import { constants as bufferLimits } from 'node:buffer';
-import { constants, lstatSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, openSync, type Dirent, type Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { HOST_TAG, processRuns } from '../core/atomic-file.js';
@@ -161,12 +161,13 @@ export class FsStore implements Store {
       try {
         await this.#checkFolders('put', key);
         // The writer (native code) created it with its own mode: make it private before it is an object.
-        const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+        // (Synchronous, as #checkFolders: metadata only, where the thread pool's round trips cost more.)
+        const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
         try {
-          if (!(await handle.stat()).isFile()) throw new TypeError(`FsStore.putFile: ${path} is not a regular file`);
-          await handle.chmod(FILE_MODE);
+          if (!fstatSync(fd).isFile()) throw new TypeError(`FsStore.putFile: ${path} is not a regular file`);
+          fchmodSync(fd, FILE_MODE);
         } finally {
-          await handle.close();
+          closeSync(fd);
         }
         [, created] = await this.#inDirectory(key, dir, () => rename(path, final));
       } catch (err) {
