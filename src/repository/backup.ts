@@ -129,6 +129,13 @@ const readFd = promisify(readCallback);
 const closeFd = promisify(closeCallback);
 /** Packs being stored while the next one fills. */
 const IN_FLIGHT = 2;
+/**
+ * The same, for a remote store uploading the packer's files: an upload waits on the network and the
+ * server, not on this process, and holds no pack in memory (it reads the file in small pieces). A
+ * first backup of 1M rows to moto_server, 4 alternated runs: 1.955 s with 2, 1.89 with 4, 1.885 with 6;
+ * a local disk gains nothing (1.32 against 1.31 s).
+ */
+const REMOTE_FILES_IN_FLIGHT = 4;
 /** Sealed packs the native packer may be compressing before a seal waits for the oldest. */
 const COMPRESS_AHEAD = 2;
 /** Packs per index file written during a backup. */
@@ -181,6 +188,8 @@ class SnapshotWriter {
   /** The manifest is stored: the snapshot exists, and nothing of it may be removed any more. */
   #committed = false;
   readonly #inFlight: Array<Promise<StoredPack>> = [];
+  /** Packs stored at once before a new one waits (see {@link REMOTE_FILES_IN_FLIGHT}). */
+  #inFlightMax = IN_FLIGHT;
   /** The buffer index files are built in (reused). */
   #indexBuffer: Buffer = Buffer.alloc(0);
   /**
@@ -195,7 +204,7 @@ class SnapshotWriter {
    * Id buffers: one per pack from its seal until its index file is written, so enough for them all.
    * Fewer, and every index file would drop the rest as garbage that only a full collection frees.
    */
-  readonly #idBuffers = new BufferPool(INDEX_PACKS + IN_FLIGHT + COMPRESS_AHEAD + 2);
+  readonly #idBuffers = new BufferPool(INDEX_PACKS + REMOTE_FILES_IN_FLIGHT + COMPRESS_AHEAD + 2);
   #lastIndexFile: { hash: string; packs: Map<string, Buffer> } | undefined;
   #packOrdinal = -1;
   #chunks = 0;
@@ -369,7 +378,10 @@ class SnapshotWriter {
       // On a local disk the packer writes the files too: then no pack enters the V8 heap, and no
       // collection is needed to free them. (Not the packs to gzip: they come here to be compressed.)
       const { store } = this.#repo;
-      if (this.#native && !this.#regzip && store.tempPrefix && store.putFile) this.#native.writeFiles(store.tempPrefix());
+      if (this.#native && !this.#regzip && store.tempPrefix && store.putFile) {
+        this.#native.writeFiles(store.tempPrefix());
+        if (store.capabilities.remote) this.#inFlightMax = REMOTE_FILES_IN_FLIGHT;
+      }
       // An encrypted repository's packs too, sealed on the packer's thread where the extension can
       // (same bytes as the SealedStore's): the plain backup's path, and no AES-GCM on the main thread.
       // (Not in a gzip repository: its packs come here to be gzipped, then the store seals them.)
@@ -377,6 +389,7 @@ class SnapshotWriter {
       if (sealing && this.#native!.sealFiles(sealing.repositoryId, sealing.secret)) {
         this.#native!.writeFiles(sealing.tempPrefix());
         this.#sealedFiles = store as SealedStore;
+        if (store.capabilities.remote) this.#inFlightMax = REMOTE_FILES_IN_FLIGHT;
       }
       // A row with a huge value goes through an unnamed temporary file (never held whole), as restic's
       // temporary packs go to TMPDIR; so does a pack too large to hold that the packer cannot write itself.
@@ -588,7 +601,7 @@ class SnapshotWriter {
     if (sealed) this.#put(ordinal, sealed.hash, sealed.file, () => sealed.release());
     // The packer compresses on its own thread: take what it has finished, and wait only when it falls behind.
     this.#takeCompressed(COMPRESS_AHEAD);
-    if (this.#inFlight.length > IN_FLIGHT) await this.#drain(IN_FLIGHT - 1);
+    if (this.#inFlight.length > this.#inFlightMax) await this.#drain(this.#inFlightMax - 1);
   }
 
   /** Hands the native packer's compressed packs to the store, waiting while more than `ahead` are not done. */
