@@ -26,6 +26,11 @@ it.skipIf(!MOTO)('bench --only s3 measures S3 beside a local repository and coun
     expect(byId['backup-s3-unchanged'].requests.total).toBeLessThanOrEqual(6);
     expect(byId['backup-s3-changed'].requests.PUT).toBeGreaterThan(byId['backup-s3-unchanged'].requests.PUT);
     expect(report.ratios.backup).toBeGreaterThan(0);
+    // The first backup and the restore ran in every round, each beside its local twin.
+    expect(report.rounds).toBeGreaterThanOrEqual(3);
+    for (const id of ['backup-local', 'backup-s3', 'restore-s3', 'restore-local']) expect(byId[id].times, id).toHaveLength(report.rounds);
+    expect(report.spread.backup[0]).toBeLessThanOrEqual(report.ratios.backup);
+    expect(report.spread.backup[1]).toBeGreaterThanOrEqual(report.ratios.backup);
     const md = readFileSync(join(out, 'r', files[1]!), 'utf8');
     expect(md).toContain('## S3 (moto_server on loopback)');
     expect(md).toMatch(/unchanged backup: \d+ requests, 0 LIST/);
