@@ -53,7 +53,7 @@ export const S3_TARGETS = { ratio: 1.5, peakRssMB: 100, unchangedRequests: 6 };
 
 const CREDENTIALS = { accessKeyId: 'bench', secretAccessKey: 'bench-secret' };
 /** Rounds of the first backup and the restore, local and S3 side by side. */
-const ROUNDS = 3;
+const ROUNDS = 4;
 
 /** Runs the section on `db` (the largest bench database), in a scratch folder under `workDir`. */
 export async function runS3Bench(o: { db: string; workDir: string; log: (line: string) => void }): Promise<S3BenchReport> {

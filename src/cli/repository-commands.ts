@@ -1,5 +1,6 @@
 /** The repository commands: init, backup, snapshots, restore, verify, forget, prune, diff, unlock. */
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { CompressionCodec, SnapshotSummary } from '../repository/index.js';
@@ -9,8 +10,9 @@ import { runOperation } from './run.js';
 import { IDENTITY_ENV } from './age-options.js';
 // Small, and loaded before the command runs, so that deriveKeyEarly starts at once.
 import { PASSWORD_ENV, readPassphrase } from '../core/passphrase.js';
-import { deriveKeyAhead } from '../repository/crypto/repository-crypto.js';
+import { deriveKeyAhead, dropKeyAhead } from '../repository/crypto/repository-crypto.js';
 import { FsStore } from '../stores/fs-store.js';
+import { locationScheme } from '../stores/registry.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -115,8 +117,9 @@ function repoCommand(program: Command, name: string, description: string): Comma
  */
 function deriveKeyEarly(o: RepoOptions): void {
   const repo = o.repo;
-  if (!repo || /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || (o.identity?.length ?? 0) > 0 || process.env[IDENTITY_ENV]) return;
-  if (o.passwordFile === undefined ? !process.env[PASSWORD_ENV] : !isRegularFile(o.passwordFile)) return; // a pipe is read once, by the open
+  // A plain path (as the store registry reads it): s3://, memory: and file: URLs are left to the open.
+  if (!repo || locationScheme(repo) !== 'file' || /^file:/i.test(repo) || (o.identity?.length ?? 0) > 0 || process.env[IDENTITY_ENV]) return;
+  if (o.passwordFile === undefined ? !process.env[PASSWORD_ENV] : !isPlainFile(o.passwordFile)) return;
   void (async () => {
     const passphrase = await readPassphrase(o.passwordFile !== undefined ? { passwordFile: o.passwordFile } : {});
     try {
@@ -127,9 +130,15 @@ function deriveKeyEarly(o: RepoOptions): void {
   })().catch(() => undefined);
 }
 
-function isRegularFile(file: string): boolean {
+/**
+ * Whether `file` can be read twice with the same answer: a regular file, not a link (/dev/stdin is
+ * one, to a pipe or, on macOS and BSD, to a descriptor whose offset a first read would move) and
+ * nothing under /dev or /proc. Anything else is read once, by the open.
+ */
+function isPlainFile(file: string): boolean {
+  if (/^\/(?:dev|proc)\//.test(resolve(file))) return false;
   try {
-    return statSync(file).isFile();
+    return lstatSync(file).isFile();
   } catch {
     return false;
   }
@@ -142,19 +151,24 @@ function repoOf(o: RepoOptions): string {
 
 /**
  * Runs one operation through the CLI's runner (progress, summary or JSON, errors and exit status). On
- * an S3 repository the result also carries `requests`: the requests made, by kind.
+ * an S3 repository the result also carries `requests`: the requests made, by kind. An operation that
+ * opens the repository (all but init) starts its key's derivation first (see deriveKeyEarly).
  */
-async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string): Promise<void> {
-  deriveKeyEarly(o);
-  await runOperation(o, async (onEvent) => {
-    // The history records the requests too (those made until the operation completed: a lock's release comes after).
-    const result = await fn((e) => {
-      const requests = e.type === 'completed' ? storesOf(o).requests() : undefined;
-      onEvent(requests && e.type === 'completed' ? { ...e, result: { ...e.result, requests } } : e);
-    });
-    const requests = storesOf(o).requests();
-    return requests ? { ...result, requests } : result;
-  }, summary);
+async function act<T extends object>(o: RepoOptions, fn: Parameters<typeof runOperation<T>>[1], summary: (r: T) => string, opensRepository = true): Promise<void> {
+  if (opensRepository) deriveKeyEarly(o);
+  try {
+    await runOperation(o, async (onEvent) => {
+      // The history records the requests too (those made until the operation completed: a lock's release comes after).
+      const result = await fn((e) => {
+        const requests = e.type === 'completed' ? storesOf(o).requests() : undefined;
+        onEvent(requests && e.type === 'completed' ? { ...e, result: { ...e.result, requests } } : e);
+      });
+      const requests = storesOf(o).requests();
+      return requests ? { ...result, requests } : result;
+    }, summary);
+  } finally {
+    dropKeyAhead(); // one that no open took (the command failed before it): its copy of the passphrase goes
+  }
 }
 
 /** The repository code, loaded only by the command that runs (it is not needed to start up). */
@@ -220,7 +234,7 @@ export function registerRepositoryCommands(program: Command): void {
         const location = repo ?? repoOf(o);
         return o.objectLock === undefined ? run(location) : withObjectLock(location, o.objectLock, storesOf(o), run);
       }, (c) => `created repository ${c.id.slice(0, 8)} at ${repo ?? o.repo} (format version ${c.version}, ${c.compression.codec}` +
-        `${c.encryption ? `, encrypted${c.encryption.recipient ? `: data sealed to ${c.encryption.recipient}, readable only with its identity` : ' with a passphrase'}` : ''})`),
+        `${c.encryption ? `, encrypted${c.encryption.recipient ? `: data sealed to ${c.encryption.recipient}, readable only with its identity` : ' with a passphrase'}` : ''})`, false),
     );
 
   repoCommand(program, 'backup', 'take a snapshot of a database (SQLite file or postgres:// URL) into the repository')

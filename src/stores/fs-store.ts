@@ -72,8 +72,10 @@ export class FsStore implements Store {
    * anything else): a key must never resolve outside the root. Missing folders are fine (a put creates
    * them; a read then finds nothing).
    *
-   * Synchronous: a folder's lstat is answered from the kernel's cache in a microsecond or two, where a
-   * round trip through the thread pool costs the main thread ~20-40 µs (a backup makes several hundred).
+   * Synchronous: on a local disk a folder's lstat is answered from the kernel's cache in a microsecond
+   * or two, where a round trip through the thread pool costs the main thread ~20-40 µs (a backup makes
+   * several hundred). On a network file system each may wait for the server (its attribute cache
+   * usually answers); the operation that follows waits for it anyway.
    */
   async #checkFolders(op: string, key: string): Promise<void> {
     const segments = key.split('/');
@@ -162,7 +164,8 @@ export class FsStore implements Store {
         await this.#checkFolders('put', key);
         // The writer (native code) created it with its own mode: make it private before it is an object.
         // (Synchronous, as #checkFolders: metadata only, where the thread pool's round trips cost more.)
-        const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+        // (O_NONBLOCK: a FIFO put in its place must not hang the thread; it is then refused as not a file.)
+        const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
         try {
           if (!fstatSync(fd).isFile()) throw new TypeError(`FsStore.putFile: ${path} is not a regular file`);
           fchmodSync(fd, FILE_MODE);

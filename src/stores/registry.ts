@@ -46,9 +46,7 @@ export async function openStore(location: string, registry: StoreRegistry = defa
   if (typeof location !== 'string' || location.trim() === '') {
     throw new UsageError('no repository given', { hint: 'pass --repo <dir> or set SCRIPTORIUM_REPO' });
   }
-  const match = /^([a-z][a-z0-9+.-]*):/i.exec(location);
-  // A one-letter scheme is a Windows drive letter, not a URL.
-  const scheme = match && match[1].length > 1 ? match[1].toLowerCase() : 'file';
+  const scheme = locationScheme(location);
   const factory = registry.get(scheme);
   if (factory === undefined) {
     throw new UsageError(`unknown repository location scheme "${scheme}:" in ${redact(location)}`, {
@@ -62,4 +60,11 @@ export async function openStore(location: string, registry: StoreRegistry = defa
 export function redact(location: string): string {
   // Up to the last `@`: a secret may itself hold a `/`.
   return location.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/is, '$1***@');
+}
+
+/** The scheme of a repository location that names its store (`file` for a plain path). */
+export function locationScheme(location: string): string {
+  const match = /^([a-z][a-z0-9+.-]*):/i.exec(location);
+  // A one-letter scheme is a Windows drive letter, not a URL.
+  return match && match[1]!.length > 1 ? match[1]!.toLowerCase() : 'file';
 }

@@ -11,8 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { backup, init, prune, Repository, restore, verify } from '../../src/repository/index.js';
 import { RepositoryIntegrityError } from '../../src/repository/errors.js';
 import { X25519Identity } from '../../src/codecs/age-keys.js';
-import { aheadCounts } from '../../src/repository/crypto/key-objects.js';
-import { deriveKeyAhead } from '../../src/repository/crypto/repository-crypto.js';
+import { aheadCounts, passphraseKey } from '../../src/repository/crypto/key-objects.js';
+import { deriveKeyAhead, dropKeyAhead } from '../../src/repository/crypto/repository-crypto.js';
 import { FsStore } from '../../src/stores/fs-store.js';
 import { demoDb, engineDigests, tempDir } from './helpers.js';
 
@@ -250,6 +250,28 @@ describe('a key derived ahead (the CLI starts the scrypt while it loads its code
     expect(cli(dir, ['key', 'passwd', '--repo', 'repo'], { SCRIPTORIUM_PASSWORD: 'right one', SCRIPTORIUM_NEW_PASSWORD: 'right one' }).code).toBe(0);
     await restore('latest', repo, { into: join(dir, 'again.db'), ...keys('right one') });
     expect(counts()).toEqual({ started: before.started + 4, taken: before.taken + 1 });
+  });
+
+  it('starts nothing for a key dearer than the default, nor once an open has ended while it read the keys', async () => {
+    const dir = tempDir('crypt-ahead-bounds');
+    const { repo } = await encryptedRepo(dir, 'pw');
+    const before = { ...aheadCounts };
+    // A key object asking for 2^16 (as a hostile folder may, even one whose config is not encrypted).
+    const dear = await passphraseKey('0'.repeat(64), 'f'.repeat(16), { mode: 'passphrase', meta: Buffer.alloc(32, 1), data: Buffer.alloc(32, 2) }, Buffer.from('pw'), 16);
+    const hostile = join(dir, 'hostile');
+    fs.mkdirSync(join(hostile, 'keys'), { recursive: true });
+    fs.writeFileSync(join(hostile, 'keys', 'f'.repeat(16)), JSON.stringify(dear));
+    await deriveKeyAhead(new FsStore(hostile), Buffer.from('pw'));
+    expect(aheadCounts.started).toBe(before.started);
+    // The keys are still being read when the command's open ends (here: dropped at once).
+    const reading = deriveKeyAhead(new FsStore(repo), Buffer.from('pw'));
+    dropKeyAhead();
+    await reading;
+    expect(aheadCounts.started).toBe(before.started);
+    // Otherwise it starts.
+    await deriveKeyAhead(new FsStore(repo), Buffer.from('pw'));
+    expect(aheadCounts.started).toBe(before.started + 1);
+    dropKeyAhead();
   });
 
   it('the CLI still reads a passphrase piped to --password-file /dev/stdin once, at the open', async () => {

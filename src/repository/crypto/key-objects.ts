@@ -97,8 +97,12 @@ async function scryptKey(passphrase: Buffer, salt: Buffer, logN: number, r: numb
   return scryptAsync(passphrase, salt, 32, { N, r, p, maxmem: 129 * N * r * p + (1 << 20) });
 }
 
-/** The most {@link deriveAhead} starts on its own (2^18: 256 MiB): above it only a real open pays. */
-const AHEAD_MAX_LOG_N = 18;
+/**
+ * The most {@link deriveAhead} starts on its own: the default (32 MiB, ~0.1 s). A key that asks for
+ * more is derived by the open alone, so that an early read of a hostile folder (even one whose config
+ * says it is not encrypted, which no open would then unlock) costs no more than that.
+ */
+const AHEAD_MAX_LOG_N = DEFAULT_SCRYPT_LOG_N;
 
 /** A derivation started by {@link deriveAhead}, for the next open of its key with its passphrase. */
 let ahead: { passphrase: Buffer; scrypt: NonNullable<KeyObject['scrypt']>; kek: Promise<Buffer> } | undefined;
@@ -125,7 +129,9 @@ export const aheadCounts = { started: 0, taken: 0 };
 
 /** Drops a derivation {@link deriveAhead} started and no open took, wiping its copy of the passphrase. */
 export function dropAhead(): void {
-  ahead?.passphrase.fill(0);
+  if (!ahead) return;
+  ahead.passphrase.fill(0);
+  ahead.kek.then((kek) => kek.fill(0), () => undefined);
   ahead = undefined;
 }
 
@@ -134,9 +140,10 @@ function takeAhead(passphrase: Buffer, s: NonNullable<KeyObject['scrypt']>): Pro
   const a = ahead;
   if (!a || a.scrypt.salt !== s.salt || a.scrypt.logN !== s.logN || a.scrypt.r !== s.r || a.scrypt.p !== s.p) return undefined;
   if (a.passphrase.length !== passphrase.length || !crypto.timingSafeEqual(a.passphrase, passphrase)) return undefined;
-  dropAhead();
+  ahead = undefined;
+  a.passphrase.fill(0);
   aheadCounts.taken++;
-  return a.kek;
+  return a.kek; // wiped by the open that takes it
 }
 
 /** A key object wrapping `secrets` for `passphrase`. */

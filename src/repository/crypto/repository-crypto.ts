@@ -181,8 +181,19 @@ async function readKeys(store: Store, cached = false): Promise<Array<{ id: strin
  * that unlock, which reads the keys again and reports it.
  */
 export async function deriveKeyAhead(store: Store, passphrase: Buffer): Promise<void> {
+  const epoch = opens;
   const first = (await readKeys(store)).find((k) => k.object.kind === 'passphrase');
-  if (first) deriveAhead(first.object, passphrase);
+  // An open that ended meanwhile has derived its own: this one would only cost, and stay.
+  if (first && epoch === opens) deriveAhead(first.object, passphrase);
+}
+
+/** Unlocks ended (see {@link deriveKeyAhead}). */
+let opens = 0;
+
+/** Drops an early derivation no open took (when the command is done), and any still being read. */
+export function dropKeyAhead(): void {
+  opens++;
+  dropAhead();
 }
 
 /**
@@ -201,7 +212,7 @@ export async function unlockRepository(store: Store, repositoryId: string, encry
   try {
     return await unlock(store, repositoryId, encryption, keys, cachedKeys);
   } finally {
-    dropAhead(); // an early derivation this open did not take is of no further use
+    dropKeyAhead(); // an early derivation this open did not take is of no further use
   }
 }
 
