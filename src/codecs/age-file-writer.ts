@@ -23,7 +23,9 @@ const FLUSH_EVERY = 16 << 20;
 
 /**
  * The worker: seals each block's chunks in order (counter from 0, the last chunk of the last block
- * flagged) and writes each block's ciphertext at its offset with one positional writev.
+ * flagged) and writes each block's ciphertext at its offset with one positional writev. Every
+ * FLUSH_EVERY bytes it starts an fdatasync without waiting for it: a synchronous one held the worker
+ * ~14 ms each, 138 ms of a 1M-row export (CPU profile), while the export's blocks waited for it.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -46,8 +48,13 @@ try {
 let sinceCollect = 0;
 const nonce = Buffer.alloc(12);
 let counter = 0, position = start, since = 0;
+// A flush runs on the thread pool while this thread seals and writes on (as BackgroundFlusher): one at
+// a time; its error is reported with the next block; the last block is answered once it is done.
+let flushing = false, flushError, afterFlush;
+const fail = (err) => parentPort.postMessage({ error: String(err && err.message || err), code: err && err.code });
 parentPort.on('message', ({ block, length, last }) => {
   try {
+    if (flushError) throw flushError;
     const data = Buffer.from(block, 0, length);
     const out = [];
     for (let at = 0; at < length || (last && at === 0 && length === 0); at += chunk) {
@@ -83,10 +90,22 @@ parentPort.on('message', ({ block, length, last }) => {
       sinceCollect = 0;
       collect({ type: 'minor', execution: 'sync' });
     }
-    if (since >= flushEvery && !last) { since = 0; fs.fdatasyncSync(fd); }
-    parentPort.postMessage({ done: true, block }, [block]);
+    if (since >= flushEvery && !last && !flushing) {
+      since = 0;
+      flushing = true;
+      fs.fdatasync(fd, (err) => {
+        flushing = false;
+        if (err) flushError = err;
+        const then = afterFlush;
+        afterFlush = undefined;
+        if (then) then();
+      });
+    }
+    const answer = () => (flushError ? fail(flushError) : parentPort.postMessage({ done: true, block }, [block]));
+    if (last && flushing) afterFlush = answer;
+    else answer();
   } catch (err) {
-    parentPort.postMessage({ error: String(err && err.message || err), code: err && err.code });
+    fail(err);
   }
 });
 `;
