@@ -180,9 +180,23 @@ export async function restoreIntoPostgres(
         await cache.close();
       }
     };
-    // This transaction's own tables; then, as the other connections queue them, the moves of their
-    // staged tables and the tables they could not take.
-    let main: Promise<unknown> = loadHere(own);
+    // Once its own tables are in, this transaction takes the tables no other connection has started
+    // (the last of the largest remaining share first; the workers take theirs from the front), so
+    // that it does not idle while a worker still has a queue: the shares are balanced by bytes, and
+    // index builds are not (1M demo rows: this connection was idle 0.44 s of a 3.2 s restore while its
+    // worker loaded, indexed and read back the last, small table).
+    const bytesOf = (q: TableEntry[]): number => q.reduce((n, e) => n + e.bytes, 0);
+    const takeOver = async (): Promise<void> => {
+      for (;;) {
+        if (failed) return;
+        const share = staged.filter((q) => q.length > 0).sort((a, b) => bytesOf(b) - bytesOf(a))[0];
+        if (!share) return;
+        await loadHere([share.pop()!]);
+      }
+    };
+    // This transaction's own tables and those it takes over; then, as the other connections queue
+    // them, the moves of their staged tables and the tables they could not take.
+    let main: Promise<unknown> = loadHere(own).then(takeOver);
     const onMain = (task: () => Promise<void>): void => {
       main = main.then(task);
       void guard(main); // a failure stops the others at once, not when they are done
@@ -190,7 +204,8 @@ export async function restoreIntoPostgres(
     const worker = async (share: TableEntry[]): Promise<void> => {
       const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, share) });
       try {
-        for (const [i, entry] of share.entries()) {
+        // Taken from the front, one at a time: what is left may be taken over by this transaction.
+        for (let entry = share.shift(); entry !== undefined; entry = share.shift()) {
           if (failed) return;
           const table = tableOf(schema, entry);
           let into: CopyTarget;
@@ -200,7 +215,7 @@ export async function restoreIntoPostgres(
             // The server takes no more connections (max_connections, the role's limit): this
             // transaction loads the rest of this share.
             if (pgCode(err) !== '53300') throw err;
-            for (const rest of share.slice(i)) onMain(() => loadHere([rest]));
+            for (const rest of [entry, ...share.splice(0)]) onMain(() => loadHere([rest]));
             return;
           }
           open.add(into);
