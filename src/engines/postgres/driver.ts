@@ -36,7 +36,7 @@ export function loadDriver(): Promise<PgDriver> {
   loaded ??= (async () => {
     const load = async (name: string): Promise<Record<string, unknown>> => {
       try {
-        return (await import(name)) as Record<string, unknown>;
+        return (await (name === 'pg' ? withoutFetchProbe(() => import(name)) : import(name))) as Record<string, unknown>;
       } catch (err) {
         throw new ScriptoriumError('E_UNSUPPORTED', `postgres: the driver package ${name} cannot be loaded: ${(err as Error).message}`, {
           hint: `PostgreSQL locations need the npm packages pg and pg-copy-streams: npm install pg pg-copy-streams`,
@@ -54,4 +54,22 @@ export function loadDriver(): Promise<PgDriver> {
     loaded = undefined;
   });
   return loaded;
+}
+
+/**
+ * Runs `fn` (the import of `pg`) with a `navigator` that says Node.js when there is none (Node 20), as
+ * Node 21 and later have. `pg` asks when it loads whether it runs in a Cloudflare Worker; without a
+ * navigator it answers by constructing a fetch Response, which makes Node load its fetch implementation
+ * (undici): ~40 ms of every PostgreSQL command's start on Node 20 (CPU profile). The global is removed
+ * once the import is done.
+ */
+async function withoutFetchProbe<T>(fn: () => Promise<T>): Promise<T> {
+  const g = globalThis as { navigator?: unknown };
+  if (g.navigator !== undefined) return fn();
+  Object.defineProperty(g, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true, writable: true });
+  try {
+    return await fn();
+  } finally {
+    delete g.navigator;
+  }
 }
