@@ -137,9 +137,10 @@ export async function restoreIntoPostgres(
   try {
     await target.begin(schema);
     // `jobs` connections load at once: this one, and jobs - 1 that stage their tables. Each one's
-    // tables are known before it starts (the largest first, each to the connection with the fewest
+    // share is planned before it starts (the largest first, each to the connection with the fewest
     // bytes so far; the small ones are this connection's), so it reads them through one cache that
-    // knows their packs' order.
+    // knows their packs' order; this one may take over the end of another's share (takeOver below),
+    // whose cache then reads ahead (a remote store: 2 packs) for tables it will not load.
     const shares = Array.from({ length: Math.max(1, Math.min(jobs, MAX_CONNECTIONS)) }, () => ({ bytes: 0, entries: [] as TableEntry[] }));
     for (const entry of [...entries].sort((a, b) => b.bytes - a.bytes)) {
       const least = entry.bytes < STAGED_MIN_BYTES ? shares[0]! : shares.reduce((a, b) => (b.bytes < a.bytes ? b : a));
@@ -166,18 +167,20 @@ export async function restoreIntoPostgres(
       for (const into of open) await into.abort();
       await target.abort();
     });
-    /** Creates and loads `entry` in this transaction, through a cache of its own. */
-    /** Creates `list` in this transaction, then loads them through one cache that knows their packs' order. */
-    const loadHere = async (list: TableEntry[]): Promise<void> => {
+    /**
+     * Creates `list` in this transaction, then loads them through one cache that knows their packs'
+     * order, or through `shared` (kept open: its close collects garbage, ~20 ms of this thread).
+     */
+    const loadHere = async (list: TableEntry[], shared?: PackCache): Promise<void> => {
       for (const entry of list) await target.createTable(tableOf(schema, entry));
-      const cache = new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, list) });
+      const cache = shared ?? new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES, order: packOrder(snapshot, list) });
       try {
         for (const entry of list) {
           const loaded = await load(target, cache, tableOf(schema, entry), entry);
           rows += loaded; // after the await: the other connections add to it meanwhile
         }
       } finally {
-        await cache.close();
+        if (!shared) await cache.close();
       }
     };
     // Once its own tables are in, this transaction takes the tables no other connection has started
@@ -187,11 +190,17 @@ export async function restoreIntoPostgres(
     // worker loaded, indexed and read back the last, small table).
     const bytesOf = (q: TableEntry[]): number => q.reduce((n, e) => n + e.bytes, 0);
     const takeOver = async (): Promise<void> => {
-      for (;;) {
-        if (failed) return;
-        const share = staged.filter((q) => q.length > 0).sort((a, b) => bytesOf(b) - bytesOf(a))[0];
-        if (!share) return;
-        await loadHere([share.pop()!]);
+      let cache: PackCache | undefined; // one for all it takes (their order is not known in advance)
+      try {
+        for (;;) {
+          if (failed) return;
+          const share = staged.filter((q) => q.length > 0).sort((a, b) => bytesOf(b) - bytesOf(a))[0];
+          if (!share) return;
+          cache ??= new PackCache(repo, { recycle: true, lazyAbove: LAZY_PACK_BYTES });
+          await loadHere([share.pop()!], cache);
+        }
+      } finally {
+        await cache?.close();
       }
     };
     // This transaction's own tables and those it takes over; then, as the other connections queue

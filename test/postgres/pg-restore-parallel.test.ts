@@ -183,12 +183,41 @@ describe.skipIf(PG_SKIP)('PostgreSQL restore: parallel loads through staging sch
     await restore('latest', repo, { into: dst, jobs: 2, readBack: false });
     const ran = (await textRows(dst, 'SELECT query FROM ddl_log ORDER BY n')).map((r) => String(r[0]));
     await runSql(dst, DROP_DDL_LOG);
-    // big_a is the main connection's; app.big_b then big_c are the other's (big_c falls back).
+    // big_a is the main connection's; app.big_b then big_c are the other's (big_c falls back, or the
+    // main transaction takes it over before the other connection gets to it: it lands there either way).
     const at = (re: RegExp): number => ran.findIndex((q) => re.test(q));
     const stagedB = at(/^CREATE TABLE "scriptorium_restore_[0-9a-f]{8}_\d+"\."big_b" \(/);
     expect(stagedB).toBeGreaterThanOrEqual(0);
     expect(at(/^CREATE TABLE "public"\."big_c" \(/)).toBeGreaterThan(stagedB);
     expect(await textRows(dst, LEFT)).toEqual([['app.big_b'], ['public.big_a'], ['public.big_c'], ['public.small']]);
+    expect(await describeDatabase(dst)).toEqual(await describeDatabase(src));
+  });
+
+  it('--jobs 2, a large table and four others queued on the second connection: each table is created once (staged or taken over by the main transaction), and the database is the same', async () => {
+    // The shares are balanced by bytes: a_big is the main connection's, q1..q4 the other's, in turn.
+    // Once a_big is in, the main transaction takes over those the other has not started (how many
+    // depends on timing); whichever connection loads a table, it must be loaded exactly once.
+    const src = await freshDatabase('partake');
+    await runSql(src, `
+      CREATE TABLE a_big (id integer PRIMARY KEY, body text NOT NULL);
+      ${[1, 2, 3, 4].map((k) => `CREATE TABLE q${k} (id integer PRIMARY KEY, body text NOT NULL); CREATE INDEX q${k}_body ON q${k} (body);`).join('\n')}
+      INSERT INTO a_big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 160000) g;
+      ${[1, 2, 3, 4].map((k) => `INSERT INTO q${k} SELECT g, repeat(md5((g * ${k + 1})::text), 3) FROM generate_series(1, 45000) g;`).join('\n')}`);
+    const repo = path.join(dir, 'repo-take');
+    await init(repo);
+    await backup(src, repo);
+    const dst = await freshDatabase('partaked');
+    await runSql(dst, DDL_LOG);
+    await expect(restore('latest', repo, { into: dst, jobs: 2 })).resolves.toMatchObject({ rows: 160000 + 4 * 45000 });
+    const ran = (await textRows(dst, 'SELECT query FROM ddl_log ORDER BY n')).map((r) => String(r[0]));
+    await runSql(dst, DROP_DDL_LOG);
+    for (const t of ['a_big', 'q1', 'q2', 'q3', 'q4']) {
+      const created = ran.filter((q) => new RegExp(`^CREATE TABLE "[^"]+"\\."${t}" \\(`).test(q));
+      expect(created, t).toHaveLength(1);
+    }
+    // The first of the other connection's share is always its own (taken before the main one is free).
+    expect(ran.some((q) => /^CREATE TABLE "scriptorium_restore_[0-9a-f]{8}_\d+"\."q\d" \(/.test(q))).toBe(true);
+    expect(await textRows(dst, LEFT)).toEqual([['public.a_big'], ['public.q1'], ['public.q2'], ['public.q3'], ['public.q4']]);
     expect(await describeDatabase(dst)).toEqual(await describeDatabase(src));
   });
 

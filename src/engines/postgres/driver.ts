@@ -66,10 +66,16 @@ export function loadDriver(): Promise<PgDriver> {
 async function withoutFetchProbe<T>(fn: () => Promise<T>): Promise<T> {
   const g = globalThis as { navigator?: unknown };
   if (g.navigator !== undefined) return fn();
-  Object.defineProperty(g, 'navigator', { value: { userAgent: 'Node.js' }, configurable: true, writable: true });
+  const shim = { userAgent: 'Node.js' };
+  try {
+    Object.defineProperty(g, 'navigator', { value: shim, configurable: true, writable: true });
+  } catch {
+    return fn(); // a global that cannot be extended: pg probes as it would
+  }
   try {
     return await fn();
   } finally {
-    delete g.navigator;
+    // Only ours: something that set a navigator of its own meanwhile keeps it.
+    if (Object.getOwnPropertyDescriptor(g, 'navigator')?.value === shim) delete g.navigator;
   }
 }
