@@ -56,6 +56,10 @@ export async function buildSource(url: string): Promise<void> {
     "COMMENT ON TABLE typed IS 'every kind of column'",
     "COMMENT ON COLUMN typed.note IS 'a note, with ''quotes'''",
     "COMMENT ON SCHEMA sales IS 'the sales schema'",
+    // A foreign key's comment (it is made after every key: its comment must come after it), a key's, an index's.
+    "COMMENT ON CONSTRAINT orders_typed_id_fkey ON sales.orders IS 'the typed row it belongs to'",
+    "COMMENT ON CONSTRAINT orders_pkey ON sales.orders IS 'by number'",
+    "COMMENT ON INDEX sales.orders_partial IS 'notes only'",
     "SELECT setval('sales.order_no', 5000)",
   );
   for (const sql of statements) await runSql(url, sql);

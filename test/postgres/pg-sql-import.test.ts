@@ -52,6 +52,24 @@ describe.skipIf(PG_SKIP)('import of a PostgreSQL sql export', () => {
     expect(await textRows(target, "INSERT INTO typed (m) VALUES ('ok') RETURNING id")).toEqual([['40']]);
   });
 
+  it("puts a foreign key's comment after the key, and imports an older export that has it before", async () => {
+    const lines = text.split('\n');
+    const comment = lines.findIndex((l) => l.startsWith('COMMENT ON CONSTRAINT "orders_typed_id_fkey" ON "sales"."orders" IS '));
+    const key = lines.findIndex((l) => /^ALTER TABLE ONLY "sales"\."orders" ADD CONSTRAINT "orders_typed_id_fkey" FOREIGN KEY/.test(l));
+    expect(key).toBeGreaterThan(0);
+    expect(comment).toBeGreaterThan(key); // psql -f loads it in this order
+    // As exports before 2026-12-08 wrote it: every foreign key moved last, its comment left before it.
+    const older = [...lines];
+    const [moved] = older.splice(comment, 1);
+    older.splice(key, 0, moved!);
+    const edited = path.join(dir, 'older-order.sql');
+    fs.writeFileSync(edited, older.join('\n'));
+    const target = await freshDatabase('sqlold');
+    await importFrom(edited, { into: target });
+    expect(await textRows(target, "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conname = 'orders_typed_id_fkey'")).toEqual([['the typed row it belongs to']]);
+    expect(await describeDatabase(target)).toEqual(await describeDatabase(source));
+  });
+
   for (const [label, command] of [
     ['\\! (runs a shell command)', '\\! touch /tmp/scriptorium-pwned'],
     ['\\connect (switches database)', '\\connect postgres'],

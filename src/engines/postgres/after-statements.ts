@@ -28,7 +28,7 @@ const SIMPLE_KEY = new RegExp(`^ALTER TABLE ONLY (${IDENT}\\.${IDENT}) ADD CONST
  */
 export function afterStatements(statements: readonly PostgresStatement[], plainTables: ReadonlySet<string>): PostgresStatement[] {
   const out: PostgresStatement[] = [];
-  for (const s of statements) {
+  for (const s of commentsAfterForeignKeys(statements)) {
     const m = s.kind === 'constraint' && typeof s.sql === 'string' ? SIMPLE_KEY.exec(s.sql) : null;
     if (!m || !plainTables.has(m[1]!)) {
       out.push(s);
@@ -39,6 +39,39 @@ export function afterStatements(statements: readonly PostgresStatement[], plainT
     out.push({ ...s, kind: 'index', sql: `CREATE UNIQUE INDEX ${constraint} ON ${table} USING btree (${columns})` });
     out.push({ ...s, sql: `ALTER TABLE ONLY ${table} ADD CONSTRAINT ${constraint} ${key} USING INDEX ${constraint}` });
   }
+  return out;
+}
+
+const FOREIGN_KEY = new RegExp(`^ALTER TABLE (?:ONLY )?(${IDENT}\\.${IDENT}) ADD CONSTRAINT (${IDENT}) FOREIGN KEY\\b`, 'u');
+const CONSTRAINT_COMMENT = new RegExp(`^COMMENT ON CONSTRAINT (${IDENT}) ON (${IDENT}\\.${IDENT}) IS `, 'u');
+
+/**
+ * `statements` with each comment on a foreign key that comes before the key (as snapshots and sql
+ * exports written before 2026-12-08 have them: the keys were moved last, their comments not) moved to
+ * just after it, where there is a constraint to comment on; otherwise as they are.
+ */
+function commentsAfterForeignKeys(statements: readonly PostgresStatement[]): readonly PostgresStatement[] {
+  const keys = new Map<string, number>();
+  statements.forEach((s, i) => {
+    const m = s.kind === 'foreign-key' && typeof s.sql === 'string' ? FOREIGN_KEY.exec(s.sql) : null;
+    if (m) keys.set(`${m[1]} ${m[2]}`, i);
+  });
+  if (keys.size === 0) return statements;
+  const later = new Map<number, PostgresStatement[]>();
+  const out: PostgresStatement[] = [];
+  statements.forEach((s, i) => {
+    const m = s.kind === 'comment' && typeof s.sql === 'string' ? CONSTRAINT_COMMENT.exec(s.sql) : null;
+    const key = m ? keys.get(`${m[2]} ${m[1]}`) : undefined;
+    if (key !== undefined && key > i) {
+      const list = later.get(key);
+      if (list) list.push(s);
+      else later.set(key, [s]);
+      return;
+    }
+    out.push(s);
+    const moved = later.get(i);
+    if (moved) out.push(...moved);
+  });
   return out;
 }
 

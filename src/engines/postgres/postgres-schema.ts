@@ -233,6 +233,8 @@ async function readTables(client: PgClient, rels: Row[], partitioned: PostgresSt
   const attaches = after.filter((s) => s.kind === 'attach-partition');
   for (const a of attaches) after.splice(after.indexOf(a), 1);
   after.unshift(...attaches);
+  const fkComments = new Map<PostgresStatement, PostgresStatement>();
+  const copiedFkComments: PostgresStatement[] = [];
   for (const c of cons) {
     const rel = rels.find((r) => r.oid === c.conrelid)!;
     const name = tableName(String(rel.nspname), String(rel.relname));
@@ -241,12 +243,18 @@ async function readTables(client: PgClient, rels: Row[], partitioned: PostgresSt
     // A partition's copy of its parent's key or foreign key is made by the parent's (it recurses); its checks are in its CREATE TABLE.
     // (A foreign key to a partitioned table has such copies on its own table too, one per partition.)
     if (c.inherited_key === true || (inTree(rel.oid) && c.contype === 'c')) {
-      if (c.comment !== null) after.push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
+      // (A partition's copy of a foreign key exists once its parent's key is made: after every foreign key.)
+      if (c.comment !== null) (c.contype === 'f' ? copiedFkComments : after).push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
       continue;
     }
     const only = rel.relkind === 'p' ? '' : 'ONLY ';
-    after.push({ kind: c.contype === 'f' ? 'foreign-key' : 'constraint', name: String(c.conname), tables, sql: `ALTER TABLE ${only}${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` });
-    if (c.comment !== null) after.push({ kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` });
+    const constraint: PostgresStatement = { kind: c.contype === 'f' ? 'foreign-key' : 'constraint', name: String(c.conname), tables, sql: `ALTER TABLE ${only}${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` };
+    after.push(constraint);
+    if (c.comment === null) continue;
+    const comment: PostgresStatement = { kind: 'comment', name: String(c.conname), tables, sql: `COMMENT ON CONSTRAINT ${quoteIdent(String(c.conname))} ON ${q} IS ${quoteLiteral(String(c.comment))}` };
+    // A foreign key's comment goes where its key goes (last, below): before it, there is nothing to comment on.
+    if (constraint.kind === 'foreign-key') fkComments.set(constraint, comment);
+    else after.push(comment);
   }
   // Foreign keys last: after every table's keys and indexes (a foreign key needs the referenced key).
   const fks = after.filter((s) => s.kind === 'foreign-key');
@@ -262,7 +270,12 @@ async function readTables(client: PgClient, rels: Row[], partitioned: PostgresSt
     if (i.comment !== null) after.push({ kind: 'comment', name: String(i.relname), tables: [name], sql: `COMMENT ON INDEX ${qualified(String(i.nspname), String(i.relname))} IS ${quoteLiteral(String(i.comment))}` });
   }
   for (const fk of fks) after.splice(after.indexOf(fk), 1);
-  after.push(...fks);
+  for (const fk of fks) {
+    after.push(fk);
+    const comment = fkComments.get(fk);
+    if (comment) after.push(comment);
+  }
+  after.push(...copiedFkComments);
   return out;
 }
 
