@@ -267,6 +267,13 @@ describe('virtual tables that are not carried', () => {
     expect(r.stderr).toContain('old_fts');
     const snap = await backup(source, repoDir, { tables: ['keep'] });
     expect(snap.tables.map((t) => t.name)).toEqual(['keep']);
+    // --exclude-tables names what to leave out instead; a name that is not there is an error.
+    const excluded = cli(['backup', source, '--repo', repoDir, '--exclude-tables', 'old_fts,blind,feed', '--json']);
+    expect(excluded.code, excluded.stderr).toBe(0);
+    expect(JSON.parse(excluded.stdout).tables.map((t: { name: string }) => t.name)).toEqual(['keep']);
+    const unknown = cli(['backup', source, '--repo', repoDir, '--exclude-tables', 'nope']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('E_NOT_FOUND');
     const into = path.join(dir, 'others-restored.db');
     await restore('latest', repoDir, { into });
     const db = new Database(into, { readonly: true });

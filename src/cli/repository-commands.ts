@@ -241,11 +241,12 @@ export function registerRepositoryCommands(program: Command): void {
     .argument('<db>', 'SQLite database file, or postgres://user@host/db (with --engine postgres, - means the PG* variables)')
     .option('--tag <tag>', 'label the snapshot (repeatable, or a,b)', list)
     .option('--tables <a,b>', 'only these tables', list)
+    .option('--exclude-tables <c,d>', 'all tables but these', list)
     .option('--engine <engine>', 'sqlite | postgres (default: from the location)')
     .option('--jobs <n>', 'PostgreSQL: connections that share the snapshot (default: CPUs, at most 4)', wholeNumber)
-    .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[]; engine?: string; jobs?: number }) =>
+    .action((db: string, o: RepoOptions & { tag?: string[]; tables?: string[]; excludeTables?: string[]; engine?: string; jobs?: number }) =>
       act(o, async (onEvent) => (await import('../repository/backup.js')).backup(db, repoOf(o), {
-        tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), ...(await engineJobs(o)), onEvent, ...(await lockWait(o)),
+        tags: o.tag ?? [], ...(o.tables ? { tables: o.tables } : {}), ...(o.excludeTables ? { excludeTables: o.excludeTables } : {}), ...(await engineJobs(o)), onEvent, ...(await lockWait(o)),
       }), (s) =>
         `snapshot ${short(s.id)} saved: ${formatCount(s.stats.rows)} rows in ${s.tables.length} tables, ${formatBytes(s.stats.bytes)} logical; ` +
         `${formatCount(s.stats.newChunks)} of ${formatCount(s.stats.chunks)} chunks new, ${formatBytes(s.stats.storedBytes + s.manifestBytes)} added to the repository ` +

@@ -34,6 +34,8 @@ export interface BackupOptions extends OpenOptions {
   tags?: string[];
   /** Back up only these tables (default: all). */
   tables?: string[];
+  /** Leave these tables out. */
+  excludeTables?: string[];
   /** Progress events. */
   onEvent?: EventListener;
   /** The snapshot's time (default: now). */
@@ -71,9 +73,10 @@ export async function backup(source: string | RowSource, repository: RepositoryL
       let db: RowSource | undefined;
       try {
         db = typeof source === 'string'
-          ? await openSource(source, { ...(options.engine ? { engine: options.engine } : {}), ...(options.tables ? { tables: options.tables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.onNotice ? { onNotice: options.onNotice } : {}) })
+          ? await openSource(source, { ...(options.engine ? { engine: options.engine } : {}), ...(options.tables ? { tables: options.tables } : {}), ...(options.excludeTables ? { excludeTables: options.excludeTables } : {}), ...(options.jobs ? { jobs: options.jobs } : {}), ...(options.onNotice ? { onNotice: options.onNotice } : {}) })
           : source;
-        const tables = selectTables(db.schema, options.tables, sourceName);
+        // (A PostgreSQL source has left the excluded tables out already, before it locked the others.)
+        const tables = selectTables(db.schema, options.tables, sourceName, db.schema.engine === 'postgres' ? undefined : options.excludeTables);
         // Estimates: the rows are counted as they are read, and count(*) would read every table once more.
         const estimates = tables.map((t) => db!.rowEstimate?.(t) ?? db!.rowCount(t));
         reporter.started({

@@ -23,11 +23,12 @@ export async function defaultJobs(): Promise<number> {
 }
 
 /** Opens `location` (a PostgreSQL one) for a backup of `tables` (all when undefined) with `jobs` connections. */
-export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; jobs?: number; splitRows?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource & { rangeCount(table: TableSchema): number }> {
+export async function openPostgresSource(location: DatabaseLocation, options: { tables?: string[]; excludeTables?: string[]; jobs?: number; splitRows?: number; onNotice?: (message: string) => void } = {}): Promise<RowSource & { rangeCount(table: TableSchema): number }> {
   const { PostgresCopySource } = await import('../engines/postgres/postgres-copy-source.js');
   const source = await PostgresCopySource.open(location, {
     jobs: options.jobs ?? (await defaultJobs()),
     ...(options.tables ? { include: options.tables } : {}),
+    ...(options.excludeTables ? { exclude: options.excludeTables } : {}),
     ...(options.splitRows !== undefined ? { splitRows: options.splitRows } : {}),
   });
   for (const w of source.warnings) options.onNotice?.(w);

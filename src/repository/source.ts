@@ -31,6 +31,8 @@ export interface RowSource {
 export interface SourceOpenOptions {
   engine?: EngineName;
   tables?: string[];
+  /** Tables left out (PostgreSQL: before the snapshot's tables are locked). */
+  excludeTables?: string[];
   /** PostgreSQL: connections that share the snapshot (default: CPUs, at most 4). */
   jobs?: number;
   onNotice?: (message: string) => void;
@@ -57,11 +59,25 @@ export async function openSqliteSource(file: string): Promise<RowSource> {
 }
 
 /**
- * Picks the tables named in `names` (all when undefined), in schema order. Throws a UsageError naming
- * the tables that do not exist, and E_UNSUPPORTED for a selected table that cannot be carried (a
- * virtual table of another module): those are skipped when they are not selected.
+ * Picks the tables named in `names` (all when undefined), in schema order, but for those in `exclude`.
+ * Throws a UsageError naming the tables that do not exist, and E_UNSUPPORTED for a selected table that
+ * cannot be carried (a virtual table of another module): those are skipped when they are not selected.
  */
-export function selectTables(schema: DatabaseSchema, names: string[] | undefined, where: string): TableSchema[] {
+export function selectTables(schema: DatabaseSchema, names: string[] | undefined, where: string, exclude: string[] = []): TableSchema[] {
+  if (exclude.length > 0) {
+    const known = [...schema.tables, ...(schema.unsupported ?? [])].map((t) => t.name);
+    const chosen = names === undefined || names.length === 0 ? known : names;
+    const missing = exclude.filter((n) => !known.includes(n));
+    if (missing.length > 0) {
+      throw new UsageError(`${where} has no table${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')}`, {
+        code: 'E_NOT_FOUND',
+        hint: `Tables there: ${known.map((n) => JSON.stringify(n)).join(', ') || '(none)'}.`,
+      });
+    }
+    const left = chosen.filter((n) => !exclude.includes(n));
+    if (left.length === 0) throw new UsageError(`${where}: --exclude-tables leaves no table to back up`, { code: 'E_USAGE', hint: 'Leave out fewer tables.' });
+    return selectTables(schema, left, where);
+  }
   if (names === undefined || names.length === 0) {
     refuseUnsupported(schema, () => true);
     return schema.tables;

@@ -33,6 +33,8 @@ export interface CopySourceOptions {
   jobs?: number;
   /** Back up only these tables (default: all). */
   include?: string[];
+  /** Leave these tables out. */
+  exclude?: string[];
   /** With several jobs, a table of at least this many rows (the server's estimate) is read in key ranges (default {@link SPLIT_ROWS}). */
   splitRows?: number;
 }
@@ -90,7 +92,7 @@ export class PostgresCopySource {
     try {
       await first.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const read = await readPostgresSchema(first);
-      const schema = selectSchema(read.schema, options.include, location);
+      const schema = selectSchema(read.schema, options.include, location, options.exclude);
       const oids = schema.tables.map((t) => read.tables.get(t.name)!.oid);
       // As pg_dump: a table cannot be dropped or altered while it is read (ACCESS SHARE allows every write).
       for (const t of schema.tables) await first.query(`LOCK TABLE ${qualified(t.postgres!.schema, t.postgres!.table)} IN ACCESS SHARE MODE`);
@@ -266,20 +268,20 @@ function readOrder(tables: TableSchema[], estimates: Map<string, number>): Table
 
 /**
  * The schema narrowed to `include` (all when undefined): its tables, and of the statements before and
- * after them those that concern only selected tables. Throws E_NOT_FOUND for an unknown name and
- * E_UNSUPPORTED for a selected table that is not carried (partitioned, inherited, foreign).
+ * after them those that concern only selected tables, but for those in `exclude`. Throws E_NOT_FOUND
+ * for an unknown name and E_UNSUPPORTED for a selected table that is not carried (inherited, foreign).
  */
-export function selectSchema(schema: DatabaseSchema, include: string[] | undefined, location: DatabaseLocation): DatabaseSchema {
+export function selectSchema(schema: DatabaseSchema, include: string[] | undefined, location: DatabaseLocation, exclude: string[] = []): DatabaseSchema {
   const all = schema.tables.map((t) => t.name);
   const known = new Set([...all, ...(schema.unsupported ?? []).map((u) => u.name)]);
-  for (const name of include ?? []) {
+  for (const name of [...(include ?? []), ...exclude]) {
     if (!known.has(name)) {
       throw new NotFoundError(`postgres: no table ${JSON.stringify(name)} in ${location.display}`, {
         hint: `Tables outside public are named schema.table. Tables: ${all.slice(0, 20).join(', ')}${all.length > 20 ? ', …' : ''}`,
       });
     }
   }
-  const chosen = (name: string): boolean => include === undefined || include.length === 0 || include.includes(name);
+  const chosen = (name: string): boolean => (include === undefined || include.length === 0 || include.includes(name)) && !exclude.includes(name);
   const refused = (schema.unsupported ?? []).find((u) => chosen(u.name));
   if (refused) throw new UsageError(`postgres: table ${JSON.stringify(refused.name)} ${refused.reason}`, { code: 'E_UNSUPPORTED', hint: refused.hint });
   const tables = schema.tables.filter((t) => chosen(t.name));
