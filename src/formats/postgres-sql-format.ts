@@ -104,7 +104,7 @@ function unquoteIdent(q: string): string {
 function statementKind(sql: string): { kind: PostgresStatement['kind']; phase: 'before' | 'after' } | undefined {
   if (sql.startsWith('CREATE SCHEMA ')) return { kind: 'schema', phase: 'before' };
   if (sql.startsWith('CREATE EXTENSION ')) return { kind: 'extension', phase: 'before' };
-  if (sql.startsWith('CREATE TYPE ') || sql.startsWith('CREATE DOMAIN ')) return { kind: 'type', phase: 'before' };
+  if (sql.startsWith('CREATE TYPE ') || sql.startsWith('CREATE DOMAIN ') || sql.startsWith('ALTER DOMAIN ')) return { kind: 'type', phase: 'before' };
   if (sql.startsWith('CREATE SEQUENCE ')) return { kind: 'sequence', phase: 'before' };
   if (sql.startsWith('CREATE TABLE ') && PARTITIONED_TABLE.test(sql)) return { kind: 'partitioned-table', phase: 'before' };
   if (ATTACH_PARTITION.test(sql)) return { kind: 'attach-partition', phase: 'after' };

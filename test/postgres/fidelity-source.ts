@@ -60,6 +60,22 @@ export async function buildSource(url: string): Promise<void> {
     "COMMENT ON CONSTRAINT orders_typed_id_fkey ON sales.orders IS 'the typed row it belongs to'",
     "COMMENT ON CONSTRAINT orders_pkey ON sales.orders IS 'by number'",
     "COMMENT ON INDEX sales.orders_partial IS 'notes only'",
+    // Types: a range type of its own (with its multirange), a domain's collation and a check added NOT
+    // VALID, a composite type's attribute comment; views' options, column comments, a materialized view's index.
+    'CREATE TYPE floatrange AS RANGE (subtype = float8, subtype_diff = float8mi)',
+    "CREATE TABLE ranged (id integer PRIMARY KEY, r floatrange, m floatmultirange)",
+    "INSERT INTO ranged VALUES (1, '[1.5,2)', '{[1,2), [3,4]}'), (2, 'empty', '{}'), (3, NULL, NULL)",
+    `CREATE DOMAIN ctext AS text COLLATE "C" DEFAULT 'dd'`,
+    'CREATE DOMAIN laterpos AS integer',
+    'ALTER DOMAIN laterpos ADD CONSTRAINT laterpos_check CHECK (VALUE > 0) NOT VALID',
+    'CREATE TABLE domained (id integer PRIMARY KEY, c ctext, l laterpos)',
+    "INSERT INTO domained VALUES (1, 'b', 1), (2, 'a', NULL)",
+    "COMMENT ON COLUMN sales.pair.b IS 'the second'",
+    'CREATE VIEW checked AS SELECT id, note FROM typed WHERE id < 1000 WITH CASCADED CHECK OPTION',
+    'CREATE VIEW barrier WITH (security_barrier) AS SELECT id, m FROM typed',
+    "COMMENT ON COLUMN barrier.m IS 'the mood'",
+    'CREATE INDEX typed_count_m ON typed_count (m)',
+    "COMMENT ON COLUMN typed_count.n IS 'how many'",
     "SELECT setval('sales.order_no', 5000)",
   );
   for (const sql of statements) await runSql(url, sql);

@@ -54,6 +54,41 @@ describe.skipIf(PG_SKIP)('PostgreSQL through the CLI', () => {
     expect(fs.existsSync(path.join(dir, 'heir.ndjson'))).toBe(false);
   });
 
+  it('two tables known by one name, and a table with no columns, are refused by name (backup and export), not dropped or written unreadable', async () => {
+    const db = await freshDatabase('clirefuse');
+    await runSql(db, `CREATE SCHEMA a; CREATE TABLE a.b (id integer PRIMARY KEY, v text); CREATE TABLE public."a.b" (id integer PRIMARY KEY, w integer);
+      INSERT INTO a.b VALUES (1, 'x'); INSERT INTO public."a.b" VALUES (1, 2);
+      CREATE TABLE nocols (); INSERT INTO nocols DEFAULT VALUES; CREATE TABLE kept (id integer PRIMARY KEY); INSERT INTO kept VALUES (7);`);
+    const repo = path.join(dir, 'refuse-repo');
+    expect(cli(['init', repo, '-q']).status).toBe(0);
+    const backup = cli(['backup', db, '--repo', repo, '-q']);
+    expect(backup.status).toBe(1);
+    expect(backup.stderr).toContain('E_UNSUPPORTED: postgres: table "a.b" names 2 tables ("b" of schema "a" and "a.b" of schema "public"), which scriptorium cannot tell apart');
+    const exp = cli(['export', db, '-f', 'ndjson', '-o', path.join(dir, 'refused.ndjson'), '--exclude-tables', 'a.b']);
+    expect(exp.status).toBe(1);
+    expect(exp.stderr).toContain('E_UNSUPPORTED: postgres: table "nocols" has no columns whose values are carried');
+    expect(fs.existsSync(path.join(dir, 'refused.ndjson'))).toBe(false);
+    // Left out by name, the rest backs up and restores.
+    expect(cli(['backup', db, '--repo', repo, '-q', '--exclude-tables', 'a.b,nocols']).status).toBe(0);
+    const into = await freshDatabase('clirefused');
+    expect(cli(['restore', 'latest', '--repo', repo, '--into', into, '-q']).status).toBe(0);
+    expect(await textRows(into, 'SELECT id FROM kept')).toEqual([['7']]);
+  });
+
+  it('physical settings that are not carried are said, by table', async () => {
+    const db = await freshDatabase('cliphys');
+    await runSql(db, `CREATE TABLE st (id integer PRIMARY KEY, big text, n integer) WITH (fillfactor = 80);
+      ALTER TABLE st ALTER COLUMN big SET STORAGE EXTERNAL; ALTER TABLE st REPLICA IDENTITY FULL; CLUSTER st USING st_pkey;
+      CREATE STATISTICS st_stats (ndistinct) ON id, n FROM st; CREATE UNLOGGED SEQUENCE unl;`);
+    const r = cli(['export', db, '-f', 'sql', '-o', path.join(dir, 'phys.sql')]);
+    expect(r.status).toBe(0);
+    for (const said of ['storage parameters of tables (WITH (fillfactor, autovacuum_…, toast.…)): st', 'column STORAGE, COMPRESSION, STATISTICS or attribute options (n_distinct) of tables: st',
+      'REPLICA IDENTITY settings of tables: st', 'CLUSTER ON markers, index storage parameters of keys, or index column statistics: st', '1 extended statistics objects (CREATE STATISTICS)',
+      'UNLOGGED on sequences (they come back logged): unl']) {
+      expect(r.stderr).toContain(said);
+    }
+  });
+
   it('the password leaves the process title once the CLI runs (ps shows the redacted URL)', async () => {
     // Until Node has started, the kernel shows argv as given (use PGPASSWORD to avoid even that window);
     // from the CLI's first line on, the title is the redacted command line.

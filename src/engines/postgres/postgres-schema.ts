@@ -66,9 +66,9 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
   for (const r of await rows(client, `SELECT x.extname, n.nspname FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace WHERE x.extname <> 'plpgsql' ORDER BY x.oid`)) {
     before.push({ kind: 'extension', name: String(r.extname), tables: [], sql: `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(String(r.extname))} WITH SCHEMA ${quoteIdent(String(r.nspname))}` });
   }
-  await readTypes(client, before, after);
+  await readTypes(client, before, after, notCarried);
 
-  const rels = await rows(client, `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition, c.relrowsecurity, c.relacl IS NOT NULL AS acl,
+  const rels = await rows(client, `SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition, c.relrowsecurity, c.relacl IS NOT NULL AS acl, c.reloptions, c.relnatts,
       obj_description(c.oid, 'pg_class') AS comment, EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS inherits
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${SYSTEM} AND ${NOT_EXTENSION('pg_class', 'c.oid')} ORDER BY c.oid`);
@@ -83,6 +83,25 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
   }
   const partitioned: PostgresStatement[] = [];
   const tables = await readTables(client, tableRels, partitioned, after);
+  // Two tables known by one name (table b of schema a, and table "a.b" of public): a selection, a
+  // manifest or an export could not tell them apart, and one would be left out.
+  const named = new Map<string, Row[]>();
+  for (const r of tableRels) {
+    const name = tableName(String(r.nspname), String(r.relname));
+    named.set(name, [...(named.get(name) ?? []), r]);
+  }
+  for (const [name, same] of named) {
+    if (same.length < 2) continue;
+    tables.delete(name);
+    const which = same.map((r) => `${quoteIdent(String(r.relname))} of schema ${quoteIdent(String(r.nspname))}`).join(' and ');
+    unsupported.push({ name, reason: `names ${same.length} tables (${which}), which scriptorium cannot tell apart`, hint: 'Rename one of them (ALTER TABLE … RENAME TO …), or leave both out with --exclude-tables.' });
+  }
+  // A table with no column whose values are carried (none at all, or only generated ones).
+  for (const [name, t] of tables) {
+    if (t.table.columns.length > 0) continue;
+    tables.delete(name);
+    unsupported.push({ name, reason: 'has no columns whose values are carried (no columns at all, or only generated ones), which scriptorium does not carry yet', hint: 'Leave it out with --exclude-tables, or give it a column.' });
+  }
 
   for (const r of rels.filter((x) => x.relkind === 'v' || x.relkind === 'm')) {
     const name = tableName(String(r.nspname), String(r.relname));
@@ -90,10 +109,23 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
     const uses = await rows(client, `SELECT DISTINCT n.nspname, c.relname FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
         JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE w.ev_class = $1 AND d.refobjid <> $1 AND c.relkind IN ('r', 'p')`, [r.oid]);
     const q = qualified(String(r.nspname), String(r.relname));
-    const sql = r.relkind === 'm' ? `CREATE MATERIALIZED VIEW ${q} AS ${def} WITH DATA` : `CREATE VIEW ${q} AS ${def}`;
+    // A view's options (check_option, security_barrier, security_invoker) and a materialized view's storage parameters.
+    const options = viewOptions(r.reloptions);
+    const sql = r.relkind === 'm' ? `CREATE MATERIALIZED VIEW ${q}${options} AS ${def} WITH DATA` : `CREATE VIEW ${q}${options} AS ${def}`;
     const usesNames = uses.map((u) => tableName(String(u.nspname), String(u.relname)));
     after.push({ kind: 'view', name, tables: usesNames, sql });
     if (r.comment !== null) after.push({ kind: 'comment', name, tables: usesNames, sql: `COMMENT ON ${r.relkind === 'm' ? 'MATERIALIZED VIEW' : 'VIEW'} ${q} IS ${quoteLiteral(String(r.comment))}` });
+    for (const c of await rows(client, 'SELECT attname, col_description(attrelid, attnum) AS comment, atthasdef FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [r.oid])) {
+      if (c.comment !== null) after.push({ kind: 'comment', name, tables: usesNames, sql: `COMMENT ON COLUMN ${q}.${quoteIdent(String(c.attname))} IS ${quoteLiteral(String(c.comment))}` });
+      if (c.atthasdef === true) notCarried.push(`the default of column ${String(c.attname)} of view ${name} (ALTER VIEW … SET DEFAULT)`);
+    }
+    if (r.relkind !== 'm') continue;
+    // A materialized view's indexes, once it is built (they go with it when a selection leaves it out).
+    for (const i of await rows(client, `SELECT ic.relname, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS comment, n.nspname
+        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE i.indrelid = $1 ORDER BY i.indexrelid`, [r.oid])) {
+      after.push({ kind: 'index', name: String(i.relname), tables: usesNames, sql: String(i.def) });
+      if (i.comment !== null) after.push({ kind: 'comment', name: String(i.relname), tables: usesNames, sql: `COMMENT ON INDEX ${qualified(String(i.nspname), String(i.relname))} IS ${quoteLiteral(String(i.comment))}` });
+    }
   }
   await readSequences(client, rels.filter((r) => r.relkind === 'S'), before, after);
   // After the sequences and types: a partitioned table's defaults and columns may use them.
@@ -112,28 +144,59 @@ export async function readPostgresSchema(client: PgClient): Promise<PostgresSche
   return { schema, tables };
 }
 
-/** Enums, domains and composite types, in creation (oid) order: each may use an earlier one. */
-async function readTypes(client: PgClient, before: PostgresStatement[], after: PostgresStatement[]): Promise<void> {
+/**
+ * Enums, domains, composite and range types, in creation (oid) order: each may use an earlier one. What
+ * a type needs that is not carried (a range's canonical function, its subtype_diff) is said in `notCarried`.
+ */
+async function readTypes(client: PgClient, before: PostgresStatement[], after: PostgresStatement[], notCarried: string[]): Promise<void> {
   const types = await rows(client, `SELECT t.oid, n.nspname, t.typname, t.typtype, format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull, t.typdefault, t.typrelid,
-      obj_description(t.oid, 'pg_type') AS comment
+      obj_description(t.oid, 'pg_type') AS comment,
+      CASE WHEN t.typtype = 'd' AND t.typcollation <> 0 AND t.typcollation <> (SELECT b.typcollation FROM pg_type b WHERE b.oid = t.typbasetype)
+        THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation) END AS collation
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
     WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_type', 't.oid')}
-      AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+      AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
     ORDER BY t.oid`);
   for (const t of types) {
     const q = qualified(String(t.nspname), String(t.typname));
+    const name = tableName(String(t.nspname), String(t.typname));
+    const later: PostgresStatement[] = [];
     let sql: string;
     if (t.typtype === 'e') {
       const labels = await rows(client, 'SELECT enumlabel FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder', [t.oid]);
       sql = `CREATE TYPE ${q} AS ENUM (${labels.map((l) => quoteLiteral(String(l.enumlabel))).join(', ')})`;
     } else if (t.typtype === 'd') {
-      const checks = await rows(client, `SELECT conname, pg_get_constraintdef(oid, true) AS def FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY oid`, [t.oid]);
-      sql = `CREATE DOMAIN ${q} AS ${String(t.base)}${t.typdefault !== null ? ` DEFAULT ${String(t.typdefault)}` : ''}${t.typnotnull ? ' NOT NULL' : ''}${checks.map((c) => ` CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}`).join('')}`;
+      const checks = await rows(client, `SELECT conname, pg_get_constraintdef(oid, true) AS def, convalidated FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY oid`, [t.oid]);
+      // A check added NOT VALID (values stored before it may break it) is added as it was: CREATE DOMAIN takes no NOT VALID.
+      const valid = checks.filter((c) => c.convalidated !== false);
+      sql = `CREATE DOMAIN ${q} AS ${String(t.base)}${t.collation !== null ? ` COLLATE ${String(t.collation)}` : ''}${t.typdefault !== null ? ` DEFAULT ${String(t.typdefault)}` : ''}${t.typnotnull ? ' NOT NULL' : ''}${valid.map((c) => ` CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}`).join('')}`;
+      for (const c of checks.filter((x) => x.convalidated === false)) later.push({ kind: 'type', name, tables: [], sql: `ALTER DOMAIN ${q} ADD CONSTRAINT ${quoteIdent(String(c.conname))} ${String(c.def)}` });
+    } else if (t.typtype === 'r') {
+      const r = (await rows(client, `SELECT format_type(r.rngsubtype, NULL) AS subtype, r.rngcanonical::oid <> 0 AS canonical, r.rngsubdiff::oid AS subdiff,
+          (SELECT quote_ident(mn.nspname) || '.' || quote_ident(m.typname) FROM pg_type m JOIN pg_namespace mn ON mn.oid = m.typnamespace WHERE m.oid = r.rngmultitypid) AS multirange,
+          CASE WHEN NOT oc.opcdefault THEN quote_ident(on_.nspname) || '.' || quote_ident(oc.opcname) END AS opclass,
+          CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = r.rngcollation) END AS collation,
+          (SELECT p.oid FROM pg_proc p WHERE p.oid = r.rngsubdiff AND p.pronamespace = 'pg_catalog'::regnamespace) IS NOT NULL AS builtin_diff,
+          (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname) FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = r.rngsubdiff) AS diff
+        FROM pg_range r JOIN pg_type st ON st.oid = r.rngsubtype JOIN pg_opclass oc ON oc.oid = r.rngsubopc JOIN pg_namespace on_ ON on_.oid = oc.opcnamespace WHERE r.rngtypid = $1`, [t.oid]))[0]!;
+      if (r.canonical === true) {
+        // Its canonical function (C, in the source) is not carried: without it the range would compare differently.
+        notCarried.push(`range type ${name} (its canonical function is not carried; columns of it fail on import)`);
+        continue;
+      }
+      const options = [`SUBTYPE = ${String(r.subtype)}`];
+      if (r.opclass !== null) options.push(`SUBTYPE_OPCLASS = ${String(r.opclass)}`);
+      if (r.collation !== null) options.push(`COLLATION = ${String(r.collation)}`);
+      if (Number(r.subdiff) !== 0 && r.builtin_diff === true) options.push(`SUBTYPE_DIFF = ${String(r.diff)}`);
+      else if (Number(r.subdiff) !== 0) notCarried.push(`the subtype_diff function of range type ${name} (GiST indexes on it are built without)`);
+      if (r.multirange !== null) options.push(`MULTIRANGE_TYPE_NAME = ${String(r.multirange)}`);
+      sql = `CREATE TYPE ${q} AS RANGE (${options.join(', ')})`;
     } else {
-      const attrs = await rows(client, 'SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [t.typrelid]);
+      const attrs = await rows(client, 'SELECT attname, format_type(atttypid, atttypmod) AS type, col_description(attrelid, attnum) AS comment FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [t.typrelid]);
       sql = `CREATE TYPE ${q} AS (${attrs.map((a) => `${quoteIdent(String(a.attname))} ${String(a.type)}`).join(', ')})`;
+      for (const a of attrs.filter((x) => x.comment !== null)) after.push({ kind: 'comment', name: String(t.typname), tables: [], sql: `COMMENT ON COLUMN ${q}.${quoteIdent(String(a.attname))} IS ${quoteLiteral(String(a.comment))}` });
     }
-    before.push({ kind: 'type', name: tableName(String(t.nspname), String(t.typname)), tables: [], sql });
+    before.push({ kind: 'type', name, tables: [], sql }, ...later);
     if (t.comment !== null) after.push({ kind: 'comment', name: String(t.typname), tables: [], sql: `COMMENT ON ${t.typtype === 'd' ? 'DOMAIN' : 'TYPE'} ${q} IS ${quoteLiteral(String(t.comment))}` });
   }
 }
@@ -331,17 +394,50 @@ async function readSequences(client: PgClient, seqs: Row[], before: PostgresStat
   }
 }
 
+/**
+ * ` WITH (…)` for a view's or materialized view's options as the server keeps them (`name=value`), or
+ * nothing. A value that is not a plain word or number is quoted.
+ */
+function viewOptions(reloptions: unknown): string {
+  if (!Array.isArray(reloptions) || reloptions.length === 0) return '';
+  const parts = reloptions.map((o) => {
+    const [key, ...rest] = String(o).split('=');
+    const value = rest.join('=');
+    return `${/^[a-z_]+$/.test(key!) ? key : quoteIdent(key!)}=${/^[A-Za-z0-9_.]+$/.test(value) ? value : quoteLiteral(value)}`;
+  });
+  return ` WITH (${parts.join(', ')})`;
+}
+
 /** What the database has that is not carried yet: said, never dropped silently. */
 async function noteNotCarried(client: PgClient, notes: string[]): Promise<void> {
   const count = async (what: string, sql: string): Promise<void> => {
     const n = Number((await rows(client, sql))[0]!.n);
     if (n > 0) notes.push(`${n} ${what}`);
   };
-  await count('functions or procedures (CREATE FUNCTION is not carried; defaults, checks or views that call them fail on import)', `SELECT count(*) AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_proc', 'p.oid')}`);
+  // (Not the functions a type makes for itself, such as a range type's constructors: they come with it.)
+  await count('functions or procedures (CREATE FUNCTION is not carried; defaults, checks or views that call them fail on import)', `SELECT count(*) AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_proc', 'p.oid')}
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_type'::regclass AND d.deptype = 'i')`);
   await count('triggers', `SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND ${SYSTEM}`);
   await count('row-level security policies', `SELECT count(*) AS n FROM pg_policy`);
   await count('large objects', `SELECT count(*) AS n FROM pg_largeobject_metadata`);
   await count('rules', `SELECT count(*) AS n FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE w.rulename <> '_RETURN' AND ${SYSTEM}`);
   await count('publications', `SELECT count(*) AS n FROM pg_publication`);
   await count('collations of its own', `SELECT count(*) AS n FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_collation', 'co.oid')}`);
+  await count('extended statistics objects (CREATE STATISTICS)', `SELECT count(*) AS n FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE ${SYSTEM} AND ${NOT_EXTENSION('pg_statistic_ext', 's.oid')}`);
+  // Physical settings: they change how rows are stored, vacuumed, planned or replicated, not what they are.
+  const name = `CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END`;
+  const table = `JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND ${SYSTEM} AND ${NOT_EXTENSION('pg_class', 'c.oid')}`;
+  const listed = async (what: string, sql: string): Promise<void> => {
+    const names = (await rows(client, sql)).map((r) => String(r.name));
+    if (names.length > 0) notes.push(`${what}: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`);
+  };
+  await listed('storage parameters of tables (WITH (fillfactor, autovacuum_…, toast.…))', `SELECT DISTINCT ${name} AS name FROM pg_class c ${table}
+      AND (c.reloptions IS NOT NULL OR (SELECT t.reloptions FROM pg_class t WHERE t.oid = c.reltoastrelid) IS NOT NULL) ORDER BY 1`);
+  await listed('column STORAGE, COMPRESSION, STATISTICS or attribute options (n_distinct) of tables', `SELECT DISTINCT ${name} AS name FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      JOIN pg_type ty ON ty.oid = a.atttypid ${table} AND (a.attstorage <> ty.typstorage OR a.attcompression <> '' OR coalesce(a.attstattarget::int, -1) >= 0 OR a.attoptions IS NOT NULL) ORDER BY 1`);
+  await listed('REPLICA IDENTITY settings of tables', `SELECT ${name} AS name FROM pg_class c ${table} AND c.relreplident <> 'd' ORDER BY 1`);
+  await listed('CLUSTER ON markers, index storage parameters of keys, or index column statistics', `SELECT DISTINCT ${name} AS name FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid JOIN pg_class ic ON ic.oid = i.indexrelid ${table}
+      AND (i.indisclustered OR (ic.reloptions IS NOT NULL AND EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')))
+        OR EXISTS (SELECT 1 FROM pg_attribute ia WHERE ia.attrelid = ic.oid AND coalesce(ia.attstattarget::int, -1) >= 0)) ORDER BY 1`);
+  await listed('UNLOGGED on sequences (they come back logged)', `SELECT ${name} AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND c.relpersistence = 'u' AND ${SYSTEM} ORDER BY 1`);
 }

@@ -11,7 +11,8 @@ const LITERAL = String.raw`'(?:[^']|'')*'`;
 const SHAPES: Readonly<Record<PostgresStatement['kind'] | 'table', RegExp>> = {
   schema: new RegExp(`^CREATE SCHEMA IF NOT EXISTS ${IDENT}$`),
   extension: new RegExp(`^CREATE EXTENSION IF NOT EXISTS ${IDENT} WITH SCHEMA ${IDENT}$`),
-  type: new RegExp(`^CREATE (?:TYPE ${NAME} AS (?:ENUM )?\\(|DOMAIN ${NAME} AS )`),
+  // A domain's check added NOT VALID is an ALTER DOMAIN after its CREATE DOMAIN (which takes no NOT VALID).
+  type: new RegExp(`^(?:CREATE (?:TYPE ${NAME} AS (?:ENUM |RANGE )?\\(|DOMAIN ${NAME} AS )|ALTER DOMAIN ${NAME} ADD CONSTRAINT ${IDENT} CHECK \\(.*\\) NOT VALID$)`, 's'),
   sequence: new RegExp(`^CREATE SEQUENCE ${NAME} AS [a-z]+ INCREMENT BY -?\\d+ MINVALUE -?\\d+ MAXVALUE -?\\d+ START WITH -?\\d+ CACHE \\d+(?: NO)? CYCLE$`),
   table: new RegExp(`^CREATE (?:UNLOGGED )?TABLE ${NAME} \\(`),
   // A partitioned table (no rows of its own): its columns, then the partition key the server printed.
@@ -22,7 +23,8 @@ const SHAPES: Readonly<Record<PostgresStatement['kind'] | 'table', RegExp>> = {
   constraint: new RegExp(`^ALTER TABLE (?:ONLY )?${NAME} ADD CONSTRAINT ${IDENT} (?:PRIMARY KEY|UNIQUE|CHECK|EXCLUDE)\\b`),
   'foreign-key': new RegExp(`^ALTER TABLE (?:ONLY )?${NAME} ADD CONSTRAINT ${IDENT} FOREIGN KEY\\b`),
   index: new RegExp(`^CREATE (?:UNIQUE )?INDEX ${ANY_IDENT} ON (?:ONLY )?${ANY_NAME} USING `, 'u'),
-  view: new RegExp(`^CREATE (?:MATERIALIZED )?VIEW ${NAME} AS `),
+  // With the options the server keeps for it (check_option, security_barrier, …; a materialized view's storage parameters).
+  view: new RegExp(`^CREATE (?:MATERIALIZED )?VIEW ${NAME}(?: WITH \\((?:${ANY_IDENT}=(?:[A-Za-z0-9_.]+|${LITERAL}))(?:, ${ANY_IDENT}=(?:[A-Za-z0-9_.]+|${LITERAL}))*\\))? AS `, 'u'),
   'sequence-value': new RegExp(`^SELECT pg_catalog\\.setval\\((?:pg_catalog\\.pg_get_serial_sequence\\(${LITERAL}, ${LITERAL}\\)|${LITERAL}), -?\\d+, (?:true|false)\\)$`),
   'owned-by': new RegExp(`^ALTER SEQUENCE ${NAME} OWNED BY ${NAME}\\.${IDENT}$`),
   comment: new RegExp(`^COMMENT ON (?:SCHEMA|TABLE|COLUMN|VIEW|MATERIALIZED VIEW|SEQUENCE|TYPE|DOMAIN|INDEX|CONSTRAINT) .+ IS ${LITERAL}$`, 's'),
