@@ -12,7 +12,7 @@ import { engineOf } from './engines/registry.js';
 import { iterableSource } from './formats/byte-reader.js';
 import { fileSource } from './formats/input.js';
 import { readJson } from './formats/json-format.js';
-import type { ImportItem } from './formats/format.js';
+import { checkEndCounts, type ImportItem } from './formats/format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readPostgresSql, type PostgresSqlItem } from './formats/postgres-sql-format.js';
 import type { ImportOptions, ImportResult } from './import.js';
@@ -113,6 +113,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
     let schema: DatabaseSchema | undefined;
     const created = new Set<string>();
     const digests = new Map<string, TableDigest>();
+    let end: { tables?: number; rows?: number } | undefined;
     const create = async (table: TableSchema): Promise<void> => {
       if (created.has(table.name)) return;
       // An ndjson file's table lines come after its header: each is checked before anything uses it.
@@ -157,6 +158,9 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
         case 'digest':
           digests.set(item.table, item.digest);
           break;
+        case 'end':
+          end = item;
+          break;
         default:
           break; // the readers throw E_TRUNCATED themselves when the end is missing
       }
@@ -178,6 +182,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
       }
       tables.push({ name: table.name, ...(await target.verify(table, expected)) });
     }
+    checkEndCounts(end, tables);
     for (const l of target.lossyValues?.() ?? []) {
       progress.notice(`lossy (--allow-lossy): table ${l.table} column ${l.column}: ${l.count} × ${l.what}; first in row ${l.row}: ${l.example}`);
     }

@@ -20,7 +20,7 @@ import { quoteIdent } from './engines/sqlite/sql-text.js';
 import { SqliteTarget } from './engines/sqlite/sqlite-target.js';
 import { ByteReader, iterableSource, prefixedSource, readHead, type ByteSource } from './formats/byte-reader.js';
 import { fileSource, gzipSource, zstdSource } from './formats/input.js';
-import type { FormatName, ImportItem } from './formats/format.js';
+import { checkEndCounts, type FormatName, type ImportItem } from './formats/format.js';
 import { readJson } from './formats/json-format.js';
 import { readNdjson } from './formats/ndjson-format.js';
 import { readSql } from './formats/sql-format.js';
@@ -123,6 +123,7 @@ export async function importFrom(file: string, options: ImportOptions): Promise<
     target.endLoad();
     progress.progress('verify', undefined, true);
     const tables = verify(target, load, options.allowLossy ?? false, progress, options.into);
+    checkEndCounts(load.end, tables);
     progress.progress('indexes', undefined, true);
     target.finish(load.objects, load.meta);
     target.close();
@@ -194,6 +195,8 @@ interface LoadState {
   pgDomains?: Map<string, string>;
   /** For a PostgreSQL export: each loaded table's file digest, read-back digest and -0.0 check. */
   fromPostgresRows?: Map<string, PostgresRows>;
+  /** What the file says it holds (its end item). */
+  end?: { tables?: number; rows?: number; digested?: boolean };
 }
 
 /**
@@ -413,7 +416,8 @@ async function loadItems(items: AsyncGenerator<ImportItem>, target: SqliteTarget
         state.digests.set(item.table, { encoding: item.encoding, digest: item.digest });
         break;
       case 'end':
-        break; // readers throw E_TRUNCATED themselves when the end is missing
+        state.end = item; // (readers throw E_TRUNCATED themselves when the end is missing)
+        break;
     }
     tick();
     progress.progress('rows', item.kind === 'rows' || item.kind === 'insert' ? item.table : undefined);

@@ -1,4 +1,5 @@
 import type { RowBatch, RowEncoding, TableDigest } from '../core/encoding.js';
+import { IntegrityError } from '../core/errors.js';
 import type { DatabaseMeta, DatabaseSchema, SchemaObject, TableSchema } from '../core/schema.js';
 
 /** What an export file says about itself, written before the first row. */
@@ -60,8 +61,33 @@ export type ImportItem =
   | { kind: 'meta'; meta: DatabaseMeta }
   /** The digest recorded at export for a table, to compare with the loaded table. */
   | { kind: 'digest'; table: string; encoding: RowEncoding; digest: TableDigest }
-  /** The file's own end marker: anything missing before it is truncation. */
-  | { kind: 'end'; tables?: number; rows?: number };
+  /**
+   * The file's own end marker: anything missing before it is truncation. `tables` and `rows` are what
+   * the file says it holds (its end line, or the json header's counts); `digested` that every table of
+   * it has a digest (a scriptorium sql export, unlike a `sqlite3 .dump`).
+   */
+  | { kind: 'end'; tables?: number; rows?: number; digested?: boolean };
+
+/**
+ * Compares what a file says it holds (its {@link ImportItem} `end`) with what was loaded from it:
+ * a table left out, rows removed or added as a whole table (each table's own digest checks the rest)
+ * are E_TRUNCATED, before anything is committed.
+ */
+export function checkEndCounts(end: { tables?: number; rows?: number; digested?: boolean } | undefined, loaded: ReadonlyArray<{ name: string; rows: number; verified?: boolean }>): void {
+  if (!end) return;
+  const fail = (message: string): never => {
+    throw new IntegrityError('E_TRUNCATED', `import: ${message}`, { hint: 'The file is incomplete or was edited; nothing was written to the target.' });
+  };
+  if (end.digested) {
+    const bare = loaded.find((t) => t.verified === false);
+    if (bare) fail(`table ${JSON.stringify(bare.name)} has no digest, which every table of this export has: the file is incomplete`);
+  }
+  if (end.tables !== undefined && Number.isFinite(end.tables) && end.tables !== loaded.length) {
+    fail(`the file says it holds ${end.tables} table${end.tables === 1 ? '' : 's'}; ${loaded.length} ${loaded.length === 1 ? 'is' : 'are'} in it`);
+  }
+  const rows = loaded.reduce((a, t) => a + t.rows, 0);
+  if (end.rows !== undefined && Number.isFinite(end.rows) && end.rows !== rows) fail(`the file says it holds ${end.rows} rows; ${rows} are in it`);
+}
 
 export type FormatName = 'json' | 'ndjson' | 'sql';
 

@@ -326,6 +326,8 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
   await scan.expect(OPEN_OBJ, 'the document');
   let schema: DatabaseSchema | undefined;
   let sawTables = false;
+  /** What export_info says the document holds (the original format's record_counts and total_records). */
+  let counts: { tables?: number; rows?: number } = {};
   if ((await scan.peek()) === CLOSE_OBJ) throw corrupt('the document is empty');
   do {
     const key = await scan.key();
@@ -342,6 +344,11 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
         });
       }
       schema = info.schema as DatabaseSchema;
+      const recorded = info.record_counts;
+      counts = {
+        ...(recorded && typeof recorded === 'object' && !Array.isArray(recorded) ? { tables: Object.keys(recorded).length } : {}),
+        ...(typeof info.total_records === 'number' ? { rows: info.total_records } : {}),
+      };
       yield { kind: 'schema', schema };
     } else if (key === 'tables') {
       if (!schema) throw corrupt('"tables" comes before "export_info"');
@@ -374,7 +381,7 @@ export async function* readJson(reader: ByteReader, batchRows = 2000): AsyncGene
   } while (await scan.more(CLOSE_OBJ, 'the document'));
   if ((await scan.peek()) >= 0) throw corrupt('data after the end of the document');
   if (!sawTables) throw truncated('the tables');
-  yield { kind: 'end' };
+  yield { kind: 'end', ...counts };
 }
 
 /**

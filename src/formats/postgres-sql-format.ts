@@ -4,7 +4,7 @@ import type { DatabaseSchema, PostgresStatement, TableSchema } from '../core/sch
 import type { ByteReader } from './byte-reader.js';
 import type { ExportHeader, FormatWriter } from './format.js';
 import { SqlSplitter, type SqlPiece } from './sql-splitter.js';
-import { SQL_FORMAT_ID, SQL_VERSION } from './sql-format.js';
+import { SQL_FORMAT_ID, SQL_VERSION, endCounts } from './sql-format.js';
 
 /** A double-quoted PostgreSQL identifier. */
 function ident(name: string): string {
@@ -77,7 +77,7 @@ export type PostgresSqlItem =
   /** VALUES tuples of one table (bytes; a view of the reader's buffer, valid until the next item). */
   | { kind: 'rows'; table: string; encoding: 'sql'; batch: RowBatch; line: number }
   | { kind: 'digest'; table: string; encoding: 'sql'; digest: TableDigest }
-  | { kind: 'end' };
+  | { kind: 'end'; tables?: number; rows?: number };
 
 /** The session settings our writer puts before BEGIN: the only statements of the head. */
 const HEAD = new Set([
@@ -169,6 +169,8 @@ export async function* readPostgresSql(reader: ByteReader): AsyncGenerator<Postg
   let schema: DatabaseSchema | undefined;
   /** The INSERT whose later pieces are still to come. */
   let streaming: { table: string } | null = null;
+  /** What its scriptorium:end line says the script holds. */
+  let end: { tables: number; rows: number } | undefined;
   const leaveTables = function* (line: number): Generator<PostgresSqlItem> {
     if (schema) return;
     if (phase !== 'tables' && phase !== 'before') throw refused(line, 'rows or statements before BEGIN');
@@ -192,6 +194,7 @@ export async function* readPostgresSql(reader: ByteReader): AsyncGenerator<Postg
           }
           yield { kind: 'digest', table: d.table, encoding: 'sql', digest: { rows: d.rows, sha256: d.sha256 } };
         } else if (m?.[1] === 'table') yield* leaveTables(piece.line);
+        else if (m?.[1] === 'end') end = endCounts(m[2]!, piece.line);
         else if (piece.comment.startsWith('-- not carried: ')) notCarried.push(piece.comment.slice(16));
         else {
           const v = /^-- PostgreSQL (\S+?);/.exec(piece.comment);
@@ -277,5 +280,10 @@ export async function* readPostgresSql(reader: ByteReader): AsyncGenerator<Postg
       hint: 'A scriptorium PostgreSQL sql export is one transaction; a script without its end is incomplete.',
     });
   }
-  yield { kind: 'end' };
+  if (!end) {
+    throw new IntegrityError('E_TRUNCATED', 'sql: the script has no scriptorium:end line after its COMMIT', {
+      hint: 'A scriptorium PostgreSQL sql export ends with one; without it the file is incomplete or was edited. Nothing was written to the target.',
+    });
+  }
+  yield { kind: 'end', ...end };
 }

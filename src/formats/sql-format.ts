@@ -108,6 +108,21 @@ export function terminate(sql: string): string {
   return inComment === 'line' ? `${sql}\n;` : inComment === 'block' ? `${sql}*/;` : `${sql};`;
 }
 
+/** The counts of a `-- scriptorium:end {"tables":T,"rows":N}` line (of either engine's sql export). */
+export function endCounts(json: string, line: number): { tables: number; rows: number } {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    v = undefined;
+  }
+  const o = v as { tables?: unknown; rows?: unknown } | undefined;
+  if (!o || typeof o !== 'object' || !Number.isSafeInteger(o.tables) || !Number.isSafeInteger(o.rows)) {
+    throw new IntegrityError('E_CORRUPT', `sql: line ${line}: a damaged scriptorium:end comment`, { hint: 'The file is damaged or was edited; nothing was written to the target.' });
+  }
+  return { tables: o.tables as number, rows: o.rows as number };
+}
+
 /**
  * Reads a SQL script written by scriptorium or by `sqlite3 .dump`. Nothing in it is executed as given
  * unless it is one of the statements those tools write: CREATE TABLE/INDEX/VIEW/TRIGGER, INSERTs of
@@ -128,6 +143,9 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
   };
   let began = false;
   let committed = false;
+  /** A scriptorium export (its first line says so): it ends with a scriptorium:end line, and every table has a digest. */
+  let ours = false;
+  let end: { tables: number; rows: number } | undefined;
   const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
   const tables = new Set<string>();
   // The splitter works on the reader's buffer: pieces are views of it, used before the next fill.
@@ -141,6 +159,7 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
     let pieces: Generator<SqlPiece> | undefined = splitter.drain(reader.view);
     for (const piece of pieces) {
       if (piece.comment !== undefined) {
+        if (piece.line === 1 && piece.comment.startsWith(`-- ${SQL_FORMAT_ID} `)) ours = true;
         const m = /^-- scriptorium:(digest|end) (\{.*\})\s*$/.exec(piece.comment);
         if (m?.[1] === 'digest') {
           let d: { table: string; rows: number; sha256: string };
@@ -152,7 +171,7 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
             });
           }
           yield { kind: 'digest', table: d.table, encoding: 'sql', digest: { rows: d.rows, sha256: d.sha256 } };
-        } // the end comment only restates COMMIT, which is what marks a complete script
+        } else if (m?.[1] === 'end') end = endCounts(m[2]!, piece.line);
         continue;
       }
       if (piece.values && !piece.values.first) {
@@ -224,8 +243,13 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
       hint: 'scriptorium and sqlite3 .dump both write one transaction; a script without its end is incomplete.',
     });
   }
+  if (ours && !end) {
+    throw new IntegrityError('E_TRUNCATED', 'sql: the script has no scriptorium:end line after its COMMIT', {
+      hint: 'A scriptorium sql export ends with one; without it the file is incomplete or was edited. Nothing was written to the target.',
+    });
+  }
   yield { kind: 'meta', meta };
-  yield { kind: 'end' };
+  yield { kind: 'end', ...(end ?? {}), ...(ours ? { digested: true } : {}) };
 }
 
 /**

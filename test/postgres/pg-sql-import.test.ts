@@ -120,6 +120,9 @@ describe.skipIf(PG_SKIP)('import of a PostgreSQL sql export', () => {
       ['changed', text.replace(/\(1,-32768\)/, '(1,-32767)'), 'E_DIGEST_MISMATCH', /int2_limits/],
       ['after-commit', `${text}SELECT 1;\n`, 'E_UNSUPPORTED_SQL', /a statement after COMMIT/],
       ['truncated', text.slice(0, text.indexOf('\nCOMMIT;')), 'E_TRUNCATED', /has no COMMIT/],
+      // Its end line says how many tables and rows it holds; without it the script is incomplete.
+      ['no-end', text.replace(/\n-- scriptorium:end \{[^\n]*\}\n?$/, '\n'), 'E_TRUNCATED', /no scriptorium:end line after its COMMIT/],
+      ['end-counts', text.replace(/(\n-- scriptorium:end \{"tables":)(\d+)/, (_m, head: string, n: string) => `${head}${Number(n) + 1}`), 'E_TRUNCATED', /the file says it holds \d+ tables; \d+ are in it/],
     ];
     for (const [name, sql, code, message] of cases) {
       expect(sql, name).not.toBe(text);
