@@ -16,7 +16,7 @@ import type { EventListener } from '../core/events.js';
 import { ChunkIndex, decodeIndex } from './chunk-index.js';
 import { RepositoryIntegrityError, type Problem } from './errors.js';
 import type { Snapshot, TableEntry } from './manifest.js';
-import { findStrays, listObjects, MAX_BYTES } from './objects.js';
+import { findStrays, isObjectKey, listObjects, MAX_BYTES } from './objects.js';
 import { packKey, type Pack } from './pack.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
@@ -127,6 +127,13 @@ async function runChecks(repo: Repository, options: VerifyOptions, reporter: Ope
   }
   const report: VerifyReport = { snapshots: snapshots.length, packs: 0, unreferencedPacks: 0, chunks: 0, tablesRead: 0, problems, strays: await findStrays(repo.store) };
   const strays = new Set(report.strays);
+  // A link (or FIFO, device) under a manifest's own name stands where a snapshot belongs: nothing reads
+  // it, so the snapshot would simply drop out of the list, and `latest` mean the one before. (Other
+  // strays are left alone and reported; a pack that a snapshot uses is a problem of that snapshot, below.)
+  for (const key of report.strays) {
+    if (!key.startsWith('snapshots/') || !isObjectKey(key)) continue;
+    problems.push({ code: 'E_CORRUPT', snapshot: key.slice('snapshots/'.length), message: `${key} is not a regular file (a link, a FIFO, a device) where a snapshot's manifest belongs: it is never read, so that snapshot is missing` });
+  }
   const referenced = new Set<string>();
   const facts = {
     exists: (hash: string) => existing.has(hash),

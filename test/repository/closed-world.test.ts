@@ -155,6 +155,26 @@ describe('prune and verify leave what is not a repository object alone, and repo
     expect(cli(['verify', '--repo', repoDir]).stdout).toContain(`left alone: ${strays.length} files that are not repository objects`);
   });
 
+  it("a manifest replaced by a link is never followed, and verify fails naming the snapshot it hides (latest would mean the one before)", async () => {
+    const dir = tempDir('closed');
+    const repoDir = join(dir, 'repo');
+    await (await Repository.init(repoDir)).close();
+    const db = demoDb(dir, 50);
+    await backup(db, repoDir);
+    const second = await backup(db, repoDir, { tags: ['second'] });
+    const manifest = join(repoDir, 'snapshots', second.id);
+    const elsewhere = join(dir, 'elsewhere-manifest');
+    writeFileSync(elsewhere, readFileSync(manifest));
+    spawnSync('rm', [manifest]);
+    symlinkSync(elsewhere, manifest);
+    const r = cli(['verify', '--repo', repoDir]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`E_CORRUPT`);
+    expect(r.stderr).toContain(`snapshots/${second.id} is not a regular file (a link, a FIFO, a device) where a snapshot's manifest belongs: it is never read, so that snapshot is missing`);
+    // The link is not read as the snapshot.
+    expect(cli(['snapshots', '--repo', repoDir]).stdout).not.toContain(second.id.slice(0, 8));
+  });
+
   it('forget --prune of every snapshot deletes only objects: a stray file survives prune and is reported', async () => {
     const dir = tempDir('closed');
     const repoDir = join(dir, 'repo');
