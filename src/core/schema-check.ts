@@ -73,6 +73,7 @@ export function schemaProblemOf(s: unknown, options: { tablesFollow?: boolean } 
   if (!isObject(meta)) return 'meta: not an object';
   if (meta.userVersion !== undefined && !isInt32(meta.userVersion)) return `meta.userVersion: ${show(meta.userVersion)} is not a 32-bit integer`;
   if (meta.applicationId !== undefined && !isInt32(meta.applicationId)) return `meta.applicationId: ${show(meta.applicationId)} is not a 32-bit integer`;
+  if (meta.analyzed !== undefined && typeof meta.analyzed !== 'boolean') return `meta.analyzed: ${show(meta.analyzed)} is not a boolean`;
   if (meta.sequences !== undefined) {
     if (!isObject(meta.sequences)) return 'meta.sequences: not an object';
     const entries = Object.entries(meta.sequences);

@@ -87,6 +87,11 @@ export interface DatabaseMeta {
   applicationId?: number;
   /** SQLite AUTOINCREMENT counters from `sqlite_sequence`, as decimal strings (they are 64-bit). */
   sequences?: Record<string, string>;
+  /**
+   * SQLite: the database had optimizer statistics (`sqlite_stat1`, from ANALYZE): the target runs
+   * ANALYZE once its rows and indexes are in, which computes them again from the same rows.
+   */
+  analyzed?: boolean;
 }
 
 export interface DatabaseSchema {

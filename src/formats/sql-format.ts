@@ -56,6 +56,7 @@ export class SqlWriter implements FormatWriter {
       for (const [name, value] of seq) lines.push(`INSERT INTO sqlite_sequence(name,seq) VALUES(${quoteText(name)},${BigInt(value)});`);
     }
     for (const o of this.#objects) lines.push(terminate(o.sql));
+    if (h.schema.meta.analyzed === true) lines.push('ANALYZE;'); // the source's optimizer statistics, computed again
     lines.push(`PRAGMA user_version=${h.schema.meta.userVersion ?? 0};`);
     lines.push(`PRAGMA application_id=${h.schema.meta.applicationId ?? 0};`);
     lines.push('COMMIT;');
@@ -146,7 +147,7 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
   /** A scriptorium export (its first line says so): it ends with a scriptorium:end line, and every table has a digest. */
   let ours = false;
   let end: { tables: number; rows: number } | undefined;
-  const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string> } = {};
+  const meta: { userVersion?: number; applicationId?: number; sequences?: Record<string, string>; analyzed?: boolean } = {};
   const tables = new Set<string>();
   // The splitter works on the reader's buffer: pieces are views of it, used before the next fill.
   reader.describe = () => `sql: the statement at line ${splitter.line}`;
@@ -220,6 +221,9 @@ export async function* readSql(reader: ByteReader, options: { streamTuples?: boo
         case 'sequence':
           if (continues) throw unsupported(piece.line, 'an INSERT into sqlite_sequence of more than a few rows');
           (meta.sequences ??= Object.create(null) as Record<string, string>)[st.name] = st.value; // a table may be "__proto__"
+          break;
+        case 'analyze':
+          meta.analyzed = true;
           break;
         case 'pragma':
           if (st.name === 'user_version') meta.userVersion = st.value;

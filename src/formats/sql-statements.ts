@@ -10,7 +10,9 @@ export type Statement =
   | { kind: 'insert'; table: string; columns: string[] | null; head: string }
   | { kind: 'object'; object: SchemaObject }
   | { kind: 'sequence'; name: string; value: string }
-  | { kind: 'pragma'; name: 'user_version' | 'application_id'; value: number };
+  | { kind: 'pragma'; name: 'user_version' | 'application_id'; value: number }
+  /** ANALYZE (ours) or .dump's ANALYZE sqlite_schema before its statistics rows: the target runs ANALYZE at the end. */
+  | { kind: 'analyze' };
 
 const IDENT = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|[A-Za-z_\u0080-\uffff][\w$\u0080-\uffff]*)`;
 const INSERT = new RegExp(String.raw`^INSERT\s+INTO\s+(${IDENT})\s*(\(\s*${IDENT}(?:\s*,\s*${IDENT})*\s*\))?\s*VALUES\s*`, 'i');
@@ -52,8 +54,9 @@ export function classifyStatement(sql: string, line: number, tables: ReadonlySet
   if (/^PRAGMA\s+(?:foreign_keys|defer_foreign_keys)\s*=\s*\w+\s*$/i.test(head)) return { kind: 'ignore' };
   const pragma = /^PRAGMA\s+(user_version|application_id)\s*=\s*(-?\d+)\s*$/i.exec(head);
   if (pragma) return { kind: 'pragma', name: pragma[1]!.toLowerCase() as 'user_version', value: Number(pragma[2]) };
-  // sqlite3 .dump writes optimizer statistics after ANALYZE; they are rebuilt by ANALYZE, not restored.
-  if (/^ANALYZE\s+(?:sqlite_schema|sqlite_master)\s*$/i.test(head)) return { kind: 'ignore' };
+  // sqlite3 .dump writes optimizer statistics after ANALYZE sqlite_schema; they are rebuilt by ANALYZE
+  // once the rows and indexes are in (meta.analyzed), not restored; our own exports end with ANALYZE.
+  if (/^ANALYZE(?:\s+(?:sqlite_schema|sqlite_master))?\s*$/i.test(head)) return { kind: 'analyze' };
   if (/^INSERT\s+INTO\s+"?sqlite_stat[1-4]"?\s/i.test(head)) return { kind: 'ignore' };
   if (/^DELETE\s+FROM\s+"?sqlite_sequence"?\s*$/i.test(head)) return { kind: 'ignore' };
   const seq = SEQUENCE.exec(head);

@@ -107,7 +107,7 @@ export function withoutRowidTable(db: Db, name: string): boolean {
 
 /** The description of one `table` row of sqlite_schema, the reason it cannot be carried, or undefined for a table that is not carried by design. */
 function tableEntry(db: Db, row: SchemaRow & { sql: string }, withoutRowid: boolean, shadow: boolean): TableSchema | UnsupportedTable | undefined {
-  if (row.name.startsWith('sqlite_')) return undefined; // sqlite_sequence, sqlite_stat*: kept as metadata
+  if (row.name.startsWith('sqlite_')) return undefined; // sqlite_sequence, sqlite_stat*: kept as metadata (meta.sequences, meta.analyzed)
   if (shadow) return undefined;
   const virtual = /^\s*CREATE\s+VIRTUAL\s+TABLE\b/i.test(row.sql);
   const table = virtual ? readVirtualTable(db, row.name, row.sql) : readTable(db, row.name, row.sql, withoutRowid);
@@ -290,6 +290,8 @@ function readMeta(db: Db): DatabaseSchema['meta'] {
     }[];
     meta.sequences = Object.fromEntries(seq.map((s) => [s.name, s.seq]));
   }
+  // Optimizer statistics (ANALYZE): not copied row by row but computed again by the target from the same rows.
+  if (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").get() && db.prepare('SELECT 1 FROM sqlite_stat1 LIMIT 1').get()) meta.analyzed = true;
   return meta;
 }
 

@@ -383,6 +383,9 @@ export class SqliteTarget {
     this.#db.pragma(`user_version = ${Math.trunc(meta.userVersion ?? 0)}`);
     this.#db.pragma(`application_id = ${Math.trunc(meta.applicationId ?? 0)}`);
     for (const object of objects) this.#create(object, object.sql);
+    // The source's optimizer statistics, computed again from the same rows and indexes (as a .dump's
+    // loader would, for ANALYZE's own rows are not restored: they are ANALYZE's to write).
+    if (meta.analyzed === true) this.#db.exec('ANALYZE');
     this.#db.exec('COMMIT');
   }
 
