@@ -100,10 +100,10 @@ export function parseConfig(data: Buffer, location: string): RepositoryConfig {
   try {
     config = JSON.parse(data.toString('utf8')) as RepositoryConfig;
   } catch (err) {
-    throw notRepository(location, err);
+    throw notRepository(location, err, 'its config file is not JSON: damaged, or not a repository\'s');
   }
   if (config === null || typeof config !== 'object' || config.format !== FORMAT_NAME || !Number.isInteger(config.version)) {
-    throw notRepository(location);
+    throw notRepository(location, undefined, `its config file is not a ${FORMAT_NAME} config`);
   }
   if (config.version > FORMAT_VERSION) throw newerVersion(location, config.version, FORMAT_VERSION);
   const chunker = config.chunker as ChunkerSettings | undefined;

@@ -46,9 +46,9 @@ export class RepositoryIntegrityError extends IntegrityError {
   }
 }
 
-/** The path holds no repository (no `config`). */
-export function notRepository(location: string, cause?: unknown): NotFoundError {
-  return new NotFoundError(`repository: ${location} is not a scriptorium repository (no config file)`, {
+/** The path holds no repository (no `config`, or `why`: a config that is not a repository's). */
+export function notRepository(location: string, cause?: unknown, why = 'no config file'): NotFoundError {
+  return new NotFoundError(`repository: ${location} is not a scriptorium repository (${why})`, {
     code: 'E_NOT_REPOSITORY',
     hint: 'Check --repo / SCRIPTORIUM_REPO, or create one with `scriptorium init <repo>`.',
     cause,

@@ -18,8 +18,12 @@ describe('bad arguments get clear errors', () => {
       expect((err as Error).message).toContain('is not a scriptorium repository');
       expect((err as { hint: string }).hint).toMatch(/scriptorium init/);
     }
+    await expect(snapshots(dir)).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY', message: expect.stringContaining('(no config file)') });
+    // A config that is there says what is wrong with it, not that there is none.
     writeFileSync(join(dir, 'config'), 'not json');
-    await expect(snapshots(dir)).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY' });
+    await expect(snapshots(dir)).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY', message: expect.stringContaining('its config file is not JSON') });
+    writeFileSync(join(dir, 'config'), '{"format":"something-else","version":1}');
+    await expect(snapshots(dir)).rejects.toMatchObject({ code: 'E_NOT_REPOSITORY', message: expect.stringContaining('its config file is not a scriptorium-repository config') });
   });
 
   it('a repository of a newer format version', async () => {
