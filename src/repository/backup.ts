@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { hostname, tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { AuthError, noSpaceError } from '../core/errors.js';
+import { AuthError, noSpaceError, ScriptoriumError } from '../core/errors.js';
 import type { EventListener } from '../core/events.js';
 import { collectAll, collectSoon, GarbageGate } from '../core/memory.js';
 import type { TableSchema } from '../core/schema.js';
@@ -23,7 +23,7 @@ import { NativePacker, type PackedFile } from './native-packer.js';
 import { gzipPackFile, gzipPackFromFd } from './gzip-pack.js';
 import { SealedStore } from './crypto/sealed-store.js';
 import { isStale, listLocks, RepositoryLock, type HeldLock } from './locks.js';
-import { MAX_BYTES } from './objects.js';
+import { listObjects, MAX_BYTES } from './objects.js';
 import { OperationReporter } from './progress.js';
 import { withRepository, type OpenOptions, type Repository, type RepositoryLocation } from './repository.js';
 import { openSource, selectTables, sourceDisplay, subsetSchema, type RowSource } from './source.js';
@@ -68,7 +68,7 @@ export async function backup(source: string | RowSource, repository: RepositoryL
     // A cached config is checked against the snapshot list's record (ParentIndex.open) before any write.
     withRepository(repository, { ...options, cachedConfig: true }, async (repo) => {
       const time = options.time ?? new Date();
-      refusePlaintext(repo, options);
+      await refusePlaintext(repo, options);
       const lock = await repo.lock('shared', 'backup', options.lockWaitMs ?? 60_000);
       let db: RowSource | undefined;
       try {
@@ -120,11 +120,21 @@ export async function backup(source: string | RowSource, repository: RepositoryL
  * Refuses to write a backup into an unencrypted repository when the caller gave a passphrase or an
  * identity: someone who could replace the repository by an unencrypted one must not get plaintext.
  */
-function refusePlaintext(repo: Repository, options: BackupOptions): void {
-  if (repo.crypto || !options.keys?.expectEncrypted) return;
-  throw new AuthError(`backup: repository ${repo.location} is not encrypted, but a passphrase or identity was given`, {
-    hint: 'Refusing to write plaintext where encrypted backups were expected: check that --repo is the encrypted repository (was it replaced?), or unset SCRIPTORIUM_PASSWORD / --password-file for an unencrypted one.',
-  });
+async function refusePlaintext(repo: Repository, options: BackupOptions): Promise<void> {
+  if (repo.crypto) return;
+  if (options.keys?.expectEncrypted) {
+    throw new AuthError(`backup: repository ${repo.location} is not encrypted, but a passphrase or identity was given`, {
+      hint: 'Refusing to write plaintext where encrypted backups were expected: check that --repo is the encrypted repository (was it replaced?), or unset SCRIPTORIUM_PASSWORD / --password-file for an unencrypted one.',
+    });
+  }
+  // A config that says "not encrypted" beside key objects was edited (its encryption taken out): on a
+  // local disk that costs one directory read to see. (On a remote store it would be a LIST every backup.)
+  if (repo.store.capabilities.remote === true) return;
+  for await (const entry of listObjects(repo.store, 'keys/')) {
+    throw new ScriptoriumError('E_CORRUPT', `backup: repository ${repo.location} holds key objects (${entry.key}), but its config says it is not encrypted`, {
+      hint: 'Its config was edited or replaced: refusing to write plaintext into an encrypted repository. Restore the config from a copy (or `scriptorium init` a new repository).',
+    });
+  }
 }
 
 const NEWLINE = Buffer.from('\n');

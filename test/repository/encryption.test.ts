@@ -135,6 +135,17 @@ describe('encrypted repositories through the CLI', { timeout: 180_000 }, () => {
     expect(plain.code).not.toBe(0);
     expect(plain.stderr).toMatch(/E_AUTH.*not encrypted/);
     expect(fs.existsSync(join(dir, 'plain', 'snapshots')) && fs.readdirSync(join(dir, 'plain', 'snapshots')).length > 0).toBe(false);
+    // The encrypted repository's config with its encryption taken out: even without a passphrase, no
+    // plaintext goes in beside its key objects.
+    const configFile = join(dir, 'repo', 'config');
+    const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    delete config.encryption;
+    fs.writeFileSync(configFile, JSON.stringify(config));
+    const before = fs.readdirSync(join(dir, 'repo', 'snapshots')).sort();
+    const stripped = cli(dir, ['backup', '--repo', 'repo', db], { SCRIPTORIUM_PASSWORD: undefined });
+    expect(stripped.code).not.toBe(0);
+    expect(stripped.stderr).toMatch(/E_CORRUPT: backup: repository .* holds key objects \(keys\/[0-9a-f]+\), but its config says it is not encrypted/);
+    expect(fs.readdirSync(join(dir, 'repo', 'snapshots')).sort()).toEqual(before);
   });
 
   it('key add, list, passwd and remove change passphrases without touching data; the last key and the key in use stay', () => {
