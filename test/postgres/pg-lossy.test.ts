@@ -26,7 +26,10 @@ beforeAll(async () => {
       INSERT INTO t VALUES (1, 'five', 'not a number', 2, X'00ff', 'text in a blob', 7, 'abc');
       INSERT INTO t VALUES (2, 1.5, 1.5, 1, X'616263', X'01', 'seven', 12.5);
       INSERT INTO t VALUES (3, 18446744073709551616, 2.5, 0, 'a' || char(0) || 'b', NULL, 2.5, 1e300);
-      INSERT INTO t VALUES (4, 2.5, NULL, NULL, NULL, NULL, NULL, NULL);`);
+      INSERT INTO t VALUES (4, 2.5, NULL, NULL, NULL, NULL, NULL, NULL);
+      -- Text that is not UTF-8: plain, and with a quote (escaped in the export).
+      INSERT INTO t VALUES (5, NULL, NULL, NULL, CAST(X'ff41' AS TEXT), NULL, NULL, NULL);
+      INSERT INTO t VALUES (6, NULL, NULL, NULL, CAST(X'22ff' AS TEXT), NULL, NULL, NULL);`);
   });
   file = path.join(dir, 'dynamic.ndjson');
   await exportTo(db, { format: 'ndjson', output: file });
@@ -44,7 +47,7 @@ describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
     const err = (await importFrom(file, { into: target }).catch((e: unknown) => e)) as { code: string; message: string; hint: string };
     expect(err).toMatchObject({ code: 'E_LOSSY' });
     const lines = err.message.split('\n');
-    expect(lines[0]).toMatch(/^import: 14 values cannot be carried exactly into postgres(ql)?:\/\/postgres:\*\*\*@/);
+    expect(lines[0]).toMatch(/^import: 16 values cannot be carried exactly into postgres(ql)?:\/\/postgres:\*\*\*@/);
     expect(lines.slice(1).sort()).toEqual([
       'table "t" column "b": 1 × a number other than 0 and 1 in a boolean column (non-zero loaded as true); first in row 1: 2',
       'table "t" column "d": 1 × a REAL written with an exponent in a numeric column (PostgreSQL writes it out in full, e.g. 1e300 as 301 digits); first in row 3: 1.0e+300',
@@ -55,6 +58,7 @@ describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
       'table "t" column "r": 1 × text in a double precision column (loaded as NULL); first in row 1: "not a number"',
       'table "t" column "s": 1 × text with NUL (U+0000), which PostgreSQL text cannot hold (loaded without the NUL characters); first in row 3: "a\\u0000b"',
       'table "t" column "s": 2 × a BLOB in a text column (loaded as its text when it is UTF-8 without NUL, otherwise as \\x and its hex); first in row 1: {"$blob":"00FF"}',
+      'table "t" column "s": 2 × text that is not valid UTF-8 (SQLite stores any bytes as TEXT; loaded with U+FFFD for each invalid sequence); first in row 5: "\ufffdA"',
       'table "t" column "u": 2 × a number in a text column (loaded as its digits: the value becomes text); first in row 1: 7',
       'table "t" column "x": 1 × text in a bytea column (loaded as its UTF-8 bytes: the value becomes a BLOB); first in row 1: "text in a blob"',
     ]);
@@ -66,13 +70,15 @@ describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
     const target = await freshDatabase('lossyok');
     const notices: string[] = [];
     const result = await importFrom(file, { into: target, allowLossy: true, onEvent: (e) => e.type === 'notice' && notices.push(e.message) });
-    expect(result.tables.map((t) => [t.name, t.rows, t.verified])).toEqual([['t', 4, true]]);
-    expect(notices.filter((n) => n.startsWith('lossy (--allow-lossy): '))).toHaveLength(11);
+    expect(result.tables.map((t) => [t.name, t.rows, t.verified])).toEqual([['t', 6, true]]);
+    expect(notices.filter((n) => n.startsWith('lossy (--allow-lossy): '))).toHaveLength(12);
     expect(await textRows(target, "SELECT id, i, r, b, s, convert_from(x, 'UTF8'), u, d FROM t ORDER BY id")).toEqual([
       ['1', null, null, 't', '\\x00ff', 'text in a blob', '7', null],
       ['2', '2', '1.5', 't', 'abc', '\u0001', 'seven', '12.5'],
       ['3', null, '2.5', 'f', 'ab', null, '2.5', `1${'0'.repeat(300)}`],
       ['4', '2', null, null, null, null, null, null], // 2.5 rounds to even, as PostgreSQL's cast does
+      ['5', null, null, null, '\ufffdA', null, null, null],
+      ['6', null, null, null, '"\ufffd', null, null, null],
     ]);
   });
 
@@ -96,7 +102,7 @@ describe.skipIf(PG_SKIP)('lossy values into PostgreSQL', () => {
     expect(refused.stdout + refused.stderr).not.toContain(new URL(target).password);
     const loaded = spawnSync(process.execPath, [CLI, 'import', file, '--into', target, '--allow-lossy', '--json'], { encoding: 'utf8' });
     expect(loaded.status).toBe(0);
-    expect(await textRows(target, 'SELECT count(*) FROM t')).toEqual([['4']]);
+    expect(await textRows(target, 'SELECT count(*) FROM t')).toEqual([['6']]);
   });
 });
 

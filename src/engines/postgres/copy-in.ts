@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Hash } from 'node:crypto';
 import { IntegrityError, ScriptoriumError } from '../../core/errors.js';
 import type { LossyValues } from '../engine.js';
@@ -23,6 +24,7 @@ export const LOSSY = {
   blobInText: 'a BLOB in a text column (loaded as its text when it is UTF-8 without NUL, otherwise as \\x and its hex)',
   nulInText: 'text with NUL (U+0000), which PostgreSQL text cannot hold (loaded without the NUL characters)',
   surrogateInText: 'text with an unpaired surrogate, which is not Unicode (loaded with U+FFFD in its place)',
+  invalidUtf8InText: 'text that is not valid UTF-8 (SQLite stores any bytes as TEXT; loaded with U+FFFD for each invalid sequence)',
   textInBytea: 'text in a bytea column (loaded as its UTF-8 bytes: the value becomes a BLOB)',
   numberInBytea: 'a number in a bytea column (loaded as NULL)',
   blobInNonBytea: 'a BLOB in a column of this type (loaded as NULL)',
@@ -136,6 +138,8 @@ export class CopyRowEncoder {
   rows = 0;
   // The batch being encoded, and the position in it.
   #d: Buffer = Buffer.alloc(0);
+  /** Whether the whole batch is valid UTF-8 (else each string is checked: SQLite TEXT may hold any bytes). */
+  #utf8 = true;
   #i = 0;
   #copy = new Out(16);
   #canon = new Out(16);
@@ -215,6 +219,7 @@ export class CopyRowEncoder {
   encode(data: Buffer, separator: Buffer, file: Hash, sent: Hash): { copy: Buffer; rows: number } {
     const n = data.length;
     this.#d = data;
+    this.#utf8 = isUtf8(data);
     this.#i = 0;
     const copy = (this.#copy = new Out(n + (n >> 2) + 64));
     const canon = (this.#canon = new Out(n + 64));
@@ -349,13 +354,17 @@ export class CopyRowEncoder {
       const escaped = this.#string();
       const end = this.#i;
       if (cls === 'text') {
-        if (!escaped) {
+        // Bytes that are not UTF-8 (a SQLite TEXT value may hold any): PostgreSQL text cannot hold them.
+        const invalid = !this.#utf8 && !isUtf8(data.subarray(start + 1, end - 1));
+        if (invalid) this.#note(col, LOSSY.invalidUtf8InText, start, row);
+        if (!escaped && !invalid) {
           // Plain UTF-8 without quotes, backslashes or control characters: as it is, both ways.
           copy.range(data, start + 1, end - 1);
           canon.range(data, start, end);
           return;
         }
-        let v = this.#decode(start, end);
+        // (Decoding puts U+FFFD for each invalid sequence.)
+        let v = escaped ? this.#decode(start, end) : data.toString('utf8', start + 1, end - 1);
         if (v.includes('\u0000')) {
           this.#note(col, LOSSY.nulInText, start, row);
           v = v.replaceAll('\u0000', '');
