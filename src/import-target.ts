@@ -4,7 +4,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { TableDigest } from './core/encoding.js';
 import { IntegrityError, NotFoundError, ScriptoriumError } from './core/errors.js';
 import { ProgressReporter } from './core/progress.js';
-import type { DatabaseSchema, TableSchema } from './core/schema.js';
+import { sqliteNotCarriedIntoPostgres, type DatabaseSchema, type TableSchema } from './core/schema.js';
 import { schemaProblemOf, tableSchemaProblem } from './core/schema-check.js';
 import { openAgeInput } from './codecs/age-input.js';
 import type { DatabaseLocation, EngineTarget } from './engines/engine.js';
@@ -135,10 +135,7 @@ export async function importIntoEngine(file: string, location: DatabaseLocation,
           const tablesFollow = format === 'ndjson';
           const problem = script ? undefined : schema.engine === 'postgres' ? postgresSchemaProblem(schema) : schemaProblemOf(schema, { tablesFollow });
           if (problem !== undefined) throw editedFile(`import: the file's schema: ${problem}`);
-          if (schema.engine === 'sqlite') {
-            const objects = schema.objects?.length ?? 0;
-            if (objects > 0) progress.notice(`not carried into PostgreSQL: ${objects} SQLite indexes, views and triggers (their SQL is SQLite's); primary keys are`);
-          }
+          if (schema.engine === 'sqlite') for (const note of sqliteNotCarriedIntoPostgres(schema)) progress.notice(note);
           for (const n of schema.postgres?.notCarried ?? []) progress.notice(`not carried (the source had it): ${n}`);
           await target.begin(schema);
           for (const table of schema.tables) await create(table);

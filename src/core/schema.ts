@@ -131,6 +131,21 @@ export interface PostgresStatement {
   sql: string;
 }
 
+/**
+ * What a SQLite database has that its load into PostgreSQL does not carry, as notices: its indexes,
+ * views and triggers (SQLite's SQL), its AUTOINCREMENT counters (PostgreSQL makes no ids for those
+ * columns), its optimizer statistics.
+ */
+export function sqliteNotCarriedIntoPostgres(schema: DatabaseSchema): string[] {
+  const notes: string[] = [];
+  const objects = schema.objects?.length ?? 0;
+  if (objects > 0) notes.push(`not carried into PostgreSQL: ${objects} SQLite indexes, views and triggers (their SQL is SQLite's); primary keys are`);
+  const counters = Object.keys(schema.meta?.sequences ?? {});
+  if (counters.length > 0) notes.push(`not carried into PostgreSQL: the AUTOINCREMENT counters of ${counters.slice(0, 5).join(', ')}${counters.length > 5 ? ` and ${counters.length - 5} more` : ''} (their key columns are plain integers there: no ids are generated, and a deleted id is not kept from coming back)`);
+  if (schema.meta?.analyzed === true) notes.push('not carried into PostgreSQL: SQLite\'s optimizer statistics (run ANALYZE there)');
+  return notes;
+}
+
 /** The names of the columns a row carries, in order (the rowid alias first when present). */
 export function rowColumns(table: TableSchema): string[] {
   const names = table.columns.map((c) => c.name);

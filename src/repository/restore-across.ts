@@ -12,7 +12,7 @@ import { collectAll, GarbageGate } from '../core/memory.js';
 import { ScriptoriumError } from '../core/errors.js';
 import type { TargetPlan } from '../core/target-file.js';
 import type { RowBatch } from '../core/encoding.js';
-import type { DatabaseSchema, TableSchema } from '../core/schema.js';
+import { sqliteNotCarriedIntoPostgres, type DatabaseSchema, type TableSchema } from '../core/schema.js';
 import { schemaProblemOf, tableSchemaProblem } from '../core/schema-check.js';
 import type { DatabaseLocation, EngineTarget } from '../engines/engine.js';
 import { engineOf } from '../engines/registry.js';
@@ -110,7 +110,7 @@ export async function restoreSqliteIntoPostgres(repo: Repository, snapshot: Snap
     source: `${repo.location}#${snapshot.id.slice(0, 8)}`, target: location.display, format: 'repository',
     totalRows: entries.reduce((a, t) => a + t.rows, 0), tables: entries.length,
   });
-  if (schema.objects.length > 0) reporter.notice(`not carried into PostgreSQL: ${schema.objects.length} SQLite indexes, views and triggers (their SQL is SQLite's); primary keys are`);
+  for (const note of sqliteNotCarriedIntoPostgres(schema)) reporter.notice(note);
   const target: EngineTarget = await engineOf(location).openTarget!(location, { allowLossy: options.allowLossy ?? false });
   const tables: AcrossResult['tables'] = [];
   try {

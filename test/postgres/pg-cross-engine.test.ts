@@ -57,6 +57,18 @@ describe.skipIf(PG_SKIP)('SQLite → PostgreSQL', () => {
     });
   }
 
+  it('AUTOINCREMENT counters and optimizer statistics, which PostgreSQL does not take, are said as not carried', async () => {
+    const db = makeDb(path.join(dir, 'counted.db'), (d) => {
+      d.exec("CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT); CREATE INDEX counted_v ON counted (v); INSERT INTO counted (v) VALUES ('a'), ('b'), ('c'); DELETE FROM counted WHERE id = 3; ANALYZE;");
+    });
+    const file = path.join(dir, 'counted.ndjson');
+    await exportTo(db, { format: 'ndjson', output: file });
+    const notices: string[] = [];
+    await importFrom(file, { into: await freshDatabase('counted'), onEvent: (e) => e.type === 'notice' && notices.push(e.message) });
+    expect(notices).toContain('not carried into PostgreSQL: the AUTOINCREMENT counters of counted (their key columns are plain integers there: no ids are generated, and a deleted id is not kept from coming back)');
+    expect(notices).toContain("not carried into PostgreSQL: SQLite's optimizer statistics (run ANALYZE there)");
+  });
+
   it('text in an INTEGER column is reported before the commit (table, column, count, example), and the target is left as it was', async () => {
     const db = makeDb(path.join(dir, 'dynamic.db'), (d) => {
       d.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER); INSERT INTO t VALUES (1, 5), (2, 'five');");
