@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { compress as zstdCompress } from 'zstd-napi';
 import { exportTo } from '../src/export.js';
-import { CLI, cli, type CliResult, makeDb, removeDir, tempDir, VARIANTS, variantName, withDb, type Variant } from './export-import/helpers.js';
+import { CLI, cli, cliAsync, type CliResult, makeDb, removeDir, tempDir, VARIANTS, variantName, withDb, type Variant } from './export-import/helpers.js';
 import { trickyDb } from './export-import/tricky.js';
 
 let dir: string;
@@ -90,6 +91,24 @@ function editLine(file: string, out: string, pick: (line: string, i: number) => 
 }
 
 describe('export errors', () => {
+  it('a database another process holds a write lock on (rollback journal) is E_LOCKED, not called damaged; nothing written', async () => {
+    const work = fs.mkdtempSync(path.join(dir, 'exp-'));
+    const db = makeDb(path.join(work, 'held.db'), (d) => d.exec('PRAGMA journal_mode = DELETE; CREATE TABLE t (x); INSERT INTO t VALUES (1);'));
+    const holder = new Database(db);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const out = path.join(work, 'out.ndjson');
+      const r = await cliAsync(['export', db, '--format', 'ndjson', '-o', out]);
+      expectFailure(r, 'E_LOCKED');
+      expect(r.stderr).toContain('database is locked (another process held a write lock on it for longer than this waits)');
+      expect(r.stderr).not.toContain('damaged');
+      expect(fs.existsSync(out)).toBe(false);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+  }, 60_000);
+
   it('missing source: E_NOT_FOUND, no output file', () => {
     const work = fs.mkdtempSync(path.join(dir, 'exp-'));
     const out = path.join(work, 'out.json');

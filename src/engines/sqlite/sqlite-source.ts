@@ -55,6 +55,9 @@ export function assertSqliteFile(file: string): void {
  * holds the write lock (BEGIN IMMEDIATE, see writer-hold.ts) from before the main connection's first
  * read until the readers have begun; when that hold cannot be had, there are no background readers.
  */
+/** How long opening a database waits for another process's write lock (busy_timeout). */
+const BUSY_TIMEOUT_MS = 10_000;
+
 export class SqliteSource {
   readonly schema: DatabaseSchema;
   readonly #db: Database.Database;
@@ -88,7 +91,7 @@ export class SqliteSource {
     let db: Database.Database;
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
-      db.pragma('busy_timeout = 10000');
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma('cache_size = -1024'); // 1 MiB: rows are read once, in order
       loadExtension(db);
       const source = new SqliteSource(db);
@@ -98,6 +101,14 @@ export class SqliteSource {
     } catch (err) {
       if (err instanceof ScriptoriumError) throw err;
       const msg = (err as Error).message;
+      // Another process's write lock (a long transaction, BEGIN EXCLUSIVE) outlasted busy_timeout: not damage.
+      const code = (err as { code?: unknown }).code;
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'))) {
+        throw new ScriptoriumError('E_LOCKED', `sqlite: ${file}: ${msg} (another process held a write lock on it for longer than this waits)`, {
+          hint: 'A long write transaction or BEGIN EXCLUSIVE in another process keeps readers out (in rollback-journal mode; in WAL mode readers do not wait). Try again when it is done, or switch the database to WAL (PRAGMA journal_mode=WAL).',
+          cause: err,
+        });
+      }
       throw new ScriptoriumError(/not a database|malformed/i.test(msg) ? 'E_NOT_SQLITE' : 'E_IO', `sqlite: ${file}: ${msg}`, {
         hint: 'The file is damaged or not a SQLite database.',
         cause: err,
