@@ -64,35 +64,23 @@ export async function openSqliteSource(file: string): Promise<RowSource> {
  * cannot be carried (a virtual table of another module): those are skipped when they are not selected.
  */
 export function selectTables(schema: DatabaseSchema, names: string[] | undefined, where: string, exclude: string[] = []): TableSchema[] {
-  if (exclude.length > 0) {
-    const known = [...schema.tables, ...(schema.unsupported ?? [])].map((t) => t.name);
-    const chosen = names === undefined || names.length === 0 ? known : names;
-    const missing = exclude.filter((n) => !known.includes(n));
-    if (missing.length > 0) {
-      throw new UsageError(`${where} has no table${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')}`, {
-        code: 'E_NOT_FOUND',
-        hint: `Tables there: ${known.map((n) => JSON.stringify(n)).join(', ') || '(none)'}.`,
-      });
-    }
-    const left = chosen.filter((n) => !exclude.includes(n));
-    if (left.length === 0) throw new UsageError(`${where}: --exclude-tables leaves no table to back up`, { code: 'E_USAGE', hint: 'Leave out fewer tables.' });
-    return selectTables(schema, left, where);
-  }
-  if (names === undefined || names.length === 0) {
+  const wanted = names !== undefined && names.length > 0 ? new Set(names) : undefined;
+  if (!wanted && exclude.length === 0) {
     refuseUnsupported(schema, () => true);
     return schema.tables;
   }
   const known = new Set([...schema.tables, ...(schema.unsupported ?? [])].map((t) => t.name));
-  const missing = names.filter((n) => !known.has(n));
+  const missing = [...(names ?? []), ...exclude].filter((n) => !known.has(n));
   if (missing.length > 0) {
     throw new UsageError(`${where} has no table${missing.length > 1 ? 's' : ''} ${missing.map((n) => JSON.stringify(n)).join(', ')}`, {
       code: 'E_NOT_FOUND',
       hint: `Tables there: ${[...known].map((n) => JSON.stringify(n)).join(', ') || '(none)'}.`,
     });
   }
-  const wanted = new Set(names);
-  refuseUnsupported(schema, (name) => wanted.has(name));
-  const tables = schema.tables.filter((t) => wanted.has(t.name));
+  const chosen = (name: string): boolean => (wanted === undefined || wanted.has(name)) && !exclude.includes(name);
+  refuseUnsupported(schema, chosen);
+  const tables = schema.tables.filter((t) => chosen(t.name));
+  if (tables.length === 0 && exclude.length > 0) throw new UsageError(`${where}: --exclude-tables leaves no table to back up`, { code: 'E_USAGE', hint: 'Leave out fewer tables.' });
   checkContentTables(tables, schema.tables);
   return tables;
 }

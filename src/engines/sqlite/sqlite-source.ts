@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import Database from 'better-sqlite3';
 import { DigestBuilder, type RowBatch, type RowEncoding, type TableDigest } from '../../core/encoding.js';
-import { NotFoundError, ScriptoriumError } from '../../core/errors.js';
+import { fromSqliteError, NotFoundError, ScriptoriumError } from '../../core/errors.js';
 import type { DatabaseSchema, TableSchema } from '../../core/schema.js';
 import { GarbageGate } from '../../core/memory.js';
 import { rowColumns } from '../../core/schema.js';
@@ -45,6 +45,9 @@ export function assertSqliteFile(file: string): void {
   }
 }
 
+/** How long opening a database waits for another process's write lock (busy_timeout). */
+const BUSY_TIMEOUT_MS = 10_000;
+
 /**
  * A consistent read view of a SQLite database. One read transaction spans the source's whole life, so
  * every table is read at the same point in time even while other connections write.
@@ -55,9 +58,6 @@ export function assertSqliteFile(file: string): void {
  * holds the write lock (BEGIN IMMEDIATE, see writer-hold.ts) from before the main connection's first
  * read until the readers have begun; when that hold cannot be had, there are no background readers.
  */
-/** How long opening a database waits for another process's write lock (busy_timeout). */
-const BUSY_TIMEOUT_MS = 10_000;
-
 export class SqliteSource {
   readonly schema: DatabaseSchema;
   readonly #db: Database.Database;
@@ -102,8 +102,7 @@ export class SqliteSource {
       if (err instanceof ScriptoriumError) throw err;
       const msg = (err as Error).message;
       // Another process's write lock (a long transaction, BEGIN EXCLUSIVE) outlasted busy_timeout: not damage.
-      const code = (err as { code?: unknown }).code;
-      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || (typeof code === 'string' && code.startsWith('SQLITE_BUSY_'))) {
+      if (fromSqliteError(err)?.code === 'E_LOCKED') {
         throw new ScriptoriumError('E_LOCKED', `sqlite: ${file}: ${msg} (another process held a write lock on it for longer than this waits)`, {
           hint: 'A long write transaction or BEGIN EXCLUSIVE in another process keeps readers out (in rollback-journal mode; in WAL mode readers do not wait). Try again when it is done, or switch the database to WAL (PRAGMA journal_mode=WAL).',
           cause: err,
